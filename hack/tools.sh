@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Installs the tools the tests and `make dev` need, once per machine.
+#
+# Why a machine-level cache: CI runs on a fresh clone, so bin/ starts empty
+# every time; kube-apiserver takes ~11 minutes to build from source here and
+# helm ~4, so built binaries live in $CHATBACKEND_TOOLS_CACHE and bin/ gets
+# symlinks to them.
+#
+# Usage: hack/tools.sh [etcd] [kube-apiserver] [helm] [controller-gen] [prometheus] [chromium] [all]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/bin"
+CACHE="${CHATBACKEND_TOOLS_CACHE:-$HOME/.cache/chatbackend/tools}"
+K8S_VERSION="${K8S_VERSION:-1.36.3}"
+HELM_VERSION="${HELM_VERSION:-v3.19.2}"
+CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.19.0}"
+mkdir -p "$BIN" "$CACHE"
+
+log() { echo "hack/tools.sh: $*" >&2; }
+
+apt_updated=""
+apt_install() {
+  # $@: packages. Installs only what is missing.
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+link() { ln -sf "$1" "$BIN/$2"; }
+
+etcd() {
+  if ! command -v etcd >/dev/null 2>&1; then apt_install etcd-server; fi
+  link "$(command -v etcd)" etcd
+}
+
+kube_apiserver() {
+  local out="$CACHE/kube-apiserver-v$K8S_VERSION"
+  if [ ! -x "$out" ]; then
+    log "building kube-apiserver v$K8S_VERSION from source (about 11 minutes, once per machine)"
+    local work; work=$(mktemp -d)
+    local gomod
+    gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    {
+      echo "module kubeapiserverbuild"
+      echo "go 1.25"
+      echo "require k8s.io/kubernetes v$K8S_VERSION"
+      # k8s.io/kubernetes replaces its staging modules with local paths;
+      # point each at its published v0.x release instead.
+      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u |
+        while read -r m; do echo "replace $m => $m v0.${K8S_VERSION#1.}"; done
+    } >"$work/go.mod"
+    (cd "$work" && GOFLAGS=-mod=mod go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver) || {
+      log "kube-apiserver build failed (work dir $work)"; return 1; }
+    mv "$out.tmp" "$out"
+    rm -rf "$work"
+  fi
+  link "$out" kube-apiserver
+}
+
+go_tool() {
+  # $1 name, $2 package@version
+  local name=$1 pkg=$2 ver=${2##*@}
+  local out="$CACHE/$name-$ver"
+  if [ ! -x "$out" ]; then
+    log "go install $pkg"
+    local gobin; gobin=$(mktemp -d)
+    GOBIN="$gobin" go install "$pkg"
+    mv "$gobin/$name" "$out"
+    rm -rf "$gobin"
+  fi
+  link "$out" "$name"
+}
+
+helm() { go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
+controller_gen() { go_tool controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION"; }
+
+prometheus() {
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then apt_install prometheus; fi
+  # The Debian package starts a system Prometheus on :9090; tests run their
+  # own on free ports, so stop the packaged one to keep :9090 free.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+  link "$(command -v promtool)" promtool
+  link "$(command -v prometheus)" prometheus
+}
+
+chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
+  link "$(command -v chromium)" chromium
+}
+
+[ $# -eq 0 ] && set -- all
+for t in "$@"; do
+  case "$t" in
+    etcd) etcd ;;
+    kube-apiserver) kube_apiserver ;;
+    helm) helm ;;
+    controller-gen) controller_gen ;;
+    prometheus) prometheus ;;
+    chromium) chromium ;;
+    envtest) etcd; kube_apiserver ;;
+    all) etcd; kube_apiserver; helm; controller_gen; prometheus; chromium ;;
+    *) log "unknown tool $t"; exit 2 ;;
+  esac
+done
