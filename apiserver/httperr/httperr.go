@@ -26,14 +26,14 @@ type Detail struct {
 
 // Common codes.
 const (
-	CodeBadRequest      = "bad_request"
-	CodeUnauthorized    = "unauthorized"
-	CodeNotFound        = "not_found"
-	CodeTooLarge        = "request_too_large"
-	CodeRateLimited     = "rate_limited"
-	CodeInternal        = "internal"
-	CodeUnavailable     = "unavailable"
-	CodeUpstream        = "upstream_error"
+	CodeBadRequest       = "bad_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeNotFound         = "not_found"
+	CodeTooLarge         = "request_too_large"
+	CodeRateLimited      = "rate_limited"
+	CodeInternal         = "internal"
+	CodeUnavailable      = "unavailable"
+	CodeUpstream         = "upstream_error"
 	CodeMethodNotAllowed = "method_not_allowed"
 )
 
