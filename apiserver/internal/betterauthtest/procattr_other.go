@@ -1,0 +1,8 @@
+//go:build !linux
+
+package betterauthtest
+
+import "os/exec"
+
+// setProcAttrs has nothing to add off Linux: t.Cleanup stops node.
+func setProcAttrs(*exec.Cmd) {}
