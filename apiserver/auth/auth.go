@@ -1,0 +1,356 @@
+// Package auth verifies the BetterAuth JWTs that callers of the API present
+// as bearer tokens, against the public keys BetterAuth's jwt plugin publishes
+// as a JWKS, and counts every outcome for the metrics and alerts.
+//
+// The JWT rules: the algorithm must be in an allowlist of asymmetric
+// algorithms (so neither "none" nor an HMAC keyed with a public key can pass),
+// the key is picked by kid, exp is required, iss and aud must equal the
+// configured values, and clocks may differ by at most the leeway (≤ 60 s).
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// DefaultAlgorithms are the algorithms accepted when Options.Algorithms is
+// empty: what BetterAuth's jwt plugin can be configured to sign with.
+var DefaultAlgorithms = []string{"EdDSA", "ES256", "ES512", "RS256", "PS256"}
+
+// supportedAlgorithms are the asymmetric algorithms an allowlist may name.
+// Symmetric ones (HS*) and "none" are refused: a JWKS-verified token must be
+// signed with a private key only the issuer holds.
+var supportedAlgorithms = []string{
+	"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+}
+
+const (
+	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
+	MaxLeeway             = 60 * time.Second
+	defaultLeeway         = 30 * time.Second
+	defaultRefresh        = 5 * time.Minute
+	defaultRefetchSpacing = 30 * time.Second
+	defaultFetchTimeout   = 10 * time.Second
+	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
+	maxTokenBytes = 16 << 10
+)
+
+// Options configure a Verifier.
+type Options struct {
+	// JWKSURL is BetterAuth's JWKS, e.g. https://auth.example.com/api/auth/jwks.
+	JWKSURL string
+	// Issuer is the required iss claim (BetterAuth's base URL).
+	Issuer string
+	// Audience is the required aud claim; the token's aud may be a string or
+	// an array containing it. Empty means Issuer, BetterAuth's default.
+	Audience string
+	// Algorithms is the allowlist; empty means DefaultAlgorithms.
+	Algorithms []string
+	// Registerer receives the auth and JWKS metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// Leeway is the tolerated clock skew on exp and nbf: 30 s when zero, at
+	// most MaxLeeway.
+	Leeway time.Duration
+	// RefreshInterval is how often the JWKS is refetched in the background:
+	// 5 min when zero.
+	RefreshInterval time.Duration
+	// RefetchSpacing is the least time between two refetches caused by
+	// tokens with an unknown kid: 30 s when zero.
+	RefetchSpacing time.Duration
+	// HTTPClient fetches the JWKS; a client with a 10 s timeout when nil.
+	HTTPClient *http.Client
+}
+
+// Identity is the verified caller.
+type Identity struct {
+	// UserID is the token's sub: BetterAuth's user id.
+	UserID        string
+	Email         string
+	Name          string
+	EmailVerified bool
+}
+
+// Error is a rejected token. Result is its class, one of the Result*
+// constants; Error() is a message safe to show the caller: it names the
+// class and never contains the token.
+type Error struct {
+	Result string
+	cause  error
+}
+
+var messages = map[string]string{
+	ResultMissing:      "missing bearer token",
+	ResultMalformed:    "malformed token",
+	ResultExpired:      "token expired or not yet valid",
+	ResultBadSignature: "bad token signature",
+	ResultUnknownKey:   "token signed by an unknown key",
+	ResultBadIssuer:    "wrong token issuer",
+	ResultBadAudience:  "wrong token audience",
+	ResultBadAlgorithm: "token signing algorithm not allowed",
+}
+
+func (e *Error) Error() string { return "invalid token: " + messages[e.Result] }
+
+// Unwrap gives the underlying cause, for logs.
+func (e *Error) Unwrap() error { return e.cause }
+
+func reject(result string, cause error) *Error { return &Error{Result: result, cause: cause} }
+
+// Verifier checks bearer tokens against BetterAuth's JWKS. It is safe for
+// concurrent use. Close stops its background refresh.
+type Verifier struct {
+	opts     Options
+	algs     []string
+	parser   *jwt.Parser
+	keyfunc  keyfunc.Keyfunc
+	store    *keyStore
+	metrics  *metrics
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closeOne sync.Once
+}
+
+// New validates opts, fetches the JWKS once (a failure there is not fatal:
+// Ready reports it and the background refresh retries) and starts the
+// background refresh, which stops on Close or when ctx ends.
+func New(ctx context.Context, opts Options) (*Verifier, error) {
+	if err := checkURL(opts.JWKSURL); err != nil {
+		return nil, fmt.Errorf("auth: JWKS URL: %w", err)
+	}
+	if opts.Issuer == "" {
+		return nil, errors.New("auth: issuer is required")
+	}
+	if opts.Audience == "" {
+		opts.Audience = opts.Issuer
+	}
+	algs := slices.Clone(opts.Algorithms)
+	if len(algs) == 0 {
+		algs = slices.Clone(DefaultAlgorithms)
+	}
+	for _, a := range algs {
+		if !slices.Contains(supportedAlgorithms, a) {
+			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(supportedAlgorithms, ", "))
+		}
+	}
+	switch {
+	case opts.Leeway == 0:
+		opts.Leeway = defaultLeeway
+	case opts.Leeway < 0 || opts.Leeway > MaxLeeway:
+		return nil, fmt.Errorf("auth: leeway %s is outside 0..%s", opts.Leeway, MaxLeeway)
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = defaultRefresh
+	}
+	if opts.RefetchSpacing <= 0 {
+		opts.RefetchSpacing = defaultRefetchSpacing
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: defaultFetchTimeout}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "auth")
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+
+	bg, cancel := context.WithCancel(ctx)
+	store := &keyStore{
+		Storage: jwkset.NewMemoryStorage(),
+		url:     opts.JWKSURL,
+		client:  client,
+		timeout: defaultFetchTimeout,
+		baseCtx: bg,
+		refetch: rate.NewLimiter(rate.Every(opts.RefetchSpacing), 1),
+		metrics: m,
+		log:     log,
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: keyfunc: %w", err)
+	}
+	v := &Verifier{
+		opts: opts,
+		algs: algs,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(algs),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuer(opts.Issuer),
+			jwt.WithAudience(opts.Audience),
+			jwt.WithLeeway(opts.Leeway),
+		),
+		keyfunc: kf,
+		store:   store,
+		metrics: m,
+		log:     log,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}
+	_ = store.refresh() // counted and logged; Ready tells the rest
+	go func() {
+		defer close(v.done)
+		store.run(bg, opts.RefreshInterval)
+	}()
+	return v, nil
+}
+
+func checkURL(raw string) error {
+	if raw == "" {
+		return errors.New("empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	return nil
+}
+
+// Ready returns nil once the JWKS has been loaded at least once, else why not.
+func (v *Verifier) Ready() error { return v.store.ready() }
+
+// Close stops the background refresh. Verify keeps working on cached keys.
+func (v *Verifier) Close() {
+	v.closeOne.Do(func() {
+		v.cancel()
+		<-v.done
+	})
+}
+
+// claims are the parts of a BetterAuth jwt-plugin payload the API uses.
+type claims struct {
+	jwt.RegisteredClaims
+	Email         string `json:"email"`
+	Name          string `json:"name"`
+	EmailVerified bool   `json:"emailVerified"`
+}
+
+// Key-lookup failures, told apart for the metrics.
+var (
+	errNoKID       = errors.New("token header has no kid")
+	errUnknownKID  = errors.New("no JWKS key with the token's kid")
+	errKeyMismatch = errors.New("JWKS key does not fit the token")
+)
+
+// Verify checks raw (the token without "Bearer ") and returns the caller.
+// Every call is counted under its result. A rejection is an *Error.
+func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
+	id, err := v.verify(ctx, raw)
+	result := ResultOK
+	if err != nil {
+		result = err.Result
+		v.log.DebugContext(ctx, "token rejected", "result", err.Result, "reason", err.cause)
+	}
+	v.metrics.validations.WithLabelValues(result).Inc()
+	if err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
+	if raw == "" {
+		return Identity{}, reject(ResultMissing, nil)
+	}
+	if len(raw) > maxTokenBytes {
+		return Identity{}, reject(ResultMalformed, fmt.Errorf("token longer than %d bytes", maxTokenBytes))
+	}
+	var c claims
+	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))
+	if err != nil {
+		return Identity{}, reject(v.classify(token, &c, err), err)
+	}
+	if c.Subject == "" {
+		return Identity{}, reject(ResultMalformed, errors.New("token has no sub"))
+	}
+	return Identity{UserID: c.Subject, Email: c.Email, Name: c.Name, EmailVerified: c.EmailVerified}, nil
+}
+
+// keyFor picks the verification key by kid through keyfunc, marking why a
+// lookup failed.
+func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
+	lookup := v.keyfunc.KeyfuncCtx(ctx)
+	return func(t *jwt.Token) (any, error) {
+		// Without a kid keyfunc would try every key; BetterAuth always names
+		// its key, so a token that does not is not one of its tokens.
+		if kid, _ := t.Header["kid"].(string); kid == "" {
+			return nil, errNoKID
+		}
+		key, err := lookup(t)
+		switch {
+		case errors.Is(err, jwkset.ErrKeyNotFound):
+			return nil, fmt.Errorf("%w: %w", errUnknownKID, err)
+		case err != nil:
+			// The key exists but its alg differs from the token's header.
+			return nil, fmt.Errorf("%w: %w", errKeyMismatch, err)
+		}
+		return key, nil
+	}
+}
+
+// classify maps a parse failure to its metrics result. Order matters: a
+// token is judged by the first thing wrong with it in the order the parser
+// checks (structure, algorithm, key, signature, claims).
+func (v *Verifier) classify(token *jwt.Token, c *claims, err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ResultMalformed
+	case token == nil:
+		return ResultMalformed
+	case !v.algAllowed(token.Header["alg"]), errors.Is(err, errKeyMismatch):
+		return ResultBadAlgorithm
+	case errors.Is(err, errNoKID), errors.Is(err, errUnknownKID):
+		return ResultUnknownKey
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ResultBadSignature
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		// The signature is good; look at the claims themselves, since the
+		// parser reports a missing iss or aud as a missing claim rather than
+		// a wrong one.
+		if c.Issuer != v.opts.Issuer {
+			return ResultBadIssuer
+		}
+		if !slices.Contains(c.Audience, v.opts.Audience) {
+			return ResultBadAudience
+		}
+		if c.ExpiresAt == nil {
+			return ResultMalformed
+		}
+		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) {
+			return ResultExpired
+		}
+		return ResultMalformed
+	default:
+		return ResultMalformed
+	}
+}
+
+func (v *Verifier) algAllowed(alg any) bool {
+	s, ok := alg.(string)
+	return ok && slices.Contains(v.algs, s)
+}

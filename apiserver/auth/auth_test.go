@@ -1,0 +1,394 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/chatbackend/chatbackend/apiserver/internal/betterauthtest"
+)
+
+const password = "correct horse battery staple"
+
+// A token BetterAuth issues verifies and yields its user; every kind of bad
+// token is refused with 401, the error JSON and a challenge, and is counted
+// under its class. The forgeries are built from a real token and the real
+// JWKS, so they differ from a good token in exactly one way.
+func TestBetterAuthTokens(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	userID := ba.SignUp(t, "ada@example.com", "Ada Lovelace", password)
+	token := ba.Token(t, "ada@example.com", password)
+	header, payload := segments(t, token)
+	realKID := header["kid"].(string)
+
+	base := Options{JWKSURL: ba.JWKSURL, Issuer: ba.URL}
+	v, reg := newVerifier(t, base)
+	g.Expect(v.Ready()).To(Succeed())
+
+	t.Run("real token", func(t *testing.T) {
+		g := NewWithT(t)
+		before := validations(v, ResultOK)
+		res := call(v, "Bearer "+token)
+		g.Expect(res.status).To(Equal(http.StatusOK), res.body)
+		g.Expect(res.id).To(Equal(Identity{UserID: userID, Email: "ada@example.com", Name: "Ada Lovelace"}))
+		g.Expect(validations(v, ResultOK)).To(Equal(before + 1))
+
+		id, err := v.Verify(context.Background(), token)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(id.UserID).To(HaveLen(32), "BetterAuth ids are 32 characters")
+		// The scheme is case-insensitive (RFC 7235).
+		g.Expect(call(v, "bearer "+token).status).To(Equal(http.StatusOK))
+	})
+
+	// Keys of our own that BetterAuth never published.
+	_, strangerKey := newEd25519(t)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	g.Expect(err).NotTo(HaveOccurred())
+	realClaims := jwt.MapClaims(payload)
+	withClaims := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for k, v := range realClaims {
+			c[k] = v
+		}
+		change(c)
+		return c
+	}
+	// HS256 keyed with the public key: the classic algorithm-confusion forgery.
+	hs256WithPublicKey := func() string {
+		resp, err := http.Get(ba.JWKSURL)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		var set struct {
+			Keys []struct{ X string } `json:"keys"`
+		}
+		g.Expect(json.NewDecoder(resp.Body).Decode(&set)).To(Succeed())
+		g.Expect(set.Keys).NotTo(BeEmpty())
+		pub, err := base64.RawURLEncoding.DecodeString(set.Keys[0].X)
+		g.Expect(err).NotTo(HaveOccurred())
+		return sign(t, jwt.SigningMethodHS256, pub, map[string]any{"kid": realKID}, realClaims)
+	}()
+	tampered := func() string {
+		parts := strings.Split(token, ".")
+		claims := withClaims(func(c jwt.MapClaims) { c["email"] = "mallory@example.com"; c["sub"] = "someone-else" })
+		forged := sign(t, jwt.SigningMethodEdDSA, strangerKey, nil, claims)
+		// Keep BetterAuth's header and signature, swap in the edited payload.
+		return parts[0] + "." + strings.Split(forged, ".")[1] + "." + parts[2]
+	}()
+	algNone := func() string {
+		parts := strings.Split(sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
+			map[string]any{"kid": realKID}, realClaims), ".")
+		return parts[0] + "." + parts[1] + "."
+	}()
+
+	cases := []struct {
+		name   string
+		header string // the Authorization header
+		result string
+	}{
+		{"no token", "", ResultMissing},
+		{"other scheme", "Basic YWRhOnBhc3N3b3Jk", ResultMissing},
+		{"empty bearer", "Bearer ", ResultMissing},
+		{"garbage", "Bearer not-a-jwt", ResultMalformed},
+		{"garbage segments", "Bearer a.b.c", ResultMalformed},
+		{"alg none", "Bearer " + algNone, ResultBadAlgorithm},
+		{"HS256 keyed with the public key", "Bearer " + hs256WithPublicKey, ResultBadAlgorithm},
+		{"key not in the JWKS", "Bearer " + sign(t, jwt.SigningMethodEdDSA, strangerKey, map[string]any{"kid": "made-up-kid"}, realClaims), ResultUnknownKey},
+		{"no kid", "Bearer " + sign(t, jwt.SigningMethodEdDSA, strangerKey, nil, realClaims), ResultUnknownKey},
+		{"real kid, other key", "Bearer " + sign(t, jwt.SigningMethodEdDSA, strangerKey, map[string]any{"kid": realKID}, realClaims), ResultBadSignature},
+		{"tampered payload", "Bearer " + tampered, ResultBadSignature},
+		{"allowed alg the key is not for", "Bearer " + sign(t, jwt.SigningMethodES256, ecKey, map[string]any{"kid": realKID}, realClaims), ResultBadAlgorithm},
+		{"truncated signature", "Bearer " + token[:len(token)-4], ResultBadSignature},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			before := validations(v, tc.result)
+			res := call(v, tc.header)
+			g.Expect(res.status).To(Equal(http.StatusUnauthorized))
+			g.Expect(res.body).To(MatchJSON(`{"error":{"code":"unauthorized","message":"invalid token: ` + messages[tc.result] + `"}}`))
+			if tc.result == ResultMissing {
+				g.Expect(res.auth).To(HavePrefix("Bearer"))
+				g.Expect(res.auth).NotTo(ContainSubstring("error="))
+			} else {
+				g.Expect(res.auth).To(Equal(`Bearer error="invalid_token"`))
+			}
+			g.Expect(validations(v, tc.result)).To(Equal(before+1), "counted as %s", tc.result)
+		})
+	}
+
+	// The same real token, judged by verifiers pinned to something else.
+	t.Run("wrong issuer", func(t *testing.T) {
+		opts := base
+		opts.Issuer, opts.Audience = "https://auth.other.example", ba.URL
+		expectRejected(t, opts, token, ResultBadIssuer)
+	})
+	t.Run("wrong audience", func(t *testing.T) {
+		opts := base
+		opts.Audience = "https://api.other.example"
+		expectRejected(t, opts, token, ResultBadAudience)
+	})
+	t.Run("algorithm outside the allowlist", func(t *testing.T) {
+		opts := base
+		opts.Algorithms = []string{"ES256", "RS256"}
+		expectRejected(t, opts, token, ResultBadAlgorithm)
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		g := NewWithT(t)
+		n, err := testutil.GatherAndCount(reg,
+			"chatbackend_token_validations_total", "chatbackend_jwks_refresh_total",
+			"chatbackend_jwks_last_success_timestamp_seconds", "chatbackend_jwks_keys")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(n).To(Equal(len(allResults) + 2 + 1 + 1))
+		g.Expect(testutil.ToFloat64(v.metrics.keys)).To(Equal(1.0))
+		g.Expect(testutil.ToFloat64(v.metrics.lastSuccess)).To(BeNumerically("~", float64(time.Now().Unix()), 120))
+		g.Expect(refreshes(v, "error")).To(BeZero())
+	})
+}
+
+func expectRejected(t *testing.T, opts Options, token, result string) {
+	t.Helper()
+	g := NewWithT(t)
+	v, _ := newVerifier(t, opts)
+	res := call(v, "Bearer "+token)
+	g.Expect(res.status).To(Equal(http.StatusUnauthorized))
+	g.Expect(res.body).To(ContainSubstring(messages[result]))
+	g.Expect(res.auth).To(Equal(`Bearer error="invalid_token"`))
+	g.Expect(validations(v, result)).To(Equal(1.0))
+	g.Expect(validations(v, ResultOK)).To(BeZero())
+}
+
+// BetterAuth configured for ES256: its tokens verify under the default
+// allowlist and are refused when only EdDSA is allowed.
+func TestBetterAuthES256(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.StartWithOptions(t, betterauthtest.Options{Alg: "ES256"})
+	id := ba.SignUp(t, "es@example.com", "Elliptic", password)
+	token := ba.Token(t, "es@example.com", password)
+
+	v, _ := newVerifier(t, Options{JWKSURL: ba.JWKSURL, Issuer: ba.URL})
+	got, err := v.Verify(context.Background(), token)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.UserID).To(Equal(id))
+
+	expectRejected(t, Options{JWKSURL: ba.JWKSURL, Issuer: ba.URL, Algorithms: []string{"EdDSA"}}, token, ResultBadAlgorithm)
+}
+
+// Time and claim rules, on tokens signed by a key served from a local JWKS:
+// waiting for a real token to expire would take minutes.
+func TestClaimRules(t *testing.T) {
+	pub, priv := newEd25519(t)
+	const kid, iss, aud = "test-key", "https://auth.example", "https://api.example"
+	srv := staticJWKS(t, map[string]ed25519.PublicKey{kid: pub})
+	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: iss, Audience: aud, Leeway: 30 * time.Second})
+
+	now := time.Now()
+	claims := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "user-1", "email": "u@example.com", "name": "U", "iss": iss, "aud": aud,
+			"iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		result string
+	}{
+		{"valid", claims(nil), ResultOK},
+		{"aud as array", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://other", aud} }), ResultOK},
+		{"expired within the leeway", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-10 * time.Second).Unix() }), ResultOK},
+		{"expired", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), ResultExpired},
+		{"not yet valid", claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), ResultExpired},
+		{"no exp", claims(func(c jwt.MapClaims) { delete(c, "exp") }), ResultMalformed},
+		{"no sub", claims(func(c jwt.MapClaims) { delete(c, "sub") }), ResultMalformed},
+		{"no iss", claims(func(c jwt.MapClaims) { delete(c, "iss") }), ResultBadIssuer},
+		{"wrong iss", claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), ResultBadIssuer},
+		{"no aud", claims(func(c jwt.MapClaims) { delete(c, "aud") }), ResultBadAudience},
+		{"aud array without ours", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://a", "https://b"} }), ResultBadAudience},
+		{"email of the wrong type", claims(func(c jwt.MapClaims) { c["email"] = 42 }), ResultMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			before := validations(v, tc.result)
+			tok := sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": kid}, tc.claims)
+			_, err := v.Verify(context.Background(), tok)
+			if tc.result == ResultOK {
+				g.Expect(err).NotTo(HaveOccurred())
+			} else {
+				var authErr *Error
+				g.Expect(err).To(BeAssignableToTypeOf(authErr))
+				g.Expect(err.(*Error).Result).To(Equal(tc.result))
+				g.Expect(err.Error()).NotTo(ContainSubstring(tok))
+			}
+			g.Expect(validations(v, tc.result)).To(Equal(before + 1))
+		})
+	}
+}
+
+// When BetterAuth starts signing with a new key, its tokens are accepted
+// without restarting the verifier; when the JWKS endpoint goes away, tokens
+// of keys already fetched keep passing and the failed fetches are counted.
+func TestKeyRotationAndOutage(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	ba.SignUp(t, "rot@example.com", "Rot", password)
+	oldToken := ba.Token(t, "rot@example.com", password)
+	proxy := newJWKSProxy(t, ba.URL)
+	// No background refresh during the test: a new key can only arrive
+	// through the unknown-kid refetch, which is not rate limited here
+	// (TestUnknownKIDRefetchRateLimited covers that).
+	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour, RefetchSpacing: time.Millisecond})
+	g.Expect(v.Ready()).To(Succeed())
+	g.Expect(call(v, "Bearer "+oldToken).status).To(Equal(http.StatusOK))
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(1)))
+
+	newKID := ba.RotateKeys(t)
+	newToken := ba.Token(t, "rot@example.com", password)
+	h, _ := segments(t, newToken)
+	g.Expect(h["kid"]).To(Equal(newKID))
+	g.Expect(call(v, "Bearer "+newToken).status).To(Equal(http.StatusOK), "the rotated key is fetched on first sight")
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)))
+	g.Expect(call(v, "Bearer "+oldToken).status).To(Equal(http.StatusOK), "the old key stays published")
+	g.Expect(testutil.ToFloat64(v.metrics.keys)).To(Equal(2.0))
+
+	// A second verifier refreshing in the background, to watch those
+	// refreshes fail during the outage.
+	bg, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: 100 * time.Millisecond})
+	g.Expect(bg.Ready()).To(Succeed())
+
+	proxy.down.Store(true)
+	g.Eventually(func() float64 { return refreshes(bg, "error") }, 15*time.Second, 20*time.Millisecond).
+		Should(BeNumerically(">=", 2), "background refreshes fail and are counted")
+	for _, verifier := range []*Verifier{v, bg} {
+		for _, tok := range []string{oldToken, newToken} {
+			g.Expect(call(verifier, "Bearer "+tok).status).To(Equal(http.StatusOK), "cached keys keep working while the JWKS is unreachable")
+		}
+		g.Expect(verifier.Ready()).To(Succeed(), "readiness means loaded once, not reachable now")
+		g.Expect(testutil.ToFloat64(verifier.metrics.keys)).To(Equal(2.0))
+	}
+
+	// Another rotation during the outage: the refetch fails, is counted, and
+	// the token is refused as signed by an unknown key.
+	ba.RotateKeys(t)
+	newestToken := ba.Token(t, "rot@example.com", password)
+	errorsBefore := refreshes(v, "error")
+	res := call(v, "Bearer "+newestToken)
+	g.Expect(res.status).To(Equal(http.StatusUnauthorized))
+	g.Expect(res.body).To(ContainSubstring(messages[ResultUnknownKey]))
+	g.Expect(refreshes(v, "error")).To(Equal(errorsBefore + 1))
+
+	// Back up: the background refresh alone brings the newest key in.
+	proxy.down.Store(false)
+	g.Eventually(func() float64 { return testutil.ToFloat64(bg.metrics.keys) }, 15*time.Second, 20*time.Millisecond).
+		Should(Equal(3.0))
+	g.Expect(call(bg, "Bearer "+newestToken).status).To(Equal(http.StatusOK))
+}
+
+// A flood of tokens with made-up kids costs one JWKS refetch per spacing,
+// however many and however concurrent.
+func TestUnknownKIDRefetchRateLimited(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	ba.SignUp(t, "rl@example.com", "RL", password)
+	token := ba.Token(t, "rl@example.com", password)
+	proxy := newJWKSProxy(t, ba.URL)
+	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour, RefetchSpacing: time.Hour})
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(1)), "the initial fetch")
+
+	_, priv := newEd25519(t)
+	_, payload := segments(t, token)
+	forged := make([]string, 50)
+	for i := range forged {
+		forged[i] = sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": fmt.Sprintf("made-up-%d", i)}, payload)
+	}
+	var wg sync.WaitGroup
+	for _, tok := range forged {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := call(v, "Bearer "+tok); res.status != http.StatusUnauthorized {
+				t.Errorf("made-up kid answered %d", res.status)
+			}
+		}()
+	}
+	wg.Wait()
+	g.Expect(validations(v, ResultUnknownKey)).To(Equal(50.0))
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "one refetch for all unknown kids")
+	g.Expect(call(v, "Bearer "+token).status).To(Equal(http.StatusOK))
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "known kids need no fetch")
+}
+
+// Readiness waits for the first successful JWKS fetch, which the background
+// loop retries quickly when BetterAuth is not up yet.
+func TestReadyAfterJWKSComesUp(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	proxy := newJWKSProxy(t, ba.URL)
+	proxy.down.Store(true)
+	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL})
+	g.Expect(v.Ready()).To(MatchError(ContainSubstring("not loaded yet")))
+	g.Expect(refreshes(v, "error")).To(BeNumerically(">=", 1))
+
+	proxy.down.Store(false)
+	g.Eventually(v.Ready, 15*time.Second, 50*time.Millisecond).Should(Succeed())
+	g.Expect(refreshes(v, "success")).To(Equal(1.0))
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"no JWKS URL":       {Issuer: "https://a"},
+		"relative JWKS URL": {JWKSURL: "/api/auth/jwks", Issuer: "https://a"},
+		"no issuer":         {JWKSURL: "https://a/api/auth/jwks"},
+		"HS256 allowed":     {JWKSURL: "https://a/api/auth/jwks", Issuer: "https://a", Algorithms: []string{"EdDSA", "HS256"}},
+		"none allowed":      {JWKSURL: "https://a/api/auth/jwks", Issuer: "https://a", Algorithms: []string{"none"}},
+		"leeway too long":   {JWKSURL: "https://a/api/auth/jwks", Issuer: "https://a", Leeway: 2 * time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if v, err := New(context.Background(), opts); err == nil {
+				v.Close()
+				t.Fatal("New accepted bad options")
+			}
+		})
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for header, want := range map[string]string{
+		"":               "",
+		"Bearer abc":     "abc",
+		"bearer abc":     "abc",
+		"BEARER  abc ":   "abc",
+		"Basic abc":      "",
+		"Bearer":         "",
+		"Bearerabc":      "",
+		"Token abc.def":  "",
+		" Bearer  a.b.c": "a.b.c",
+	} {
+		if got := bearerToken(header); got != want {
+			t.Errorf("bearerToken(%q) = %q, want %q", header, got, want)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/chatbackend/chatbackend/apiserver/httperr"
+)
+
+// identityKey is where Middleware leaves the Identity in the gin context.
+const identityKey = "chatbackend.auth.identity"
+
+// Middleware requires a valid "Authorization: Bearer <JWT>" and stores the
+// caller for IdentityFrom. Otherwise it answers 401 with the API's error
+// JSON and a WWW-Authenticate challenge (RFC 6750): plain for a missing
+// token, error="invalid_token" for a bad one.
+func (v *Verifier) Middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := v.Verify(c.Request.Context(), bearerToken(c.GetHeader("Authorization")))
+		if err != nil {
+			var authErr *Error
+			if errors.As(err, &authErr) && authErr.Result == ResultMissing {
+				c.Header("WWW-Authenticate", `Bearer realm="chatbackend"`)
+			} else {
+				c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+			}
+			httperr.Abort(c, http.StatusUnauthorized, httperr.CodeUnauthorized, err.Error())
+			return
+		}
+		c.Set(identityKey, id)
+		c.Next()
+	}
+}
+
+// IdentityFrom returns the caller Middleware verified.
+func IdentityFrom(c *gin.Context) (Identity, bool) {
+	v, ok := c.Get(identityKey)
+	if !ok {
+		return Identity{}, false
+	}
+	id, ok := v.(Identity)
+	return id, ok
+}
+
+// bearerToken extracts the token of a Bearer authorization header; any other
+// scheme counts as no token.
+func bearerToken(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
