@@ -1,0 +1,77 @@
+// Package migrations holds the database schema as versioned goose SQL files,
+// embedded in the binary, and applies them.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io"
+	"log/slog"
+
+	// Registers the "pgx" database/sql driver goose runs on.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// FS holds the migration files (00001_init.sql, ...).
+//
+//go:embed *.sql
+var FS embed.FS
+
+// lockID identifies this schema's migrations among advisory locks; any
+// constant works as long as every migrate run uses the same one.
+const lockID int64 = 0x636861746264 // "chatbd"
+
+// Applied is one migration applied by Migrate.
+type Applied struct {
+	Version int64
+	File    string
+}
+
+// Migrate applies pending migrations to the database at dsn and returns what
+// it applied (empty when the schema is current). Concurrent runs are safe: a
+// session advisory lock serialises them, so dsn must not be a
+// transaction-mode pooler (use the direct endpoint). Progress lines go to out
+// when it is not nil.
+func Migrate(ctx context.Context, dsn string, out io.Writer, logger *slog.Logger) ([]Applied, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	// Probe the lock every second for up to 5 minutes: a concurrent run holds
+	// it only as long as its migrations take.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, fmt.Errorf("create migration lock: %w", err)
+	}
+	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
+	if logger != nil {
+		opts = append(opts, goose.WithSlog(logger))
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, FS, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	applied := make([]Applied, 0, len(results))
+	for _, r := range results {
+		if r.Error != nil {
+			continue
+		}
+		applied = append(applied, Applied{Version: r.Source.Version, File: r.Source.Path})
+		if out != nil {
+			fmt.Fprintf(out, "applied %s\n", r.Source.Path)
+		}
+	}
+	if err != nil {
+		return applied, fmt.Errorf("apply migrations: %w", err)
+	}
+	return applied, nil
+}

@@ -1,0 +1,400 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Page sizes of the list queries.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+	// MaxTitleLen is the longest conversation title, in characters.
+	MaxTitleLen = 255
+)
+
+// Message roles.
+const (
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleSystem    = "system"
+)
+
+// User is a BetterAuth user as last seen by this server.
+type User struct {
+	ID        string
+	Email     string
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Conversation is a user's chat thread.
+type Conversation struct {
+	ID        string
+	Title     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Message is one turn of a conversation. Sources is a JSON value (the RAG
+// layer's citations), "[]" when there are none.
+type Message struct {
+	ID             string
+	ConversationID string
+	Role           string
+	Content        string
+	Sources        json.RawMessage
+	AgentType      string
+	CreatedAt      time.Time
+}
+
+// Page is one page of a keyset-paginated list. NextCursor is empty on the
+// last page.
+type Page[T any] struct {
+	Items      []T
+	NextCursor string
+}
+
+// UpsertUser creates the user on first sight and updates email and name when
+// they differ from the stored ones; it writes nothing when they are equal.
+// It reports whether a row was inserted or changed.
+func (s *Store) UpsertUser(ctx context.Context, id, email, name string) (changed bool, err error) {
+	if id == "" {
+		return false, errors.New("upsert user: empty id")
+	}
+	tag, err := s.pool.Exec(ctx, `
+INSERT INTO users (id, email, name) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, updated_at = now()
+WHERE users.email IS DISTINCT FROM EXCLUDED.email OR users.name IS DISTINCT FROM EXCLUDED.name`,
+		id, email, name)
+	if err != nil {
+		return false, fmt.Errorf("upsert user: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// GetUser returns an active user.
+func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
+	var u User
+	err := s.pool.QueryRow(ctx,
+		`SELECT id, email, name, created_at, updated_at FROM users WHERE id = $1 AND is_active`, id).
+		Scan(&u.ID, &u.Email, &u.Name, &u.CreatedAt, &u.UpdatedAt)
+	if err != nil {
+		return User{}, notFound("get user", err)
+	}
+	return u, nil
+}
+
+// CreateConversation starts a conversation owned by userID.
+func (s *Store) CreateConversation(ctx context.Context, userID, title string) (Conversation, error) {
+	if err := checkTitle(title); err != nil {
+		return Conversation{}, err
+	}
+	var c Conversation
+	err := s.pool.QueryRow(ctx, `
+INSERT INTO conversations (user_id, title) VALUES ($1, $2)
+RETURNING id::text, title, created_at, updated_at`, userID, title).
+		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("create conversation: %w", err)
+	}
+	return c, nil
+}
+
+// GetConversation returns userID's active conversation id.
+func (s *Store) GetConversation(ctx context.Context, userID, id string) (Conversation, error) {
+	cid, ok := parseID(id)
+	if !ok {
+		return Conversation{}, ErrNotFound
+	}
+	var c Conversation
+	err := s.pool.QueryRow(ctx, `
+SELECT id::text, title, created_at, updated_at FROM conversations
+WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID).
+		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	if err != nil {
+		return Conversation{}, notFound("get conversation", err)
+	}
+	return c, nil
+}
+
+// ListConversations pages through userID's active conversations, most
+// recently updated first.
+func (s *Store) ListConversations(ctx context.Context, userID string, limit int, cursor string) (Page[Conversation], error) {
+	limit = clampLimit(limit)
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return Page[Conversation]{}, err
+	}
+	var rows pgx.Rows
+	// One row more than asked tells whether another page exists.
+	if after == nil {
+		rows, err = s.pool.Query(ctx, `
+SELECT id::text, title, created_at, updated_at FROM conversations
+WHERE user_id = $1 AND is_active
+ORDER BY updated_at DESC, id DESC LIMIT $2`, userID, limit+1)
+	} else {
+		rows, err = s.pool.Query(ctx, `
+SELECT id::text, title, created_at, updated_at FROM conversations
+WHERE user_id = $1 AND is_active AND (updated_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY updated_at DESC, id DESC LIMIT $4`, userID, after.At, after.ID, limit+1)
+	}
+	if err != nil {
+		return Page[Conversation]{}, fmt.Errorf("list conversations: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Conversation, error) {
+		var c Conversation
+		err := r.Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+		return c, err
+	})
+	if err != nil {
+		return Page[Conversation]{}, fmt.Errorf("list conversations: %w", err)
+	}
+	page := Page[Conversation]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.NextCursor = encodeCursor(last.UpdatedAt, last.ID)
+	}
+	return page, nil
+}
+
+// RenameConversation sets the title of userID's conversation id.
+func (s *Store) RenameConversation(ctx context.Context, userID, id, title string) (Conversation, error) {
+	if err := checkTitle(title); err != nil {
+		return Conversation{}, err
+	}
+	cid, ok := parseID(id)
+	if !ok {
+		return Conversation{}, ErrNotFound
+	}
+	var c Conversation
+	err := s.pool.QueryRow(ctx, `
+UPDATE conversations SET title = $3, updated_at = clock_timestamp()
+WHERE id = $1::uuid AND user_id = $2 AND is_active
+RETURNING id::text, title, created_at, updated_at`, cid, userID, title).
+		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	if err != nil {
+		return Conversation{}, notFound("rename conversation", err)
+	}
+	return c, nil
+}
+
+// DeleteConversation soft-deletes userID's conversation id: it disappears
+// from every query but stays in the table.
+func (s *Store) DeleteConversation(ctx context.Context, userID, id string) error {
+	cid, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	tag, err := s.pool.Exec(ctx, `
+UPDATE conversations SET is_active = FALSE, updated_at = clock_timestamp()
+WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID)
+	if err != nil {
+		return fmt.Errorf("delete conversation: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ListMessages pages through the messages of userID's active conversation,
+// oldest first. A foreign, deleted or missing conversation is ErrNotFound.
+func (s *Store) ListMessages(ctx context.Context, userID, conversationID string, limit int, cursor string) (Page[Message], error) {
+	limit = clampLimit(limit)
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return Page[Message]{}, err
+	}
+	conv, err := s.GetConversation(ctx, userID, conversationID)
+	if err != nil {
+		return Page[Message]{}, err
+	}
+	conversationID = conv.ID
+	const cols = `id::text, conversation_id::text, role, content, sources, agent_type, created_at`
+	var rows pgx.Rows
+	if after == nil {
+		rows, err = s.pool.Query(ctx, `
+SELECT `+cols+` FROM messages
+WHERE conversation_id = $1::uuid AND user_id = $2
+ORDER BY created_at, id LIMIT $3`, conversationID, userID, limit+1)
+	} else {
+		rows, err = s.pool.Query(ctx, `
+SELECT `+cols+` FROM messages
+WHERE conversation_id = $1::uuid AND user_id = $2 AND (created_at, id) > ($3::timestamptz, $4::uuid)
+ORDER BY created_at, id LIMIT $5`, conversationID, userID, after.At, after.ID, limit+1)
+	}
+	if err != nil {
+		return Page[Message]{}, fmt.Errorf("list messages: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return Page[Message]{}, fmt.Errorf("list messages: %w", err)
+	}
+	page := Page[Message]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.NextCursor = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return page, nil
+}
+
+// NewMessage is a message to append with AddMessages.
+type NewMessage struct {
+	Role      string
+	Content   string
+	Sources   json.RawMessage // nil → []
+	AgentType string
+}
+
+// AddMessages appends messages, in order, to userID's active conversation and
+// marks the conversation as updated, all in one transaction: either every
+// message is stored or none is.
+func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, msgs ...NewMessage) ([]Message, error) {
+	cid, ok := parseID(conversationID)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	for _, m := range msgs {
+		switch m.Role {
+		case RoleUser, RoleAssistant, RoleSystem:
+		default:
+			return nil, fmt.Errorf("add message: invalid role %q", m.Role)
+		}
+		if m.Sources != nil && !json.Valid(m.Sources) {
+			return nil, errors.New("add message: sources is not valid JSON")
+		}
+	}
+	var out []Message
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Locks the conversation row: a concurrent delete waits for us.
+		tag, err := tx.Exec(ctx, `
+UPDATE conversations SET updated_at = clock_timestamp()
+WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		for _, m := range msgs {
+			sources := m.Sources
+			if sources == nil {
+				sources = json.RawMessage("[]")
+			}
+			// clock_timestamp, not now(): messages written in one
+			// transaction must still sort in the order they were added.
+			row := tx.QueryRow(ctx, `
+INSERT INTO messages (conversation_id, user_id, role, content, sources, agent_type, created_at)
+VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6, clock_timestamp())
+RETURNING id::text, conversation_id::text, role, content, sources, agent_type, created_at`,
+				cid, userID, m.Role, m.Content, string(sources), m.AgentType)
+			msg, err := scanMessage(row)
+			if err != nil {
+				return err
+			}
+			out = append(out, msg)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("add messages: %w", err)
+	}
+	return out, nil
+}
+
+func scanMessage(r pgx.Row) (Message, error) {
+	var m Message
+	var sources []byte
+	err := r.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &sources, &m.AgentType, &m.CreatedAt)
+	m.Sources = json.RawMessage(sources)
+	return m, err
+}
+
+func checkTitle(title string) error {
+	if n := len([]rune(title)); n > MaxTitleLen {
+		return fmt.Errorf("%w: title has %d characters, at most %d are allowed", ErrInvalid, n, MaxTitleLen)
+	}
+	return nil
+}
+
+// ErrInvalid: the input breaks a documented limit; the message says which.
+var ErrInvalid = errors.New("invalid input")
+
+func clampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultLimit
+	case limit > MaxLimit:
+		return MaxLimit
+	}
+	return limit
+}
+
+// parseID accepts only canonical UUIDs, so a malformed id is simply not found
+// instead of a database error.
+func parseID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func notFound(op string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "22P02" { // invalid text representation
+		return ErrNotFound
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// cursor is the position after which the next page starts. Clients see it as
+// an opaque string.
+type cursor struct {
+	At time.Time `json:"t"`
+	ID string    `json:"i"`
+}
+
+func encodeCursor(at time.Time, id string) string {
+	b, _ := json.Marshal(cursor{At: at.UTC(), ID: id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (*cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.At.IsZero() {
+		return nil, ErrBadCursor
+	}
+	id, ok := parseID(c.ID)
+	if !ok {
+		return nil, ErrBadCursor
+	}
+	c.ID = id
+	return &c, nil
+}

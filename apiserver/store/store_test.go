@@ -1,0 +1,278 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newStore returns a store on a fresh, migrated database.
+func newStore(t *testing.T) *store.Store { return newStoreTB(t) }
+
+func newStoreTB(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.New(t)
+	if _, err := migrations.Migrate(ctx, url, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestUpsertUserWritesOnlyOnChange(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+
+	changed, err := s.UpsertUser(ctx, "u1", "a@example.com", "A")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changed).To(BeTrue(), "first sight inserts")
+
+	changed, err = s.UpsertUser(ctx, "u1", "a@example.com", "A")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changed).To(BeFalse(), "same claims write nothing")
+
+	changed, err = s.UpsertUser(ctx, "u1", "a@example.com", "Alice")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changed).To(BeTrue())
+
+	u, err := s.GetUser(ctx, "u1")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u.Name).To(Equal("Alice"))
+	g.Expect(u.Email).To(Equal("a@example.com"))
+	g.Expect(u.UpdatedAt).To(BeTemporally(">=", u.CreatedAt))
+
+	_, err = s.GetUser(ctx, "nobody")
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+}
+
+func TestConversationsAreScopedToTheirOwner(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	_, _ = s.UpsertUser(ctx, "bob", "", "")
+
+	c, err := s.CreateConversation(ctx, "alice", "hello")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.ID).To(HaveLen(36))
+	_, err = s.AddMessages(ctx, "alice", c.ID, store.NewMessage{Role: store.RoleUser, Content: "hi"})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	got, err := s.GetConversation(ctx, "alice", c.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.Title).To(Equal("hello"))
+
+	// Bob sees nothing of Alice's, whatever he tries.
+	_, err = s.GetConversation(ctx, "bob", c.ID)
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	_, err = s.RenameConversation(ctx, "bob", c.ID, "mine")
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	g.Expect(s.DeleteConversation(ctx, "bob", c.ID)).To(MatchError(store.ErrNotFound))
+	_, err = s.ListMessages(ctx, "bob", c.ID, 0, "")
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	_, err = s.AddMessages(ctx, "bob", c.ID, store.NewMessage{Role: store.RoleUser, Content: "x"})
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	page, err := s.ListConversations(ctx, "bob", 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(BeEmpty())
+
+	// Alice's conversation is untouched by Bob's attempts.
+	got, err = s.GetConversation(ctx, "alice", c.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.Title).To(Equal("hello"))
+	msgs, err := s.ListMessages(ctx, "alice", c.ID, 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(msgs.Items).To(HaveLen(1))
+
+	// Malformed ids are plain "not found".
+	for _, id := range []string{"", "nope", "1", strings.Repeat("a", 36), "{" + c.ID + "}"} {
+		_, err = s.GetConversation(ctx, "alice", id)
+		g.Expect(err).To(MatchError(store.ErrNotFound), "id %q", id)
+	}
+}
+
+func TestRenameAndSoftDelete(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	c, err := s.CreateConversation(ctx, "alice", "")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	r, err := s.RenameConversation(ctx, "alice", c.ID, "renamed")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.Title).To(Equal("renamed"))
+	g.Expect(r.UpdatedAt).To(BeTemporally(">", c.UpdatedAt))
+
+	_, err = s.RenameConversation(ctx, "alice", c.ID, strings.Repeat("é", 256))
+	g.Expect(err).To(MatchError(store.ErrInvalid))
+	_, err = s.RenameConversation(ctx, "alice", c.ID, strings.Repeat("é", 255))
+	g.Expect(err).NotTo(HaveOccurred(), "255 characters (510 bytes) fit")
+
+	g.Expect(s.DeleteConversation(ctx, "alice", c.ID)).To(Succeed())
+	_, err = s.GetConversation(ctx, "alice", c.ID)
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	g.Expect(s.DeleteConversation(ctx, "alice", c.ID)).To(MatchError(store.ErrNotFound))
+	_, err = s.ListMessages(ctx, "alice", c.ID, 0, "")
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	page, err := s.ListConversations(ctx, "alice", 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(BeEmpty())
+}
+
+func TestListConversationsPagesThroughEveryConversationOnce(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	_, _ = s.UpsertUser(ctx, "bob", "", "")
+	want := map[string]bool{}
+	for range 250 {
+		c, err := s.CreateConversation(ctx, "alice", "")
+		g.Expect(err).NotTo(HaveOccurred())
+		want[c.ID] = true
+	}
+	_, err := s.CreateConversation(ctx, "bob", "not alice's")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// Requested limit → page size: default 20, at most 100.
+	wantPage := map[int]int{0: 20, 7: 7, 100: 100, 1000: 100}
+	for limit := range wantPage {
+		seen := map[string]int{}
+		cursor, pages := "", 0
+		var prev *store.Conversation
+		for {
+			page, err := s.ListConversations(ctx, "alice", limit, cursor)
+			g.Expect(err).NotTo(HaveOccurred())
+			pages++
+			if page.NextCursor != "" {
+				g.Expect(page.Items).To(HaveLen(wantPage[limit]), "limit %d", limit)
+			}
+			for _, c := range page.Items {
+				seen[c.ID]++
+				if prev != nil {
+					// Most recently updated first.
+					g.Expect(c.UpdatedAt).To(BeTemporally("<=", prev.UpdatedAt))
+				}
+				prev = &c
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			cursor = page.NextCursor
+			g.Expect(pages).To(BeNumerically("<", 300), "pagination does not end")
+		}
+		g.Expect(seen).To(HaveLen(len(want)), "limit %d", limit)
+		for id, n := range seen {
+			g.Expect(want).To(HaveKey(id))
+			g.Expect(n).To(Equal(1), "conversation %s seen %d times with limit %d", id, n, limit)
+		}
+	}
+
+	_, err = s.ListConversations(ctx, "alice", 10, "garbage!")
+	g.Expect(err).To(MatchError(store.ErrBadCursor))
+}
+
+// Renaming moves a conversation to the head of the list.
+func TestListConversationsOrdersByLastUpdate(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	a, _ := s.CreateConversation(ctx, "alice", "a")
+	b, _ := s.CreateConversation(ctx, "alice", "b")
+	page, err := s.ListConversations(ctx, "alice", 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(page.Items)).To(Equal([]string{b.ID, a.ID}))
+	_, err = s.AddMessages(ctx, "alice", a.ID, store.NewMessage{Role: store.RoleUser, Content: "bump"})
+	g.Expect(err).NotTo(HaveOccurred())
+	page, err = s.ListConversations(ctx, "alice", 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(page.Items)).To(Equal([]string{a.ID, b.ID}))
+}
+
+func ids(cs []store.Conversation) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+func TestMessagesOldestFirstWithSources(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	c, _ := s.CreateConversation(ctx, "alice", "")
+
+	var want []string
+	for i := range 25 {
+		// Pairs written in one transaction must keep their order.
+		added, err := s.AddMessages(ctx, "alice", c.ID,
+			store.NewMessage{Role: store.RoleUser, Content: "q" + string(rune('a'+i))},
+			store.NewMessage{Role: store.RoleAssistant, Content: "a" + string(rune('a'+i)),
+				Sources: json.RawMessage(`[{"url":"https://docs.example.com/x","title":"X"}]`), AgentType: "docs"})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(added).To(HaveLen(2))
+		want = append(want, added[0].ID, added[1].ID)
+	}
+	var got []string
+	cursor := ""
+	for {
+		page, err := s.ListMessages(ctx, "alice", c.ID, 15, cursor)
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, m := range page.Items {
+			got = append(got, m.ID)
+			if m.Role == store.RoleAssistant {
+				g.Expect(m.Sources).To(MatchJSON(`[{"url":"https://docs.example.com/x","title":"X"}]`))
+				g.Expect(m.AgentType).To(Equal("docs"))
+			} else {
+				g.Expect(m.Sources).To(MatchJSON(`[]`))
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	g.Expect(got).To(Equal(want))
+
+	_, err := s.AddMessages(ctx, "alice", c.ID,
+		store.NewMessage{Role: store.RoleUser, Content: "kept?"},
+		store.NewMessage{Role: "robot", Content: "bad role"})
+	g.Expect(err).To(HaveOccurred())
+	page, err := s.ListMessages(ctx, "alice", c.ID, 100, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(50), "a rejected batch writes nothing")
+}
+
+func TestOpenGivesUpWithinTimeout(t *testing.T) {
+	g := NewWithT(t)
+	start := time.Now()
+	// Nothing listens on port 1.
+	_, err := store.Open(context.Background(), "postgres://u@127.0.0.1:1/db?sslmode=disable&connect_timeout=1",
+		store.Options{ConnectTimeout: 800 * time.Millisecond})
+	g.Expect(err).To(MatchError(ContainSubstring("gave up after")))
+	g.Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
+
+	_, err = store.Open(context.Background(), "postgres://u:secret@%zz/db", store.Options{})
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).NotTo(ContainSubstring("secret"))
+}
