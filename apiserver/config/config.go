@@ -1,0 +1,211 @@
+// Package config reads chat-apiserver's settings from the environment.
+//
+// Every error is a single line that starts with the variable's name, so a
+// misconfigured pod says exactly what to fix.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Defaults.
+const (
+	DefaultListenAddr  = ":8080"
+	DefaultMetricsAddr = ":9090"
+	DefaultAlgorithms  = "EdDSA,ES256,ES512,RS256,PS256"
+)
+
+// SupportedAlgorithms are the asymmetric JWS algorithms JWT_ALGORITHMS may
+// list. Symmetric (HS*) and "none" are never accepted: a public JWKS cannot
+// verify them safely.
+var SupportedAlgorithms = []string{"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+// Config is what `serve` needs.
+type Config struct {
+	DatabaseURL string
+	// BetterAuthURL is the expected `iss` of tokens, exactly as BetterAuth
+	// writes it (its baseURL).
+	BetterAuthURL      string
+	JWKSURL            string
+	Audience           string
+	Algorithms         []string
+	CORSAllowedOrigins []string
+	ListenAddr         string
+	MetricsAddr        string
+
+	// Retrieval and generation; the RAG layer validates what it uses.
+	QdrantURL            string
+	QdrantAPIKey         string
+	QdrantCollection     string
+	OpenAIAPIKey         string
+	OpenAIBaseURL        string
+	OpenAIChatModel      string
+	OpenAIEmbeddingModel string
+}
+
+// Lookup reads one variable; os.LookupEnv in production, a map in tests.
+type Lookup func(name string) (string, bool)
+
+// FromMap adapts a map to Lookup.
+func FromMap(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// Load reads the process environment.
+func Load() (Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom reads and validates every setting of `serve`.
+func LoadFrom(env Lookup) (Config, error) {
+	get := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
+	var c Config
+	var err error
+
+	if c.DatabaseURL, err = databaseURL("DATABASE_URL", get("DATABASE_URL"), true); err != nil {
+		return Config{}, err
+	}
+	if c.BetterAuthURL, err = httpURL("BETTER_AUTH_URL", get("BETTER_AUTH_URL"), true); err != nil {
+		return Config{}, err
+	}
+	if c.JWKSURL, err = httpURL("JWKS_URL", get("JWKS_URL"), false); err != nil {
+		return Config{}, err
+	}
+	if c.JWKSURL == "" {
+		c.JWKSURL = strings.TrimRight(c.BetterAuthURL, "/") + "/api/auth/jwks"
+	}
+	c.Audience = get("BETTER_AUTH_AUDIENCE")
+	if c.Audience == "" {
+		c.Audience = c.BetterAuthURL
+	}
+	if c.Algorithms, err = algorithms(get("JWT_ALGORITHMS")); err != nil {
+		return Config{}, err
+	}
+	if c.CORSAllowedOrigins, err = origins(get("CORS_ALLOWED_ORIGINS")); err != nil {
+		return Config{}, err
+	}
+	if c.ListenAddr, err = listenAddr("LISTEN_ADDR", get("LISTEN_ADDR"), DefaultListenAddr); err != nil {
+		return Config{}, err
+	}
+	if c.MetricsAddr, err = listenAddr("METRICS_ADDR", get("METRICS_ADDR"), DefaultMetricsAddr); err != nil {
+		return Config{}, err
+	}
+	if c.ListenAddr == c.MetricsAddr {
+		return Config{}, fmt.Errorf("METRICS_ADDR: must differ from LISTEN_ADDR (both %q)", c.ListenAddr)
+	}
+	if c.QdrantURL, err = httpURL("QDRANT_URL", get("QDRANT_URL"), false); err != nil {
+		return Config{}, err
+	}
+	if c.OpenAIBaseURL, err = httpURL("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), false); err != nil {
+		return Config{}, err
+	}
+	c.QdrantAPIKey = get("QDRANT_API_KEY")
+	c.QdrantCollection = get("QDRANT_COLLECTION")
+	c.OpenAIAPIKey = get("OPENAI_API_KEY")
+	c.OpenAIChatModel = get("OPENAI_CHAT_MODEL")
+	c.OpenAIEmbeddingModel = get("OPENAI_EMBEDDING_MODEL")
+	return c, nil
+}
+
+// MigrateURL is the database `migrate` uses: DATABASE_DIRECT_URL when set
+// (a session advisory lock does not survive a transaction pooler), else
+// DATABASE_URL.
+func MigrateURL(env Lookup) (string, error) {
+	if v, _ := env("DATABASE_DIRECT_URL"); strings.TrimSpace(v) != "" {
+		return databaseURL("DATABASE_DIRECT_URL", strings.TrimSpace(v), true)
+	}
+	v, _ := env("DATABASE_URL")
+	if strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("DATABASE_URL: not set (nor DATABASE_DIRECT_URL)")
+	}
+	return databaseURL("DATABASE_URL", strings.TrimSpace(v), true)
+}
+
+func databaseURL(name, v string, required bool) (string, error) {
+	if v == "" {
+		if required {
+			return "", fmt.Errorf("%s: not set", name)
+		}
+		return "", nil
+	}
+	// The parser's own error may quote the password; report only the name.
+	if _, err := pgconn.ParseConfig(v); err != nil {
+		return "", fmt.Errorf("%s: not a valid PostgreSQL connection string", name)
+	}
+	return v, nil
+}
+
+func httpURL(name, v string, required bool) (string, error) {
+	if v == "" {
+		if required {
+			return "", fmt.Errorf("%s: not set", name)
+		}
+		return "", nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%s: %q is not an absolute http(s) URL", name, v)
+	}
+	return v, nil
+}
+
+func algorithms(v string) ([]string, error) {
+	if v == "" {
+		v = DefaultAlgorithms
+	}
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !slices.Contains(SupportedAlgorithms, a) {
+			return nil, fmt.Errorf("JWT_ALGORITHMS: unsupported algorithm %q (allowed: %s)", a, strings.Join(SupportedAlgorithms, ","))
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("JWT_ALGORITHMS: empty list")
+	}
+	return out, nil
+}
+
+func origins(v string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://docs.example.com", o)
+		}
+		// Browsers send the origin without a trailing slash.
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return out, nil
+}
+
+func listenAddr(name, v, def string) (string, error) {
+	if v == "" {
+		return def, nil
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %q is not host:port", name, v)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", fmt.Errorf("%s: %q has an invalid port", name, v)
+	}
+	return v, nil
+}
