@@ -1,0 +1,160 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/cli"
+	"github.com/chatbackend/chatbackend/apiserver/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/version"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = cli.Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// clearEnv unsets the variables the commands read, so the developer's shell
+// cannot leak into the test.
+func clearEnv(t *testing.T) {
+	for _, k := range []string{"DATABASE_URL", "DATABASE_DIRECT_URL", "BETTER_AUTH_URL", "JWKS_URL",
+		"BETTER_AUTH_AUDIENCE", "JWT_ALGORITHMS", "CORS_ALLOWED_ORIGINS", "LISTEN_ADDR", "METRICS_ADDR"} {
+		t.Setenv(k, "")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	g := NewWithT(t)
+	code, out, _ := run("version")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).To(Equal(version.Version + "\n"))
+}
+
+func TestMigrate(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t) // before clearEnv: pgtest honours DATABASE_URL
+	clearEnv(t)
+	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/pooled?sslmode=disable")
+	// The direct URL wins over the pooled one.
+	t.Setenv("DATABASE_DIRECT_URL", db)
+	code, out, errOut := run("migrate")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("applied 00001_init.sql"))
+
+	code, out, _ = run("migrate")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).NotTo(ContainSubstring("applied 0"))
+	g.Expect(out).To(ContainSubstring("up to date"))
+}
+
+func TestErrorsAreOneLineAndNonZero(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"migrate without database", nil, []string{"migrate"}, "DATABASE_URL"},
+		{"migrate unreachable database", map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"},
+			[]string{"migrate"}, "connect to database"},
+		{"serve without issuer", map[string]string{"DATABASE_URL": "postgres://u@h/db"}, []string{"serve"}, "BETTER_AUTH_URL: not set"},
+		{"serve bad algorithms", map[string]string{"DATABASE_URL": "postgres://u@h/db", "BETTER_AUTH_URL": "http://a", "JWT_ALGORITHMS": "HS256"},
+			[]string{"serve"}, "JWT_ALGORITHMS"},
+		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, errOut := run(tc.args...)
+			g.Expect(code).NotTo(Equal(0))
+			g.Expect(errOut).To(HavePrefix("chat-apiserver: "))
+			g.Expect(errOut).To(ContainSubstring(tc.want))
+			g.Expect(strings.Count(errOut, "\n")).To(Equal(1), errOut)
+			g.Expect(errOut).NotTo(ContainSubstring("hunter2"))
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serve against a real PostgreSQL and BetterAuth: ready, metrics on their own
+// port, and a clean exit when asked to stop.
+func TestServe(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t)
+	clearEnv(t)
+	ba := betterauthtest.Start(t)
+	t.Setenv("DATABASE_URL", db)
+	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
+	api, metrics := freeAddr(t), freeAddr(t)
+	t.Setenv("BETTER_AUTH_URL", ba.URL)
+	t.Setenv("LISTEN_ADDR", api)
+	t.Setenv("METRICS_ADDR", metrics)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := cli.NewRoot()
+	root.SetArgs([]string{"serve"})
+	var logs bytes.Buffer
+	root.SetErr(&logs)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	get := func(url string) (int, string) {
+		res, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	g.Eventually(func() int { code, _ := get("http://" + api + "/readyz"); return code }).
+		WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
+
+	ba.SignUp(t, "carol@example.com", "Carol", "correct horse battery staple")
+	token := ba.Token(t, "carol@example.com", "correct horse battery staple")
+	req, _ := http.NewRequest("GET", "http://"+api+"/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	res.Body.Close()
+	g.Expect(res.StatusCode).To(Equal(200))
+
+	code, body := get("http://" + metrics + "/metrics")
+	g.Expect(code).To(Equal(200))
+	g.Expect(body).To(ContainSubstring(`chatbackend_http_requests_total{code="200",method="GET",route="/v1/me"} 1`))
+	g.Expect(body).To(ContainSubstring("chatbackend_jwks_keys"))
+	g.Expect(body).To(ContainSubstring("go_goroutines"))
+	code, _ = get("http://" + api + "/metrics")
+	g.Expect(code).To(Equal(404), "metrics are not on the API port")
+
+	cancel() // what SIGTERM does through signal.NotifyContext
+	g.Eventually(done).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+	_, err = net.DialTimeout("tcp", api, time.Second)
+	g.Expect(err).To(HaveOccurred(), "API port closed after shutdown")
+	g.Expect(logs.String()).NotTo(ContainSubstring(token))
+}

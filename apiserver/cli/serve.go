@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/chatbackend/chatbackend/apiserver/auth"
+	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/internal/version"
+)
+
+// shutdownTimeout leaves in-flight requests (streamed answers included) time
+// to finish, within Kubernetes' default 30 s termination grace period.
+const shutdownTimeout = 25 * time.Second
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API on LISTEN_ADDR and metrics on METRICS_ADDR",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadFrom(lookupEnv)
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			return serve(cmd.Context(), cfg, logger)
+		},
+	}
+}
+
+// serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	logger.Info("starting chat-apiserver", "version", version.Version)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Listen before the slow parts, so a taken port fails at once.
+	apiLn, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	defer apiLn.Close()
+	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	defer metricsLn.Close()
+
+	// Metrics and probes of the process come up first: Prometheus sees a
+	// slow start-up (database waking up) instead of a missing target.
+	metricsSrv := &http.Server{
+		Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serveHTTP(metricsSrv, metricsLn, "metrics") }()
+	defer shutdown(metricsSrv, logger, "metrics")
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	verifier, err := auth.New(ctx, auth.Options{
+		JWKSURL:    cfg.JWKSURL,
+		Issuer:     cfg.BetterAuthURL,
+		Audience:   cfg.Audience,
+		Algorithms: cfg.Algorithms,
+		Registerer: reg,
+		Logger:     logger,
+	})
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	defer verifier.Close()
+
+	extra, err := extraRoutes(ctx, cfg, db, reg, logger)
+	if err != nil {
+		return err
+	}
+	handler, err := httpapi.New(httpapi.Deps{
+		Store:              db,
+		Auth:               verifier,
+		Logger:             logger,
+		Registerer:         reg,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		Register:           extra,
+	})
+	if err != nil {
+		return err
+	}
+	apiSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// No WriteTimeout: answers stream for as long as the model writes.
+	}
+	go func() { errc <- serveHTTP(apiSrv, apiLn, "api") }()
+	logger.Info("serving", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String())
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", shutdownTimeout.String())
+	case err := <-errc:
+		return err
+	}
+	shutdown(apiSrv, logger, "api")
+	return nil
+}
+
+// extraRoutes builds the routes added to the core API: the RAG chat (cli/chat.go).
+func extraRoutes(ctx context.Context, cfg config.Config, db *store.Store, reg prometheus.Registerer, logger *slog.Logger) ([]func(httpapi.Groups), error) {
+	return ragRoutes(ctx, cfg, db, reg, logger)
+}
+
+func serveHTTP(srv *http.Server, ln net.Listener, name string) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s server: %w", name, err)
+	}
+	return nil
+}
+
+func shutdown(srv *http.Server, logger *slog.Logger, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("shutdown incomplete", "server", name, "error", err.Error())
+		_ = srv.Close()
+	}
+}
