@@ -6,7 +6,7 @@
 # helm ~4, so built binaries live in $CHATBACKEND_TOOLS_CACHE and bin/ gets
 # symlinks to them.
 #
-# Usage: hack/tools.sh [etcd] [kube-apiserver] [helm] [controller-gen] [prometheus] [chromium] [all]
+# Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [prometheus] [chromium] [all]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,6 +88,17 @@ prometheus() {
   link "$(command -v prometheus)" prometheus
 }
 
+postgres() {
+  # Tests and `make dev` start throwaway clusters from the server binaries.
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_install postgresql; fi
+  # The package may start a system cluster on :5432; ours use free ports, so
+  # it is left alone.
+}
+
+node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
+}
+
 chromium() {
   if ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
   link "$(command -v chromium)" chromium
@@ -102,8 +113,10 @@ for t in "$@"; do
     controller-gen) controller_gen ;;
     prometheus) prometheus ;;
     chromium) chromium ;;
+    postgres) postgres ;;
+    node) node ;;
     envtest) etcd; kube_apiserver ;;
-    all) etcd; kube_apiserver; helm; controller_gen; prometheus; chromium ;;
+    all) postgres; node; etcd; kube_apiserver; helm; controller_gen; prometheus; chromium ;;
     *) log "unknown tool $t"; exit 2 ;;
   esac
 done
