@@ -77,12 +77,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer db.Close()
 
 	verifier, err := auth.New(ctx, auth.Options{
-		JWKSURL:    cfg.JWKSURL,
-		Issuer:     cfg.BetterAuthURL,
-		Audience:   cfg.Audience,
-		Algorithms: cfg.Algorithms,
-		Registerer: reg,
-		Logger:     logger,
+		JWKSURL:         cfg.JWKSURL,
+		Issuer:          cfg.BetterAuthURL,
+		Audience:        cfg.Audience,
+		Algorithms:      cfg.Algorithms,
+		RefreshInterval: cfg.JWKSRefreshInterval,
+		Registerer:      reg,
+		Logger:          logger,
 	})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	CORSAllowedOrigins []string
 	ListenAddr         string
 	MetricsAddr        string
+	// JWKSRefreshInterval is how often the JWKS is refetched in the
+	// background (0: the verifier's default). The JWKS alert assumes it is
+	// well under its 10-minute limit.
+	JWKSRefreshInterval time.Duration
 
 	// Retrieval and generation; the RAG layer validates what it uses.
 	QdrantURL            string
@@ -99,6 +104,9 @@ func LoadFrom(env Lookup) (Config, error) {
 	if c.ListenAddr == c.MetricsAddr {
 		return Config{}, fmt.Errorf("METRICS_ADDR: must differ from LISTEN_ADDR (both %q)", c.ListenAddr)
 	}
+	if c.JWKSRefreshInterval, err = positiveDuration("JWKS_REFRESH_INTERVAL", get("JWKS_REFRESH_INTERVAL")); err != nil {
+		return Config{}, err
+	}
 	if c.QdrantURL, err = httpURL("QDRANT_URL", get("QDRANT_URL"), false); err != nil {
 		return Config{}, err
 	}
@@ -125,6 +133,18 @@ func MigrateURL(env Lookup) (string, error) {
 		return "", fmt.Errorf("DATABASE_URL: not set (nor DATABASE_DIRECT_URL)")
 	}
 	return databaseURL("DATABASE_URL", strings.TrimSpace(v), true)
+}
+
+// positiveDuration parses an optional Go duration ("30s", "5m").
+func positiveDuration(name, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 30s or 5m, got %q", name, v)
+	}
+	return d, nil
 }
 
 func databaseURL(name, v string, required bool) (string, error) {

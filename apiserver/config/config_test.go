@@ -65,6 +65,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"metrics bad port", "METRICS_ADDR", ":99999"},
 		{"same addresses", "METRICS_ADDR", ":8080"},
 		{"bad qdrant url", "QDRANT_URL", "qdrant:6333"},
+		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
+		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-// A real BetterAuth server for `make dev` and the Go tests (apiserver/internal/betterauthtest).
+// A real BetterAuth server for `make dev` and the Go tests (internal/betterauthtest).
 //
 // It runs better-auth with the memory adapter (nothing persists; a restart
 // forgets every user and key), email+password sign-in without verification,

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 const childEnv = "PGTEST_ORPHAN_CHILD"
