@@ -19,7 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/chatbackend/chatbackend/apiserver/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 )
 
 const password = "correct horse battery staple"

@@ -13,8 +13,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/cli"
-	"github.com/chatbackend/chatbackend/apiserver/internal/betterauthtest"
-	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/version"
 )
 

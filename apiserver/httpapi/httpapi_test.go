@@ -18,8 +18,8 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
-	"github.com/chatbackend/chatbackend/apiserver/internal/betterauthtest"
-	"github.com/chatbackend/chatbackend/apiserver/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 )
