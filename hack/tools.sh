@@ -34,8 +34,8 @@ apt_install() {
 link() { ln -sf "$1" "$BIN/$2"; }
 
 etcd() {
-  if ! command -v etcd >/dev/null 2>&1; then apt_install etcd-server; fi
-  link "$(command -v etcd)" etcd
+  if ! type -P etcd >/dev/null 2>&1; then apt_install etcd-server; fi
+  link "$(type -P etcd)" etcd
 }
 
 kube_apiserver() {
@@ -80,12 +80,12 @@ helm() { go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 controller_gen() { go_tool controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION"; }
 
 prometheus() {
-  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then apt_install prometheus; fi
+  if ! type -P promtool >/dev/null 2>&1 || ! type -P prometheus >/dev/null 2>&1; then apt_install prometheus; fi
   # The Debian package starts a system Prometheus on :9090; tests run their
   # own on free ports, so stop the packaged one to keep :9090 free.
   if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
-  link "$(command -v promtool)" promtool
-  link "$(command -v prometheus)" prometheus
+  link "$(type -P promtool)" promtool
+  link "$(type -P prometheus)" prometheus
 }
 
 postgres() {
@@ -96,12 +96,12 @@ postgres() {
 }
 
 node() {
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
+  if ! type -P node >/dev/null 2>&1 || ! type -P npm >/dev/null 2>&1; then apt_install nodejs npm; fi
 }
 
 chromium() {
-  if ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
-  link "$(command -v chromium)" chromium
+  if ! type -P chromium >/dev/null 2>&1; then apt_install chromium; fi
+  link "$(type -P chromium)" chromium
 }
 
 [ $# -eq 0 ] && set -- all
