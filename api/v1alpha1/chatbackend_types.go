@@ -1,0 +1,280 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a ChatBackend. Each is a metav1.Condition in
+// status.conditions; together they say where the rollout stands.
+const (
+	// ConditionReady is True when the desired state is fully realised: the
+	// referenced Secrets resolve, the spec's image is migrated and the
+	// Deployment running it is available.
+	ConditionReady = "Ready"
+	// ConditionMigrated is True when the migrations Job of the spec's image
+	// has succeeded.
+	ConditionMigrated = "Migrated"
+	// ConditionAvailable mirrors the Deployment's Available condition.
+	ConditionAvailable = "Available"
+	// ConditionDegraded is True when the operator cannot converge without
+	// help: a failed migration or a missing referenced Secret.
+	ConditionDegraded = "Degraded"
+	// ConditionMonitoringReady is True when the ServiceMonitor and
+	// PrometheusRule asked for are in place.
+	ConditionMonitoringReady = "MonitoringReady"
+)
+
+// Condition reasons. They are part of the API: documentation and alerting
+// match on them.
+const (
+	ReasonReady                  = "Ready"
+	ReasonSecretNotFound         = "SecretNotFound"
+	ReasonSecretKeyNotFound      = "SecretKeyNotFound"
+	ReasonMigrating              = "Migrating"
+	ReasonMigrationSucceeded     = "MigrationSucceeded"
+	ReasonMigrationFailed        = "MigrationFailed"
+	ReasonWaitingForMigration    = "WaitingForMigration"
+	ReasonWaitingForSecrets      = "WaitingForSecrets"
+	ReasonDeploymentAvailable    = "DeploymentAvailable"
+	ReasonDeploymentUnavailable  = "DeploymentUnavailable"
+	ReasonAsExpected             = "AsExpected"
+	ReasonCRDNotInstalled        = "CRDNotInstalled"
+	ReasonMonitoringDisabled     = "Disabled"
+	ReasonMonitoringReconciled   = "Reconciled"
+	ReasonMonitoringApplyFailure = "ApplyFailed"
+)
+
+// SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != ''",message="secret name must not be empty"
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secret name must be a lowercase DNS name (letters, digits, '-' and '.')"
+	Name string `json:"name"`
+	// Key inside the Secret's data.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != ''",message="secret key must not be empty"
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[-._a-zA-Z0-9]+$')",message="secret key may contain only letters, digits, '-', '_' and '.'"
+	Key string `json:"key"`
+}
+
+// AuthSpec configures how the API verifies BetterAuth JWTs.
+type AuthSpec struct {
+	// BetterAuthURL is the BetterAuth base URL; it is the tokens' issuer and,
+	// unless jwksURL is set, the JWKS is fetched from <url>/api/auth/jwks.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="betterAuthURL must be an absolute http(s) URL, e.g. https://auth.example.com"
+	BetterAuthURL string `json:"betterAuthURL"`
+	// JWKSURL overrides where the signing keys are fetched from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="jwksURL must be an absolute http(s) URL"
+	JWKSURL string `json:"jwksURL,omitempty"`
+	// Audience the tokens must carry; defaults to betterAuthURL.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Audience string `json:"audience,omitempty"`
+	// Algorithms accepted in token headers; defaults to EdDSA, ES256, ES512, RS256, PS256.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:Enum=EdDSA;ES256;ES384;ES512;RS256;RS384;RS512;PS256;PS384;PS512
+	// +listType=set
+	Algorithms []string `json:"algorithms,omitempty"`
+}
+
+// DatabaseSpec says where PostgreSQL is.
+type DatabaseSpec struct {
+	// URLSecretRef holds the PostgreSQL URL the API uses (DATABASE_URL).
+	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+	// DirectURLSecretRef holds a non-pooled URL (for example bypassing
+	// PgBouncer) that only the migrations Job uses, as DATABASE_DIRECT_URL.
+	// +optional
+	DirectURLSecretRef *SecretKeyRef `json:"directURLSecretRef,omitempty"`
+}
+
+// QdrantSpec configures retrieval from Qdrant.
+type QdrantSpec struct {
+	// URL of the Qdrant server.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="qdrant.url must be an absolute http(s) URL"
+	URL string `json:"url"`
+	// Collection to search.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	Collection string `json:"collection,omitempty"`
+	// APIKeySecretRef holds the Qdrant API key (QDRANT_API_KEY).
+	// +optional
+	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty"`
+}
+
+// OpenAISpec configures the OpenAI-compatible model endpoint.
+type OpenAISpec struct {
+	// APIKeySecretRef holds the API key (OPENAI_API_KEY).
+	// +optional
+	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty"`
+	// BaseURL of an OpenAI-compatible API.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="openai.baseURL must be an absolute http(s) URL"
+	BaseURL string `json:"baseURL,omitempty"`
+	// ChatModel generates answers.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	ChatModel string `json:"chatModel,omitempty"`
+	// EmbeddingModel embeds questions for retrieval.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	EmbeddingModel string `json:"embeddingModel,omitempty"`
+}
+
+// CORSSpec lists the browser origins allowed to call the API.
+type CORSSpec struct {
+	// AllowedOrigins, e.g. https://docs.example.com; "*" allows any origin.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.all(o, o == '*' || (isURL(o) && url(o).getScheme() in ['http', 'https'] && url(o).getHost() != ''))",message="each allowed origin must be '*' or an http(s) origin such as https://docs.example.com"
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
+// ServiceSpec shapes the Service in front of the API pods.
+type ServiceSpec struct {
+	// Type of the Service; ClusterIP when unset.
+	// +optional
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	Type corev1.ServiceType `json:"type,omitempty"`
+	// Port the Service exposes the HTTP API on; 80 when unset.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 65535",message="service.port must be between 1 and 65535"
+	Port int32 `json:"port,omitempty"`
+}
+
+// ServiceMonitorSpec configures the ServiceMonitor.
+type ServiceMonitorSpec struct {
+	// Enabled creates a ServiceMonitor when the prometheus-operator CRDs are
+	// installed; true when unset.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// Interval between scrapes, e.g. 30s; Prometheus' default when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$') && self != ''",message="interval must be a duration such as 30s or 1m"
+	Interval string `json:"interval,omitempty"`
+}
+
+// PrometheusRuleSpec configures the alerting rules.
+type PrometheusRuleSpec struct {
+	// Enabled creates a PrometheusRule with the chatbackend alerts when the
+	// prometheus-operator CRDs are installed; true when unset.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// MonitoringSpec configures Prometheus monitoring of the API.
+type MonitoringSpec struct {
+	// +optional
+	ServiceMonitor ServiceMonitorSpec `json:"serviceMonitor,omitempty"`
+	// +optional
+	PrometheusRule PrometheusRuleSpec `json:"prometheusRule,omitempty"`
+}
+
+// ChatBackendSpec is the desired state of a chat API deployment.
+type ChatBackendSpec struct {
+	// Image of chat-apiserver. When unset the operator's
+	// --default-apiserver-image is used, so upgrading the operator upgrades
+	// the API (after its migrations).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains(' ')",message="image must not contain spaces"
+	Image string `json:"image,omitempty"`
+	// ImagePullPolicy of the API and migrations containers.
+	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+	// Replicas of the API Deployment.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:XValidation:rule="self >= 0",message="replicas must not be negative"
+	Replicas *int32 `json:"replicas,omitempty"`
+	// Resources of the API container (also used by the migrations Job).
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	Auth     AuthSpec     `json:"auth"`
+	Database DatabaseSpec `json:"database"`
+	// +optional
+	Qdrant *QdrantSpec `json:"qdrant,omitempty"`
+	// +optional
+	OpenAI *OpenAISpec `json:"openai,omitempty"`
+	// +optional
+	CORS *CORSSpec `json:"cors,omitempty"`
+	// +optional
+	Service ServiceSpec `json:"service,omitempty"`
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+}
+
+// ChatBackendStatus is the observed state.
+type ChatBackendStatus struct {
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Migrated, Available, Degraded, MonitoringReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// MigratedImage is the last image whose migrations Job succeeded; the
+	// Deployment runs this image.
+	// +optional
+	MigratedImage string `json:"migratedImage,omitempty"`
+	// ReadyReplicas of the Deployment.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// URL of the API inside the cluster.
+	// +optional
+	URL string `json:"url,omitempty"`
+}
+
+// ChatBackend deploys the chat-apiserver: an authenticated RAG chat API.
+//
+// The name becomes the Service's name (a DNS label) and the prefix of the
+// migrations Job's name, which must fit in 63 characters.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cb
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.migratedImage`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="metadata.name must be at most 46 characters: the migrations Job is named <name>-migrate-<8-character hash>"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and contain only lowercase letters, digits and '-', because it names a Service"
+type ChatBackend struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ChatBackendSpec   `json:"spec"`
+	Status ChatBackendStatus `json:"status,omitempty"`
+}
+
+// ChatBackendList is a list of ChatBackends.
+//
+// +kubebuilder:object:root=true
+type ChatBackendList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ChatBackend `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ChatBackend{}, &ChatBackendList{})
+}

@@ -1,0 +1,431 @@
+package controllers_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers/specs"
+)
+
+// TestMigrationGatesTheDeployment walks one ChatBackend through its life:
+// first migration, first rollout, an upgrade whose migration fails, the
+// retry on the next spec change, and the successful upgrade.
+func TestMigrationGatesTheDeployment(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://app@db/chat"}))).To(Succeed())
+	Expect(k8s.Create(ctx, secret(ns, "db-direct", map[string]string{"url": "postgres://app@db-primary/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	cb.Spec.Database.DirectURLSecretRef = &chatv1alpha1.SecretKeyRef{Name: "db-direct", Key: "url"}
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+
+	// Create → env Secret and migrations Job; no Deployment yet.
+	env := &corev1.Secret{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat-env"), env) }, timeout, interval).Should(Succeed())
+	Expect(env.Data).To(Equal(map[string][]byte{
+		"DATABASE_URL":        []byte("postgres://app@db/chat"),
+		"DATABASE_DIRECT_URL": []byte("postgres://app@db-primary/chat"),
+	}))
+	Expect(metav1.IsControlledBy(env, getCB(Default, ns, "chat"))).To(BeTrue())
+
+	jobV1 := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:v1")
+	job := &batchv1.Job{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV1), job) }, timeout, interval).Should(Succeed())
+	Expect(job.Spec.Template.Spec.Containers[0].Args).To(Equal([]string{"migrate"}))
+	Expect(job.Spec.Template.Spec.Containers[0].EnvFrom[0].SecretRef.Name).To(Equal("chat-env"))
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionFalse, chatv1alpha1.ReasonWaitingForMigration)
+	Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, "chat"), &appsv1.Deployment{}))).To(BeTrue(), "no Deployment before the first migration")
+
+	// The Job succeeds → Deployment, Service and PDB.
+	finishJob(t, ns, jobV1, true)
+	dep := &appsv1.Deployment{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), dep) }, timeout, interval).Should(Succeed())
+	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+	Expect(dep.Spec.Template.Spec.Containers[0].Args).To(Equal([]string{"serve"}))
+	Expect(*dep.Spec.Replicas).To(Equal(int32(2)), "replicas defaults to 2")
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &corev1.Service{}) }, timeout, interval).Should(Succeed())
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(Succeed())
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded)
+	st := getCB(Default, ns, "chat").Status
+	Expect(st.MigratedImage).To(Equal("registry.example.com/chat-apiserver:v1"))
+	Expect(st.URL).To(Equal("http://chat." + ns + ".svc:80"))
+
+	// Image change → a new Job, while the Deployment keeps v1.
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = "registry.example.com/chat-apiserver:v2" })
+	jobV2 := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:v2")
+	Expect(jobV2).NotTo(Equal(jobV1))
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV2), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
+	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+
+	// The v2 Job fails → Migrated=False, Degraded=True, an Event; v1 keeps running.
+	finishJob(t, ns, jobV2, false)
+	c := eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationFailed)
+	Expect(c.Message).To(ContainSubstring(jobV2))
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed)
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed)
+	eventuallyEvent(t, ns, "chat", chatv1alpha1.ReasonMigrationFailed, jobV2)
+	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+	Expect(getCB(Default, ns, "chat").Status.MigratedImage).To(Equal("registry.example.com/chat-apiserver:v1"))
+
+	// The next spec change retries with a fresh Job (the failed one is
+	// replaced); replicas 1 also drops the PDB.
+	failed := &batchv1.Job{}
+	Expect(k8s.Get(ctx, key(ns, jobV2), failed)).To(Succeed())
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Replicas = ptr.To[int32](1) })
+	Eventually(func(g Gomega) {
+		j := &batchv1.Job{}
+		g.Expect(k8s.Get(ctx, key(ns, jobV2), j)).To(Succeed())
+		g.Expect(j.UID).NotTo(Equal(failed.UID))
+		g.Expect(j.Status.Conditions).To(BeEmpty())
+	}, timeout, interval).Should(Succeed())
+	Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key(ns, "chat"), &policyv1.PodDisruptionBudget{}))
+	}, timeout, interval).Should(BeTrue(), "no PDB for a single replica")
+
+	finishJob(t, ns, jobV2, true)
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v2"))
+		g.Expect(*dep.Spec.Replicas).To(Equal(int32(1)))
+	}, timeout, interval).Should(Succeed())
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+	// The Deployment controller reports the rollout done → Ready.
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		dep.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
+				Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+		}
+		g.Expect(k8s.Status().Update(ctx, dep)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v2")
+	Expect(getCB(Default, ns, "chat").Status.ReadyReplicas).To(Equal(int32(1)))
+
+	// The v1 Job is superseded and cleaned up; v2's stays as its record.
+	Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{})) }, timeout, interval).Should(BeTrue())
+	Expect(k8s.Get(ctx, key(ns, jobV2), &batchv1.Job{})).To(Succeed())
+}
+
+// TestMigrationsRunOneAtATime: an image change while a migration runs waits
+// for it instead of migrating the same database twice at once.
+func TestMigrationsRunOneAtATime(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	jobV1 := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:v1")
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = "registry.example.com/chat-apiserver:v2" })
+	jobV2 := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:v2")
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "waiting for Job "+jobV1)
+	Expect(apierrors.IsNotFound(k8s.Get(ctx, key(ns, jobV2), &batchv1.Job{}))).To(BeTrue(), "no second migration while the first runs")
+
+	finishJob(t, ns, jobV1, true)
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV2), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	Expect(getCB(Default, ns, "chat").Status.MigratedImage).To(BeEmpty(), "v1 is no longer wanted, so it is not deployed")
+}
+
+// TestMissingSecretRecovers: a ChatBackend whose Secret is missing says
+// which one, and recovers by itself once it is created.
+func TestMissingSecretRecovers(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	errorsBefore := reconcileErrors(t)
+	cb := chatBackend(ns, "chat", "") // default image
+	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"}}
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+
+	c := eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonSecretNotFound)
+	Expect(c.Message).To(ContainSubstring(`Secret "db"`))
+	Expect(c.Message).To(ContainSubstring("spec.database.urlSecretRef"))
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonSecretNotFound)
+	eventuallyEvent(t, ns, "chat", chatv1alpha1.ReasonSecretNotFound, `Secret "db"`)
+	var jobs batchv1.JobList
+	Expect(k8s.List(ctx, &jobs, client.InNamespace(ns))).To(Succeed())
+	Expect(jobs.Items).To(BeEmpty(), "no migration without the database URL")
+	// Several 1s rechecks later: still no error retries, one warning Event.
+	Consistently(func() float64 { return reconcileErrors(t) }, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore))
+	var events corev1.EventList
+	Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+	warnings := 0
+	for _, e := range events.Items {
+		if e.Reason == chatv1alpha1.ReasonSecretNotFound {
+			warnings++
+			Expect(e.Count).To(BeNumerically("<=", 1), "the warning is not repeated")
+		}
+	}
+	Expect(warnings).To(Equal(1))
+
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonSecretNotFound, `Secret "openai"`)
+
+	Expect(k8s.Create(ctx, secret(ns, "openai", map[string]string{"wrong": "sk-test"}))).To(Succeed())
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonSecretKeyNotFound, `no key "key"`)
+	eventuallyEvent(t, ns, "chat", chatv1alpha1.ReasonSecretKeyNotFound, `no key "key"`)
+
+	openai := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, "openai"), openai)).To(Succeed())
+	openai.Data["key"] = []byte("sk-test")
+	Expect(k8s.Update(ctx, openai)).To(Succeed())
+
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+	Eventually(func() error {
+		return k8s.Get(ctx, key(ns, specs.MigrationJobName(cb, defaultImage)), &batchv1.Job{})
+	}, timeout, interval).Should(Succeed(), "the Job runs the operator's default image")
+	env := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, "chat-env"), env)).To(Succeed())
+	Expect(env.Data).To(HaveKeyWithValue("OPENAI_API_KEY", []byte("sk-test")))
+}
+
+// TestSecretChangeRollsPods: new values in a referenced Secret reach the env
+// Secret and change the pod template, which rolls the pods.
+func TestSecretChangeRollsPods(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://old@db/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	migrate(t, ns, cb)
+
+	dep := &appsv1.Deployment{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), dep) }, timeout, interval).Should(Succeed())
+	before := dep.Spec.Template.Annotations[specs.AnnotationEnvHash]
+	Expect(before).NotTo(BeEmpty())
+
+	db := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, "db"), db)).To(Succeed())
+	db.Data["url"] = []byte("postgres://new@db/chat")
+	Expect(k8s.Update(ctx, db)).To(Succeed())
+
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		g.Expect(dep.Spec.Template.Annotations[specs.AnnotationEnvHash]).NotTo(Equal(before))
+	}, timeout, interval).Should(Succeed())
+	env := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, "chat-env"), env)).To(Succeed())
+	Expect(string(env.Data["DATABASE_URL"])).To(Equal("postgres://new@db/chat"))
+}
+
+// TestDriftIsReverted: children deleted or edited by hand are put back.
+func TestDriftIsReverted(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	migrate(t, ns, cb)
+
+	for _, obj := range []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &corev1.Secret{}} {
+		name := "chat"
+		if _, ok := obj.(*corev1.Secret); ok {
+			name = "chat-env"
+		}
+		Eventually(func() error { return k8s.Get(ctx, key(ns, name), obj) }, timeout, interval).Should(Succeed())
+		uid := obj.GetUID()
+		Expect(k8s.Delete(ctx, obj)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key(ns, name), obj)).To(Succeed())
+			g.Expect(obj.GetUID()).NotTo(Equal(uid))
+		}, timeout, interval).Should(Succeed(), "%T %s comes back", obj, name)
+	}
+
+	// An edit of a field the operator owns is reverted.
+	dep := &appsv1.Deployment{}
+	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+	dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/evil:latest"
+	dep.Spec.Replicas = ptr.To[int32](7)
+	Expect(k8s.Update(ctx, dep)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+		g.Expect(*dep.Spec.Replicas).To(Equal(int32(2)))
+	}, timeout, interval).Should(Succeed())
+
+	// Steady state: the periodic rechecks re-apply every child, and
+	// server-side apply of an unchanged intent writes nothing.
+	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+	rv := dep.ResourceVersion
+	Consistently(func(g Gomega) string {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		return dep.ResourceVersion
+	}, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(rv), "no write churn on the Deployment")
+}
+
+// TestMonitoringFollowsTheCRDs: without prometheus-operator the status says
+// so and nothing loops; once its CRDs are installed the ServiceMonitor and
+// PrometheusRule appear (and pass the real CRD schemas), and are put back
+// when deleted.
+func TestMonitoringFollowsTheCRDs(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+
+	errorsBefore := reconcileErrors(t)
+	c := eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, chatv1alpha1.ReasonCRDNotInstalled)
+	Expect(c.Message).To(ContainSubstring("prometheus-operator"))
+	Consistently(func() float64 { return reconcileErrors(t) }, 1500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore),
+		"missing CRDs are a status, not an error loop")
+
+	_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+		Paths:              []string{filepath.Join("..", "config", "crd", "external")},
+		ErrorIfPathMissing: true,
+	})
+	Expect(err).NotTo(HaveOccurred())
+
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled)
+	sm := &monitoringv1.ServiceMonitor{}
+	Expect(k8s.Get(ctx, key(ns, "chat"), sm)).To(Succeed())
+	Expect(sm.Spec.Endpoints).To(HaveLen(1))
+	Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
+	rule := &monitoringv1.PrometheusRule{}
+	Expect(k8s.Get(ctx, key(ns, "chat"), rule)).To(Succeed())
+	Expect(rule.Spec.Groups).NotTo(BeEmpty())
+	Expect(metav1.IsControlledBy(rule, getCB(Default, ns, "chat"))).To(BeTrue())
+
+	uid := sm.UID
+	Expect(k8s.Delete(ctx, sm)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), sm)).To(Succeed())
+		g.Expect(sm.UID).NotTo(Equal(uid))
+	}, timeout, interval).Should(Succeed(), "the ServiceMonitor comes back")
+
+	// Disabling the PrometheusRule removes it.
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Monitoring.PrometheusRule.Enabled = ptr.To(false) })
+	Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, key(ns, "chat"), &monitoringv1.PrometheusRule{}))
+	}, timeout, interval).Should(BeTrue())
+}
+
+// TestInvalidSpecsAreRefused: the CRD's validation rules reject specs that
+// cannot work, with messages that say what to fix.
+func TestInvalidSpecsAreRefused(t *testing.T) {
+	RegisterTestingT(t)
+	ns := newNamespace(t)
+	cases := []struct {
+		name    string
+		objName string
+		mutate  func(*chatv1alpha1.ChatBackend)
+		message string
+	}{
+		{"betterAuthURL not a URL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.BetterAuthURL = "auth.example.com" },
+			"betterAuthURL must be an absolute http(s) URL"},
+		{"betterAuthURL not http", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.BetterAuthURL = "ftp://auth.example.com" },
+			"betterAuthURL must be an absolute http(s) URL"},
+		{"empty secret name", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Database.URLSecretRef.Name = "" },
+			"secret name must not be empty"},
+		{"empty secret key", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Database.URLSecretRef.Key = "" },
+			"secret key must not be empty"},
+		{"negative replicas", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Replicas = ptr.To[int32](-1) },
+			"replicas must not be negative"},
+		{"bad CORS origin", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"docs.example.com"}}
+		}, "each allowed origin must be '*' or an http(s) origin"},
+		{"service port out of range", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Service.Port = 70000 },
+			"service.port must be between 1 and 65535"},
+		{"bad qdrant URL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "qdrant:6333"} },
+			"qdrant.url must be an absolute http(s) URL"},
+		{"name too long", "a23456789012345678901234567890123456789012345678", func(*chatv1alpha1.ChatBackend) {},
+			"metadata.name must be at most 46 characters"},
+		{"name not a DNS label", "9chat", func(*chatv1alpha1.ChatBackend) {},
+			"metadata.name must start with a letter"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			cb := chatBackend(ns, tc.objName, "registry.example.com/chat-apiserver:v1")
+			tc.mutate(cb)
+			err := k8s.Create(context.Background(), cb)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+			g.Expect(err.Error()).To(ContainSubstring(tc.message))
+		})
+	}
+
+	// The sample users start from is valid.
+	raw, err := os.ReadFile(filepath.Join("..", "config", "samples", "chat_v1alpha1_chatbackend.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	sample := &chatv1alpha1.ChatBackend{}
+	Expect(yaml.UnmarshalStrict(raw, sample)).To(Succeed())
+	sample.Namespace = ns
+	Expect(k8s.Create(context.Background(), sample)).To(Succeed())
+
+	// And a valid one with every optional field passes.
+	cb := chatBackend(ns, "complete", "registry.example.com/chat-apiserver:v1")
+	cb.Spec.Auth.JWKSURL = "https://auth.example.com/api/auth/jwks"
+	cb.Spec.Auth.Algorithms = []string{"EdDSA", "RS256"}
+	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com", "*"}}
+	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "docs"}
+	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://api.openai.com/v1", ChatModel: "gpt-4o-mini"}
+	cb.Spec.Service = chatv1alpha1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Port: 8080}
+	cb.Spec.Monitoring.ServiceMonitor.Interval = "30s"
+	Expect(k8s.Create(context.Background(), cb)).To(Succeed())
+}
+
+// migrate waits for the first migrations Job of cb and lets it succeed.
+func migrate(t *testing.T, ns string, cb *chatv1alpha1.ChatBackend) {
+	t.Helper()
+	name := specs.MigrationJobName(cb, cb.Spec.Image)
+	Eventually(func() error { return k8s.Get(context.Background(), key(ns, name), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	finishJob(t, ns, name, true)
+	eventuallyCondition(t, ns, cb.Name, chatv1alpha1.ConditionMigrated, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded)
+}
+
+// patchCB changes the ChatBackend's spec, retrying on conflicts with the
+// operator's status writes.
+func patchCB(ns, name string, mutate func(*chatv1alpha1.ChatBackend)) {
+	EventuallyWithOffset(1, func(g Gomega) {
+		cb := getCB(g, ns, name)
+		mutate(cb)
+		g.Expect(k8s.Update(context.Background(), cb)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+// TestPrinterColumns: `kubectl get chatbackends` shows READY, REPLICAS,
+// IMAGE and AGE.
+func TestPrinterColumns(t *testing.T) {
+	g := NewWithT(t)
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "chatbackends.chat.chatbackend.io"}, crd)).To(Succeed())
+	var names []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		if c.Priority == 0 {
+			names = append(names, strings.ToUpper(c.Name))
+		}
+	}
+	g.Expect(names).To(Equal([]string{"READY", "REPLICAS", "IMAGE", "AGE"}))
+}

@@ -1,0 +1,49 @@
+package specs
+
+import (
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+)
+
+// migrationBackoffLimit: a couple of retries ride out a database that is
+// briefly unreachable; more would only delay reporting a broken migration.
+const migrationBackoffLimit int32 = 2
+
+// MigrationJob runs `chat-apiserver migrate` with image. envHash is recorded
+// so that a failed Job is retried when the Secret data it ran with changes.
+//
+// The Job is created once and never updated: a Job's pod template is
+// immutable, and the Job's identity is the image it migrates to.
+func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash string) *batchv1.Job {
+	labels := Labels(cb, ComponentMigrations)
+	pod := podSpec(cb, image, []string{"migrate"})
+	// A failed attempt leaves its pod for `kubectl logs`; the Job's
+	// backoffLimit makes the retries.
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      MigrationJobName(cb, image),
+			Namespace: cb.Namespace,
+			Labels:    labels,
+			Annotations: map[string]string{
+				AnnotationImage:      image,
+				AnnotationGeneration: strconv.FormatInt(cb.Generation, 10),
+				AnnotationEnvHash:    envHash,
+			},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To(migrationBackoffLimit),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       pod,
+			},
+		},
+	}
+}

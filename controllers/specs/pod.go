@@ -1,0 +1,74 @@
+package specs
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+)
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+// nonRootUID is distroless' "nonroot" user. Setting it explicitly lets the
+// kubelet verify runAsNonRoot even for an image whose USER is a name.
+const nonRootUID int64 = 65532
+
+// podSecurityContext and containerSecurityContext meet the "restricted" Pod
+// Security Standard, so the API runs in namespaces that enforce it.
+func podSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To(nonRootUID),
+		RunAsGroup:     ptr.To(nonRootUID),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func containerSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// tmpVolume gives the read-only-root container a writable /tmp (Go's
+// os.TempDir, TLS session caches of some libraries).
+const tmpVolume = "tmp"
+
+// podSpec is what the API pods and the migrations pod share: the same image,
+// configuration, scheduling and hardening, so a migration runs in the same
+// conditions as the server that follows it.
+func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.PodSpec {
+	s := &cb.Spec
+	return corev1.PodSpec{
+		// chat-apiserver does not talk to the Kubernetes API.
+		AutomountServiceAccountToken: ptr.To(false),
+		SecurityContext:              podSecurityContext(),
+		NodeSelector:                 s.NodeSelector,
+		Tolerations:                  s.Tolerations,
+		Affinity:                     s.Affinity,
+		Containers: []corev1.Container{{
+			Name:            ContainerName,
+			Image:           image,
+			ImagePullPolicy: s.ImagePullPolicy,
+			Command:         []string{Binary},
+			Args:            args,
+			Env:             Env(cb),
+			EnvFrom: []corev1.EnvFromSource{{
+				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb)}},
+			}},
+			Resources:       s.Resources,
+			SecurityContext: containerSecurityContext(),
+			VolumeMounts:    []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
+		}},
+		Volumes: []corev1.Volume{{
+			Name:         tmpVolume,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+		}},
+	}
+}

@@ -1,0 +1,300 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers"
+)
+
+// The suite runs the real ChatBackend controller against a real
+// kube-apiserver and etcd (envtest). envtest has no controller-manager: no
+// Job or Deployment controller runs, so the tests set Job status themselves,
+// exactly as the Job controller would.
+
+const defaultImage = "registry.example.com/chat-apiserver:default"
+
+var (
+	scheme  = runtime.NewScheme()
+	cfg     *rest.Config
+	k8s     client.Client // direct, uncached: what the tests see is what is stored
+	testEnv *envtest.Environment
+	nsSeq   atomic.Int32
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(chatv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(monitoringv1.AddToScheme(scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
+
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		// `go test ./controllers/` by hand: use what hack/tools.sh installed.
+		assets, _ = filepath.Abs(filepath.Join("..", "bin"))
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		fmt.Fprintf(os.Stderr, "envtest: no kube-apiserver in %s; run `hack/tools.sh envtest` (or `make test-deps`)\n", assets)
+		return 1
+	}
+	testEnv = &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		return 1
+	}
+	defer func() {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		}
+	}()
+
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+
+	if os.Getenv("TEST_OPERATOR_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
+	} else {
+		ctrl.SetLogger(zap.New(zap.WriteTo(ioDiscard{})))
+	}
+	// The tests' 1s rechecks reconcile every ChatBackend of every test each
+	// second; client-go's default 20 QPS would throttle that into timeouts.
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &controllers.ChatBackendReconciler{
+		Client:       mgr.GetClient(),
+		Scheme:       mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorder("chatbackend-operator"),
+		DefaultImage: defaultImage,
+		// Short, so "CRDs installed later" and "Secret created later" are
+		// observed within the tests' timeouts even without a watch event.
+		MonitoringRecheckInterval: time.Second,
+		SecretRecheckInterval:     time.Second,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "setup:", err)
+		return 1
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager stopped with:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+type ioDiscard struct{}
+
+func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// --- helpers shared by the tests ---
+
+const (
+	timeout  = 15 * time.Second
+	interval = 50 * time.Millisecond
+)
+
+// newNamespace gives each test its own namespace: envtest never deletes
+// namespaces, so tests must not share names.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d-%d", nsSeq.Add(1), time.Now().UnixNano()%100000)
+	ExpectWithOffset(1, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	// Without a namespace controller nothing in it is ever deleted; remove
+	// the ChatBackends so that they stop being reconciled during later tests.
+	t.Cleanup(func() {
+		_ = k8s.DeleteAllOf(context.Background(), &chatv1alpha1.ChatBackend{}, client.InNamespace(name))
+	})
+	return name
+}
+
+func secret(ns, name string, data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+func chatBackend(ns, name, image string) *chatv1alpha1.ChatBackend {
+	return &chatv1alpha1.ChatBackend{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: chatv1alpha1.ChatBackendSpec{
+			Image: image,
+			Auth:  chatv1alpha1.AuthSpec{BetterAuthURL: "https://auth.example.com"},
+			Database: chatv1alpha1.DatabaseSpec{
+				URLSecretRef: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"},
+			},
+		},
+	}
+}
+
+func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// getCB returns the current ChatBackend.
+func getCB(g Gomega, ns, name string) *chatv1alpha1.ChatBackend {
+	cb := &chatv1alpha1.ChatBackend{}
+	g.Expect(k8s.Get(context.Background(), key(ns, name), cb)).To(Succeed())
+	return cb
+}
+
+// eventuallyCondition waits until condition t of the ChatBackend has status
+// and reason, for the current generation, and returns it.
+func eventuallyCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string) metav1.Condition {
+	t.Helper()
+	return eventuallyConditionWith(t, ns, name, condType, status, reason, "")
+}
+
+// eventuallyConditionWith is eventuallyCondition whose message must also
+// contain substr.
+func eventuallyConditionWith(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason, substr string) metav1.Condition {
+	t.Helper()
+	var got metav1.Condition
+	EventuallyWithOffset(2, func(g Gomega) {
+		cb := getCB(g, ns, name)
+		c := meta.FindStatusCondition(cb.Status.Conditions, condType)
+		g.Expect(c).NotTo(BeNil(), "condition %s", condType)
+		g.Expect(c.ObservedGeneration).To(Equal(cb.Generation), "condition %s observed generation", condType)
+		g.Expect(c.Status).To(Equal(status), "condition %s: %s", condType, c.Message)
+		g.Expect(c.Reason).To(Equal(reason), "condition %s: %s", condType, c.Message)
+		g.Expect(c.Message).To(ContainSubstring(substr), "condition %s", condType)
+		got = *c
+	}, timeout, interval).Should(Succeed())
+	return got
+}
+
+// finishJob sets the status the Job controller of Kubernetes 1.36 sets: its
+// status validation demands SuccessCriteriaMet before Complete (FailureTarget
+// before Failed), a start time, and a completion time on success.
+func finishJob(t *testing.T, ns, name string, succeed bool) {
+	t.Helper()
+	EventuallyWithOffset(1, func(g Gomega) {
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(context.Background(), key(ns, name), job)).To(Succeed())
+		start := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		job.Status.StartTime = &start
+		job.Status.Ready = ptr.To[int32](0)
+		job.Status.Terminating = ptr.To[int32](0)
+		cond := func(t batchv1.JobConditionType, reason, msg string) batchv1.JobCondition {
+			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg,
+				LastProbeTime: now, LastTransitionTime: now}
+		}
+		if succeed {
+			job.Status.Succeeded = 1
+			job.Status.CompletionTime = &now
+			job.Status.Conditions = []batchv1.JobCondition{
+				cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached", "Reached expected number of succeeded pods"),
+				cond(batchv1.JobComplete, "CompletionsReached", "Reached expected number of succeeded pods"),
+			}
+		} else {
+			job.Status.Failed = 3
+			job.Status.Conditions = []batchv1.JobCondition{
+				cond(batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit"),
+				cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit"),
+			}
+		}
+		g.Expect(k8s.Status().Update(context.Background(), job)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+// eventuallyEvent waits for an Event on the ChatBackend with reason whose
+// note contains substr.
+func eventuallyEvent(t *testing.T, ns, name, reason, substr string) {
+	t.Helper()
+	EventuallyWithOffset(1, func(g Gomega) {
+		var list corev1.EventList
+		g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+		var seen []string
+		for _, e := range list.Items {
+			if e.InvolvedObject.Kind == "ChatBackend" && e.InvolvedObject.Name == name {
+				seen = append(seen, e.Reason+": "+e.Message)
+				if e.Reason == reason && strings.Contains(e.Message, substr) {
+					return
+				}
+			}
+		}
+		g.Expect(seen).To(ContainElement(ContainSubstring(reason+": ")), "no %s event containing %q", reason, substr)
+		g.Expect(false).To(BeTrue(), "events: %v", seen)
+	}, timeout, interval).Should(Succeed())
+}
+
+// reconcileErrors is how many ChatBackend reconciles returned an error so
+// far (controller-runtime's own counter). User mistakes such as a missing
+// Secret, and a cluster without prometheus-operator, must not count: they
+// are status, not errors retried with backoff.
+func reconcileErrors(t *testing.T) float64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["controller"] == "chatbackend" && labels["result"] == "error" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

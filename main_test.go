@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers/specs"
+)
+
+// TestManager runs the real manager entry point, with its flags, against a
+// real API server: it becomes leader, serves /readyz, reconciles with the
+// image from --default-apiserver-image, and on SIGTERM stops cleanly.
+func TestManager(t *testing.T) {
+	g := NewWithT(t)
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets, _ = filepath.Abs("bin")
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	g.Expect(err).NotTo(HaveOccurred(), "start envtest (kube-apiserver and etcd from hack/tools.sh envtest)")
+	t.Cleanup(func() { _ = env.Stop() })
+
+	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	kubeconfig, err := user.KubeConfig()
+	g.Expect(err).NotTo(HaveOccurred())
+	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
+	g.Expect(os.WriteFile(kubeconfigPath, kubeconfig, 0o600)).To(Succeed())
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(chatv1alpha1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator"}})).To(Succeed())
+
+	probeAddr := freeAddr(t)
+	oldArgs := os.Args
+	t.Cleanup(func() { os.Args = oldArgs })
+	os.Args = []string{"manager",
+		"--kubeconfig=" + kubeconfigPath,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=" + probeAddr,
+		"--leader-elect",
+		"--leader-election-namespace=operator",
+		"--default-apiserver-image=registry.example.com/chat-apiserver:from-flag",
+	}
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+
+	g.Eventually(func() (int, error) {
+		resp, err := http.Get("http://" + probeAddr + "/readyz")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}, 20*time.Second, 100*time.Millisecond).Should(Equal(http.StatusOK))
+	g.Eventually(func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: "operator", Name: "chatbackend-operator.chat.chatbackend.io"}, &coordinationv1.Lease{})
+	}, 20*time.Second, 100*time.Millisecond).Should(Succeed(), "leader election holds a Lease")
+
+	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "operator", Name: "db"},
+		Data: map[string][]byte{"url": []byte("postgres://db/chat")}})).To(Succeed())
+	cb := &chatv1alpha1.ChatBackend{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "operator", Name: "chat"},
+		Spec: chatv1alpha1.ChatBackendSpec{
+			Auth:     chatv1alpha1.AuthSpec{BetterAuthURL: "https://auth.example.com"},
+			Database: chatv1alpha1.DatabaseSpec{URLSecretRef: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}},
+		},
+	}
+	g.Expect(c.Create(ctx, cb)).To(Succeed())
+	g.Eventually(func() (*chatv1alpha1.ChatBackend, error) {
+		got := &chatv1alpha1.ChatBackend{}
+		err := c.Get(ctx, client.ObjectKeyFromObject(cb), got)
+		return got, err
+	}, 20*time.Second, 100*time.Millisecond).Should(HaveField("Status.ObservedGeneration", int64(1)))
+	jobName := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:from-flag")
+	g.Eventually(func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: "operator", Name: jobName}, &batchv1.Job{})
+	}, 20*time.Second, 100*time.Millisecond).Should(Succeed(), "the Job runs the --default-apiserver-image")
+
+	g.Expect(syscall.Kill(os.Getpid(), syscall.SIGTERM)).To(Succeed())
+	select {
+	case err := <-done:
+		g.Expect(err).NotTo(HaveOccurred())
+	case <-time.After(30 * time.Second):
+		t.Fatal("manager did not stop within 30s of SIGTERM")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
