@@ -1,0 +1,426 @@
+// Package chunk turns the Markdown and MDX pages of a Docusaurus docs folder
+// into heading-sized chunks that carry the page's public URL and the heading's
+// anchor, so every retrieved passage can be cited with a working link.
+package chunk
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Options says where the pages are published and how big chunks get.
+type Options struct {
+	// SiteURL is the public URL of the site, including its baseUrl
+	// (https://example.com or https://example.com/product/).
+	SiteURL string
+	// RouteBase is the docs plugin's routeBasePath ("/docs" by default in
+	// Docusaurus; "/" when the docs are the whole site).
+	RouteBase string
+	// MaxChars bounds a chunk's text; longer sections are split in windows.
+	MaxChars int
+	// Overlap is how many characters of a window's tail start the next one,
+	// so a sentence cut at a window edge is still found whole in one chunk.
+	Overlap int
+}
+
+func (o Options) withDefaults() Options {
+	if o.RouteBase == "" {
+		o.RouteBase = "/docs"
+	}
+	if o.MaxChars <= 0 {
+		o.MaxChars = 1500
+	}
+	if o.Overlap < 0 || o.Overlap >= o.MaxChars/2 {
+		o.Overlap = o.MaxChars / 8
+	}
+	if o.Overlap == 0 {
+		o.Overlap = 200
+		if o.Overlap >= o.MaxChars/2 {
+			o.Overlap = o.MaxChars / 8
+		}
+	}
+	return o
+}
+
+// Page is one parsed document.
+type Page struct {
+	// Path is the file's path relative to the docs root, slash separated.
+	Path string
+	// Title comes from front matter `title`, else the first H1, else the id.
+	Title string
+	// URL is the page's public URL (no anchor).
+	URL      string
+	Sections []Section
+	// Draft pages are not published, so they are not ingested.
+	Draft bool
+}
+
+// Section is the text under one heading (Heading is empty for the text
+// before the first heading).
+type Section struct {
+	Heading string
+	// Anchor is the heading's id in the rendered page (empty for the page top).
+	Anchor string
+	Text   string
+}
+
+type frontMatter struct {
+	Title string `yaml:"title"`
+	Slug  string `yaml:"slug"`
+	ID    string `yaml:"id"`
+	Draft bool   `yaml:"draft"`
+}
+
+// Parse reads one Markdown/MDX file. relPath is its path under the docs root.
+func Parse(relPath string, src []byte, opt Options) (Page, error) {
+	opt = opt.withDefaults()
+	relPath = path.Clean(strings.ReplaceAll(relPath, "\\", "/"))
+	src = bytes.TrimPrefix(src, []byte("\ufeff"))
+	src = bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))
+
+	var fm frontMatter
+	body := string(src)
+	if strings.HasPrefix(body, "---\n") {
+		end := strings.Index(body[4:], "\n---")
+		if end < 0 {
+			return Page{}, fmt.Errorf("%s: front matter opened with --- is never closed", relPath)
+		}
+		if err := yaml.Unmarshal([]byte(body[4:4+end]), &fm); err != nil {
+			return Page{}, fmt.Errorf("%s: front matter: %w", relPath, err)
+		}
+		body = body[4+end+4:]
+		body = strings.TrimPrefix(body, "\n")
+	}
+
+	lines := clean(body)
+	p := Page{Path: relPath, Draft: fm.Draft}
+	p.URL = joinURL(opt.SiteURL, route(relPath, fm, opt.RouteBase))
+	p.Title = strings.TrimSpace(fm.Title)
+	p.Sections = sections(lines, &p.Title)
+	if p.Title == "" {
+		p.Title = docID(relPath, fm)
+	}
+	return p, nil
+}
+
+// route is the page's path on the site, following Docusaurus's rules: number
+// prefixes ("01-intro") are dropped, `id` replaces the file name, index and
+// README files (and a file named like its folder) stand for the folder, and
+// `slug` wins, absolute from the route base or relative to the folder.
+func route(relPath string, fm frontMatter, base string) string {
+	dir := path.Dir(relPath)
+	var segs []string
+	if dir != "." {
+		for _, s := range strings.Split(dir, "/") {
+			segs = append(segs, stripNumberPrefix(s))
+		}
+	}
+	dirRoute := strings.Join(segs, "/")
+	slug := strings.TrimSpace(fm.Slug)
+	var rel string
+	switch {
+	case strings.HasPrefix(slug, "/"):
+		rel = strings.TrimPrefix(slug, "/")
+	case slug != "":
+		rel = path.Join(dirRoute, slug)
+	default:
+		name := strings.TrimSuffix(path.Base(relPath), path.Ext(relPath))
+		name = stripNumberPrefix(name)
+		lower := strings.ToLower(name)
+		isIndex := lower == "index" || lower == "readme" || (len(segs) > 0 && name == segs[len(segs)-1])
+		switch {
+		case fm.ID != "":
+			rel = path.Join(dirRoute, fm.ID)
+		case isIndex:
+			rel = dirRoute
+		default:
+			rel = path.Join(dirRoute, name)
+		}
+	}
+	r := path.Join("/", strings.Trim(base, "/"), rel)
+	return r
+}
+
+func docID(relPath string, fm frontMatter) string {
+	if fm.ID != "" {
+		return fm.ID
+	}
+	return stripNumberPrefix(strings.TrimSuffix(path.Base(relPath), path.Ext(relPath)))
+}
+
+var numberPrefix = regexp.MustCompile(`^\d+[-_.\s]+`)
+
+func stripNumberPrefix(s string) string {
+	if t := numberPrefix.ReplaceAllString(s, ""); t != "" {
+		return t
+	}
+	return s
+}
+
+func joinURL(site, route string) string {
+	site = strings.TrimRight(site, "/")
+	if route == "/" {
+		return site + "/"
+	}
+	return site + route
+}
+
+var (
+	fenceRe      = regexp.MustCompile("^\\s*(```+|~~~+)")
+	admonitionRe = regexp.MustCompile(`^\s*:::+\s*([A-Za-z]+)?(?:\[([^\]]*)\])?\s*(.*)$`)
+	jsxTagRe     = regexp.MustCompile(`</?[A-Za-z][A-Za-z0-9.:_-]*(?:\s+[^<>]*?)?/?>`)
+	mdxComment   = regexp.MustCompile(`\{/\*.*?\*/\}`)
+	htmlComment  = regexp.MustCompile(`<!--.*?-->`)
+	exprLineRe   = regexp.MustCompile(`^\s*\{[^}]*\}\s*$`)
+	// esmStart is an MDX import/export statement, not prose that happens to
+	// begin with "import" ("import the dashboard into Grafana").
+	esmStart = regexp.MustCompile(`^(import\s+(['"]|[\w$]+\s*(,|from\s)|\*\s*as\s|\{|type\s)|export\s+(const|let|var|function|async|class|default|\{|\*|type|interface)\b)`)
+)
+
+// clean strips what a reader of the rendered page never sees as prose: ESM
+// imports/exports, JSX/HTML tags (their text content is kept), comments and
+// admonition fences (their body and title are kept). Code fences are kept
+// verbatim because code samples are often the answer.
+func clean(body string) []string {
+	var out []string
+	inFence := ""
+	esmDepth := 0      // brace depth of a multi-line import/export
+	inESM := false     // inside a multi-line import/export statement
+	inComment := ""    // "-->" or "*/}" while inside a multi-line comment
+	inOpenTag := false // inside a JSX tag whose attributes span lines
+	for _, line := range strings.Split(body, "\n") {
+		if inFence != "" {
+			out = append(out, line)
+			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
+				inFence = ""
+			}
+			continue
+		}
+		if m := fenceRe.FindStringSubmatch(line); m != nil {
+			inFence = m[1]
+			out = append(out, line)
+			continue
+		}
+		if inComment != "" {
+			if i := strings.Index(line, inComment); i >= 0 {
+				line = line[i+len(inComment):]
+				inComment = ""
+			} else {
+				continue
+			}
+		}
+		if inESM {
+			esmDepth += strings.Count(line, "{") - strings.Count(line, "}")
+			if esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(strings.TrimSpace(line), ";") || strings.HasSuffix(strings.TrimSpace(line), "}") || strings.HasSuffix(strings.TrimSpace(line), ")")) {
+				inESM = false
+			}
+			continue
+		}
+		if inOpenTag {
+			if i := strings.Index(line, ">"); i >= 0 {
+				line = line[i+1:]
+				inOpenTag = false
+			} else {
+				continue
+			}
+		}
+		trimmed := strings.TrimSpace(line)
+		if esmStart.MatchString(line) {
+			esmDepth = strings.Count(line, "{") - strings.Count(line, "}")
+			complete := esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(trimmed, ";") ||
+				(strings.HasPrefix(trimmed, "import ") && strings.Count(trimmed, "'")+strings.Count(trimmed, `"`) >= 2) ||
+				strings.HasSuffix(trimmed, "}") || strings.HasSuffix(trimmed, ")"))
+			inESM = !complete
+			continue
+		}
+		line = mdxComment.ReplaceAllString(line, "")
+		line = htmlComment.ReplaceAllString(line, "")
+		if i := strings.Index(line, "<!--"); i >= 0 {
+			line, inComment = line[:i], "-->"
+		} else if i := strings.Index(line, "{/*"); i >= 0 {
+			line, inComment = line[:i], "*/}"
+		}
+		if m := admonitionRe.FindStringSubmatch(line); m != nil {
+			// ":::tip[Title]" / ":::tip Title" keep the title as a line of
+			// text; the bare closing ":::" disappears.
+			title := strings.TrimSpace(m[2] + " " + m[3])
+			if m[1] != "" {
+				label := strings.ToUpper(m[1][:1]) + strings.ToLower(m[1][1:])
+				if title != "" {
+					title = label + ": " + title
+				} else {
+					title = label + ":"
+				}
+			}
+			if title != "" {
+				out = append(out, title)
+			}
+			continue
+		}
+		line = stripTags(line)
+		// A tag opened on this line whose attributes continue below.
+		if i := lastOpenTag(line); i >= 0 {
+			line = line[:i]
+			inOpenTag = true
+		}
+		if exprLineRe.MatchString(line) {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// openTagStart is a JSX element opened at the start of a line whose
+// attributes continue on the next lines.
+var openTagStart = regexp.MustCompile(`^\s*<[A-Za-z][A-Za-z0-9.:_-]*(\s[^>]*)?$`)
+
+func lastOpenTag(line string) int {
+	if loc := openTagStart.FindStringIndex(line); loc != nil && !insideInlineCode(line, loc[0]) {
+		return loc[0]
+	}
+	return -1
+}
+
+// stripTags removes JSX/HTML tags outside inline code spans, keeping the text
+// between them.
+func stripTags(line string) string {
+	if !strings.Contains(line, "<") {
+		return line
+	}
+	parts := strings.Split(line, "`")
+	for i := 0; i < len(parts); i += 2 { // even parts are outside `code`
+		parts[i] = jsxTagRe.ReplaceAllString(parts[i], "")
+	}
+	return strings.Join(parts, "`")
+}
+
+func insideInlineCode(line string, at int) bool {
+	return strings.Count(line[:at], "`")%2 == 1
+}
+
+var headingRe = regexp.MustCompile(`^(#{1,6})\s+(.*?)\s*(?:\{#([^}\s]+)\})?\s*#*\s*$`)
+
+func sections(lines []string, title *string) []Section {
+	var secs []Section
+	cur := Section{}
+	var buf []string
+	slugs := newSlugger()
+	inFence := ""
+	flush := func() {
+		cur.Text = strings.TrimSpace(collapseBlank(buf))
+		if cur.Text != "" {
+			secs = append(secs, cur)
+		}
+		buf = nil
+	}
+	for _, line := range lines {
+		if inFence != "" {
+			buf = append(buf, line)
+			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
+				inFence = ""
+			}
+			continue
+		}
+		if m := fenceRe.FindStringSubmatch(line); m != nil {
+			inFence = m[1]
+			buf = append(buf, line)
+			continue
+		}
+		m := headingRe.FindStringSubmatch(line)
+		if m == nil {
+			buf = append(buf, line)
+			continue
+		}
+		text := plainInline(m[2])
+		if len(m[1]) == 1 && *title == "" {
+			*title = text
+		}
+		flush()
+		anchor := m[3]
+		if anchor == "" {
+			anchor = slugs.slug(text)
+		} else {
+			slugs.seen[anchor] = 0
+		}
+		if len(m[1]) == 1 {
+			// The H1 is the page title: its text belongs to the page top.
+			cur = Section{}
+			continue
+		}
+		cur = Section{Heading: text, Anchor: anchor}
+	}
+	flush()
+	return secs
+}
+
+func collapseBlank(lines []string) string {
+	var b strings.Builder
+	blank := 0
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			blank++
+			continue
+		}
+		if b.Len() > 0 {
+			if blank > 0 {
+				b.WriteString("\n\n")
+			} else {
+				b.WriteString("\n")
+			}
+		}
+		blank = 0
+		b.WriteString(strings.TrimRight(l, " \t"))
+	}
+	return b.String()
+}
+
+var (
+	linkRe     = regexp.MustCompile(`!?\[([^\]]*)\]\([^)]*\)`)
+	emphasisRe = regexp.MustCompile(`(\*\*|__|\*|_|~~)([^*_~]+)(\*\*|__|\*|_|~~)`)
+)
+
+// plainInline reduces inline Markdown to the text a reader sees, as the
+// heading slugger does before computing an anchor.
+func plainInline(s string) string {
+	s = linkRe.ReplaceAllString(s, "$1")
+	s = emphasisRe.ReplaceAllString(s, "$2")
+	s = strings.ReplaceAll(s, "`", "")
+	s = jsxTagRe.ReplaceAllString(s, "")
+	return strings.TrimSpace(s)
+}
+
+// slugger reproduces github-slugger, which Docusaurus uses for heading ids:
+// lower case, punctuation dropped, spaces to hyphens, duplicates suffixed -1, -2...
+type slugger struct{ seen map[string]int }
+
+func newSlugger() *slugger { return &slugger{seen: map[string]int{}} }
+
+func (s *slugger) slug(text string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(text) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
+			b.WriteRune(r)
+		}
+	}
+	original := b.String()
+	slug := original
+	for {
+		if _, taken := s.seen[slug]; !taken {
+			break
+		}
+		s.seen[original]++
+		slug = fmt.Sprintf("%s-%d", original, s.seen[original])
+	}
+	s.seen[slug] = 0
+	return slug
+}

@@ -1,0 +1,146 @@
+package embed
+
+import (
+	"context"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Lexical is the offline embedder: a hashed bag of words (stop words dropped,
+// light stemming, sub-linear term frequency) plus hashed word pairs. It knows
+// nothing of meaning, but ranks passages sharing a question's rare words first,
+// which is enough for a docs site to answer without any external service.
+type Lexical struct{ dims int }
+
+// LexicalDims is the vector size of the lexical embedder.
+const LexicalDims = 1024
+
+// NewLexical returns the offline embedder.
+func NewLexical() *Lexical { return &Lexical{dims: LexicalDims} }
+
+// Model implements Embedder.
+func (l *Lexical) Model() string { return "offline-lexical-v1" }
+
+// Embed implements Embedder.
+func (l *Lexical) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, l.dims)
+		for term, tf := range Terms(t) {
+			v[Bucket(term, l.dims)] += float32(1 + math.Log(float64(tf)))
+		}
+		out[i] = Normalize(v)
+	}
+	return out, nil
+}
+
+// Terms counts the index terms of a text: stemmed words that are not stop
+// words, and adjacent pairs of them (which rank "signing key" above pages
+// that merely mention "signing" and "key" far apart).
+func Terms(text string) map[string]int {
+	words := Words(text)
+	terms := make(map[string]int, 2*len(words))
+	for i, w := range words {
+		terms[w]++
+		if i > 0 {
+			terms[words[i-1]+" "+w]++
+		}
+	}
+	return terms
+}
+
+// Words lower-cases, splits on non-alphanumerics, drops stop words and
+// stems plurals and common suffixes.
+func Words(text string) []string {
+	fields := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+	out := fields[:0]
+	for _, f := range fields {
+		if len(f) < 2 || stopWords[f] {
+			continue
+		}
+		out = append(out, stem(f))
+	}
+	return out
+}
+
+// Bucket hashes a term into [0, dims).
+func Bucket(term string, dims int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(term))
+	return int(h.Sum32() % uint32(dims))
+}
+
+// Hash32 is the term's hash, used as a sparse-vector index.
+func Hash32(term string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(term))
+	return h.Sum32()
+}
+
+func stem(w string) string {
+	for _, suf := range []string{"ing", "ed", "es", "s"} {
+		if len(w) >= len(suf)+3 && strings.HasSuffix(w, suf) {
+			w = strings.TrimSuffix(w, suf)
+			break
+		}
+	}
+	// "rotation"/"rotate" → "rotat", "configuration"/"configure" → "configur".
+	for _, suf := range []string{"ation", "ion", "e"} {
+		if len(w) >= len(suf)+4 && strings.HasSuffix(w, suf) {
+			return strings.TrimSuffix(w, suf)
+		}
+	}
+	return w
+}
+
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a an and are as at be but by can do does for from has have how i if in
+		into is it its me my no not of on or our so that the their them then there these they this to
+		up us was we what when where which who why will with you your yours about after all also any
+		been before being both each few more most other over same should some such than too very just
+		should would could did doing am were he she her him his i'm it's don't`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// Normalize scales v to unit length in place (a zero vector stays zero).
+func Normalize(v []float32) []float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return v
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i := range v {
+		v[i] *= inv
+	}
+	return v
+}
+
+// Sparse is the text's sparse term vector (hashed term → sub-linear term
+// frequency) for hybrid search; the vector store weighs it by IDF.
+func Sparse(text string) (indices []uint32, values []float32) {
+	merged := map[uint32]float32{}
+	for term, tf := range Terms(text) {
+		merged[Hash32(term)] += float32(1 + math.Log(float64(tf)))
+	}
+	indices = make([]uint32, 0, len(merged))
+	for i := range merged {
+		indices = append(indices, i)
+	}
+	slices.Sort(indices)
+	values = make([]float32, len(indices))
+	for k, i := range indices {
+		values[k] = merged[i]
+	}
+	return indices, values
+}

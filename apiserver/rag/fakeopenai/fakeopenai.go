@@ -1,0 +1,239 @@
+// Package fakeopenai is a FAKE OpenAI-compatible server for tests: the
+// embeddings endpoint and streaming chat completions (SSE) at the wire level,
+// so the real openai-go client is exercised. Embeddings are hashed bags of
+// words (deterministic, and similar texts get similar vectors); chat replies
+// are scripted by the test.
+package fakeopenai
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
+)
+
+// Dims is the size of the fake's embeddings (that of text-embedding-3-small).
+const Dims = 1536
+
+// APIKey is the only key the fake accepts.
+const APIKey = "sk-fake-test-key"
+
+// Reply scripts one chat completion.
+type Reply struct {
+	// Status, when not 0 or 200, answers the request with this HTTP error.
+	Status int
+	// Deltas are streamed one SSE chunk each.
+	Deltas []string
+	// Delay is slept before each delta (to let a test disconnect mid-stream).
+	Delay time.Duration
+	// AbortAfter > 0 cuts the connection after that many deltas, without
+	// [DONE], like a crashed upstream.
+	AbortAfter                     int
+	PromptTokens, CompletionTokens int64
+}
+
+// ChatRequest is what the fake received for a chat completion.
+type ChatRequest struct {
+	Model    string `json:"model"`
+	Stream   bool   `json:"stream"`
+	Messages []struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	} `json:"messages"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+// Server is the fake.
+type Server struct {
+	URL string // base URL to give the client (ends in /v1)
+
+	srv            *httptest.Server
+	embedCalls     atomic.Int64
+	embeddedInputs atomic.Int64
+	mu             sync.Mutex
+	reply          func(ChatRequest) Reply
+	chats          []ChatRequest
+	failEmbeddings atomic.Bool
+}
+
+// Start runs the fake until the test ends.
+func Start(t testing.TB) *Server {
+	s := &Server{reply: func(ChatRequest) Reply {
+		return Reply{Deltas: []string{"The answer ", "is in ", "the docs [1]."}, PromptTokens: 42, CompletionTokens: 7}
+	}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	s.srv = httptest.NewServer(s.auth(mux))
+	s.URL = s.srv.URL + "/v1"
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// SetReply scripts the chat completions that follow.
+func (s *Server) SetReply(f func(ChatRequest) Reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reply = f
+}
+
+// FailEmbeddings makes the embeddings endpoint answer 500.
+func (s *Server) FailEmbeddings(fail bool) { s.failEmbeddings.Store(fail) }
+
+// EmbeddingCalls counts embeddings requests; EmbeddedInputs counts texts.
+func (s *Server) EmbeddingCalls() int64 { return s.embedCalls.Load() }
+func (s *Server) EmbeddedInputs() int64 { return s.embeddedInputs.Load() }
+
+// ChatRequests returns the chat completion requests received so far.
+func (s *Server) ChatRequests() []ChatRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ChatRequest(nil), s.chats...)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+APIKey {
+			writeError(w, http.StatusUnauthorized, "invalid_api_key")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": "fake: " + code, "type": code, "code": code}})
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	s.embedCalls.Add(1)
+	if s.failEmbeddings.Load() {
+		writeError(w, http.StatusInternalServerError, "server_error")
+		return
+	}
+	var req struct {
+		Model string          `json:"model"`
+		Input json.RawMessage `json:"input"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	var inputs []string
+	if err := json.Unmarshal(req.Input, &inputs); err != nil {
+		var one string
+		if err := json.Unmarshal(req.Input, &one); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_input")
+			return
+		}
+		inputs = []string{one}
+	}
+	s.embeddedInputs.Add(int64(len(inputs)))
+	data := make([]map[string]any, len(inputs))
+	for i, in := range inputs {
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": vector(in)}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"object": "list", "model": req.Model, "data": data,
+		"usage": map[string]any{"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+	})
+}
+
+// vector is a hashed bag of words in a different space than the offline
+// embedder's (other size, other seed), not normalized, as real APIs may be.
+func vector(text string) []float64 {
+	v := make([]float64, Dims)
+	for term, tf := range embed.Terms(text) {
+		v[embed.Bucket("fake:"+term, Dims)] += 2 * (1 + math.Log(float64(tf)))
+	}
+	return v
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	var req ChatRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	s.mu.Lock()
+	s.chats = append(s.chats, req)
+	reply := s.reply(req)
+	s.mu.Unlock()
+	if reply.Status != 0 && reply.Status != http.StatusOK {
+		writeError(w, reply.Status, "scripted_error")
+		return
+	}
+	if !req.Stream {
+		writeError(w, http.StatusBadRequest, "fake only streams")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	flusher := w.(http.Flusher)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		flusher.Flush()
+	}
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{
+			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
+		}
+	}
+	send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	for i, d := range reply.Deltas {
+		if reply.AbortAfter > 0 && i == reply.AbortAfter {
+			// Cut the connection: no [DONE], no finish_reason.
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+				}
+			}
+			return
+		}
+		if reply.Delay > 0 {
+			select {
+			case <-time.After(reply.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		send(chunk(map[string]any{"content": d}, nil))
+	}
+	send(chunk(map[string]any{}, "stop"))
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		send(map[string]any{
+			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
+			"choices": []any{},
+			"usage": map[string]any{"prompt_tokens": reply.PromptTokens, "completion_tokens": reply.CompletionTokens,
+				"total_tokens": reply.PromptTokens + reply.CompletionTokens},
+		})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	flusher.Flush()
+}
+
+// Deltas splits text into word-sized deltas, for scripting replies.
+func Deltas(text string) []string {
+	var out []string
+	for _, w := range strings.SplitAfter(text, " ") {
+		if w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+// Package pgstore keeps the chunks and their embeddings in PostgreSQL and
+// searches them in process: every API server holds the embeddings in memory
+// (one slab of half-precision floats) and scans them all with SIMD dot
+// products, so a docs site needs neither Qdrant nor the pgvector extension.
+package pgstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
+)
+
+// Options tunes the store.
+type Options struct {
+	// RecheckEvery bounds how often a search asks the database whether the
+	// chunks changed (default 2s): an ingest run elsewhere shows up within it.
+	RecheckEvery time.Duration
+}
+
+// Store implements vectorstore.Store on the rag_chunks table.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+
+	loaded atomic.Pointer[snapshot]
+	// reload is held by the one request that checks the generation and
+	// reloads; the others keep searching the snapshot they have.
+	reload sync.Mutex
+}
+
+// snapshot is an immutable in-memory copy of the chunks.
+type snapshot struct {
+	idx       *index
+	gen       int64
+	checkedAt time.Time
+}
+
+var _ vectorstore.Store = (*Store)(nil)
+
+// New returns a store on pool (schema from the store's migrations).
+func New(pool *pgxpool.Pool, opts Options) *Store {
+	if opts.RecheckEvery <= 0 {
+		opts.RecheckEvery = 2 * time.Second
+	}
+	return &Store{pool: pool, opts: opts}
+}
+
+// Hashes implements vectorstore.Store.
+func (s *Store) Hashes(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	rows, err := s.pool.Query(ctx, `SELECT id::text, content_hash FROM rag_chunks`)
+	if err == nil {
+		var id, h string
+		_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error { out[id] = h; return nil })
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return nil, fmt.Errorf("the rag_chunks table is missing: run `chat-apiserver migrate` first: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list chunk hashes: %w", err)
+	}
+	return out, nil
+}
+
+// Upsert implements vectorstore.Store: all points in one transaction, which
+// also bumps the generation so that searching servers reload.
+func (s *Store) Upsert(ctx context.Context, points []vectorstore.Point) error {
+	if len(points) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, p := range points {
+			if len(p.Vector) == 0 {
+				return fmt.Errorf("point %s has no vector", p.ID)
+			}
+			b.Queue(`
+INSERT INTO rag_chunks (id, doc_path, url, title, heading, text, content_hash, dims, embedding, updated_at)
+VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, now())
+ON CONFLICT (id) DO UPDATE SET doc_path = EXCLUDED.doc_path, url = EXCLUDED.url, title = EXCLUDED.title,
+  heading = EXCLUDED.heading, text = EXCLUDED.text, content_hash = EXCLUDED.content_hash,
+  dims = EXCLUDED.dims, embedding = EXCLUDED.embedding, updated_at = now()`,
+				p.ID, p.Payload.DocPath, p.Payload.URL, p.Payload.Title, p.Payload.Heading, p.Payload.Text,
+				p.Payload.ContentHash, len(p.Vector), encode(p.Vector))
+		}
+		b.Queue(`UPDATE rag_index_state SET generation = generation + 1`)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("upsert %d chunks: %w", len(points), err)
+	}
+	return nil
+}
+
+// Delete implements vectorstore.Store.
+func (s *Store) Delete(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM rag_chunks WHERE id = ANY($1::uuid[])`, ids); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE rag_index_state SET generation = generation + 1`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete %d chunks: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Search implements vectorstore.Store.
+func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.Hit, error) {
+	idx, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if idx.len() == 0 {
+		return nil, nil
+	}
+	if len(q.Vector) != idx.dims {
+		return nil, fmt.Errorf("query has %d dimensions but the stored chunks have %d: the embedding model changed, run ingest again", len(q.Vector), idx.dims)
+	}
+	top := idx.search(q.Vector, q.Limit)
+	hits := make([]vectorstore.Hit, len(top))
+	for i, t := range top {
+		hits[i] = vectorstore.Hit{ID: idx.ids[t.row], Score: t.score, Payload: idx.payloads[t.row]}
+	}
+	return hits, nil
+}
+
+// Load reads the chunks into memory now (the server calls it at start-up so
+// that the first question does not wait for it).
+func (s *Store) Load(ctx context.Context) error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	return s.reloadLocked(ctx)
+}
+
+// current returns the in-memory index, reloading it when the generation in
+// the database moved since the last check. Only the first load blocks
+// searches; later checks and reloads run in one request while the others
+// use the previous snapshot.
+func (s *Store) current(ctx context.Context) (*index, error) {
+	cur := s.loaded.Load()
+	if cur != nil && time.Since(cur.checkedAt) < s.opts.RecheckEvery {
+		return cur.idx, nil
+	}
+	if cur != nil {
+		if !s.reload.TryLock() {
+			return cur.idx, nil
+		}
+	} else {
+		s.reload.Lock()
+	}
+	defer s.reload.Unlock()
+	if cur = s.loaded.Load(); cur != nil && time.Since(cur.checkedAt) < s.opts.RecheckEvery {
+		return cur.idx, nil // loaded by the request we waited for
+	}
+	var gen int64
+	if err := s.pool.QueryRow(ctx, `SELECT generation FROM rag_index_state`).Scan(&gen); err != nil {
+		if cur != nil {
+			// Serve the loaded chunks while the database is unreachable.
+			return cur.idx, nil
+		}
+		return nil, fmt.Errorf("read chunk generation: %w", err)
+	}
+	if cur != nil && gen == cur.gen {
+		s.loaded.Store(&snapshot{idx: cur.idx, gen: gen, checkedAt: time.Now()})
+		return cur.idx, nil
+	}
+	if err := s.reloadLocked(ctx); err != nil {
+		if cur != nil {
+			return cur.idx, nil
+		}
+		return nil, err
+	}
+	return s.loaded.Load().idx, nil
+}
+
+func (s *Store) reloadLocked(ctx context.Context) error {
+	idx := &index{}
+	var gen int64
+	// Repeatable read: the generation and the rows are one snapshot.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT generation FROM rag_index_state`).Scan(&gen); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM rag_chunks`).Scan(&n); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id::text, doc_path, url, title, heading, text, content_hash, dims, embedding FROM rag_chunks ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		var (
+			id   string
+			p    vectorstore.Payload
+			dims int
+			emb  []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &p.DocPath, &p.URL, &p.Title, &p.Heading, &p.Text, &p.ContentHash, &dims, &emb}, func() error {
+			if idx.dims == 0 {
+				idx.dims = dims
+				idx.vecs = make([]uint16, 0, n*dims)
+			}
+			if dims != idx.dims {
+				return fmt.Errorf("chunk %s has %d dimensions, others %d: the embedding model changed mid-ingest, run ingest again", id, dims, idx.dims)
+			}
+			idx.ids = append(idx.ids, id)
+			idx.payloads = append(idx.payloads, p)
+			idx.vecs = decodeHalfAppend(idx.vecs, emb)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load chunks: %w", err)
+	}
+	s.loaded.Store(&snapshot{idx: idx, gen: gen, checkedAt: time.Now()})
+	return nil
+}
+
+func encode(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// decodeHalfAppend appends the float32s encoded in b as halves.
+func decodeHalfAppend(dst []uint16, b []byte) []uint16 {
+	for i := 0; i+4 <= len(b); i += 4 {
+		dst = append(dst, toHalf(math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))))
+	}
+	return dst
+}

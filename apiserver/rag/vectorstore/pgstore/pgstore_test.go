@@ -1,0 +1,90 @@
+package pgstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := pgtest.New(t)
+	if _, err := migrations.Migrate(context.Background(), url, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func pt(id string, v ...float32) vectorstore.Point {
+	return vectorstore.Point{ID: id, Vector: v, Payload: vectorstore.Payload{DocPath: "d.md", URL: "u#" + id[:2], Title: "T", Heading: "H", Text: "text " + id[:2], ContentHash: "h" + id[:2]}}
+}
+
+const (
+	idA = "aaaaaaaa-0000-5000-8000-000000000000"
+	idB = "bbbbbbbb-0000-5000-8000-000000000000"
+)
+
+// A server's in-memory index follows an ingest run by another process
+// (another Store on the same database) through the generation counter.
+func TestServerSeesIngestFromElsewhere(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	pool := newPool(t)
+	server := New(pool, Options{RecheckEvery: time.Millisecond})
+	ingester := New(pool, Options{})
+
+	hits, err := server.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Limit: 5})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(BeEmpty())
+
+	g.Expect(ingester.Upsert(ctx, []vectorstore.Point{pt(idA, 1, 0), pt(idB, 0, 1)})).To(Succeed())
+	time.Sleep(2 * time.Millisecond)
+	hits, err = server.Search(ctx, vectorstore.Query{Vector: []float32{0.1, 0.9}, Limit: 5})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(HaveLen(2))
+	g.Expect(hits[0].ID).To(Equal(idB))
+	g.Expect(hits[0].Payload).To(Equal(pt(idB).Payload))
+	g.Expect(hits[0].Score).To(BeNumerically("~", 0.9, 1e-6))
+
+	g.Expect(ingester.Delete(ctx, []string{idB})).To(Succeed())
+	time.Sleep(2 * time.Millisecond)
+	hits, err = server.Search(ctx, vectorstore.Query{Vector: []float32{0.1, 0.9}, Limit: 5})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(HaveLen(1))
+	g.Expect(hits[0].ID).To(Equal(idA))
+
+	hashes, err := server.Hashes(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hashes).To(Equal(map[string]string{idA: "haa"}))
+
+	// A question embedded by another model is refused with the fix.
+	_, err = server.Search(ctx, vectorstore.Query{Vector: []float32{1, 0, 0}, Limit: 5})
+	g.Expect(err).To(MatchError(ContainSubstring("run ingest again")))
+}
+
+// An upsert is all or nothing.
+func TestUpsertIsAtomic(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	pool := newPool(t)
+	s := New(pool, Options{})
+	err := s.Upsert(ctx, []vectorstore.Point{pt(idA, 1, 0), {ID: "not-a-uuid", Vector: []float32{1, 0}}})
+	g.Expect(err).To(HaveOccurred())
+	hashes, err := s.Hashes(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hashes).To(BeEmpty())
+}

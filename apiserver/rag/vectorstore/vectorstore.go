@@ -1,0 +1,50 @@
+// Package vectorstore is the retrieval interface the RAG pipeline uses, with
+// two implementations: Qdrant (qdrantstore) and PostgreSQL searched in
+// process (pgstore), so a docs site can run on PostgreSQL alone.
+package vectorstore
+
+import "context"
+
+// Payload is what is stored with each chunk's vector.
+type Payload struct {
+	DocPath string `json:"doc_path"`
+	URL     string `json:"url"`
+	Title   string `json:"title"`
+	Heading string `json:"heading"`
+	Text    string `json:"text"`
+	// ContentHash covers the embedded text and the embedding model: a chunk
+	// whose hash is unchanged needs no new embedding.
+	ContentHash string `json:"content_hash"`
+}
+
+// Point is one chunk to store. ID is a UUID.
+type Point struct {
+	ID      string
+	Vector  []float32
+	Payload Payload
+}
+
+// Hit is one search result; Score is higher for better matches.
+type Hit struct {
+	ID    string
+	Score float32
+	Payload
+}
+
+// Query is one search. Vector is the question's normalized embedding; Text
+// is the question itself, used by stores that also search lexically.
+type Query struct {
+	Vector []float32
+	Text   string
+	Limit  int
+}
+
+// Store holds the chunks of the docs.
+type Store interface {
+	// Hashes maps every stored point id to its content hash, which lets
+	// ingestion skip unchanged chunks and delete vanished ones.
+	Hashes(ctx context.Context) (map[string]string, error)
+	Upsert(ctx context.Context, points []Point) error
+	Delete(ctx context.Context, ids []string) error
+	Search(ctx context.Context, q Query) ([]Hit, error)
+}
