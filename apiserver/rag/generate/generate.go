@@ -1,0 +1,76 @@
+// Package generate writes the answer to a question from retrieved passages:
+// with an OpenAI-compatible chat model (streamed), or, with no model
+// configured, an extractive answer assembled from the passages and labelled
+// as such.
+package generate
+
+import (
+	"context"
+	"unicode/utf8"
+)
+
+// Turn is one earlier message of the conversation.
+type Turn struct {
+	Role    string // "user" or "assistant"
+	Content string
+}
+
+// Passage is one retrieved source, cited as [N] (N is its 1-based index).
+type Passage struct {
+	Title string
+	URL   string
+	Text  string
+}
+
+// Request is one question.
+type Request struct {
+	Question string
+	// History is the conversation so far, oldest first; the generator keeps
+	// the most recent turns that fit its token budget.
+	History  []Turn
+	Passages []Passage
+}
+
+// Usage is the token count the model reported.
+type Usage struct {
+	PromptTokens     int64
+	CompletionTokens int64
+}
+
+// Result is the answer. On error it holds what was generated before the
+// failure, so that the caller can keep it as an incomplete answer.
+type Result struct {
+	Text  string
+	Model string
+	Usage Usage
+}
+
+// Generator answers questions, calling onDelta with each piece of text as it
+// is produced; an error from onDelta stops generation and is returned.
+type Generator interface {
+	Generate(ctx context.Context, req Request, onDelta func(string) error) (Result, error)
+	// AgentType is stored with each answer ("rag" or "rag-extractive").
+	AgentType() string
+}
+
+// EstimateTokens approximates a text's token count (about four characters
+// per token for English with the OpenAI tokenizers); it only needs to be
+// good enough to bound the prompt.
+func EstimateTokens(s string) int {
+	return (utf8.RuneCountInString(s) + 3) / 4
+}
+
+// RecentHistory keeps the most recent turns whose estimated tokens fit in
+// budget, oldest first.
+func RecentHistory(turns []Turn, budget int) []Turn {
+	used, i := 0, len(turns)
+	for i > 0 {
+		t := EstimateTokens(turns[i-1].Content) + 4 // per-message overhead
+		if used+t > budget {
+			break
+		}
+		used += t
+		i--
+	}
+	return turns[i:]
+}

@@ -1,0 +1,137 @@
+package generate_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
+)
+
+var passages = []generate.Passage{
+	{Title: "Authentication › Signing key rotation", URL: "https://d.io/docs/auth#rotation",
+		Text: "To rotate the signing keys, call the rotation endpoint. Rotated keys are accepted without a restart."},
+	{Title: "Installation", URL: "https://d.io/docs/install", Text: "Install the chart with Helm. It takes a minute."},
+}
+
+func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
+	g := NewWithT(t)
+	oai := fakeopenai.Start(t)
+	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+		return fakeopenai.Reply{Deltas: []string{"Use ", "the endpoint ", "[1]."}, PromptTokens: 300, CompletionTokens: 5}
+	})
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: fakeopenai.APIKey, BaseURL: oai.URL, Model: "m1", HistoryTokens: 20})
+	g.Expect(err).NotTo(HaveOccurred())
+	var deltas []string
+	res, err := gen.Generate(context.Background(), generate.Request{
+		Question: "How do I rotate keys?",
+		History: []generate.Turn{
+			{Role: "user", Content: strings.Repeat("too old to fit ", 20)},
+			{Role: "assistant", Content: "an answer"},
+			{Role: "user", Content: "a follow-up"},
+		},
+		Passages: passages,
+	}, func(d string) error { deltas = append(deltas, d); return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(deltas).To(Equal([]string{"Use ", "the endpoint ", "[1]."}))
+	g.Expect(res.Text).To(Equal("Use the endpoint [1]."))
+	g.Expect(res.Usage).To(Equal(generate.Usage{PromptTokens: 300, CompletionTokens: 5}))
+	g.Expect(res.Model).To(Equal("m1"))
+
+	req := oai.ChatRequests()[0]
+	g.Expect(req.Model).To(Equal("m1"))
+	g.Expect(req.Stream).To(BeTrue())
+	var roles []string
+	for _, m := range req.Messages {
+		roles = append(roles, m.Role)
+	}
+	// The oldest turn does not fit in 20 tokens of history.
+	g.Expect(roles).To(Equal([]string{"system", "assistant", "user", "user"}))
+	g.Expect(req.Messages[0].Content).To(ContainSubstring("[1] Authentication › Signing key rotation (https://d.io/docs/auth#rotation)"))
+	g.Expect(req.Messages[0].Content).To(ContainSubstring("[2] Installation"))
+	g.Expect(req.Messages[3].Content).To(Equal("How do I rotate keys?"))
+}
+
+func TestOpenAIFailures(t *testing.T) {
+	oai := fakeopenai.Start(t)
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: fakeopenai.APIKey, BaseURL: oai.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop := func(string) error { return nil }
+	t.Run("http error", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply { return fakeopenai.Reply{Status: 503} })
+		_, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, nop)
+		g.Expect(err).To(MatchError(ContainSubstring("503")))
+	})
+	t.Run("cut mid-stream keeps the partial text", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+			return fakeopenai.Reply{Deltas: []string{"a ", "b ", "c"}, AbortAfter: 2}
+		})
+		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, nop)
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(res.Text).To(Equal("a b "))
+	})
+	t.Run("consumer stops", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+			return fakeopenai.Reply{Deltas: []string{"a ", "b ", "c"}}
+		})
+		stop := errors.New("client gone")
+		n := 0
+		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, func(string) error {
+			if n++; n == 2 {
+				return stop
+			}
+			return nil
+		})
+		g.Expect(err).To(MatchError(stop))
+		g.Expect(res.Text).To(Equal("a b "))
+	})
+	t.Run("bad key", func(t *testing.T) {
+		g := NewWithT(t)
+		bad, _ := generate.NewOpenAI(generate.OpenAIOptions{APIKey: "wrong", BaseURL: oai.URL})
+		_, err := bad.Generate(context.Background(), generate.Request{Question: "q"}, nop)
+		g.Expect(err).To(MatchError(ContainSubstring("401")))
+		g.Expect(err.Error()).NotTo(ContainSubstring("wrong"))
+	})
+}
+
+func TestExtractiveQuotesRelevantSentencesLabelled(t *testing.T) {
+	g := NewWithT(t)
+	var streamed strings.Builder
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "How do I rotate the signing keys?", Passages: passages,
+	}, func(d string) error { streamed.WriteString(d); return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(streamed.String()).To(Equal(res.Text))
+	g.Expect(res.Text).To(HavePrefix(generate.ExtractiveLabel))
+	g.Expect(res.Text).To(ContainSubstring("> To rotate the signing keys, call the rotation endpoint. [1]"))
+	g.Expect(res.Text).To(ContainSubstring("> Rotated keys are accepted without a restart. [1]"))
+	g.Expect(res.Text).NotTo(ContainSubstring("Helm"))
+	g.Expect(res.Usage).To(Equal(generate.Usage{}))
+
+	res, err = generate.Extractive{}.Generate(context.Background(), generate.Request{Question: "What about billing?", Passages: passages},
+		func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("does not seem to cover"))
+}
+
+func TestHistoryStaysWithinTheTokenBudget(t *testing.T) {
+	g := NewWithT(t)
+	turns := []generate.Turn{
+		{Role: "user", Content: strings.Repeat("old ", 400)},
+		{Role: "assistant", Content: "short answer"},
+		{Role: "user", Content: "recent question"},
+	}
+	kept := generate.RecentHistory(turns, 50)
+	g.Expect(kept).To(Equal(turns[1:]))
+	g.Expect(generate.RecentHistory(turns, 10000)).To(Equal(turns))
+	g.Expect(generate.RecentHistory(turns, 1)).To(BeEmpty())
+}

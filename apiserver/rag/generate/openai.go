@@ -1,0 +1,126 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// OpenAIOptions configures the chat model.
+type OpenAIOptions struct {
+	APIKey  string
+	BaseURL string
+	Model   string
+	// HistoryTokens bounds the earlier turns sent with the question.
+	HistoryTokens int
+	// MaxTokens bounds the answer (0: the server's default).
+	MaxTokens int64
+}
+
+// DefaultChatModel is used when OPENAI_CHAT_MODEL is unset.
+const DefaultChatModel = "gpt-4o-mini"
+
+// OpenAI generates with streaming chat completions.
+type OpenAI struct {
+	client openai.Client
+	opts   OpenAIOptions
+}
+
+// NewOpenAI builds the generator.
+func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
+	if o.APIKey == "" {
+		return nil, errors.New("openai generator: API key is empty")
+	}
+	if o.Model == "" {
+		o.Model = DefaultChatModel
+	}
+	if o.HistoryTokens <= 0 {
+		o.HistoryTokens = 2000
+	}
+	// No retries: a retry after deltas were streamed would repeat them.
+	opts := []option.RequestOption{option.WithAPIKey(o.APIKey), option.WithMaxRetries(0)}
+	if o.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(o.BaseURL))
+	}
+	return &OpenAI{client: openai.NewClient(opts...), opts: o}, nil
+}
+
+// AgentType implements Generator.
+func (g *OpenAI) AgentType() string { return "rag" }
+
+const systemPrompt = `You answer questions about a product using only its documentation excerpts below.
+Cite the excerpts you use with their numbers in square brackets, like [1].
+If the excerpts do not contain the answer, say that the documentation does not cover it; do not guess.
+Answer in the language of the question, concisely, in Markdown.`
+
+func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessageParamUnion {
+	var sys strings.Builder
+	sys.WriteString(systemPrompt)
+	sys.WriteString("\n\nDocumentation excerpts:\n")
+	if len(req.Passages) == 0 {
+		sys.WriteString("(none found)\n")
+	}
+	for i, p := range req.Passages {
+		fmt.Fprintf(&sys, "\n[%d] %s (%s)\n%s\n", i+1, p.Title, p.URL, p.Text)
+	}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(sys.String())}
+	for _, t := range RecentHistory(req.History, historyTokens) {
+		if t.Role == "assistant" {
+			msgs = append(msgs, openai.AssistantMessage(t.Content))
+		} else {
+			msgs = append(msgs, openai.UserMessage(t.Content))
+		}
+	}
+	return append(msgs, openai.UserMessage(req.Question))
+}
+
+// Generate implements Generator.
+func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string) error) (Result, error) {
+	params := openai.ChatCompletionNewParams{
+		Model:         openai.ChatModel(g.opts.Model),
+		Messages:      buildMessages(req, g.opts.HistoryTokens),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	}
+	if g.opts.MaxTokens > 0 {
+		params.MaxCompletionTokens = openai.Int(g.opts.MaxTokens)
+	}
+	stream := g.client.Chat.Completions.NewStreaming(ctx, params)
+	defer stream.Close()
+	res := Result{Model: g.opts.Model}
+	var text strings.Builder
+	finished := false
+	for stream.Next() {
+		ch := stream.Current()
+		if ch.Model != "" {
+			res.Model = ch.Model
+		}
+		if ch.JSON.Usage.Valid() {
+			res.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+		}
+		for _, c := range ch.Choices {
+			if c.FinishReason != "" {
+				finished = true
+			}
+			if c.Delta.Content == "" {
+				continue
+			}
+			text.WriteString(c.Delta.Content)
+			if err := onDelta(c.Delta.Content); err != nil {
+				res.Text = text.String()
+				return res, err
+			}
+		}
+	}
+	res.Text = text.String()
+	if err := stream.Err(); err != nil {
+		return res, fmt.Errorf("chat completion (model %s): %w", g.opts.Model, err)
+	}
+	if !finished {
+		return res, fmt.Errorf("chat completion (model %s): stream ended before the answer finished", g.opts.Model)
+	}
+	return res, nil
+}

@@ -1,0 +1,156 @@
+// Package rag wires retrieval and generation together: it builds the
+// embedder, vector store and generator the configuration asks for, and
+// answers a question with cited sources.
+package rag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/qdrantstore"
+)
+
+// Config selects the parts. Empty QdrantURL keeps the chunks in PostgreSQL;
+// empty OpenAIAPIKey uses the offline embedder and extractive answers.
+type Config struct {
+	QdrantURL        string
+	QdrantAPIKey     string
+	QdrantCollection string
+	// QdrantHybrid adds sparse lexical vectors and RRF fusion.
+	QdrantHybrid bool
+
+	OpenAIAPIKey         string
+	OpenAIBaseURL        string
+	OpenAIChatModel      string
+	OpenAIEmbeddingModel string
+
+	// TopK is how many sources an answer draws on (default 5).
+	TopK int
+	// HistoryTokens bounds the conversation history sent to the model.
+	HistoryTokens int
+}
+
+// Offline reports whether no model API is configured.
+func (c Config) Offline() bool { return c.OpenAIAPIKey == "" }
+
+// NewEmbedder returns the configured embedder.
+func NewEmbedder(c Config) (embed.Embedder, error) {
+	if c.Offline() {
+		return embed.NewLexical(), nil
+	}
+	return embed.NewOpenAI(embed.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL, Model: c.OpenAIEmbeddingModel})
+}
+
+// NewGenerator returns the configured generator.
+func NewGenerator(c Config) (generate.Generator, error) {
+	if c.Offline() {
+		return generate.Extractive{}, nil
+	}
+	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
+		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens})
+}
+
+// NewStore returns Qdrant when configured, else the PostgreSQL store on pool.
+// close releases it.
+func NewStore(c Config, pool *pgxpool.Pool) (store vectorstore.Store, close func() error, err error) {
+	if c.QdrantURL != "" {
+		s, err := qdrantstore.New(qdrantstore.Options{URL: c.QdrantURL, APIKey: c.QdrantAPIKey,
+			Collection: c.QdrantCollection, Hybrid: c.QdrantHybrid})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	if pool == nil {
+		return nil, nil, errors.New("rag: without QDRANT_URL the chunks live in PostgreSQL, but no database was given")
+	}
+	return pgstore.New(pool, pgstore.Options{}), func() error { return nil }, nil
+}
+
+// Source is one citation of an answer.
+type Source struct {
+	Title   string  `json:"title"`
+	URL     string  `json:"url"`
+	Snippet string  `json:"snippet"`
+	Score   float32 `json:"score"`
+}
+
+// Engine answers questions.
+type Engine struct {
+	Embedder  embed.Embedder
+	Store     vectorstore.Store
+	Generator generate.Generator
+	TopK      int
+}
+
+// New builds an engine from the configuration.
+func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
+	e, err := NewEmbedder(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := NewGenerator(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, closeStore, err := NewStore(c, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK}, closeStore, nil
+}
+
+// Retrieved is a retrieval result: sources to show, passages for the model.
+type Retrieved struct {
+	Sources  []Source
+	Passages []generate.Passage
+}
+
+// Retrieve finds the passages that best answer question.
+func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, error) {
+	k := e.TopK
+	if k <= 0 {
+		k = 5
+	}
+	vecs, err := e.Embedder.Embed(ctx, []string{question})
+	if err != nil {
+		return Retrieved{}, fmt.Errorf("embed question: %w", err)
+	}
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: k})
+	if err != nil {
+		return Retrieved{}, fmt.Errorf("search docs: %w", err)
+	}
+	var r Retrieved
+	for _, h := range hits {
+		title := h.Title
+		if h.Heading != "" && h.Heading != h.Title {
+			title += " › " + h.Heading
+		}
+		r.Sources = append(r.Sources, Source{Title: title, URL: h.URL, Snippet: Snippet(h.Text, 240), Score: h.Score})
+		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text})
+	}
+	return r, nil
+}
+
+// Snippet shortens text to about n characters on a word boundary.
+func Snippet(text string, n int) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(text) <= n {
+		return text
+	}
+	r := []rune(text)[:n]
+	s := string(r)
+	if i := strings.LastIndexByte(s, ' '); i > n/2 {
+		s = s[:i]
+	}
+	return s + "…"
+}
