@@ -1,0 +1,87 @@
+package cli
+
+// `chat-apiserver ingest` (owned by the rag engineer).
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
+	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+	"github.com/chatbackend/chatbackend/apiserver/store"
+)
+
+func newIngestCmd() *cobra.Command {
+	var (
+		docs, siteURL, routeBase string
+		maxChars, overlap        int
+	)
+	cmd := &cobra.Command{
+		Use:   "ingest --docs DIR --site-url URL",
+		Short: "Load a Docusaurus docs folder into the retrieval store",
+		Long: "Parses the Markdown and MDX pages under --docs, chunks them by heading, embeds the chunks whose\n" +
+			"content changed since the last run and deletes those of removed pages. The store is Qdrant when\n" +
+			"QDRANT_URL is set, else PostgreSQL (DATABASE_URL, migrated). Embeddings come from OPENAI_API_KEY's\n" +
+			"API (OPENAI_BASE_URL, OPENAI_EMBEDDING_MODEL), or the offline lexical embedder without a key:\n" +
+			"ingest and serve must use the same settings.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := url.Parse(siteURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("--site-url: want the public http(s) URL of the docs site, got %q", siteURL)
+			}
+			if !strings.HasPrefix(routeBase, "/") {
+				return fmt.Errorf("--route-base: want a path starting with /, got %q", routeBase)
+			}
+			cfg, err := rag.ConfigFromEnv(lookupEnv)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var db *store.Store
+			if cfg.QdrantURL == "" {
+				dsn, _ := lookupEnv("DATABASE_URL")
+				if strings.TrimSpace(dsn) == "" {
+					return fmt.Errorf("DATABASE_URL: not set (the chunks live in PostgreSQL when QDRANT_URL is unset)")
+				}
+				logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				if db, err = store.Open(ctx, strings.TrimSpace(dsn), store.Options{Logger: logger}); err != nil {
+					return err
+				}
+				defer db.Close()
+			}
+			embedder, err := rag.NewEmbedder(cfg)
+			if err != nil {
+				return err
+			}
+			vs, closeStore, err := rag.NewStore(cfg, poolOf(db))
+			if err != nil {
+				return err
+			}
+			defer func() { _ = closeStore() }()
+			_, err = ingest.Run(ctx, ingest.Options{
+				DocsDir:  docs,
+				Chunk:    chunk.Options{SiteURL: siteURL, RouteBase: routeBase, MaxChars: maxChars, Overlap: overlap},
+				Embedder: embedder,
+				Store:    vs,
+				Out:      cmd.OutOrStdout(),
+			})
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&docs, "docs", "", "the Docusaurus docs folder (required)")
+	f.StringVar(&siteURL, "site-url", "", "the public URL of the site, with its baseUrl (required)")
+	f.StringVar(&routeBase, "route-base", "/docs", "the docs plugin's routeBasePath")
+	f.IntVar(&maxChars, "max-chars", 1500, "the longest chunk, in characters")
+	f.IntVar(&overlap, "overlap", 200, "characters shared by consecutive chunks of a long section")
+	_ = cmd.MarkFlagRequired("docs")
+	_ = cmd.MarkFlagRequired("site-url")
+	return cmd
+}

@@ -1,0 +1,69 @@
+package cli_test
+
+// Tests of `chat-apiserver ingest` (owned by the rag engineer).
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/internal/pgtest"
+)
+
+func clearRAGEnv(t *testing.T) {
+	clearEnv(t)
+	for _, k := range []string{"QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION", "QDRANT_HYBRID", "OPENAI_API_KEY",
+		"OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "OPENAI_EMBEDDING_MODEL", "RAG_TOP_K", "RAG_HISTORY_TOKENS"} {
+		t.Setenv(k, "")
+	}
+}
+
+func TestIngestIntoPostgres(t *testing.T) {
+	g := NewWithT(t)
+	clearRAGEnv(t)
+	db := pgtest.New(t)
+	t.Setenv("DATABASE_URL", db)
+
+	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).To(ContainSubstring("run `chat-apiserver migrate` first"))
+
+	code, _, stderr = run("migrate")
+	g.Expect(code).To(Equal(0), stderr)
+	code, out, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
+	g.Expect(code).To(Equal(0), stderr)
+	g.Expect(out).To(MatchRegexp(`ingest: 6 files, \d+ chunks: \d+ embedded, 0 unchanged, 0 deleted`))
+	code, out, _ = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).To(MatchRegexp(`ingest: 6 files, \d+ chunks: 0 embedded, \d+ unchanged, 0 deleted`))
+
+	conn, err := pgx.Connect(context.Background(), db)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(context.Background())
+	var url string
+	g.Expect(conn.QueryRow(context.Background(), `SELECT url FROM rag_chunks WHERE heading = 'Signing key rotation'`).Scan(&url)).To(Succeed())
+	g.Expect(url).To(Equal("https://docs.acme.example/docs/guides/auth-guide#signing-key-rotation"))
+}
+
+func TestIngestRefusesBadInput(t *testing.T) {
+	g := NewWithT(t)
+	clearRAGEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ingest", "--site-url", "https://x.io"}, `required flag(s) "docs" not set`},
+		{[]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "x.io"}, "--site-url: want the public http(s) URL"},
+		{[]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io"}, "DATABASE_URL: not set"},
+	} {
+		code, _, stderr := run(tc.args...)
+		g.Expect(code).To(Equal(1), tc.want)
+		g.Expect(stderr).To(ContainSubstring(tc.want))
+	}
+	t.Setenv("QDRANT_URL", "qdrant:6334")
+	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io")
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).To(ContainSubstring("QDRANT_URL: want an http(s) URL"))
+}

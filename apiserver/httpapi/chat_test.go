@@ -1,0 +1,427 @@
+package httpapi_test
+
+// Tests of the RAG chat routes (owned by the rag engineer): a real
+// PostgreSQL and BetterAuth (newEnv), the docs of rag/testdata ingested into
+// the PostgreSQL vector store, and the fake OpenAI server for the model.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
+	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
+	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+)
+
+const docsSite = "https://docs.acme.example"
+
+const authSectionURL = docsSite + "/docs/guides/auth-guide#signing-key-rotation"
+
+// withChat registers the chat routes on an engine over the env's database,
+// with the test docs ingested; oai nil means offline (extractive answers).
+func withChat(t *testing.T, oai *fakeopenai.Server, o httpapi.ChatOptions) option {
+	return func(d *httpapi.Deps) {
+		cfg := rag.Config{TopK: 3}
+		if oai != nil {
+			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = fakeopenai.APIKey, oai.URL
+		}
+		engine, closeStore, err := rag.New(cfg, d.Store.Pool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = closeStore() })
+		if _, err := ingest.Run(context.Background(), ingest.Options{
+			DocsDir: "../rag/testdata/docs", Chunk: chunk.Options{SiteURL: docsSite},
+			Embedder: engine.Embedder, Store: engine.Store,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		o.Store, o.Engine, o.Logger = d.Store, engine, d.Logger
+		d.Register = append(d.Register, httpapi.ChatRoutes(o))
+	}
+}
+
+type sseEvent struct {
+	name string
+	data map[string]any
+}
+
+// readSSE reads events until the stream ends; comments are returned as
+// events named ":".
+func readSSE(t *testing.T, res *http.Response) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	sc := bufio.NewScanner(res.Body)
+	var ev sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, ":"):
+			out = append(out, sseEvent{name: ":"})
+		case strings.HasPrefix(line, "event: "):
+			ev.name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.data); err != nil {
+				t.Fatalf("bad SSE data %q: %v", line, err)
+			}
+		case line == "" && ev.name != "":
+			out = append(out, ev)
+			ev = sseEvent{}
+		}
+	}
+	return out
+}
+
+func names(evs []sseEvent) []string {
+	var out []string
+	for _, e := range evs {
+		if e.name != ":" {
+			out = append(out, e.name)
+		}
+	}
+	return out
+}
+
+func (e *env) stream(ctx context.Context, path, token, body string) *http.Response {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+func (e *env) newConversation(token string) string {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/v1/conversations", token, str(`{"title":"t"}`))
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("create conversation: %d %s", r.status, r.body)
+	}
+	return r.json()["id"].(string)
+}
+
+type storedMessage struct {
+	Role, Content, Status, AgentType, Model string
+	PromptTokens, CompletionTokens          int64
+}
+
+func (e *env) storedMessages(conversationID string) []storedMessage {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT role, content, status, agent_type, model, prompt_tokens, completion_tokens
+FROM messages WHERE conversation_id = $1 ORDER BY created_at, id`, conversationID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ms, err := pgx.CollectRows(rows, pgx.RowToStructByPos[storedMessage])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ms
+}
+
+// TestChatOnline shares one server (real PostgreSQL and BetterAuth, fake
+// OpenAI) between its subtests, since starting BetterAuth takes seconds.
+func TestChatOnline(t *testing.T) {
+	oai := fakeopenai.Start(t)
+	e := newEnv(t, withChat(t, oai, httpapi.ChatOptions{Heartbeat: 50 * time.Millisecond, RatePerMinute: 6000, Burst: 100}))
+	t.Run("events in order, turn stored", func(t *testing.T) { streamsEventsInOrder(t, e, oai) })
+	t.Run("heartbeat", func(t *testing.T) { heartbeats(t, e, oai) })
+	t.Run("client disconnect", func(t *testing.T) { clientDisconnect(t, e, oai) })
+	t.Run("upstream failures", func(t *testing.T) { upstreamFailures(t, e, oai) })
+}
+
+func streamsEventsInOrder(t *testing.T, e *env, oai *fakeopenai.Server) {
+	g := NewWithT(t)
+	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+		return fakeopenai.Reply{Deltas: []string{"Call the ", "rotation endpoint ", "[1]."}, PromptTokens: 120, CompletionTokens: 9}
+	})
+	_, token := e.user("streamer@example.com", "Streamer")
+	conv := e.newConversation(token)
+
+	res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	g.Expect(res.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(res.Header.Get("Content-Type")).To(HavePrefix("text/event-stream"))
+	evs := readSSE(t, res)
+	g.Expect(names(evs)).To(Equal([]string{"message_start", "sources", "delta", "delta", "delta", "done"}))
+
+	start := evs[0].data
+	g.Expect(start["conversation_id"]).To(Equal(conv))
+	g.Expect(start["user_message_id"]).NotTo(BeEmpty())
+	sources := evs[1].data["sources"].([]any)
+	g.Expect(sources).NotTo(BeEmpty())
+	g.Expect(sources[0].(map[string]any)["url"]).To(Equal(authSectionURL))
+	done := evs[5].data["message"].(map[string]any)
+	g.Expect(done["id"]).To(Equal(start["message_id"]))
+	g.Expect(done["content"]).To(Equal("Call the rotation endpoint [1]."))
+	g.Expect(done["status"]).To(Equal("complete"))
+	g.Expect(done["agent_type"]).To(Equal("rag"))
+	g.Expect(done["usage"]).To(Equal(map[string]any{"prompt_tokens": 120.0, "completion_tokens": 9.0, "total_tokens": 129.0}))
+	g.Expect(done["sources"].([]any)[0].(map[string]any)["url"]).To(Equal(authSectionURL))
+
+	g.Expect(e.storedMessages(conv)).To(Equal([]storedMessage{
+		{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"},
+		{Role: "assistant", Content: "Call the rotation endpoint [1].", Status: "complete", AgentType: "rag",
+			Model: "gpt-4o-mini", PromptTokens: 120, CompletionTokens: 9},
+	}))
+
+	// The model got the passages; the next question goes with the history.
+	reqs := oai.ChatRequests()
+	first := reqs[len(reqs)-1]
+	g.Expect(first.Messages[0].Role).To(Equal("system"))
+	g.Expect(first.Messages[0].Content).To(ContainSubstring(authSectionURL))
+	r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"And how long do tokens live?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	reqs = oai.ChatRequests()
+	last := reqs[len(reqs)-1].Messages
+	var roles []string
+	for _, m := range last {
+		roles = append(roles, m.Role)
+	}
+	g.Expect(roles).To(Equal([]string{"system", "user", "assistant", "user"}))
+	g.Expect(last[1].Content).To(Equal("How do I rotate the signing keys?"))
+	g.Expect(last[3].Content).To(Equal("And how long do tokens live?"))
+	body := r.json()
+	g.Expect(body["user_message"].(map[string]any)["content"]).To(Equal("And how long do tokens live?"))
+	g.Expect(body["message"].(map[string]any)["status"]).To(Equal("complete"))
+}
+
+// TestChatOffline: no model configured (offline embedder, extractive answers).
+func TestChatOffline(t *testing.T) {
+	e := newEnv(t, withChat(t, nil, httpapi.ChatOptions{RatePerMinute: 6000, Burst: 100}))
+	t.Run("agents run", func(t *testing.T) { agentsRun(t, e) })
+	t.Run("feedback ownership", func(t *testing.T) { feedbackOwnership(t, e) })
+}
+
+func agentsRun(t *testing.T, e *env) {
+	g := NewWithT(t)
+	_, token := e.user("widget@example.com", "Widget")
+
+	r := e.do(http.MethodPost, "/agents/run", token, str(`{"question":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	b := r.json()
+	conv := b["conversation_id"].(string)
+	g.Expect(b["message_id"]).NotTo(BeEmpty())
+	g.Expect(b["answer"]).To(HavePrefix(generate.ExtractiveLabel))
+	g.Expect(b["answer"]).To(ContainSubstring("rotation endpoint"))
+	src := b["sources"].([]any)[0].(map[string]any)
+	g.Expect(src["url"]).To(Equal(authSectionURL))
+	g.Expect(src["title"]).To(Equal("Authentication › Signing key rotation"))
+	g.Expect(src["snippet"]).To(ContainSubstring("rotate the signing keys"))
+	g.Expect(src["score"]).To(BeNumerically(">", 0))
+
+	got := e.do(http.MethodGet, "/v1/conversations/"+conv, token, nil)
+	g.Expect(got.status).To(Equal(http.StatusOK))
+	g.Expect(got.json()["title"]).To(Equal("How do I rotate the signing keys?"))
+
+	// Continuing the same conversation.
+	r = e.do(http.MethodPost, "/agents/run", token, str(fmt.Sprintf(`{"question":"Which port does Qdrant use?","conversation_id":%q}`, conv)))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect(r.json()["conversation_id"]).To(Equal(conv))
+	ms := e.storedMessages(conv)
+	g.Expect(ms).To(HaveLen(4))
+	g.Expect(ms[3].AgentType).To(Equal("rag-extractive"))
+
+	for _, bad := range []string{`{"question":"   "}`, `{"question":1}`, `{"question":"x","extra":1}`, `{"question":"` + strings.Repeat("a", 4001) + `"}`} {
+		r := e.do(http.MethodPost, "/agents/run", token, str(bad))
+		g.Expect(r.status).To(Equal(http.StatusBadRequest), bad[:min(len(bad), 40)])
+		g.Expect(errorCode(g, r)).To(Equal("bad_request"))
+	}
+	r = e.do(http.MethodPost, "/agents/run", token, str(`{"question":"hi","conversation_id":"not-a-uuid"}`))
+	g.Expect(r.status).To(Equal(http.StatusNotFound))
+}
+
+func upstreamFailures(t *testing.T, e *env, oai *fakeopenai.Server) {
+	_, token := e.user("unlucky@example.com", "Unlucky")
+
+	t.Run("model answers 500, streamed", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply { return fakeopenai.Reply{Status: 500} })
+		conv := e.newConversation(token)
+		res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+		defer res.Body.Close()
+		evs := readSSE(t, res)
+		g.Expect(names(evs)).To(Equal([]string{"message_start", "sources", "error"}))
+		g.Expect(evs[2].data["error"].(map[string]any)["code"]).To(Equal("upstream_error"))
+		g.Expect(evs[2].data["message_id"]).To(Equal(evs[0].data["message_id"]))
+		ms := e.storedMessages(conv)
+		g.Expect(ms).To(HaveLen(2))
+		g.Expect(ms[0]).To(Equal(storedMessage{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"}))
+		g.Expect(ms[1].Role).To(Equal("assistant"))
+		g.Expect(ms[1].Status).To(Equal("failed"))
+	})
+
+	t.Run("stream cut mid-answer, JSON", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+			return fakeopenai.Reply{Deltas: []string{"Partial ", "answer ", "never finished"}, AbortAfter: 2}
+		})
+		conv := e.newConversation(token)
+		r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"How do I rotate the signing keys?"}`))
+		g.Expect(r.status).To(Equal(http.StatusBadGateway))
+		g.Expect(errorCode(g, r)).To(Equal("upstream_error"))
+		ms := e.storedMessages(conv)
+		g.Expect(ms).To(HaveLen(2))
+		g.Expect(ms[0].Role).To(Equal("user"))
+		g.Expect(ms[1].Status).To(Equal("failed"))
+		g.Expect(ms[1].Content).To(Equal("Partial answer "))
+	})
+
+	t.Run("embeddings down", func(t *testing.T) {
+		g := NewWithT(t)
+		oai.FailEmbeddings(true)
+		defer oai.FailEmbeddings(false)
+		conv := e.newConversation(token)
+		r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"anything"}`))
+		g.Expect(r.status).To(Equal(http.StatusBadGateway))
+		g.Expect(errorCode(g, r)).To(Equal("upstream_error"))
+		ms := e.storedMessages(conv)
+		g.Expect(ms).To(HaveLen(2))
+		g.Expect(ms[0].Content).To(Equal("anything"))
+		g.Expect(ms[1].Status).To(Equal("failed"))
+	})
+}
+
+func clientDisconnect(t *testing.T, e *env, oai *fakeopenai.Server) {
+	g := NewWithT(t)
+	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+		return fakeopenai.Reply{Deltas: fakeopenai.Deltas(strings.Repeat("slow words ", 50)), Delay: 50 * time.Millisecond}
+	})
+	_, token := e.user("leaver@example.com", "Leaver")
+	conv := e.newConversation(token)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+	sc := bufio.NewScanner(res.Body)
+	deltas := 0
+	for sc.Scan() && deltas < 3 {
+		if sc.Text() == "event: delta" {
+			deltas++
+		}
+	}
+	cancel()
+	res.Body.Close()
+
+	g.Eventually(func() []storedMessage { return e.storedMessages(conv) }).WithTimeout(10 * time.Second).Should(HaveLen(2))
+	ms := e.storedMessages(conv)
+	g.Expect(ms[0]).To(Equal(storedMessage{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"}))
+	g.Expect(ms[1].Status).To(Equal("incomplete"))
+	g.Expect(ms[1].Content).To(HavePrefix("slow words slow"))
+	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
+}
+
+func heartbeats(t *testing.T, e *env, oai *fakeopenai.Server) {
+	g := NewWithT(t)
+	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
+		return fakeopenai.Reply{Deltas: []string{"a ", "b"}, Delay: 300 * time.Millisecond}
+	})
+	_, token := e.user("patient@example.com", "Patient")
+	conv := e.newConversation(token)
+	res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"keys?"}`)
+	defer res.Body.Close()
+	evs := readSSE(t, res)
+	heartbeats := 0
+	for _, ev := range evs {
+		if ev.name == ":" {
+			heartbeats++
+		}
+	}
+	g.Expect(heartbeats).To(BeNumerically(">=", 3))
+	g.Expect(names(evs)).To(Equal([]string{"message_start", "sources", "delta", "delta", "done"}))
+}
+
+func TestChatRateLimitPerUser(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, withChat(t, nil, httpapi.ChatOptions{RatePerMinute: 1, Burst: 2}))
+	_, alice := e.user("alice.rl@example.com", "Alice")
+	_, bob := e.user("bob.rl@example.com", "Bob")
+	ask := func(token string) resp {
+		return e.do(http.MethodPost, "/agents/run", token, str(`{"question":"Which port does Qdrant use?"}`))
+	}
+	g.Expect(ask(alice).status).To(Equal(http.StatusOK))
+	g.Expect(ask(alice).status).To(Equal(http.StatusOK))
+	r := ask(alice)
+	g.Expect(r.status).To(Equal(http.StatusTooManyRequests))
+	g.Expect(errorCode(g, r)).To(Equal("rate_limited"))
+	retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(retry).To(BeNumerically("~", 60, 2))
+	// Another user has their own budget.
+	g.Expect(ask(bob).status).To(Equal(http.StatusOK))
+	// The refused request stored nothing.
+	var count int
+	conn, err := pgx.Connect(context.Background(), e.dbURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(context.Background())
+	g.Expect(conn.QueryRow(context.Background(), `SELECT count(*) FROM conversations`).Scan(&count)).To(Succeed())
+	g.Expect(count).To(Equal(3))
+}
+
+func feedbackOwnership(t *testing.T, e *env) {
+	g := NewWithT(t)
+	_, alice := e.user("alice.fb@example.com", "Alice")
+	_, bob := e.user("bob.fb@example.com", "Bob")
+	r := e.do(http.MethodPost, "/agents/run", alice, str(`{"question":"How do I install with Helm?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK))
+	answerID := r.json()["message_id"].(string)
+	conv := r.json()["conversation_id"].(string)
+
+	path := "/v1/messages/" + answerID + "/feedback"
+	r = e.do(http.MethodPost, path, bob, str(`{"rating":"down"}`))
+	g.Expect(r.status).To(Equal(http.StatusNotFound))
+	g.Expect(errorCode(g, r)).To(Equal("not_found"))
+
+	r = e.do(http.MethodPost, path, alice, str(`{"rating":"up","comment":"spot on"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect(r.json()["rating"]).To(Equal("up"))
+	r = e.do(http.MethodPost, path, alice, str(`{"rating":"down"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK))
+	g.Expect(r.json()["rating"]).To(Equal("down"))
+
+	for _, bad := range []string{`{"rating":"meh"}`, `{}`, `{"rating":"up","comment":"` + strings.Repeat("x", 2001) + `"}`} {
+		r = e.do(http.MethodPost, path, alice, str(bad))
+		g.Expect(r.status).To(Equal(http.StatusBadRequest), bad[:min(len(bad), 40)])
+	}
+	g.Expect(e.do(http.MethodPost, "/v1/messages/not-a-uuid/feedback", alice, str(`{"rating":"up"}`)).status).To(Equal(http.StatusNotFound))
+
+	// A question is not an answer to rate.
+	msgs := e.do(http.MethodGet, "/v1/conversations/"+conv+"/messages", alice, nil).json()["items"].([]any)
+	userMsgID := msgs[0].(map[string]any)["id"].(string)
+	g.Expect(e.do(http.MethodPost, "/v1/messages/"+userMsgID+"/feedback", alice, str(`{"rating":"up"}`)).status).To(Equal(http.StatusBadRequest))
+
+	// Once the conversation is deleted, its answers cannot be rated either.
+	g.Expect(e.do(http.MethodDelete, "/v1/conversations/"+conv, alice, nil).status).To(Equal(http.StatusNoContent))
+	g.Expect(e.do(http.MethodPost, path, alice, str(`{"rating":"up"}`)).status).To(Equal(http.StatusNotFound))
+
+	// Chat in another user's conversation is a 404 too, and stores nothing.
+	own := e.newConversation(alice)
+	r = e.do(http.MethodPost, "/v1/conversations/"+own+"/messages", bob, str(`{"content":"hi"}`))
+	g.Expect(r.status).To(Equal(http.StatusNotFound))
+	g.Expect(e.storedMessages(own)).To(BeEmpty())
+}
