@@ -18,10 +18,10 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
-	"github.com/chatbackend/chatbackend/internal/betterauthtest"
-	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

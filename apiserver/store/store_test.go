@@ -9,9 +9,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
-	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

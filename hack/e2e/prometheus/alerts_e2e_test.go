@@ -21,9 +21,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/chatbackend/chatbackend/controllers/specs/alerts"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
-	"github.com/chatbackend/chatbackend/controllers/specs/alerts"
 )
 
 const (
