@@ -94,6 +94,12 @@ wait_for betterauth "$AUTH_PID" "$DIR/betterauth.log" curl -fsS "$AUTH_URL/api/a
 # --- chat-apiserver ----------------------------------------------------------------
 say "migrate"
 DATABASE_URL="$DATABASE_URL" "$APISERVER" migrate
+# Something to answer from: a small Docusaurus-style tree (DOCS_DIR to use your
+# own). Without OPENAI_API_KEY the offline embedder and extractive answers run,
+# so the whole chat path works with no external service.
+DOCS_DIR="${DOCS_DIR:-$ROOT/hack/e2e/docs}"
+say "ingest $DOCS_DIR"
+DATABASE_URL="$DATABASE_URL" "$APISERVER" ingest --docs "$DOCS_DIR" --site-url "${DOCS_SITE_URL:-http://localhost:3000}"
 export DATABASE_URL BETTER_AUTH_URL="$AUTH_URL" CORS_ALLOWED_ORIGINS="$CORS_ORIGINS" \
   LISTEN_ADDR="127.0.0.1:$API_PORT" METRICS_ADDR="127.0.0.1:$METRICS_PORT"
 "$APISERVER" serve 2> >(tee "$DIR/apiserver.log" >&2) &
@@ -118,6 +124,12 @@ cat >&2 <<MSG
     curl -s $API/v1/me -H "Authorization: Bearer \$TOKEN"
     curl -s $API/v1/conversations -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"title":"hello"}'
     curl -s $API/v1/conversations -H "Authorization: Bearer \$TOKEN"
+    curl -s $API/agents/run -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+      -d '{"question":"How do I allow my docs site origin?"}'
+    curl -sN $API/v1/conversations/<id>/messages -H "Authorization: Bearer \$TOKEN" \\
+      -H 'Accept: text/event-stream' -H 'Content-Type: application/json' -d '{"content":"How do I embed the widget?"}'
+
+  Answers are offline (extractive, labelled) unless OPENAI_API_KEY is set.
 
   Tokens live 15 minutes; users live until Ctrl-C (BetterAuth keeps them in memory).
   Ctrl-C stops everything.
