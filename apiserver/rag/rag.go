@@ -131,6 +131,13 @@ func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, erro
 	}
 	var r Retrieved
 	for _, h := range hits {
+		// A hit with no positive similarity shares nothing with the question
+		// (the top-k fills up with such rows on a small site); citing it would
+		// only mislead. RRF-fused scores are always positive, so hybrid search
+		// is unaffected.
+		if h.Score <= 0 {
+			continue
+		}
 		title := h.Title
 		if h.Heading != "" && h.Heading != h.Title {
 			title += " › " + h.Heading

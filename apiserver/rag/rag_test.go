@@ -225,3 +225,16 @@ func TestRetrieveBeforeIngest(t *testing.T) {
 }
 
 var _ vectorstore.Store = (*pgstore.Store)(nil)
+
+// A question that shares nothing with the docs cites nothing: hits with no
+// positive similarity fill the top-k of a small site and would mislead.
+func TestUnrelatedQuestionCitesNothingIrrelevant(t *testing.T) {
+	g := NewWithT(t)
+	s := newSetup(t, "postgres", false)
+	s.ingest(t, copyDocs(t))
+	r, err := s.engine.Retrieve(context.Background(), "zyxwvut qponmlk")
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, src := range r.Sources {
+		g.Expect(src.Score).To(BeNumerically(">", 0), "source %s", src.URL)
+	}
+}
