@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Checks the Helm chart: the CRD and RBAC copies match what controller-gen
+# generated, `helm lint --strict` passes and `helm template` renders with the
+# default values and with every values file in ci/, and values the schema or
+# the templates must refuse are refused.
+#
+# The real `helm install` into a kube-apiserver is the Go test in
+# hack/charttest (part of `go test ./...`).
+#
+# Usage: hack/test-chart.sh [lint|drift|all]   (default: all)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CHART="$ROOT/charts/chatbackend-operator"
+HELM="${HELM:-$ROOT/bin/helm}"
+# `helm template` assumes Kubernetes 1.20 unless told; the chart needs newer.
+KUBE_VERSION="${KUBE_VERSION:-1.36.3}"
+fail=0
+
+say() { echo "test-chart: $*" >&2; }
+bad() { say "FAIL: $*"; fail=1; }
+
+need_helm() {
+  if [ ! -x "$HELM" ]; then
+    say "helm not found at $HELM: run 'make tools-helm' first"
+    exit 1
+  fi
+}
+
+drift() {
+  # The chart's CRD must be byte-identical to the generated one: Helm installs
+  # crds/ as is, and a stale copy would install an old schema.
+  local f base
+  for f in "$ROOT"/config/crd/bases/*.yaml; do
+    base=$(basename "$f")
+    if ! cmp -s "$f" "$CHART/crds/$base"; then
+      bad "charts/chatbackend-operator/crds/$base differs from config/crd/bases/$base: run 'make manifests'"
+    fi
+  done
+  for f in "$CHART"/crds/*.yaml; do
+    base=$(basename "$f")
+    [ -f "$ROOT/config/crd/bases/$base" ] || bad "charts/chatbackend-operator/crds/$base has no counterpart in config/crd/bases: delete it"
+  done
+  # The ClusterRole's rules are read from this copy of the generated role.
+  if [ -f "$ROOT/config/rbac/role.yaml" ]; then
+    cmp -s "$ROOT/config/rbac/role.yaml" "$CHART/files/manager-role.yaml" ||
+      bad "charts/chatbackend-operator/files/manager-role.yaml differs from config/rbac/role.yaml: run 'make manifests chart-sync'"
+  else
+    bad "config/rbac/role.yaml is missing: run 'make manifests'"
+  fi
+}
+
+# expect_refused DESCRIPTION PATTERN HELM-ARGS...: rendering must fail and
+# say PATTERN.
+expect_refused() {
+  local what=$1 pattern=$2 out
+  shift 2
+  if out=$("$HELM" template t "$CHART" --kube-version "$KUBE_VERSION" "$@" 2>&1); then
+    bad "$what: rendered, should have been refused"
+  elif ! grep -qE -- "$pattern" <<<"$out"; then
+    bad "$what: refused without saying /$pattern/: $out"
+  fi
+}
+
+lint() {
+  need_helm
+  local values out
+  "$HELM" lint --strict "$CHART" >/dev/null || bad "helm lint --strict (default values)"
+  for values in "$CHART"/ci/*-values.yaml; do
+    "$HELM" lint --strict "$CHART" -f "$values" >/dev/null || bad "helm lint --strict -f ci/$(basename "$values")"
+  done
+
+  # helm lint downgrades template `fail`s to INFO, so render for real too.
+  out=$("$HELM" template t "$CHART" --namespace ops --kube-version "$KUBE_VERSION") || bad "helm template (default values)"
+  for values in "$CHART"/ci/*-values.yaml; do
+    "$HELM" template t "$CHART" --namespace ops --kube-version "$KUBE_VERSION" -f "$values" >/dev/null ||
+      bad "helm template -f ci/$(basename "$values")"
+  done
+
+  # What the defaults promise.
+  local appVersion
+  appVersion=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")
+  grep -q -- "--default-apiserver-image=ghcr.io/chatbackend/chatbackend:$appVersion\$" <<<"$out" ||
+    bad "the default API image is not the chart's own image at appVersion $appVersion"
+  grep -q "image: \"ghcr.io/chatbackend/chatbackend:$appVersion\"" <<<"$out" ||
+    bad "the operator image is not tagged with appVersion $appVersion"
+  grep -q "readOnlyRootFilesystem: true" <<<"$out" || bad "the operator's root filesystem is not read-only"
+  grep -q "runAsNonRoot: true" <<<"$out" || bad "the operator does not run as non-root"
+  grep -q -- "--leader-elect=true" <<<"$out" || bad "leader election is not on by default"
+  if grep -q "kind: ServiceMonitor" <<<"$out"; then bad "a ServiceMonitor is rendered by default"; fi
+
+  # values.schema.json is strict and the templates guard impossible setups.
+  expect_refused "an unknown top-level key" "additional properties|additionalProperties" --set replicas=3
+  expect_refused "an unknown nested key" "additional properties|additionalProperties" --set image.name=x
+  expect_refused "negative replicas" "replicaCount" --set replicaCount=-1
+  expect_refused "a bad pull policy" "pullPolicy" --set image.pullPolicy=Sometimes
+  expect_refused "a bad log level" "logLevel" --set logLevel=verbose
+  expect_refused "an out-of-range port" "port" --set metrics.port=70000
+  expect_refused "two replicas without leader election" "leaderElection" --set replicaCount=2 --set leaderElection.enabled=false
+  expect_refused "a ServiceMonitor without the metrics Service" "metrics.service.enabled" \
+    --set serviceMonitor.enabled=true --set metrics.service.enabled=false
+}
+
+case "${1:-all}" in
+  lint) lint ;;
+  drift) drift ;;
+  all) drift; lint ;;
+  *) say "usage: $0 [lint|drift|all]"; exit 2 ;;
+esac
+if [ "$fail" -ne 0 ]; then exit 1; fi
+say "ok"
