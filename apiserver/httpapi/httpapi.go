@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
+	"github.com/chatbackend/chatbackend/apiserver/openapi"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
@@ -87,6 +88,7 @@ func New(d Deps) (http.Handler, error) {
 	h := &handlers{store: d.Store, auth: d.Auth, log: d.Logger, users: newUserCache(10000)}
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
+	r.GET(openapi.Route, openapi.Handler())
 
 	authn := []gin.HandlerFunc{d.Auth.Middleware(), h.syncUser}
 	g := Groups{V1: r.Group("/v1", authn...), Agents: r.Group("/agents", authn...)}
