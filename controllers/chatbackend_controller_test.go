@@ -377,7 +377,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 	}
 
 	// The sample users start from is valid.
-	raw, err := os.ReadFile(filepath.Join("..", "config", "samples", "chat_v1alpha1_chatbackend.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "config", "samples", "chatbackend-minimal.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	sample := &chatv1alpha1.ChatBackend{}
 	Expect(yaml.UnmarshalStrict(raw, sample)).To(Succeed())
