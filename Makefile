@@ -33,11 +33,12 @@ vet: ## go vet.
 lint: ## gofmt check + go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go vet -tags e2e ./hack/e2e/...
 
 .PHONY: manifests
 manifests: tools-controller-gen ## Generate the CRD and RBAC from kubebuilder markers into config/.
 	$(BIN)/controller-gen rbac:roleName=manager-role crd webhook paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	@if [ -d charts/chatbackend-operator/crds ]; then cp config/crd/bases/*.yaml charts/chatbackend-operator/crds/; fi
+	$(MAKE) chart-sync
 
 .PHONY: generate
 generate: tools-controller-gen ## Generate DeepCopy methods.
@@ -62,17 +63,31 @@ dev: build test-deps-apiserver ## Run PostgreSQL, BetterAuth and chat-apiserver 
 test: lint test-deps ## Run every test (installs what they need).
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-alerts
+	$(MAKE) test-chart
 
 .PHONY: test-deps
-test-deps: test-deps-apiserver tools-envtest tools-prometheus ## Install what the tests need.
+test-deps: test-deps-apiserver tools-envtest tools-prometheus tools-helm ## Install what the tests need.
 
 .PHONY: test-deps-apiserver
 test-deps-apiserver:
+	hack/tools.sh postgres node
 	cd hack/betterauth && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error)
 
 .PHONY: test-alerts
 test-alerts: tools-prometheus ## promtool check + unit tests of the alert rules the operator installs.
 	hack/test-alerts.sh
+
+##@ End to end
+.PHONY: e2e
+e2e: e2e-prometheus e2e-browser ## End-to-end tests: real Prometheus + alerts, browser frontend.
+
+.PHONY: e2e-browser
+e2e-browser: build test-deps-apiserver tools-chromium ## A docs page on its own origin signs in with BetterAuth and streams chat in headless Chromium.
+	hack/e2e/run.sh
+
+.PHONY: e2e-prometheus
+e2e-prometheus: build tools-prometheus test-deps-apiserver ## A real Prometheus scrapes chat-apiserver; alerts go pending and firing.
+	CHAT_APISERVER=$(BIN)/chat-apiserver go test -tags e2e -count=1 -timeout 10m -v ./hack/e2e/prometheus/
 
 .PHONY: bench
 bench: ## Run the benchmarks.
@@ -85,3 +100,50 @@ tools-prometheus: ; hack/tools.sh prometheus
 tools-helm: ; hack/tools.sh helm
 tools-controller-gen: ; hack/tools.sh controller-gen
 tools-chromium: ; hack/tools.sh chromium
+
+##@ Deployment
+# (maintained with the chart: charts/chatbackend-operator, hack/test-chart.sh)
+CHART := charts/chatbackend-operator
+RELEASE ?= chatbackend-operator
+NAMESPACE ?= chatbackend-system
+CONTAINER_TOOL ?= docker
+KUBECTL ?= kubectl
+
+.PHONY: chart-sync
+chart-sync: ## Copy the generated CRD and RBAC rules into the chart (run after manifests).
+	mkdir -p $(CHART)/crds $(CHART)/files
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+
+.PHONY: install
+install: manifests ## Install the ChatBackend CRD into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRD (and with it every ChatBackend!) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+.PHONY: deploy
+deploy: manifests chart-sync tools-helm ## Install or upgrade the operator with Helm (IMG=..., NAMESPACE=...).
+	img='$(IMG)'; $(BIN)/helm upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  --set image.repository="$${img%:*}" --set image.tag="$${img##*:}" --wait
+
+.PHONY: undeploy
+undeploy: tools-helm ## Uninstall the operator release (the CRD and ChatBackends stay).
+	$(BIN)/helm uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found
+
+.PHONY: docker-build
+docker-build: ## Build the image holding manager and chat-apiserver (IMG=...).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: helm-lint
+helm-lint: tools-helm ## helm lint --strict + helm template of the chart.
+	hack/test-chart.sh lint
+
+.PHONY: test-chart
+test-chart: tools-helm ## Chart checks: CRD/RBAC drift, lint, template, refused values.
+	hack/test-chart.sh all
