@@ -31,10 +31,10 @@ import (
 // empty: what BetterAuth's jwt plugin can be configured to sign with.
 var DefaultAlgorithms = []string{"EdDSA", "ES256", "ES512", "RS256", "PS256"}
 
-// supportedAlgorithms are the asymmetric algorithms an allowlist may name.
+// SupportedAlgorithms are the asymmetric algorithms an allowlist may name.
 // Symmetric ones (HS*) and "none" are refused: a JWKS-verified token must be
 // signed with a private key only the issuer holds.
-var supportedAlgorithms = []string{
+var SupportedAlgorithms = []string{
 	"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 }
 
@@ -146,8 +146,8 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		algs = slices.Clone(DefaultAlgorithms)
 	}
 	for _, a := range algs {
-		if !slices.Contains(supportedAlgorithms, a) {
-			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(supportedAlgorithms, ", "))
+		if !slices.Contains(SupportedAlgorithms, a) {
+			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(SupportedAlgorithms, ", "))
 		}
 	}
 	switch {

@@ -15,19 +15,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chatbackend/chatbackend/apiserver/auth"
 )
 
 // Defaults.
 const (
 	DefaultListenAddr  = ":8080"
 	DefaultMetricsAddr = ":9090"
-	DefaultAlgorithms  = "EdDSA,ES256,ES512,RS256,PS256"
 )
-
-// SupportedAlgorithms are the asymmetric JWS algorithms JWT_ALGORITHMS may
-// list. Symmetric (HS*) and "none" are never accepted: a public JWKS cannot
-// verify them safely.
-var SupportedAlgorithms = []string{"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 // Config is what `serve` needs.
 type Config struct {
@@ -177,7 +173,8 @@ func httpURL(name, v string, required bool) (string, error) {
 
 func algorithms(v string) ([]string, error) {
 	if v == "" {
-		v = DefaultAlgorithms
+		// The verifier owns the allowlist rules; config only parses.
+		return slices.Clone(auth.DefaultAlgorithms), nil
 	}
 	var out []string
 	for _, a := range strings.Split(v, ",") {
@@ -185,8 +182,8 @@ func algorithms(v string) ([]string, error) {
 		if a == "" {
 			continue
 		}
-		if !slices.Contains(SupportedAlgorithms, a) {
-			return nil, fmt.Errorf("JWT_ALGORITHMS: unsupported algorithm %q (allowed: %s)", a, strings.Join(SupportedAlgorithms, ","))
+		if !slices.Contains(auth.SupportedAlgorithms, a) {
+			return nil, fmt.Errorf("JWT_ALGORITHMS: unsupported algorithm %q (allowed: %s)", a, strings.Join(auth.SupportedAlgorithms, ","))
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)
