@@ -160,7 +160,7 @@ func TestMissingSecretRecovers(t *testing.T) {
 	RegisterTestingT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	errorsBefore := reconcileErrors(t)
+	errorsBefore := reconcileErrors(ns)
 	cb := chatBackend(ns, "chat", "") // default image
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"}}
 	Expect(k8s.Create(ctx, cb)).To(Succeed())
@@ -174,7 +174,7 @@ func TestMissingSecretRecovers(t *testing.T) {
 	Expect(k8s.List(ctx, &jobs, client.InNamespace(ns))).To(Succeed())
 	Expect(jobs.Items).To(BeEmpty(), "no migration without the database URL")
 	// Several 1s rechecks later: still no error retries, one warning Event.
-	Consistently(func() float64 { return reconcileErrors(t) }, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore))
+	Consistently(func() int { return reconcileErrors(ns) }, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore))
 	var events corev1.EventList
 	Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
 	warnings := 0
@@ -296,10 +296,10 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
 	Expect(k8s.Create(ctx, cb)).To(Succeed())
 
-	errorsBefore := reconcileErrors(t)
+	errorsBefore := reconcileErrors(ns)
 	c := eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, chatv1alpha1.ReasonCRDNotInstalled)
 	Expect(c.Message).To(ContainSubstring("prometheus-operator"))
-	Consistently(func() float64 { return reconcileErrors(t) }, 1500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore),
+	Consistently(func() int { return reconcileErrors(ns) }, 1500*time.Millisecond, 250*time.Millisecond).Should(Equal(errorsBefore),
 		"missing CRDs are a status, not an error loop")
 
 	_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{

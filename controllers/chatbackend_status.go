@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,7 +35,10 @@ func (r *ChatBackendReconciler) patchStatus(ctx context.Context, s *scope, befor
 	}
 	setConditions(cb, s)
 	if err := r.Status().Patch(ctx, cb, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("patch status: %w", client.IgnoreNotFound(err))
+		if apierrors.IsNotFound(err) {
+			return nil // deleted while being reconciled: nothing to report on
+		}
+		return fmt.Errorf("patch status: %w", err)
 	}
 	return nil
 }
