@@ -376,19 +376,7 @@ func (h *chat) agentsRun(c *gin.Context) {
 }
 
 // titleFrom makes a conversation title of the question's first words.
-func titleFrom(q string) string {
-	q = strings.Join(strings.Fields(q), " ")
-	const maxRunes = 80
-	if utf8.RuneCountInString(q) <= maxRunes {
-		return q
-	}
-	r := []rune(q)[:maxRunes]
-	s := string(r)
-	if i := strings.LastIndexByte(s, ' '); i > maxRunes/2 {
-		s = s[:i]
-	}
-	return s + "…"
-}
+func titleFrom(q string) string { return rag.Snippet(q, 80) }
 
 func (h *chat) feedback(c *gin.Context) {
 	var body struct {
