@@ -64,6 +64,11 @@ test: lint test-deps ## Run every test (installs what they need).
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-alerts
 	$(MAKE) test-chart
+	$(MAKE) verify-generated
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when the CRD, RBAC, deepcopy or chart copies are stale.
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: test-deps
 test-deps: test-deps-apiserver tools-envtest tools-prometheus tools-helm ## Install what the tests need.
