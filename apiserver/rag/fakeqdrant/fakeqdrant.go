@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Server is the fake.
@@ -31,6 +32,9 @@ type Server struct {
 	mu     sync.Mutex
 	cols   map[string]*collection
 	calls  map[string]int
+	// lastQuery is a copy of the last Query request, for tests that check
+	// what was asked (prefetches, fusion) besides what came back.
+	lastQuery *qdrant.QueryPoints
 }
 
 // The two gRPC services both have Get and Delete methods, so each gets its
@@ -93,6 +97,16 @@ func (s *Server) Calls(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[method]
+}
+
+// LastQuery returns a copy of the last Query request received (nil if none).
+func (s *Server) LastQuery() *qdrant.QueryPoints {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastQuery == nil {
+		return nil
+	}
+	return proto.Clone(s.lastQuery).(*qdrant.QueryPoints)
 }
 
 // PointCount is the number of points of a collection (-1 if it is missing).
@@ -404,13 +418,14 @@ func (c *collection) nearest(q *qdrant.Query, using string, limit int, threshold
 	return out[:min(limit, len(out))], nil
 }
 
-// rrf fuses ranked lists: score = Σ 1/(k + rank), k = 2 as Qdrant's default.
+// rrf fuses ranked lists as Qdrant does: score = Σ 1/(k + position), with
+// 0-based positions and Qdrant's default k = 2 (the top hit of a list adds 1/2).
 func rrf(lists [][]scoredID, limit int) []scoredID {
 	const k = 2
 	sum := map[string]float32{}
 	for _, l := range lists {
-		for rank, s := range l {
-			sum[s.id] += 1 / float32(k+rank+1)
+		for pos, s := range l {
+			sum[s.id] += 1 / float32(k+pos)
 		}
 	}
 	out := make([]scoredID, 0, len(sum))
@@ -430,6 +445,7 @@ func rrf(lists [][]scoredID, limit int) []scoredID {
 func (s pointsSrv) Query(_ context.Context, r *qdrant.QueryPoints) (*qdrant.QueryResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastQuery = proto.Clone(r).(*qdrant.QueryPoints)
 	c, err := s.col(r.GetCollectionName())
 	if err != nil {
 		return nil, err

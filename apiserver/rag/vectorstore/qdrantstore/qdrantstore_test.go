@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"github.com/qdrant/go-client/qdrant"
 
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/fakeqdrant"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/qdrantstore"
@@ -101,4 +103,121 @@ func padHex(i int) string {
 		i /= 16
 	}
 	return string(b)
+}
+
+// hybridCorpus: three passages near the query's dense vector that share no
+// word with it, and one (idKey) whose dense vector is orthogonal to the query
+// but whose text answers it word for word.
+const (
+	idGrafana = "33333333-3333-5333-8333-333333333333"
+	idAlerts  = "44444444-4444-5444-8444-444444444444"
+	idScrape  = "55555555-5555-5555-8555-555555555555"
+	idKey     = "66666666-6666-5666-8666-666666666666"
+)
+
+var (
+	hybridCorpus = []vectorstore.Point{
+		point(idGrafana, []float32{1, 0, 0}, "import the dashboards into grafana"),
+		point(idAlerts, []float32{0.9, 0.1, 0}, "alerting rules fire on errors"),
+		point(idScrape, []float32{0.8, 0.2, 0}, "metrics scraping interval"),
+		point(idKey, []float32{0, 0, 1}, "rotating the jwks signing key"),
+	}
+	hybridQuery = vectorstore.Query{Vector: []float32{1, 0, 0}, Text: "how do I rotate the signing key?", Limit: 2}
+)
+
+func hitIDs(hits []vectorstore.Hit) []string {
+	ids := make([]string, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ID
+	}
+	return ids
+}
+
+// With hybrid on, Search asks Qdrant for dense and sparse candidates and
+// fuses them by reciprocal rank; with it off (or a question with no index
+// term), it is a plain nearest-neighbour query on the dense vector.
+func TestSearchRequestDenseOrFusedHybrid(t *testing.T) {
+	sparseIdx, sparseVal := embed.Sparse(hybridQuery.Text)
+	for _, tc := range []struct {
+		name   string
+		hybrid bool
+		text   string
+		fused  bool
+	}{
+		{name: "dense only", hybrid: false, text: hybridQuery.Text},
+		{name: "hybrid", hybrid: true, text: hybridQuery.Text, fused: true},
+		{name: "hybrid, question of stop words only", hybrid: true, text: "how do I do it?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			fq := fakeqdrant.Start(t, "")
+			s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, Collection: "c", Hybrid: tc.hybrid})
+			g.Expect(err).NotTo(HaveOccurred())
+			defer s.Close()
+			g.Expect(s.Upsert(ctx, hybridCorpus)).To(Succeed())
+
+			q := hybridQuery
+			q.Text = tc.text
+			_, err = s.Search(ctx, q)
+			g.Expect(err).NotTo(HaveOccurred())
+			req := fq.LastQuery()
+			g.Expect(req).NotTo(BeNil())
+			g.Expect(req.GetCollectionName()).To(Equal("c"))
+			g.Expect(req.GetLimit()).To(BeNumerically("==", q.Limit))
+
+			if !tc.fused {
+				g.Expect(req.GetPrefetch()).To(BeEmpty())
+				g.Expect(req.GetUsing()).To(Equal(qdrantstore.DenseVector))
+				g.Expect(req.GetQuery().GetNearest().GetDense().GetData()).To(Equal(q.Vector))
+				return
+			}
+			g.Expect(req.GetQuery().GetFusion()).To(Equal(qdrant.Fusion_RRF))
+			g.Expect(req.GetQuery().GetNearest()).To(BeNil())
+			g.Expect(req.Using).To(BeNil(), "a fusion query names no vector of its own")
+			g.Expect(req.GetPrefetch()).To(HaveLen(2))
+			byVector := map[string]*qdrant.PrefetchQuery{}
+			for _, pf := range req.GetPrefetch() {
+				byVector[pf.GetUsing()] = pf
+				// Fusion can only promote what the prefetches proposed.
+				g.Expect(pf.GetLimit()).To(BeNumerically(">=", q.Limit), "prefetch on %q", pf.GetUsing())
+			}
+			g.Expect(byVector).To(HaveKey(qdrantstore.DenseVector))
+			g.Expect(byVector).To(HaveKey(qdrantstore.SparseVector))
+			g.Expect(byVector[qdrantstore.DenseVector].GetQuery().GetNearest().GetDense().GetData()).To(Equal(q.Vector))
+			sparse := byVector[qdrantstore.SparseVector].GetQuery().GetNearest().GetSparse()
+			g.Expect(sparse).NotTo(BeNil())
+			g.Expect(sparse.GetIndices()).To(Equal(sparseIdx))
+			g.Expect(sparse.GetValues()).To(Equal(sparseVal))
+		})
+	}
+}
+
+// The point of hybrid search: a passage whose dense vector matches nothing
+// but whose words answer the question is found only when hybrid is on.
+func TestHybridSearchFindsALexicalMatchDenseSearchMisses(t *testing.T) {
+	for _, hybrid := range []bool{false, true} {
+		t.Run(map[bool]string{false: "dense", true: "hybrid"}[hybrid], func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			fq := fakeqdrant.Start(t, "")
+			s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, Collection: "c", Hybrid: hybrid})
+			g.Expect(err).NotTo(HaveOccurred())
+			defer s.Close()
+			g.Expect(s.Upsert(ctx, hybridCorpus)).To(Succeed())
+
+			hits, err := s.Search(ctx, hybridQuery)
+			g.Expect(err).NotTo(HaveOccurred())
+			if !hybrid {
+				g.Expect(hitIDs(hits)).To(Equal([]string{idGrafana, idAlerts}))
+				return
+			}
+			// Ranked first by the sparse side and present on the dense side
+			// (4×limit candidates), the key passage outranks the best dense
+			// match, which only one side proposes.
+			g.Expect(hitIDs(hits)).To(Equal([]string{idKey, idGrafana}))
+			g.Expect(hits[0].Payload.Text).To(Equal("rotating the jwks signing key"))
+			g.Expect(hits[0].Score).To(BeNumerically(">", hits[1].Score))
+		})
+	}
 }
