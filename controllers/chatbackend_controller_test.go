@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
@@ -79,6 +82,22 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+
+	// A pod of the v2 Job fails but the Job retries it within its
+	// backoffLimit: status.failed > 0 without a Failed condition is still a
+	// running migration, not a failed one.
+	failPodOnce(t, ns, jobV2)
+	Consistently(func(g Gomega) {
+		conds := getCB(g, ns, "chat").Status.Conditions
+		degraded := meta.FindStatusCondition(conds, chatv1alpha1.ConditionDegraded)
+		g.Expect(degraded).NotTo(BeNil())
+		g.Expect(degraded.Status).To(Equal(metav1.ConditionFalse), "Degraded: %s", degraded.Message)
+		migrated := meta.FindStatusCondition(conds, chatv1alpha1.ConditionMigrated)
+		g.Expect(migrated).NotTo(BeNil())
+		g.Expect(migrated.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(migrated.Reason).To(Equal(chatv1alpha1.ReasonMigrating), "Migrated: %s", migrated.Message)
+		g.Expect(eventsOf(g, ns, "chat")).NotTo(ContainElement(HavePrefix(chatv1alpha1.ReasonMigrationFailed + ":")))
+	}, 1500*time.Millisecond, 100*time.Millisecond).Should(Succeed())
 
 	// The v2 Job fails → Migrated=False, Degraded=True, an Event; v1 keeps running.
 	finishJob(t, ns, jobV2, false)
@@ -353,9 +372,15 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			"secret key must not be empty"},
 		{"negative replicas", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Replicas = ptr.To[int32](-1) },
 			"replicas must not be negative"},
-		{"bad CORS origin", "chat", func(cb *chatv1alpha1.ChatBackend) {
+		{"CORS origin without a scheme", "chat", func(cb *chatv1alpha1.ChatBackend) {
 			cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"docs.example.com"}}
-		}, "each allowed origin must be '*' or an http(s) origin"},
+		}, "allowed origin docs.example.com is not an http(s) origin scheme://host[:port]"},
+		{"CORS wildcard", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com", "*"}}
+		}, `spec.cors.allowedOrigins[1]: Invalid value: "*": allowed origin * is not an http(s) origin`},
+		{"CORS origin with a path", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com/docs"}}
+		}, "allowed origin https://docs.example.com/docs is not an http(s) origin scheme://host[:port] such as https://docs.example.com: no path"},
 		{"service port out of range", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Service.Port = 70000 },
 			"service.port must be between 1 and 65535"},
 		{"bad qdrant URL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "qdrant:6333"} },
@@ -388,12 +413,68 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 	cb := chatBackend(ns, "complete", "registry.example.com/chat-apiserver:v1")
 	cb.Spec.Auth.JWKSURL = "https://auth.example.com/api/auth/jwks"
 	cb.Spec.Auth.Algorithms = []string{"EdDSA", "RS256"}
-	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com", "*"}}
+	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com", "http://localhost:3000"}}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "docs"}
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://api.openai.com/v1", ChatModel: "gpt-4o-mini"}
 	cb.Spec.Service = chatv1alpha1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Port: 8080}
 	cb.Spec.Monitoring.ServiceMonitor.Interval = "30s"
 	Expect(k8s.Create(context.Background(), cb)).To(Succeed())
+}
+
+// TestCORSOriginsMatchTheAPIServer: the CRD accepts exactly the origins
+// chat-apiserver accepts at start-up, so that a ChatBackend the cluster takes
+// never gives crash-looping pods, and one it refuses says so at apply time.
+// Each origin goes through the real CRD validation and, as the operator
+// passes it (specs.Env), through the server's own configuration loader.
+func TestCORSOriginsMatchTheAPIServer(t *testing.T) {
+	RegisterTestingT(t)
+	ns := newNamespace(t)
+	cases := []struct {
+		origin string
+		valid  bool
+	}{
+		{"https://docs.example.com", true},
+		{"https://docs.example.com/", true}, // the server drops the trailing slash
+		{"http://localhost:3000", true},
+		{"http://[::1]:8080", true},
+		{"HTTPS://docs.example.com", true}, // schemes are case-insensitive
+		{"*", false},
+		{"https://docs.example.com/docs", false},
+		{"https://docs.example.com/docs/", false},
+		{"docs.example.com", false},
+		{"//docs.example.com", false},
+		{"ftp://docs.example.com", false},
+		{"https://", false},
+		{"https://docs.example.com?lang=en", false},
+		{"https://docs.example.com/?lang=en", false},
+		{"https://docs.example.com/#top", false},
+		{"https://user@docs.example.com", false},
+		{"https://docs.example.com,blog.example.com", false}, // the server splits on commas
+		{"https://docs.example.com:port", false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.origin, func(t *testing.T) {
+			g := NewWithT(t)
+			cb := chatBackend(ns, fmt.Sprintf("cors%d", i), "registry.example.com/chat-apiserver:v1")
+			cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{tc.origin}}
+
+			env := map[string]string{"DATABASE_URL": "postgres://app@db/chat"}
+			for _, e := range specs.Env(cb) {
+				env[e.Name] = e.Value
+			}
+			_, serverErr := config.LoadFrom(config.FromMap(env))
+
+			crdErr := k8s.Create(context.Background(), cb)
+			if tc.valid {
+				g.Expect(serverErr).NotTo(HaveOccurred())
+				g.Expect(crdErr).NotTo(HaveOccurred())
+				return
+			}
+			g.Expect(serverErr).To(MatchError(ContainSubstring("CORS_ALLOWED_ORIGINS")))
+			g.Expect(apierrors.IsInvalid(crdErr)).To(BeTrue(), "want Invalid, got %v", crdErr)
+			g.Expect(crdErr.Error()).To(ContainSubstring("allowed origin " + tc.origin + " is not an http(s) origin"))
+		})
+	}
 }
 
 // migrate waits for the first migrations Job of cb and lets it succeed.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,7 +268,10 @@ func finishJob(t *testing.T, ns, name string, succeed bool) {
 		g.Expect(k8s.Get(context.Background(), key(ns, name), job)).To(Succeed())
 		start := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
 		now := metav1.NewTime(time.Now().Truncate(time.Second))
-		job.Status.StartTime = &start
+		if job.Status.StartTime == nil { // immutable once set (failPodOnce)
+			job.Status.StartTime = &start
+		}
+		job.Status.Active = 0
 		job.Status.Ready = ptr.To[int32](0)
 		job.Status.Terminating = ptr.To[int32](0)
 		cond := func(t batchv1.JobConditionType, reason, msg string) batchv1.JobCondition {
@@ -294,24 +296,45 @@ func finishJob(t *testing.T, ns, name string, succeed bool) {
 	}, timeout, interval).Should(Succeed())
 }
 
+// failPodOnce sets the status of a Job whose pod failed once and is being
+// retried within the Job's backoffLimit: status.failed is 1 but there is no
+// Failed condition, because the Job itself has not failed (yet).
+func failPodOnce(t *testing.T, ns, name string) {
+	t.Helper()
+	EventuallyWithOffset(1, func(g Gomega) {
+		job := &batchv1.Job{}
+		g.Expect(k8s.Get(context.Background(), key(ns, name), job)).To(Succeed())
+		start := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+		job.Status.StartTime = &start
+		job.Status.Active = 1
+		job.Status.Ready = ptr.To[int32](0)
+		job.Status.Terminating = ptr.To[int32](0)
+		job.Status.Failed = 1
+		job.Status.Conditions = nil
+		g.Expect(k8s.Status().Update(context.Background(), job)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+// eventsOf lists "Reason: message" of the Events on the ChatBackend.
+func eventsOf(g Gomega, ns, name string) []string {
+	var list corev1.EventList
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == "ChatBackend" && e.InvolvedObject.Name == name {
+			out = append(out, e.Reason+": "+e.Message)
+		}
+	}
+	return out
+}
+
 // eventuallyEvent waits for an Event on the ChatBackend with reason whose
 // note contains substr.
 func eventuallyEvent(t *testing.T, ns, name, reason, substr string) {
 	t.Helper()
 	EventuallyWithOffset(1, func(g Gomega) {
-		var list corev1.EventList
-		g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
-		var seen []string
-		for _, e := range list.Items {
-			if e.InvolvedObject.Kind == "ChatBackend" && e.InvolvedObject.Name == name {
-				seen = append(seen, e.Reason+": "+e.Message)
-				if e.Reason == reason && strings.Contains(e.Message, substr) {
-					return
-				}
-			}
-		}
-		g.Expect(seen).To(ContainElement(ContainSubstring(reason+": ")), "no %s event containing %q", reason, substr)
-		g.Expect(false).To(BeTrue(), "events: %v", seen)
+		g.Expect(eventsOf(g, ns, name)).To(ContainElement(And(HavePrefix(reason+": "), ContainSubstring(substr))),
+			"no %s event containing %q", reason, substr)
 	}, timeout, interval).Should(Succeed())
 }
 

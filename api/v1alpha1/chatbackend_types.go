@@ -130,11 +130,18 @@ type OpenAISpec struct {
 
 // CORSSpec lists the browser origins allowed to call the API.
 type CORSSpec struct {
-	// AllowedOrigins, e.g. https://docs.example.com; "*" allows any origin.
+	// The rule below mirrors the origins check chat-apiserver makes at
+	// start-up (apiserver/config), so that a ChatBackend the cluster accepts
+	// never yields crash-looping pods. Commas are refused because the list
+	// reaches the server as one comma-separated variable.
+
+	// AllowedOrigins are the exact origins, scheme://host[:port] such as
+	// https://docs.example.com, whose pages may call the API. There is no
+	// wildcard: list every origin.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="self.all(o, o == '*' || (isURL(o) && url(o).getScheme() in ['http', 'https'] && url(o).getHost() != ''))",message="each allowed origin must be '*' or an http(s) origin such as https://docs.example.com"
+	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && url(self).getEscapedPath() in ['', '/'] && !self.matches('[?#@,]')",message="each allowed origin must be an http(s) origin scheme://host[:port] such as https://docs.example.com, with no path, query, fragment or user info; '*' is not supported, list every origin",messageExpression="'allowed origin ' + self + ' is not an http(s) origin scheme://host[:port] such as https://docs.example.com: no path, query, fragment or user info; * is not supported, list every origin'"
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
