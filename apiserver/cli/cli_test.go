@@ -30,7 +30,10 @@ func run(args ...string) (code int, stdout, stderr string) {
 // cannot leak into the test.
 func clearEnv(t *testing.T) {
 	for _, k := range []string{"DATABASE_URL", "DATABASE_DIRECT_URL", "BETTER_AUTH_URL", "JWKS_URL",
-		"BETTER_AUTH_AUDIENCE", "JWT_ALGORITHMS", "CORS_ALLOWED_ORIGINS", "LISTEN_ADDR", "METRICS_ADDR"} {
+		"BETTER_AUTH_AUDIENCE", "JWT_ALGORITHMS", "CORS_ALLOWED_ORIGINS", "LISTEN_ADDR", "METRICS_ADDR",
+		"JWKS_REFRESH_INTERVAL", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION", "QDRANT_HYBRID",
+		"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "OPENAI_EMBEDDING_MODEL",
+		"RAG_TOP_K", "RAG_HISTORY_TOKENS", "CHAT_RATE_LIMIT_PER_MINUTE", "CHAT_RATE_LIMIT_BURST"} {
 		t.Setenv(k, "")
 	}
 }
@@ -87,6 +90,43 @@ func TestErrorsAreOneLineAndNonZero(t *testing.T) {
 			g.Expect(errOut).To(ContainSubstring(tc.want))
 			g.Expect(strings.Count(errOut, "\n")).To(Equal(1), errOut)
 			g.Expect(errOut).NotTo(ContainSubstring("hunter2"))
+		})
+	}
+}
+
+// A bad setting is reported before serve waits (up to a minute) for the
+// database: RAG and rate-limit variables are parsed up front like the rest.
+func TestServeBadSettingFailsBeforeConnecting(t *testing.T) {
+	for _, bad := range []struct{ key, value string }{
+		{"RAG_TOP_K", "0"},
+		{"QDRANT_HYBRID", "maybe"},
+		{"CHAT_RATE_LIMIT_PER_MINUTE", "lots"},
+	} {
+		t.Run(bad.key, func(t *testing.T) {
+			g := NewWithT(t)
+			clearEnv(t)
+			// Nothing listens on port 1: a connect attempt would retry
+			// until store.Open gives up.
+			t.Setenv("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable")
+			t.Setenv("BETTER_AUTH_URL", "http://127.0.0.1:1")
+			t.Setenv("LISTEN_ADDR", freeAddr(t))
+			t.Setenv("METRICS_ADDR", freeAddr(t))
+			t.Setenv(bad.key, bad.value)
+
+			// Far below the database wait; were serve to reach store.Open,
+			// the cancelled context would end it with a database error
+			// instead of the variable's name.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			root := cli.NewRoot()
+			root.SetArgs([]string{"serve"})
+			var logs bytes.Buffer
+			root.SetOut(io.Discard)
+			root.SetErr(&logs)
+			err := root.ExecuteContext(ctx)
+			g.Expect(err).To(MatchError(HavePrefix(bad.key + ": ")))
+			g.Expect(ctx.Err()).To(BeNil(), "failed before the deadline")
+			g.Expect(logs.String()).NotTo(ContainSubstring("starting chat-apiserver"), "nothing started")
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
@@ -39,7 +40,7 @@ func newIngestCmd() *cobra.Command {
 			if !strings.HasPrefix(routeBase, "/") {
 				return fmt.Errorf("--route-base: want a path starting with /, got %q", routeBase)
 			}
-			cfg, err := rag.ConfigFromEnv(lookupEnv)
+			cfg, err := config.RAGFrom(lookupEnv)
 			if err != nil {
 				return err
 			}

@@ -65,5 +65,5 @@ func TestIngestRefusesBadInput(t *testing.T) {
 	t.Setenv("QDRANT_URL", "qdrant:6334")
 	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io")
 	g.Expect(code).To(Equal(1))
-	g.Expect(stderr).To(ContainSubstring("QDRANT_URL: want an http(s) URL"))
+	g.Expect(stderr).To(ContainSubstring(`QDRANT_URL: "qdrant:6334" is not an absolute http(s) URL`))
 }

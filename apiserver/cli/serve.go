@@ -31,6 +31,8 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve the API on LISTEN_ADDR and metrics on METRICS_ADDR",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every setting is parsed here, before anything connects: a typo
+			// fails at once instead of after the database wait.
 			cfg, err := config.LoadFrom(lookupEnv)
 			if err != nil {
 				return err
@@ -90,7 +92,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer verifier.Close()
 
-	extra, err := extraRoutes(ctx, cfg, db, reg, logger)
+	extra, closeExtra, err := extraRoutes(ctx, cfg, db, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -103,6 +105,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Register:           extra,
 	})
 	if err != nil {
+		release(closeExtra, logger)
 		return err
 	}
 	apiSrv := &http.Server{
@@ -114,18 +117,37 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { errc <- serveHTTP(apiSrv, apiLn, "api") }()
 	logger.Info("serving", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String())
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down", "timeout", shutdownTimeout.String())
-	case err := <-errc:
-		return err
+	case runErr = <-errc:
 	}
-	shutdown(apiSrv, logger, "api")
-	return nil
+	// Also when the metrics server failed: the API may have requests in
+	// flight, and neither the chat store nor the deferred closers may go
+	// away under them.
+	drainThenRelease(apiSrv, closeExtra, logger)
+	return runErr
 }
 
-// extraRoutes builds the routes added to the core API: the RAG chat (cli/chat.go).
-func extraRoutes(ctx context.Context, cfg config.Config, db *store.Store, reg prometheus.Registerer, logger *slog.Logger) ([]func(httpapi.Groups), error) {
+// drainThenRelease shuts srv down gracefully and only then runs closeFn:
+// requests still in flight during the drain (an answer being retrieved)
+// use what closeFn releases, such as the Qdrant connection.
+func drainThenRelease(srv *http.Server, closeFn func() error, logger *slog.Logger) {
+	shutdown(srv, logger, "api")
+	release(closeFn, logger)
+}
+
+func release(closeFn func() error, logger *slog.Logger) {
+	if err := closeFn(); err != nil {
+		logger.Warn("closing the chat store failed", "error", err.Error())
+	}
+}
+
+// extraRoutes builds the routes added to the core API: the RAG chat
+// (cli/chat.go). closeFn releases what they use; serve calls it only after
+// the API server has drained.
+func extraRoutes(ctx context.Context, cfg config.Config, db *store.Store, reg prometheus.Registerer, logger *slog.Logger) (routes []func(httpapi.Groups), closeFn func() error, err error) {
 	return ragRoutes(ctx, cfg, db, reg, logger)
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
+	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/rag"
 )
 
 // Defaults.
@@ -42,14 +44,13 @@ type Config struct {
 	// well under its 10-minute limit.
 	JWKSRefreshInterval time.Duration
 
-	// Retrieval and generation; the RAG layer validates what it uses.
-	QdrantURL            string
-	QdrantAPIKey         string
-	QdrantCollection     string
-	OpenAIAPIKey         string
-	OpenAIBaseURL        string
-	OpenAIChatModel      string
-	OpenAIEmbeddingModel string
+	// RAG selects retrieval and generation (QDRANT_*, OPENAI_*, RAG_*);
+	// see RAGFrom.
+	RAG rag.Config
+	// ChatRatePerMinute and ChatBurst limit each user's chat requests
+	// (CHAT_RATE_LIMIT_PER_MINUTE, CHAT_RATE_LIMIT_BURST).
+	ChatRatePerMinute float64
+	ChatBurst         int
 }
 
 // Lookup reads one variable; os.LookupEnv in production, a map in tests.
@@ -103,17 +104,53 @@ func LoadFrom(env Lookup) (Config, error) {
 	if c.JWKSRefreshInterval, err = positiveDuration("JWKS_REFRESH_INTERVAL", get("JWKS_REFRESH_INTERVAL")); err != nil {
 		return Config{}, err
 	}
-	if c.QdrantURL, err = httpURL("QDRANT_URL", get("QDRANT_URL"), false); err != nil {
+	if c.RAG, err = RAGFrom(env); err != nil {
 		return Config{}, err
+	}
+	if c.ChatRatePerMinute, err = positiveFloat("CHAT_RATE_LIMIT_PER_MINUTE", get("CHAT_RATE_LIMIT_PER_MINUTE"), httpapi.DefaultChatRatePerMinute); err != nil {
+		return Config{}, err
+	}
+	if c.ChatBurst, err = intSetting("CHAT_RATE_LIMIT_BURST", get("CHAT_RATE_LIMIT_BURST"), httpapi.DefaultChatBurst, 1, 1_000_000); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// RAGFrom reads the retrieval and generation settings:
+//
+//	QDRANT_URL, QDRANT_API_KEY, QDRANT_COLLECTION, QDRANT_HYBRID (true|false),
+//	OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_CHAT_MODEL, OPENAI_EMBEDDING_MODEL,
+//	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget).
+//
+// LoadFrom (serve) and `ingest` both use it, so they always agree on the
+// store and the embedding model.
+func RAGFrom(env Lookup) (rag.Config, error) {
+	get := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
+	c := rag.Config{
+		QdrantAPIKey:         get("QDRANT_API_KEY"),
+		QdrantCollection:     get("QDRANT_COLLECTION"),
+		OpenAIAPIKey:         get("OPENAI_API_KEY"),
+		OpenAIChatModel:      get("OPENAI_CHAT_MODEL"),
+		OpenAIEmbeddingModel: get("OPENAI_EMBEDDING_MODEL"),
+	}
+	var err error
+	if c.QdrantURL, err = httpURL("QDRANT_URL", get("QDRANT_URL"), false); err != nil {
+		return rag.Config{}, err
 	}
 	if c.OpenAIBaseURL, err = httpURL("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), false); err != nil {
-		return Config{}, err
+		return rag.Config{}, err
 	}
-	c.QdrantAPIKey = get("QDRANT_API_KEY")
-	c.QdrantCollection = get("QDRANT_COLLECTION")
-	c.OpenAIAPIKey = get("OPENAI_API_KEY")
-	c.OpenAIChatModel = get("OPENAI_CHAT_MODEL")
-	c.OpenAIEmbeddingModel = get("OPENAI_EMBEDDING_MODEL")
+	if v := get("QDRANT_HYBRID"); v != "" {
+		if c.QdrantHybrid, err = strconv.ParseBool(v); err != nil {
+			return rag.Config{}, fmt.Errorf("QDRANT_HYBRID: want true or false, got %q", v)
+		}
+	}
+	if c.TopK, err = intSetting("RAG_TOP_K", get("RAG_TOP_K"), rag.DefaultTopK, 1, rag.MaxTopK); err != nil {
+		return rag.Config{}, err
+	}
+	if c.HistoryTokens, err = intSetting("RAG_HISTORY_TOKENS", get("RAG_HISTORY_TOKENS"), rag.DefaultHistoryTokens, 0, rag.MaxHistoryTokens); err != nil {
+		return rag.Config{}, err
+	}
 	return c, nil
 }
 
@@ -141,6 +178,29 @@ func positiveDuration(name, v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: want a positive duration such as 30s or 5m, got %q", name, v)
 	}
 	return d, nil
+}
+
+func intSetting(name, v string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: want a whole number from %d to %d, got %q", name, lo, hi, v)
+	}
+	return n, nil
+}
+
+func positiveFloat(name, v string, def float64) (float64, error) {
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	// Negated so that NaN is refused too.
+	if err != nil || !(f > 0 && f <= 1e6) {
+		return 0, fmt.Errorf("%s: want a positive number, got %q", name, v)
+	}
+	return f, nil
 }
 
 func databaseURL(name, v string, required bool) (string, error) {

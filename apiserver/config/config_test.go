@@ -26,6 +26,12 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.ListenAddr).To(Equal(":8080"))
 	g.Expect(c.MetricsAddr).To(Equal(":9090"))
 	g.Expect(c.CORSAllowedOrigins).To(BeEmpty())
+	g.Expect(c.RAG.Offline()).To(BeTrue())
+	g.Expect(c.RAG.QdrantURL).To(BeEmpty(), "PostgreSQL retrieval")
+	g.Expect(c.RAG.TopK).To(Equal(5))
+	g.Expect(c.RAG.HistoryTokens).To(Equal(2000))
+	g.Expect(c.ChatRatePerMinute).To(Equal(20.0))
+	g.Expect(c.ChatBurst).To(Equal(5))
 }
 
 func TestOverrides(t *testing.T) {
@@ -37,6 +43,14 @@ func TestOverrides(t *testing.T) {
 	env["CORS_ALLOWED_ORIGINS"] = "https://docs.example.com/, http://localhost:3000"
 	env["LISTEN_ADDR"] = "127.0.0.1:18080"
 	env["METRICS_ADDR"] = ":19090"
+	env["QDRANT_URL"] = "http://qdrant:6334"
+	env["QDRANT_HYBRID"] = "true"
+	env["OPENAI_API_KEY"] = "k"
+	env["OPENAI_EMBEDDING_MODEL"] = "text-embedding-3-large"
+	env["RAG_TOP_K"] = "8"
+	env["RAG_HISTORY_TOKENS"] = "500"
+	env["CHAT_RATE_LIMIT_PER_MINUTE"] = "0.5"
+	env["CHAT_RATE_LIMIT_BURST"] = "12"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -45,6 +59,36 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.CORSAllowedOrigins).To(Equal([]string{"https://docs.example.com", "http://localhost:3000"}))
 	g.Expect(c.ListenAddr).To(Equal("127.0.0.1:18080"))
 	g.Expect(c.MetricsAddr).To(Equal(":19090"))
+	g.Expect(c.RAG.QdrantURL).To(Equal("http://qdrant:6334"))
+	g.Expect(c.RAG.QdrantHybrid).To(BeTrue())
+	g.Expect(c.RAG.Offline()).To(BeFalse())
+	g.Expect(c.RAG.OpenAIEmbeddingModel).To(Equal("text-embedding-3-large"))
+	g.Expect(c.RAG.TopK).To(Equal(8))
+	g.Expect(c.RAG.HistoryTokens).To(Equal(500))
+	g.Expect(c.ChatRatePerMinute).To(Equal(0.5))
+	g.Expect(c.ChatBurst).To(Equal(12))
+}
+
+// ingest reads the same RAG settings as serve, without serve's own.
+func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
+	g := NewWithT(t)
+	env := base()
+	env["QDRANT_URL"] = "https://qdrant.example.com:6334"
+	env["QDRANT_COLLECTION"] = "site"
+	env["OPENAI_BASE_URL"] = "http://llm:8000/v1"
+	env["RAG_TOP_K"] = "3"
+	c, err := config.LoadFrom(config.FromMap(env))
+	g.Expect(err).NotTo(HaveOccurred())
+	delete(env, "DATABASE_URL")
+	delete(env, "BETTER_AUTH_URL")
+	r, err := config.RAGFrom(config.FromMap(env))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r).To(Equal(c.RAG))
+	g.Expect(r.QdrantCollection).To(Equal("site"))
+	g.Expect(r.TopK).To(Equal(3))
+
+	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_TOP_K": "21"}))
+	g.Expect(err).To(MatchError(`RAG_TOP_K: want a whole number from 1 to 20, got "21"`))
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {
@@ -65,6 +109,18 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"metrics bad port", "METRICS_ADDR", ":99999"},
 		{"same addresses", "METRICS_ADDR", ":8080"},
 		{"bad qdrant url", "QDRANT_URL", "qdrant:6333"},
+		{"bad openai url", "OPENAI_BASE_URL", "ftp://llm"},
+		{"hybrid not a bool", "QDRANT_HYBRID", "maybe"},
+		{"top k zero", "RAG_TOP_K", "0"},
+		{"top k too large", "RAG_TOP_K", "50"},
+		{"top k not a number", "RAG_TOP_K", "five"},
+		{"history not a number", "RAG_HISTORY_TOKENS", "lots"},
+		{"history negative", "RAG_HISTORY_TOKENS", "-1"},
+		{"rate not a number", "CHAT_RATE_LIMIT_PER_MINUTE", "fast"},
+		{"rate zero", "CHAT_RATE_LIMIT_PER_MINUTE", "0"},
+		{"rate NaN", "CHAT_RATE_LIMIT_PER_MINUTE", "NaN"},
+		{"burst fractional", "CHAT_RATE_LIMIT_BURST", "2.5"},
+		{"burst zero", "CHAT_RATE_LIMIT_BURST", "0"},
 		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
 	}
