@@ -476,9 +476,17 @@ func TestRoutes(t *testing.T) {
 		r = e.do("GET", "/v1/me", "", nil, "Origin", allowedOrigin)
 		g.Expect(r.status).To(Equal(401))
 		g.Expect(r.header.Get("Access-Control-Allow-Origin")).To(Equal(allowedOrigin))
+		// ...and may read the challenge, and Retry-After on a 429.
+		g.Expect(r.header.Get("WWW-Authenticate")).NotTo(BeEmpty())
+		exposed := strings.Split(r.header.Get("Access-Control-Expose-Headers"), ",")
+		for i := range exposed {
+			exposed[i] = strings.ToLower(strings.TrimSpace(exposed[i]))
+		}
+		g.Expect(exposed).To(ContainElements("retry-after", "www-authenticate"))
 
 		r = e.do("GET", "/v1/me", alice, nil, "Origin", "https://evil.example.com")
 		g.Expect(r.header.Get("Access-Control-Allow-Origin")).To(BeEmpty())
+		g.Expect(r.header.Get("Access-Control-Expose-Headers")).To(BeEmpty())
 		g.Expect(r.header.Values("Vary")).To(ContainElement("Origin"))
 
 		r = e.do("OPTIONS", "/v1/conversations/123", "", nil, "Origin", allowedOrigin,

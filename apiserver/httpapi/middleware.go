@@ -148,6 +148,10 @@ func cors(allowed []string) gin.HandlerFunc {
 			c.AbortWithStatus(http.StatusNoContent)
 			return
 		}
+		// Without this a cross-origin page sees only the CORS-safelisted
+		// response headers: it could not tell how long to wait after a 429
+		// or why a token was refused on a 401.
+		h.Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
 		c.Next()
 	}
 }
