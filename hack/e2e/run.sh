@@ -25,14 +25,14 @@ ARTIFACTS="$E2E/artifacts"
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
-say() { printf 'e2e: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX=e2e:
+# shellcheck source=SCRIPTDIR/../lib/local-stack.sh
+. "$ROOT/hack/lib/local-stack.sh"
 
 # --- what the test needs, installed when missing ---------------------------------
 [ -x "$APISERVER" ] || die "$APISERVER is missing: run 'make e2e' (or 'make build')"
 "$APISERVER" ingest --help >/dev/null 2>&1 || die "$APISERVER has no ingest command: rebuild it ('make build')"
-command -v node >/dev/null || die "node (>= 20) is not on PATH"
-command -v curl >/dev/null || die "curl is not on PATH"
+stack_require
 [ -x "$CHROMIUM" ] || "$ROOT/hack/tools.sh" chromium
 [ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM (hack/tools.sh chromium installs Debian's)"
 npm_ci() { # $1: directory with package-lock.json; installs when node_modules is missing or older than the lock
@@ -43,56 +43,28 @@ npm_ci() { # $1: directory with package-lock.json; installs when node_modules is
 }
 npm_ci "$ROOT/hack/betterauth"
 npm_ci "$E2E/browser"
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
-[ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL server binaries (apt-get install postgresql), or set PG_BIN"
 
 # --- cleanup: runs on success, failure and Ctrl-C ------------------------------------
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/chatbackend-e2e.XXXXXX")
-TEST_PID="" API_PID="" AUTH_PID="" PG_PID=""
-stop() { # $1 pid, $2 signal, $3 name
-  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-  kill "-$2" "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  say "$3 did not stop within 10s; killing it"
-  kill -KILL "$1" 2>/dev/null || true
-}
+TEST_PID=""
 cleanup() {
-  local rc=$?
+  local rc=$? left=""
   trap - INT TERM EXIT
-  stop "$TEST_PID" TERM "the browser test"
-  stop "$API_PID" TERM chat-apiserver
-  stop "$AUTH_PID" TERM betterauth
-  stop "$PG_PID" INT postgres
-  wait 2>/dev/null || true
+  stop_process "$TEST_PID" TERM "the browser test"
+  stack_stop # chat-apiserver, then BetterAuth, then PostgreSQL
   # The browser test closes Chromium itself; one that outlived it (a killed
-  # node) still has its profile under $DIR: stop it by pid, and say so.
-  local left
-  left=$(pgrep -f -- "--user-data-dir=$DIR/" || true)
+  # node) still has its profile under $STACK_DIR: stop it by pid, and say so.
+  [ -z "$STACK_DIR" ] || left=$(pgrep -f -- "--user-data-dir=$STACK_DIR/" || true)
   if [ -n "$left" ]; then
-    say "Chromium outlived the test (pids $(echo $left)); stopping it"
-    for p in $left; do stop "$p" TERM chromium; done
+    say "Chromium outlived the test (pids ${left//$'\n'/ }); stopping it"
+    for p in $left; do stop_process "$p" TERM chromium; done
     [ "$rc" -ne 0 ] || rc=1
   fi
-  mkdir -p "$ARTIFACTS"
-  for l in "$DIR"/*.log; do [ -f "$l" ] && cp "$l" "$ARTIFACTS/"; done
-  rm -rf "$DIR"
+  stack_save_logs "$ARTIFACTS"
+  stack_remove_dir
   say "stopped everything (logs and screenshots in ${ARTIFACTS#"$ROOT"/})"
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-show_log() { say "last lines of $1:"; tail -n 30 "$1" >&2 || true; }
-wait_for() { # $1 name, $2 pid, $3 log, then the check command; 30 s at most
-  local name=$1 pid=$2 log=$3; shift 3
-  for _ in $(seq 300); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || { show_log "$log"; die "$name exited during start-up"; }
-    sleep 0.1
-  done
-  show_log "$log"; die "$name not ready after 30s"
-}
+stack_init chatbackend-e2e cleanup
 
 # Six free loopback ports, held by one process until all are chosen so none repeats.
 read -r PG_PORT AUTH_PORT API_PORT METRICS_PORT PAGE_PORT OTHER_PORT < <(node -e '
@@ -105,45 +77,25 @@ read -r PG_PORT AUTH_PORT API_PORT METRICS_PORT PAGE_PORT OTHER_PORT < <(node -e
 PAGE_ORIGIN="http://127.0.0.1:$PAGE_PORT"
 OTHER_ORIGIN="http://127.0.0.1:$OTHER_PORT"
 
-# --- PostgreSQL (refuses to run as root: then as postgres or nobody) ---------------
-AS=()
-if [ "$(id -u)" = 0 ]; then
-  PGOS_USER=postgres; id "$PGOS_USER" >/dev/null 2>&1 || PGOS_USER=nobody
-  chown "$PGOS_USER" "$DIR"
-  AS=(setpriv --reuid="$(id -u "$PGOS_USER")" --regid="$(id -g "$PGOS_USER")" --clear-groups)
-fi
-say "PostgreSQL on 127.0.0.1:$PG_PORT"
-"${AS[@]}" "$PG_BIN/initdb" -D "$DIR/pg" -U postgres -A trust -E UTF8 --no-locale --no-sync --no-instructions >"$DIR/initdb.log" 2>&1 \
-  || { show_log "$DIR/initdb.log"; die "initdb failed"; }
-(cd "$DIR" && exec "${AS[@]}" "$PG_BIN/postgres" -D "$DIR/pg" -p "$PG_PORT" -k "$DIR" \
-  -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off) >"$DIR/postgres.log" 2>&1 &
-PG_PID=$!
-wait_for postgres "$PG_PID" "$DIR/postgres.log" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres
-"$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c 'CREATE DATABASE chat' >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/chat?sslmode=disable"
-
-# --- BetterAuth: trusts the page's origin only ----------------------------------------
-AUTH_URL="http://127.0.0.1:$AUTH_PORT"
-say "BetterAuth on $AUTH_URL"
-(cd "$ROOT/hack/betterauth" && PORT="$AUTH_PORT" HOST=127.0.0.1 BETTER_AUTH_URL="$AUTH_URL" \
-  TRUSTED_ORIGINS="$PAGE_ORIGIN" exec node server.mjs) >"$DIR/betterauth.log" 2>&1 &
-AUTH_PID=$!
-wait_for betterauth "$AUTH_PID" "$DIR/betterauth.log" curl -fsS --max-time 2 "$AUTH_URL/api/auth/jwks"
+# --- PostgreSQL, and BetterAuth trusting the page's origin only -----------------------
+stack_start_postgres "$PG_PORT"
+export DATABASE_URL
+stack_start_betterauth "$AUTH_PORT" "$PAGE_ORIGIN"
 
 # --- chat-apiserver: offline RAG (no OpenAI, no Qdrant), CORS for the page's origin ---
 unset OPENAI_API_KEY OPENAI_BASE_URL QDRANT_URL QDRANT_API_KEY JWKS_URL BETTER_AUTH_AUDIENCE JWT_ALGORITHMS
 say "migrate"
-timeout 120 "$APISERVER" migrate >"$DIR/migrate.log" 2>&1 || { show_log "$DIR/migrate.log"; die "migrate failed"; }
+timeout 120 "$APISERVER" migrate >"$STACK_DIR/migrate.log" 2>&1 || { show_log "$STACK_DIR/migrate.log"; die "migrate failed"; }
 say "ingest hack/e2e/docs"
-timeout 120 "$APISERVER" ingest --docs "$E2E/docs" --site-url "$PAGE_ORIGIN/" >"$DIR/ingest.log" 2>&1 \
-  || { show_log "$DIR/ingest.log"; die "ingest failed"; }
+timeout 120 "$APISERVER" ingest --docs "$E2E/docs" --site-url "$PAGE_ORIGIN/" >"$STACK_DIR/ingest.log" 2>&1 \
+  || { show_log "$STACK_DIR/ingest.log"; die "ingest failed"; }
 API_URL="http://127.0.0.1:$API_PORT"
 say "chat-apiserver on $API_URL (metrics :$METRICS_PORT), CORS_ALLOWED_ORIGINS=$PAGE_ORIGIN"
 BETTER_AUTH_URL="$AUTH_URL" CORS_ALLOWED_ORIGINS="$PAGE_ORIGIN" \
   LISTEN_ADDR="127.0.0.1:$API_PORT" METRICS_ADDR="127.0.0.1:$METRICS_PORT" \
-  "$APISERVER" serve >"$DIR/apiserver.log" 2>&1 &
+  "$APISERVER" serve >"$STACK_DIR/apiserver.log" 2>&1 &
 API_PID=$!
-wait_for chat-apiserver "$API_PID" "$DIR/apiserver.log" curl -fsS --max-time 2 "$API_URL/readyz"
+wait_for chat-apiserver "$API_PID" "$STACK_DIR/apiserver.log" curl -fsS --max-time 2 "$API_URL/readyz"
 
 # --- the browser test ---------------------------------------------------------------
 rm -f "$ARTIFACTS"/*.png
@@ -152,7 +104,7 @@ say "browser test: page on $PAGE_ORIGIN, refused page on $OTHER_ORIGIN"
 # (cleanup then stops it: timeout passes the TERM on, and Playwright closes Chromium).
 (cd "$E2E/browser" && E2E_AUTH_URL="$AUTH_URL" E2E_API_URL="$API_URL" \
   E2E_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" E2E_PAGE_ORIGIN="$PAGE_ORIGIN" \
-  E2E_OTHER_ORIGIN="$OTHER_ORIGIN" E2E_ARTIFACTS="$ARTIFACTS" E2E_TMP="$DIR" \
+  E2E_OTHER_ORIGIN="$OTHER_ORIGIN" E2E_ARTIFACTS="$ARTIFACTS" E2E_TMP="$STACK_DIR" \
   exec timeout -k 10 "$E2E_TIMEOUT" node --test --test-reporter=spec e2e.test.mjs) &
 TEST_PID=$!
 rc=0
@@ -160,6 +112,6 @@ wait "$TEST_PID" || rc=$?
 TEST_PID=""
 if [ "$rc" -ne 0 ]; then
   [ "$rc" -eq 124 ] && say "the browser test timed out after ${E2E_TIMEOUT}s"
-  for l in apiserver betterauth; do show_log "$DIR/$l.log"; done
+  for l in apiserver betterauth; do show_log "$STACK_DIR/$l.log"; done
   exit "$rc"
 fi
