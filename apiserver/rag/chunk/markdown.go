@@ -189,21 +189,13 @@ var (
 // verbatim because code samples are often the answer.
 func clean(body string) []string {
 	var out []string
-	inFence := ""
+	var code codeFence
 	esmDepth := 0      // brace depth of a multi-line import/export
 	inESM := false     // inside a multi-line import/export statement
 	inComment := ""    // "-->" or "*/}" while inside a multi-line comment
 	inOpenTag := false // inside a JSX tag whose attributes span lines
 	for _, line := range strings.Split(body, "\n") {
-		if inFence != "" {
-			out = append(out, line)
-			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
-				inFence = ""
-			}
-			continue
-		}
-		if m := fenceRe.FindStringSubmatch(line); m != nil {
-			inFence = m[1]
+		if code.consume(line) {
 			out = append(out, line)
 			continue
 		}
@@ -312,7 +304,7 @@ func sections(lines []string, title *string) []Section {
 	cur := Section{}
 	var buf []string
 	slugs := newSlugger()
-	inFence := ""
+	var code codeFence
 	flush := func() {
 		cur.Text = strings.TrimSpace(collapseBlank(buf))
 		if cur.Text != "" {
@@ -321,15 +313,7 @@ func sections(lines []string, title *string) []Section {
 		buf = nil
 	}
 	for _, line := range lines {
-		if inFence != "" {
-			buf = append(buf, line)
-			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
-				inFence = ""
-			}
-			continue
-		}
-		if m := fenceRe.FindStringSubmatch(line); m != nil {
-			inFence = m[1]
+		if code.consume(line) {
 			buf = append(buf, line)
 			continue
 		}
@@ -423,4 +407,24 @@ func (s *slugger) slug(text string) string {
 	}
 	s.seen[slug] = 0
 	return slug
+}
+
+// codeFence tracks fenced code blocks, whose lines are kept verbatim and never
+// read as headings, JSX or comments.
+type codeFence struct{ closer string }
+
+// consume reports whether line belongs to a code block (its opening fence,
+// body or closing fence), updating the state.
+func (f *codeFence) consume(line string) bool {
+	if f.closer != "" {
+		if strings.HasPrefix(strings.TrimSpace(line), f.closer) {
+			f.closer = ""
+		}
+		return true
+	}
+	if m := fenceRe.FindStringSubmatch(line); m != nil {
+		f.closer = m[1]
+		return true
+	}
+	return false
 }
