@@ -233,10 +233,7 @@ func TestSecretChangeRollsPods(t *testing.T) {
 	RegisterTestingT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://old@db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
-	Expect(k8s.Create(ctx, cb)).To(Succeed())
-	migrate(t, ns, cb)
+	createMigrated(t, ns, "postgres://old@db/chat")
 
 	dep := &appsv1.Deployment{}
 	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), dep) }, timeout, interval).Should(Succeed())
@@ -262,10 +259,7 @@ func TestDriftIsReverted(t *testing.T) {
 	RegisterTestingT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
-	Expect(k8s.Create(ctx, cb)).To(Succeed())
-	migrate(t, ns, cb)
+	createMigrated(t, ns, "postgres://db/chat")
 
 	for _, obj := range []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &corev1.Secret{}} {
 		name := "chat"
@@ -478,6 +472,17 @@ func TestCORSOriginsMatchTheAPIServer(t *testing.T) {
 }
 
 // migrate waits for the first migrations Job of cb and lets it succeed.
+// createMigrated creates the db Secret and ChatBackend "chat" (image v1) in ns
+// and lets its migration succeed, so the Deployment exists.
+func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
+	t.Helper()
+	Expect(k8s.Create(context.Background(), secret(ns, "db", map[string]string{"url": dbURL}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(context.Background(), cb)).To(Succeed())
+	migrate(t, ns, cb)
+	return cb
+}
+
 func migrate(t *testing.T, ns string, cb *chatv1alpha1.ChatBackend) {
 	t.Helper()
 	name := specs.MigrationJobName(cb, cb.Spec.Image)
