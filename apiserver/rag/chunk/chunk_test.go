@@ -134,3 +134,21 @@ func TestSplitWindowsOverlapAndIDsAreDeterministic(t *testing.T) {
 	g.Expect(again).To(Equal(cs))
 	g.Expect(chunk.PointID("a.md", "x", 0)).NotTo(Equal(chunk.PointID("a.md", "x", 1)))
 }
+
+// Inside a fenced code block nothing is Markdown or MDX: a "# comment" line is
+// not a heading and JSX-looking or import lines are kept verbatim, for both
+// fence styles, until the matching closing fence.
+func TestCodeFencesAreKeptVerbatim(t *testing.T) {
+	g := NewWithT(t)
+	src := "## Install\n\n```bash\n# not a heading\nimport x from 'y'\n<Tabs>\n```\n\n~~~~\n## still code\n```\n~~~~\n\n## After\ntext\n"
+	p, err := chunk.Parse("f.mdx", []byte(src), chunk.Options{SiteURL: site})
+	g.Expect(err).NotTo(HaveOccurred())
+	var anchors []string
+	for _, s := range p.Sections {
+		anchors = append(anchors, s.Anchor)
+	}
+	g.Expect(anchors).To(Equal([]string{"install", "after"}))
+	for _, kept := range []string{"# not a heading", "import x from 'y'", "<Tabs>", "## still code"} {
+		g.Expect(p.Sections[0].Text).To(ContainSubstring(kept))
+	}
+}
