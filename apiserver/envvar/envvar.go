@@ -1,0 +1,62 @@
+// Package envvar is the one declaration of the environment variables that
+// chat-apiserver reads. The operator (controllers/specs) writes pods with
+// these names and the server (apiserver/config) reads them, both from here:
+// a name misspelled on one side cannot compile, and the contract test in
+// apiserver/config checks that every name the operator emits is one the
+// server reads and validates.
+//
+// It imports nothing, so both sides can depend on it.
+package envvar
+
+// Database.
+const (
+	// DatabaseURL is the PostgreSQL URL the server serves from (possibly
+	// through a pooler).
+	DatabaseURL = "DATABASE_URL"
+	// DatabaseDirectURL, when set, is used by `migrate` instead of
+	// DatabaseURL: migrations take a session advisory lock that a
+	// transaction pooler cannot hold.
+	DatabaseDirectURL = "DATABASE_DIRECT_URL"
+)
+
+// Authentication (BetterAuth's JWT plugin).
+const (
+	BetterAuthURL       = "BETTER_AUTH_URL"
+	JWKSURL             = "JWKS_URL"
+	Audience            = "BETTER_AUTH_AUDIENCE"
+	JWTAlgorithms       = "JWT_ALGORITHMS"
+	JWKSRefreshInterval = "JWKS_REFRESH_INTERVAL"
+)
+
+// HTTP.
+const (
+	CORSAllowedOrigins = "CORS_ALLOWED_ORIGINS"
+	ListenAddr         = "LISTEN_ADDR"
+	MetricsAddr        = "METRICS_ADDR"
+	ChatRatePerMinute  = "CHAT_RATE_LIMIT_PER_MINUTE"
+	ChatRateBurst      = "CHAT_RATE_LIMIT_BURST"
+)
+
+// Retrieval and generation.
+const (
+	QdrantURL            = "QDRANT_URL"
+	QdrantAPIKey         = "QDRANT_API_KEY"
+	QdrantCollection     = "QDRANT_COLLECTION"
+	QdrantHybrid         = "QDRANT_HYBRID"
+	OpenAIAPIKey         = "OPENAI_API_KEY"
+	OpenAIBaseURL        = "OPENAI_BASE_URL"
+	OpenAIChatModel      = "OPENAI_CHAT_MODEL"
+	OpenAIEmbeddingModel = "OPENAI_EMBEDDING_MODEL"
+	RAGTopK              = "RAG_TOP_K"
+	RAGHistoryTokens     = "RAG_HISTORY_TOKENS"
+)
+
+// All lists every variable the server reads, for the contract tests.
+var All = []string{
+	DatabaseURL, DatabaseDirectURL,
+	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
+	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
+	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
+	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
+	RAGTopK, RAGHistoryTokens,
+}
