@@ -15,6 +15,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/cli"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 	"github.com/chatbackend/chatbackend/internal/version"
 )
 
@@ -109,8 +110,8 @@ func TestServeBadSettingFailsBeforeConnecting(t *testing.T) {
 			// until store.Open gives up.
 			t.Setenv("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable")
 			t.Setenv("BETTER_AUTH_URL", "http://127.0.0.1:1")
-			t.Setenv("LISTEN_ADDR", freeAddr(t))
-			t.Setenv("METRICS_ADDR", freeAddr(t))
+			t.Setenv("LISTEN_ADDR", testutil.FreeAddr(t))
+			t.Setenv("METRICS_ADDR", testutil.FreeAddr(t))
 			t.Setenv(bad.key, bad.value)
 
 			// Far below the database wait; were serve to reach store.Open,
@@ -131,15 +132,6 @@ func TestServeBadSettingFailsBeforeConnecting(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // serve against a real PostgreSQL and BetterAuth: ready, metrics on their own
 // port, and a clean exit when asked to stop.
 func TestServe(t *testing.T) {
@@ -149,7 +141,7 @@ func TestServe(t *testing.T) {
 	ba := betterauthtest.Start(t)
 	t.Setenv("DATABASE_URL", db)
 	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
-	api, metrics := freeAddr(t), freeAddr(t)
+	api, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	t.Setenv("BETTER_AUTH_URL", ba.URL)
 	t.Setenv("LISTEN_ADDR", api)
 	t.Setenv("METRICS_ADDR", metrics)

@@ -21,9 +21,9 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
 
 const docsSite = "https://docs.acme.example"
@@ -32,11 +32,11 @@ const authSectionURL = docsSite + "/docs/guides/auth-guide#signing-key-rotation"
 
 // withChat registers the chat routes on an engine over the env's database,
 // with the test docs ingested; oai nil means offline (extractive answers).
-func withChat(t *testing.T, oai *fakeopenai.Server, o httpapi.ChatOptions) option {
+func withChat(t *testing.T, oai *openaitest.Server, o httpapi.ChatOptions) option {
 	return func(d *httpapi.Deps) {
 		cfg := rag.Config{TopK: 3}
 		if oai != nil {
-			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = fakeopenai.APIKey, oai.URL
+			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = openaitest.APIKey, oai.URL
 		}
 		engine, closeStore, err := rag.New(cfg, d.Store.Pool())
 		if err != nil {
@@ -148,7 +148,7 @@ FROM messages WHERE conversation_id = $1 ORDER BY created_at, id`, conversationI
 // TestChatOnline shares one server (real PostgreSQL and BetterAuth, fake
 // OpenAI) between its subtests, since starting BetterAuth takes seconds.
 func TestChatOnline(t *testing.T) {
-	oai := fakeopenai.Start(t)
+	oai := openaitest.Start(t)
 	e := newEnv(t, withChat(t, oai, httpapi.ChatOptions{Heartbeat: 50 * time.Millisecond, RatePerMinute: 6000, Burst: 100}))
 	t.Run("events in order, turn stored", func(t *testing.T) { streamsEventsInOrder(t, e, oai) })
 	t.Run("heartbeat", func(t *testing.T) { heartbeats(t, e, oai) })
@@ -156,10 +156,10 @@ func TestChatOnline(t *testing.T) {
 	t.Run("upstream failures", func(t *testing.T) { upstreamFailures(t, e, oai) })
 }
 
-func streamsEventsInOrder(t *testing.T, e *env, oai *fakeopenai.Server) {
+func streamsEventsInOrder(t *testing.T, e *env, oai *openaitest.Server) {
 	g := NewWithT(t)
-	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-		return fakeopenai.Reply{Deltas: []string{"Call the ", "rotation endpoint ", "[1]."}, PromptTokens: 120, CompletionTokens: 9}
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"Call the ", "rotation endpoint ", "[1]."}, PromptTokens: 120, CompletionTokens: 9}
 	})
 	_, token := e.user("streamer@example.com", "Streamer")
 	conv := e.newConversation(token)
@@ -257,12 +257,12 @@ func agentsRun(t *testing.T, e *env) {
 	g.Expect(r.status).To(Equal(http.StatusNotFound))
 }
 
-func upstreamFailures(t *testing.T, e *env, oai *fakeopenai.Server) {
+func upstreamFailures(t *testing.T, e *env, oai *openaitest.Server) {
 	_, token := e.user("unlucky@example.com", "Unlucky")
 
 	t.Run("model answers 500, streamed", func(t *testing.T) {
 		g := NewWithT(t)
-		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply { return fakeopenai.Reply{Status: 500} })
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply { return openaitest.Reply{Status: 500} })
 		conv := e.newConversation(token)
 		res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
 		defer res.Body.Close()
@@ -279,8 +279,8 @@ func upstreamFailures(t *testing.T, e *env, oai *fakeopenai.Server) {
 
 	t.Run("stream cut mid-answer, JSON", func(t *testing.T) {
 		g := NewWithT(t)
-		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-			return fakeopenai.Reply{Deltas: []string{"Partial ", "answer ", "never finished"}, AbortAfter: 2}
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: []string{"Partial ", "answer ", "never finished"}, AbortAfter: 2}
 		})
 		conv := e.newConversation(token)
 		r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"How do I rotate the signing keys?"}`))
@@ -308,10 +308,10 @@ func upstreamFailures(t *testing.T, e *env, oai *fakeopenai.Server) {
 	})
 }
 
-func clientDisconnect(t *testing.T, e *env, oai *fakeopenai.Server) {
+func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	g := NewWithT(t)
-	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-		return fakeopenai.Reply{Deltas: fakeopenai.Deltas(strings.Repeat("slow words ", 50)), Delay: 50 * time.Millisecond}
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: openaitest.Deltas(strings.Repeat("slow words ", 50)), Delay: 50 * time.Millisecond}
 	})
 	_, token := e.user("leaver@example.com", "Leaver")
 	conv := e.newConversation(token)
@@ -336,10 +336,10 @@ func clientDisconnect(t *testing.T, e *env, oai *fakeopenai.Server) {
 	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
 }
 
-func heartbeats(t *testing.T, e *env, oai *fakeopenai.Server) {
+func heartbeats(t *testing.T, e *env, oai *openaitest.Server) {
 	g := NewWithT(t)
-	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-		return fakeopenai.Reply{Deltas: []string{"a ", "b"}, Delay: 300 * time.Millisecond}
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"a ", "b"}, Delay: 300 * time.Millisecond}
 	})
 	_, token := e.user("patient@example.com", "Patient")
 	conv := e.newConversation(token)

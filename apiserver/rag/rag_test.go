@@ -14,13 +14,13 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeqdrant"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/openaitest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/qdranttest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -69,8 +69,8 @@ func newPool(t *testing.T) *pgxpool.Pool {
 
 type setup struct {
 	engine *rag.Engine
-	oai    *fakeopenai.Server // nil when offline
-	qd     *fakeqdrant.Server // nil for PostgreSQL
+	oai    *openaitest.Server // nil when offline
+	qd     *qdranttest.Server // nil for PostgreSQL
 }
 
 func newSetup(t *testing.T, backend string, online bool) setup {
@@ -78,15 +78,15 @@ func newSetup(t *testing.T, backend string, online bool) setup {
 	var s setup
 	cfg := rag.Config{TopK: 3}
 	if online {
-		s.oai = fakeopenai.Start(t)
-		cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = fakeopenai.APIKey, s.oai.URL
+		s.oai = openaitest.Start(t)
+		cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = openaitest.APIKey, s.oai.URL
 	}
 	var pool *pgxpool.Pool
 	switch backend {
 	case "postgres":
 		pool = newPool(t)
 	case "qdrant", "qdrant-hybrid":
-		s.qd = fakeqdrant.Start(t, "qdrant-test-key")
+		s.qd = qdranttest.Start(t, "qdrant-test-key")
 		cfg.QdrantURL, cfg.QdrantAPIKey, cfg.QdrantCollection = s.qd.URL, "qdrant-test-key", "acme"
 		cfg.QdrantHybrid = backend == "qdrant-hybrid"
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // DATABASE_URL may be a transaction-mode pooler (PgBouncer, Neon's pooled
@@ -246,24 +246,6 @@ func (w *wakingDatabase) rejected() (closed, startingUp int) {
 	return w.closed, w.startingUp
 }
 
-// syncBuffer collects log output written from Open's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // A serverless database (Neon) takes a moment to wake up: Open keeps retrying
 // with backoff and succeeds once it answers, within ConnectTimeout.
 func TestOpenWaitsForTheDatabaseToWakeUp(t *testing.T) {
@@ -275,7 +257,7 @@ func TestOpenWaitsForTheDatabaseToWakeUp(t *testing.T) {
 	const wakeAfter = time.Second
 	w, proxied := startWakingDatabase(t, dbURL, wakeAfter)
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	start := time.Now()
 	s, err := store.Open(ctx, proxied, store.Options{
 		ConnectTimeout: 15 * time.Second,

@@ -20,9 +20,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // startTimeout bounds how long node may take to print its readiness line;
@@ -31,6 +32,9 @@ const startTimeout = 60 * time.Second
 
 // readyPrefix is the line hack/betterauth/server.mjs prints once it listens.
 const readyPrefix = "betterauth listening on "
+
+// logTailLines of BetterAuth's output go into failure messages.
+const logTailLines = 200
 
 // Server is one running BetterAuth process. Every Server has its own memory
 // database, so users and keys never leak between tests.
@@ -41,7 +45,7 @@ type Server struct {
 	JWKSURL string
 
 	client *http.Client
-	logs   *logBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // Options tune the server for a test.
@@ -93,7 +97,7 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 	)
 	cmd.Env = env
 	setProcAttrs(cmd)
-	logs := &logBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -109,7 +113,7 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			logs.WriteLine(line)
+			_, _ = fmt.Fprintln(logs, line)
 			if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
 				select {
 				case ready <- strings.TrimSpace(rest):
@@ -145,10 +149,10 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 	select {
 	case url = <-ready:
 	case <-exited:
-		t.Fatalf("betterauthtest: node exited before it was ready (%v); output:\n%s", cmd.ProcessState, logs.String())
+		t.Fatalf("betterauthtest: node exited before it was ready (%v); output:\n%s", cmd.ProcessState, logs.Tail(logTailLines))
 	case <-time.After(startTimeout):
 		stop()
-		t.Fatalf("betterauthtest: no %q line within %s; output:\n%s", readyPrefix, startTimeout, logs.String())
+		t.Fatalf("betterauthtest: no %q line within %s; output:\n%s", readyPrefix, startTimeout, logs.Tail(logTailLines))
 	}
 
 	s := &Server{
@@ -159,7 +163,7 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("betterauthtest: BetterAuth output:\n%s", logs.String())
+			t.Logf("betterauthtest: BetterAuth output:\n%s", logs.Tail(logTailLines))
 		}
 	})
 	return s
@@ -291,30 +295,4 @@ func serverDir() (string, error) {
 		}
 	}
 	return "", errors.New("cannot find hack/betterauth/server.mjs above the working directory")
-}
-
-// logBuffer keeps the last output of node for failure messages.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const maxLog = 64 << 10
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	if over := len(l.buf) - maxLog; over > 0 {
-		l.buf = l.buf[over:]
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) WriteLine(s string) { _, _ = fmt.Fprintln(l, s) }
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.buf)
 }

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,6 +31,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // BinDirEnv overrides where initdb and postgres are looked up.
@@ -217,15 +218,6 @@ func sweep() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func startCluster() (*cluster, error) {
 	sweep()
 	bin, err := binDir()
@@ -265,7 +257,7 @@ func startCluster() (*cluster, error) {
 		if err == nil {
 			return c, nil
 		}
-		// Most likely the port was taken between freePort and bind: retry.
+		// Most likely the port was taken between FreePort and bind: retry.
 		if attempt == 3 {
 			_ = os.RemoveAll(dir)
 			return nil, err
@@ -274,7 +266,7 @@ func startCluster() (*cluster, error) {
 }
 
 func (c *cluster) startPostgres(bin, data string, cred *syscall.Credential) error {
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return err
 	}

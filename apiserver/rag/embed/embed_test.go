@@ -8,7 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
+	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
 
 func dot(a, b []float32) float64 {
@@ -48,8 +48,8 @@ func TestWordsStemAndDropStopWords(t *testing.T) {
 
 func TestOpenAIBatchesAndKeepsOrder(t *testing.T) {
 	g := NewWithT(t)
-	oai := fakeopenai.Start(t)
-	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: fakeopenai.APIKey, BaseURL: oai.URL, BatchSize: 2})
+	oai := openaitest.Start(t)
+	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, BatchSize: 2})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(e.Model()).To(Equal(embed.DefaultEmbeddingModel))
 	texts := []string{"alpha beta", "gamma delta", "alpha beta", "epsilon", "gamma delta"}
@@ -57,7 +57,7 @@ func TestOpenAIBatchesAndKeepsOrder(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(vs).To(HaveLen(5))
 	g.Expect(oai.EmbeddingCalls()).To(BeNumerically("==", 3))
-	g.Expect(vs[0]).To(HaveLen(fakeopenai.Dims))
+	g.Expect(vs[0]).To(HaveLen(openaitest.Dims))
 	g.Expect(vs[2]).To(Equal(vs[0]))
 	g.Expect(vs[4]).To(Equal(vs[1]))
 	g.Expect(math.Sqrt(dot(vs[3], vs[3]))).To(BeNumerically("~", 1, 1e-5), "normalized")

@@ -8,8 +8,8 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeopenai"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
+	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
 
 var passages = []generate.Passage{
@@ -20,11 +20,11 @@ var passages = []generate.Passage{
 
 func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
 	g := NewWithT(t)
-	oai := fakeopenai.Start(t)
-	oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-		return fakeopenai.Reply{Deltas: []string{"Use ", "the endpoint ", "[1]."}, PromptTokens: 300, CompletionTokens: 5}
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"Use ", "the endpoint ", "[1]."}, PromptTokens: 300, CompletionTokens: 5}
 	})
-	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: fakeopenai.APIKey, BaseURL: oai.URL, Model: "m1", HistoryTokens: 20})
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, Model: "m1", HistoryTokens: 20})
 	g.Expect(err).NotTo(HaveOccurred())
 	var deltas []string
 	res, err := gen.Generate(context.Background(), generate.Request{
@@ -57,22 +57,22 @@ func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
 }
 
 func TestOpenAIFailures(t *testing.T) {
-	oai := fakeopenai.Start(t)
-	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: fakeopenai.APIKey, BaseURL: oai.URL})
+	oai := openaitest.Start(t)
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nop := func(string) error { return nil }
 	t.Run("http error", func(t *testing.T) {
 		g := NewWithT(t)
-		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply { return fakeopenai.Reply{Status: 503} })
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply { return openaitest.Reply{Status: 503} })
 		_, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, nop)
 		g.Expect(err).To(MatchError(ContainSubstring("503")))
 	})
 	t.Run("cut mid-stream keeps the partial text", func(t *testing.T) {
 		g := NewWithT(t)
-		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-			return fakeopenai.Reply{Deltas: []string{"a ", "b ", "c"}, AbortAfter: 2}
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, AbortAfter: 2}
 		})
 		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, nop)
 		g.Expect(err).To(HaveOccurred())
@@ -80,8 +80,8 @@ func TestOpenAIFailures(t *testing.T) {
 	})
 	t.Run("consumer stops", func(t *testing.T) {
 		g := NewWithT(t)
-		oai.SetReply(func(fakeopenai.ChatRequest) fakeopenai.Reply {
-			return fakeopenai.Reply{Deltas: []string{"a ", "b ", "c"}}
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}}
 		})
 		stop := errors.New("client gone")
 		n := 0

@@ -11,9 +11,9 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeqdrant"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/qdrantstore"
+	"github.com/chatbackend/chatbackend/internal/qdranttest"
 )
 
 func write(t *testing.T, dir, rel, content string) {
@@ -27,8 +27,8 @@ func write(t *testing.T, dir, rel, content string) {
 	}
 }
 
-func newStore(t *testing.T) (*qdrantstore.Store, *fakeqdrant.Server) {
-	fq := fakeqdrant.Start(t, "")
+func newStore(t *testing.T) (*qdrantstore.Store, *qdranttest.Server) {
+	fq := qdranttest.Start(t, "")
 	s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, Collection: "docs"})
 	if err != nil {
 		t.Fatal(err)

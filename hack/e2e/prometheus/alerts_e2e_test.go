@@ -24,6 +24,7 @@ import (
 	"github.com/chatbackend/chatbackend/controllers/specs/alerts"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 const (
@@ -188,7 +189,7 @@ func TestPrometheusScrapesAndAlerts(t *testing.T) {
 	token := ba.Token(t, "ada@example.com", "correct horse battery staple")
 	jwks := startJWKSProxy(t, ba.JWKSURL)
 
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),

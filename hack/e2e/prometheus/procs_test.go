@@ -3,19 +3,18 @@
 package prometheuse2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // repoRoot is the module root: go test runs in the package directory.
@@ -37,45 +36,11 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-// freeAddr returns a loopback address nothing listens on right now. The
-// port is handed to a child process, so there is a small window in which
-// another process could take it; on a test machine that is acceptable.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	return addr
-}
-
-// syncBuffer collects a child's output for the failure report.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is a child started by the test.
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	err  error // set before done is closed
 }
@@ -85,7 +50,7 @@ type process struct {
 // output is logged if the test fails.
 func startProcess(t testing.TB, name, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.out

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chatbackend/chatbackend/controllers/specs/alerts"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // prometheusBinary finds Debian's prometheus: $PROMETHEUS, bin/prometheus
@@ -87,7 +88,7 @@ scrape_configs:
 		t.Fatalf("write prometheus.yml: %v", err)
 	}
 
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startProcess(t, "prometheus", bin, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir},
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

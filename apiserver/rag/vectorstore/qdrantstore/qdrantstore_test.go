@@ -8,9 +8,9 @@ import (
 	"github.com/qdrant/go-client/qdrant"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
-	"github.com/chatbackend/chatbackend/apiserver/rag/fakeqdrant"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/qdrantstore"
+	"github.com/chatbackend/chatbackend/internal/qdranttest"
 )
 
 func point(id string, v []float32, text string) vectorstore.Point {
@@ -28,7 +28,7 @@ func TestCollectionCreatedOnFirstUpsertWithPayload(t *testing.T) {
 	for _, hybrid := range []bool{false, true} {
 		g := NewWithT(t)
 		ctx := context.Background()
-		fq := fakeqdrant.Start(t, "secret")
+		fq := qdranttest.Start(t, "secret")
 		s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, APIKey: "secret", Collection: "c", Hybrid: hybrid})
 		g.Expect(err).NotTo(HaveOccurred())
 		defer s.Close()
@@ -63,7 +63,7 @@ func TestCollectionCreatedOnFirstUpsertWithPayload(t *testing.T) {
 
 func TestWrongAPIKeyIsAnError(t *testing.T) {
 	g := NewWithT(t)
-	fq := fakeqdrant.Start(t, "secret")
+	fq := qdranttest.Start(t, "secret")
 	s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, APIKey: "nope"})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer s.Close()
@@ -78,7 +78,7 @@ func TestWrongAPIKeyIsAnError(t *testing.T) {
 func TestScrollPagesThroughManyPoints(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	fq := fakeqdrant.Start(t, "")
+	fq := qdranttest.Start(t, "")
 	s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer s.Close()
@@ -151,7 +151,7 @@ func TestSearchRequestDenseOrFusedHybrid(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			ctx := context.Background()
-			fq := fakeqdrant.Start(t, "")
+			fq := qdranttest.Start(t, "")
 			s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, Collection: "c", Hybrid: tc.hybrid})
 			g.Expect(err).NotTo(HaveOccurred())
 			defer s.Close()
@@ -200,7 +200,7 @@ func TestHybridSearchFindsALexicalMatchDenseSearchMisses(t *testing.T) {
 		t.Run(map[bool]string{false: "dense", true: "hybrid"}[hybrid], func(t *testing.T) {
 			g := NewWithT(t)
 			ctx := context.Background()
-			fq := fakeqdrant.Start(t, "")
+			fq := qdranttest.Start(t, "")
 			s, err := qdrantstore.New(qdrantstore.Options{URL: fq.URL, Collection: "c", Hybrid: hybrid})
 			g.Expect(err).NotTo(HaveOccurred())
 			defer s.Close()

@@ -1,10 +1,10 @@
-// Package fakeqdrant is a FAKE Qdrant for tests: an in-process gRPC server
+// Package qdranttest is a FAKE Qdrant for tests: an in-process gRPC server
 // implementing go-client's generated CollectionsServer and PointsServer
 // interfaces, so the real client and its wire protocol are exercised. It
 // implements what the RAG store calls (collection exists/create, upsert,
 // delete by id, scroll, query by named dense or sparse vector with prefetch
 // and RRF fusion), exactly, by brute force.
-package fakeqdrant
+package qdranttest
 
 import (
 	"cmp"
