@@ -25,18 +25,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/chatbackend/chatbackend/apiserver/config"
 )
-
-// DefaultAlgorithms are the algorithms accepted when Options.Algorithms is
-// empty: what BetterAuth's jwt plugin can be configured to sign with.
-var DefaultAlgorithms = []string{"EdDSA", "ES256", "ES512", "RS256", "PS256"}
-
-// SupportedAlgorithms are the asymmetric algorithms an allowlist may name.
-// Symmetric ones (HS*) and "none" are refused: a JWKS-verified token must be
-// signed with a private key only the issuer holds.
-var SupportedAlgorithms = []string{
-	"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-}
 
 const (
 	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
@@ -58,7 +49,7 @@ type Options struct {
 	// Audience is the required aud claim; the token's aud may be a string or
 	// an array containing it. Empty means Issuer, BetterAuth's default.
 	Audience string
-	// Algorithms is the allowlist; empty means DefaultAlgorithms.
+	// Algorithms is the allowlist; empty means config.DefaultJWTAlgorithms.
 	Algorithms []string
 	// Registerer receives the auth and JWKS metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -143,11 +134,11 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	algs := slices.Clone(opts.Algorithms)
 	if len(algs) == 0 {
-		algs = slices.Clone(DefaultAlgorithms)
+		algs = slices.Clone(config.DefaultJWTAlgorithms)
 	}
 	for _, a := range algs {
-		if !slices.Contains(SupportedAlgorithms, a) {
-			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(SupportedAlgorithms, ", "))
+		if !slices.Contains(config.SupportedJWTAlgorithms, a) {
+			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(config.SupportedJWTAlgorithms, ", "))
 		}
 	}
 	switch {

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/cli"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
@@ -30,11 +31,7 @@ func run(args ...string) (code int, stdout, stderr string) {
 // clearEnv unsets the variables the commands read, so the developer's shell
 // cannot leak into the test.
 func clearEnv(t *testing.T) {
-	for _, k := range []string{"DATABASE_URL", "DATABASE_DIRECT_URL", "BETTER_AUTH_URL", "JWKS_URL",
-		"BETTER_AUTH_AUDIENCE", "JWT_ALGORITHMS", "CORS_ALLOWED_ORIGINS", "LISTEN_ADDR", "METRICS_ADDR",
-		"JWKS_REFRESH_INTERVAL", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION", "QDRANT_HYBRID",
-		"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "OPENAI_EMBEDDING_MODEL",
-		"RAG_TOP_K", "RAG_HISTORY_TOKENS", "CHAT_RATE_LIMIT_PER_MINUTE", "CHAT_RATE_LIMIT_BURST"} {
+	for _, k := range envvar.All {
 		t.Setenv(k, "")
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
@@ -45,23 +47,23 @@ func newIngestCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			var db *store.Store
+			var pool *pgxpool.Pool
 			if cfg.QdrantURL == "" {
-				dsn, _ := lookupEnv("DATABASE_URL")
+				dsn, _ := lookupEnv(envvar.DatabaseURL)
 				if strings.TrimSpace(dsn) == "" {
-					return fmt.Errorf("DATABASE_URL: not set (the chunks live in PostgreSQL when QDRANT_URL is unset)")
+					return fmt.Errorf("%s: not set (the chunks live in PostgreSQL when %s is unset)", envvar.DatabaseURL, envvar.QdrantURL)
 				}
 				logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				if db, err = store.Open(ctx, strings.TrimSpace(dsn), store.Options{Logger: logger}); err != nil {
+				if pool, err = store.Open(ctx, strings.TrimSpace(dsn), store.Options{Logger: logger}); err != nil {
 					return err
 				}
-				defer db.Close()
+				defer pool.Close()
 			}
 			embedder, err := rag.NewEmbedder(cfg)
 			if err != nil {
 				return err
 			}
-			vs, closeStore, err := rag.NewStore(cfg, poolOf(db))
+			vs, closeStore, err := rag.NewStore(cfg, pool)
 			if err != nil {
 				return err
 			}

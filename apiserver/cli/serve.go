@@ -9,14 +9,19 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
+	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/internal/version"
 )
@@ -53,12 +58,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Listen before the slow parts, so a taken port fails at once.
 	apiLn, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR: %w", err)
+		return fmt.Errorf("%s: %w", envvar.ListenAddr, err)
 	}
 	defer apiLn.Close()
 	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
-		return fmt.Errorf("METRICS_ADDR: %w", err)
+		return fmt.Errorf("%s: %w", envvar.MetricsAddr, err)
 	}
 	defer metricsLn.Close()
 
@@ -72,11 +77,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { errc <- serveHTTP(metricsSrv, metricsLn, "metrics") }()
 	defer shutdown(metricsSrv, logger, "metrics")
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: logger})
+	// One pool for the whole process: the store owns the chat tables, the
+	// PostgreSQL vector store its chunk tables.
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer pool.Close()
+	db := store.New(pool)
 
 	verifier, err := auth.New(ctx, auth.Options{
 		JWKSURL:         cfg.JWKSURL,
@@ -92,20 +100,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer verifier.Close()
 
-	extra, closeExtra, err := extraRoutes(ctx, cfg, db, reg, logger)
+	engine, closeEngine, err := newEngine(ctx, cfg.RAG, pool, logger)
 	if err != nil {
 		return err
 	}
 	handler, err := httpapi.New(httpapi.Deps{
 		Store:              db,
+		Chat:               chat.New(db, engine, logger),
 		Auth:               verifier,
-		Logger:             logger,
-		Registerer:         reg,
+		ChatRateLimit:      httpapi.RateLimit{PerMinute: cfg.ChatRatePerMinute, Burst: cfg.ChatBurst},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		Register:           extra,
+		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
+		ShuttingDown: ctx.Done(),
+		Logger:       logger,
+		Registerer:   reg,
 	})
 	if err != nil {
-		release(closeExtra, logger)
+		release(closeEngine, logger)
 		return err
 	}
 	apiSrv := &http.Server{
@@ -124,9 +135,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	case runErr = <-errc:
 	}
 	// Also when the metrics server failed: the API may have requests in
-	// flight, and neither the chat store nor the deferred closers may go
+	// flight, and neither the vector store nor the deferred closers may go
 	// away under them.
-	drainThenRelease(apiSrv, closeExtra, logger)
+	drainThenRelease(apiSrv, closeEngine, logger)
 	return runErr
 }
 
@@ -140,15 +151,31 @@ func drainThenRelease(srv *http.Server, closeFn func() error, logger *slog.Logge
 
 func release(closeFn func() error, logger *slog.Logger) {
 	if err := closeFn(); err != nil {
-		logger.Warn("closing the chat store failed", "error", err.Error())
+		logger.Warn("closing the vector store failed", "error", err.Error())
 	}
 }
 
-// extraRoutes builds the routes added to the core API: the RAG chat
-// (cli/chat.go). closeFn releases what they use; serve calls it only after
-// the API server has drained.
-func extraRoutes(ctx context.Context, cfg config.Config, db *store.Store, reg prometheus.Registerer, logger *slog.Logger) (routes []func(httpapi.Groups), closeFn func() error, err error) {
-	return ragRoutes(ctx, cfg, db, reg, logger)
+// newEngine builds retrieval and generation from cfg. closeFn releases the
+// vector store; serve calls it only after the API server has drained, since
+// in-flight answers still search it during shutdown.
+func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *slog.Logger) (*rag.Engine, func() error, error) {
+	engine, closeFn, err := rag.New(cfg, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	backend := "qdrant"
+	if ps, ok := engine.Store.(*pgstore.Store); ok {
+		backend = "postgres"
+		// Load the chunks now rather than on the first question.
+		go func() {
+			if err := ps.Load(ctx); err != nil {
+				logger.Warn("loading the docs chunks failed; retrying on the first question", "error", err.Error())
+			}
+		}()
+	}
+	logger.Info("rag chat", "store", backend, "embedding_model", engine.Embedder.Model(),
+		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline())
+	return engine, closeFn, nil
 }
 
 func serveHTTP(srv *http.Server, ln net.Listener, name string) error {

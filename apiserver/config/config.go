@@ -2,6 +2,16 @@
 //
 // Every error is a single line that starts with the variable's name, so a
 // misconfigured pod says exactly what to fix.
+//
+// Why config owns the defaults: config is the one place where an
+// environment variable (named in envvar) becomes a value, so the default
+// and the bounds of every setting are declared here, next to their parsing,
+// as named constants. The components (httpapi, rag, generate, auth) receive
+// resolved values and keep no fallback copies of them. That keeps config a
+// leaf: it imports envvar and the PostgreSQL URL parser only, never the HTTP
+// or RAG stacks, so the operator's contract test can load it cheaply, and
+// the components import it (rag.Config is config.RAG) rather than the
+// reverse.
 package config
 
 import (
@@ -16,16 +26,63 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/chatbackend/chatbackend/apiserver/auth"
-	"github.com/chatbackend/chatbackend/apiserver/httpapi"
-	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 )
 
-// Defaults.
+// Defaults and bounds of the settings.
 const (
 	DefaultListenAddr  = ":8080"
 	DefaultMetricsAddr = ":9090"
+
+	// DefaultChatRatePerMinute and DefaultChatBurst are each user's chat
+	// budget: 20 requests a minute, bursts of 5.
+	DefaultChatRatePerMinute = 20
+	DefaultChatBurst         = 5
+	MaxChatBurst             = 1_000_000
+
+	// DefaultTopK sources per answer, at most MaxTopK.
+	DefaultTopK = 5
+	MaxTopK     = 20
+	// DefaultHistoryTokens of conversation history sent to the model, at
+	// most MaxHistoryTokens (0: none).
+	DefaultHistoryTokens = 2000
+	MaxHistoryTokens     = 100000
 )
+
+// DefaultJWTAlgorithms are the algorithms accepted when JWT_ALGORITHMS is
+// unset: what BetterAuth's jwt plugin can be configured to sign with.
+var DefaultJWTAlgorithms = []string{"EdDSA", "ES256", "ES512", "RS256", "PS256"}
+
+// SupportedJWTAlgorithms are the asymmetric algorithms an allowlist may
+// name. Symmetric ones (HS*) and "none" are refused: a JWKS-verified token
+// must be signed with a private key only the issuer holds.
+var SupportedJWTAlgorithms = []string{
+	"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+}
+
+// RAG selects retrieval and generation. Empty QdrantURL keeps the chunks in
+// PostgreSQL; empty OpenAIAPIKey uses the offline embedder and extractive
+// answers.
+type RAG struct {
+	QdrantURL        string
+	QdrantAPIKey     string
+	QdrantCollection string
+	// QdrantHybrid adds sparse lexical vectors and RRF fusion.
+	QdrantHybrid bool
+
+	OpenAIAPIKey         string
+	OpenAIBaseURL        string
+	OpenAIChatModel      string
+	OpenAIEmbeddingModel string
+
+	// TopK is how many sources an answer draws on.
+	TopK int
+	// HistoryTokens bounds the conversation history sent to the model.
+	HistoryTokens int
+}
+
+// Offline reports whether no model API is configured.
+func (c RAG) Offline() bool { return c.OpenAIAPIKey == "" }
 
 // Config is what `serve` needs.
 type Config struct {
@@ -46,7 +103,7 @@ type Config struct {
 
 	// RAG selects retrieval and generation (QDRANT_*, OPENAI_*, RAG_*);
 	// see RAGFrom.
-	RAG rag.Config
+	RAG RAG
 	// ChatRatePerMinute and ChatBurst limit each user's chat requests
 	// (CHAT_RATE_LIMIT_PER_MINUTE, CHAT_RATE_LIMIT_BURST).
 	ChatRatePerMinute float64
@@ -70,47 +127,47 @@ func LoadFrom(env Lookup) (Config, error) {
 	var c Config
 	var err error
 
-	if c.DatabaseURL, err = databaseURL("DATABASE_URL", get("DATABASE_URL"), true); err != nil {
+	if c.DatabaseURL, err = databaseURL(envvar.DatabaseURL, get(envvar.DatabaseURL), true); err != nil {
 		return Config{}, err
 	}
-	if c.BetterAuthURL, err = httpURL("BETTER_AUTH_URL", get("BETTER_AUTH_URL"), true); err != nil {
+	if c.BetterAuthURL, err = httpURL(envvar.BetterAuthURL, get(envvar.BetterAuthURL), true); err != nil {
 		return Config{}, err
 	}
-	if c.JWKSURL, err = httpURL("JWKS_URL", get("JWKS_URL"), false); err != nil {
+	if c.JWKSURL, err = httpURL(envvar.JWKSURL, get(envvar.JWKSURL), false); err != nil {
 		return Config{}, err
 	}
 	if c.JWKSURL == "" {
 		c.JWKSURL = strings.TrimRight(c.BetterAuthURL, "/") + "/api/auth/jwks"
 	}
-	c.Audience = get("BETTER_AUTH_AUDIENCE")
+	c.Audience = get(envvar.Audience)
 	if c.Audience == "" {
 		c.Audience = c.BetterAuthURL
 	}
-	if c.Algorithms, err = algorithms(get("JWT_ALGORITHMS")); err != nil {
+	if c.Algorithms, err = algorithms(get(envvar.JWTAlgorithms)); err != nil {
 		return Config{}, err
 	}
-	if c.CORSAllowedOrigins, err = origins(get("CORS_ALLOWED_ORIGINS")); err != nil {
+	if c.CORSAllowedOrigins, err = origins(get(envvar.CORSAllowedOrigins)); err != nil {
 		return Config{}, err
 	}
-	if c.ListenAddr, err = listenAddr("LISTEN_ADDR", get("LISTEN_ADDR"), DefaultListenAddr); err != nil {
+	if c.ListenAddr, err = listenAddr(envvar.ListenAddr, get(envvar.ListenAddr), DefaultListenAddr); err != nil {
 		return Config{}, err
 	}
-	if c.MetricsAddr, err = listenAddr("METRICS_ADDR", get("METRICS_ADDR"), DefaultMetricsAddr); err != nil {
+	if c.MetricsAddr, err = listenAddr(envvar.MetricsAddr, get(envvar.MetricsAddr), DefaultMetricsAddr); err != nil {
 		return Config{}, err
 	}
 	if c.ListenAddr == c.MetricsAddr {
-		return Config{}, fmt.Errorf("METRICS_ADDR: must differ from LISTEN_ADDR (both %q)", c.ListenAddr)
+		return Config{}, fmt.Errorf("%s: must differ from %s (both %q)", envvar.MetricsAddr, envvar.ListenAddr, c.ListenAddr)
 	}
-	if c.JWKSRefreshInterval, err = positiveDuration("JWKS_REFRESH_INTERVAL", get("JWKS_REFRESH_INTERVAL")); err != nil {
+	if c.JWKSRefreshInterval, err = positiveDuration(envvar.JWKSRefreshInterval, get(envvar.JWKSRefreshInterval)); err != nil {
 		return Config{}, err
 	}
 	if c.RAG, err = RAGFrom(env); err != nil {
 		return Config{}, err
 	}
-	if c.ChatRatePerMinute, err = positiveFloat("CHAT_RATE_LIMIT_PER_MINUTE", get("CHAT_RATE_LIMIT_PER_MINUTE"), httpapi.DefaultChatRatePerMinute); err != nil {
+	if c.ChatRatePerMinute, err = positiveFloat(envvar.ChatRatePerMinute, get(envvar.ChatRatePerMinute), DefaultChatRatePerMinute); err != nil {
 		return Config{}, err
 	}
-	if c.ChatBurst, err = intSetting("CHAT_RATE_LIMIT_BURST", get("CHAT_RATE_LIMIT_BURST"), httpapi.DefaultChatBurst, 1, 1_000_000); err != nil {
+	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxChatBurst); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -124,32 +181,32 @@ func LoadFrom(env Lookup) (Config, error) {
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
-func RAGFrom(env Lookup) (rag.Config, error) {
+func RAGFrom(env Lookup) (RAG, error) {
 	get := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
-	c := rag.Config{
-		QdrantAPIKey:         get("QDRANT_API_KEY"),
-		QdrantCollection:     get("QDRANT_COLLECTION"),
-		OpenAIAPIKey:         get("OPENAI_API_KEY"),
-		OpenAIChatModel:      get("OPENAI_CHAT_MODEL"),
-		OpenAIEmbeddingModel: get("OPENAI_EMBEDDING_MODEL"),
+	c := RAG{
+		QdrantAPIKey:         get(envvar.QdrantAPIKey),
+		QdrantCollection:     get(envvar.QdrantCollection),
+		OpenAIAPIKey:         get(envvar.OpenAIAPIKey),
+		OpenAIChatModel:      get(envvar.OpenAIChatModel),
+		OpenAIEmbeddingModel: get(envvar.OpenAIEmbeddingModel),
 	}
 	var err error
-	if c.QdrantURL, err = httpURL("QDRANT_URL", get("QDRANT_URL"), false); err != nil {
-		return rag.Config{}, err
+	if c.QdrantURL, err = httpURL(envvar.QdrantURL, get(envvar.QdrantURL), false); err != nil {
+		return RAG{}, err
 	}
-	if c.OpenAIBaseURL, err = httpURL("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), false); err != nil {
-		return rag.Config{}, err
+	if c.OpenAIBaseURL, err = httpURL(envvar.OpenAIBaseURL, get(envvar.OpenAIBaseURL), false); err != nil {
+		return RAG{}, err
 	}
-	if v := get("QDRANT_HYBRID"); v != "" {
+	if v := get(envvar.QdrantHybrid); v != "" {
 		if c.QdrantHybrid, err = strconv.ParseBool(v); err != nil {
-			return rag.Config{}, fmt.Errorf("QDRANT_HYBRID: want true or false, got %q", v)
+			return RAG{}, fmt.Errorf("%s: want true or false, got %q", envvar.QdrantHybrid, v)
 		}
 	}
-	if c.TopK, err = intSetting("RAG_TOP_K", get("RAG_TOP_K"), rag.DefaultTopK, 1, rag.MaxTopK); err != nil {
-		return rag.Config{}, err
+	if c.TopK, err = intSetting(envvar.RAGTopK, get(envvar.RAGTopK), DefaultTopK, 1, MaxTopK); err != nil {
+		return RAG{}, err
 	}
-	if c.HistoryTokens, err = intSetting("RAG_HISTORY_TOKENS", get("RAG_HISTORY_TOKENS"), rag.DefaultHistoryTokens, 0, rag.MaxHistoryTokens); err != nil {
-		return rag.Config{}, err
+	if c.HistoryTokens, err = intSetting(envvar.RAGHistoryTokens, get(envvar.RAGHistoryTokens), DefaultHistoryTokens, 0, MaxHistoryTokens); err != nil {
+		return RAG{}, err
 	}
 	return c, nil
 }
@@ -158,14 +215,14 @@ func RAGFrom(env Lookup) (rag.Config, error) {
 // (a session advisory lock does not survive a transaction pooler), else
 // DATABASE_URL.
 func MigrateURL(env Lookup) (string, error) {
-	if v, _ := env("DATABASE_DIRECT_URL"); strings.TrimSpace(v) != "" {
-		return databaseURL("DATABASE_DIRECT_URL", strings.TrimSpace(v), true)
+	if v, _ := env(envvar.DatabaseDirectURL); strings.TrimSpace(v) != "" {
+		return databaseURL(envvar.DatabaseDirectURL, strings.TrimSpace(v), true)
 	}
-	v, _ := env("DATABASE_URL")
+	v, _ := env(envvar.DatabaseURL)
 	if strings.TrimSpace(v) == "" {
-		return "", fmt.Errorf("DATABASE_URL: not set (nor DATABASE_DIRECT_URL)")
+		return "", fmt.Errorf("%s: not set (nor %s)", envvar.DatabaseURL, envvar.DatabaseDirectURL)
 	}
-	return databaseURL("DATABASE_URL", strings.TrimSpace(v), true)
+	return databaseURL(envvar.DatabaseURL, strings.TrimSpace(v), true)
 }
 
 // positiveDuration parses an optional Go duration ("30s", "5m").
@@ -233,8 +290,7 @@ func httpURL(name, v string, required bool) (string, error) {
 
 func algorithms(v string) ([]string, error) {
 	if v == "" {
-		// The verifier owns the allowlist rules; config only parses.
-		return slices.Clone(auth.DefaultAlgorithms), nil
+		return slices.Clone(DefaultJWTAlgorithms), nil
 	}
 	var out []string
 	for _, a := range strings.Split(v, ",") {
@@ -242,15 +298,15 @@ func algorithms(v string) ([]string, error) {
 		if a == "" {
 			continue
 		}
-		if !slices.Contains(auth.SupportedAlgorithms, a) {
-			return nil, fmt.Errorf("JWT_ALGORITHMS: unsupported algorithm %q (allowed: %s)", a, strings.Join(auth.SupportedAlgorithms, ","))
+		if !slices.Contains(SupportedJWTAlgorithms, a) {
+			return nil, fmt.Errorf("%s: unsupported algorithm %q (allowed: %s)", envvar.JWTAlgorithms, a, strings.Join(SupportedJWTAlgorithms, ","))
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("JWT_ALGORITHMS: empty list")
+		return nil, fmt.Errorf("%s: empty list", envvar.JWTAlgorithms)
 	}
 	return out, nil
 }
@@ -265,7 +321,7 @@ func origins(v string) ([]string, error) {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://docs.example.com", o)
+			return nil, fmt.Errorf("%s: %q is not an origin like https://docs.example.com", envvar.CORSAllowedOrigins, o)
 		}
 		// Browsers send the origin without a trailing slash.
 		out = append(out, u.Scheme+"://"+u.Host)

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
@@ -30,15 +32,16 @@ const docsSite = "https://docs.acme.example"
 
 const authSectionURL = docsSite + "/docs/guides/auth-guide#signing-key-rotation"
 
-// withChat registers the chat routes on an engine over the env's database,
-// with the test docs ingested; oai nil means offline (extractive answers).
-func withChat(t *testing.T, oai *openaitest.Server, o httpapi.ChatOptions) option {
-	return func(d *httpapi.Deps) {
-		cfg := rag.Config{TopK: 3}
+// withChat gives the router a chat service on an engine over the env's
+// database, with the test docs ingested; oai nil means offline (extractive
+// answers).
+func withChat(t *testing.T, oai *openaitest.Server) option {
+	return func(e *env, d *httpapi.Deps) {
+		cfg := rag.Config{TopK: 3, HistoryTokens: config.DefaultHistoryTokens}
 		if oai != nil {
 			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = openaitest.APIKey, oai.URL
 		}
-		engine, closeStore, err := rag.New(cfg, d.Store.Pool())
+		engine, closeStore, err := rag.New(cfg, e.pool)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,9 +52,33 @@ func withChat(t *testing.T, oai *openaitest.Server, o httpapi.ChatOptions) optio
 		}); err != nil {
 			t.Fatal(err)
 		}
-		o.Store, o.Engine, o.Logger = d.Store, engine, d.Logger
-		d.Register = append(d.Register, httpapi.ChatRoutes(o))
+		d.Chat = chat.New(d.Store, engine, d.Logger)
 	}
+}
+
+func withRateLimit(perMinute float64, burst int) option {
+	return func(_ *env, d *httpapi.Deps) { d.ChatRateLimit = httpapi.RateLimit{PerMinute: perMinute, Burst: burst} }
+}
+
+func withHeartbeat(every time.Duration) option {
+	return func(_ *env, d *httpapi.Deps) { d.Heartbeat = every }
+}
+
+// listedStatus is the status GET .../messages reports for a message: what a
+// client sees after a reload.
+func (e *env) listedStatus(token, conversationID, messageID string) string {
+	e.t.Helper()
+	r := e.do(http.MethodGet, "/v1/conversations/"+conversationID+"/messages", token, nil)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("list messages: %d %s", r.status, r.body)
+	}
+	for _, m := range r.json()["items"].([]any) {
+		if m := m.(map[string]any); m["id"] == messageID {
+			return m["status"].(string)
+		}
+	}
+	e.t.Fatalf("message %s not listed in %s", messageID, r.body)
+	return ""
 }
 
 type sseEvent struct {
@@ -149,7 +176,7 @@ FROM messages WHERE conversation_id = $1 ORDER BY created_at, id`, conversationI
 // OpenAI) between its subtests, since starting BetterAuth takes seconds.
 func TestChatOnline(t *testing.T) {
 	oai := openaitest.Start(t)
-	e := newEnv(t, withChat(t, oai, httpapi.ChatOptions{Heartbeat: 50 * time.Millisecond, RatePerMinute: 6000, Burst: 100}))
+	e := newEnv(t, withChat(t, oai), withHeartbeat(50*time.Millisecond))
 	t.Run("events in order, turn stored", func(t *testing.T) { streamsEventsInOrder(t, e, oai) })
 	t.Run("heartbeat", func(t *testing.T) { heartbeats(t, e, oai) })
 	t.Run("client disconnect", func(t *testing.T) { clientDisconnect(t, e, oai) })
@@ -214,7 +241,7 @@ func streamsEventsInOrder(t *testing.T, e *env, oai *openaitest.Server) {
 
 // TestChatOffline: no model configured (offline embedder, extractive answers).
 func TestChatOffline(t *testing.T) {
-	e := newEnv(t, withChat(t, nil, httpapi.ChatOptions{RatePerMinute: 6000, Burst: 100}))
+	e := newEnv(t, withChat(t, nil))
 	t.Run("agents run", func(t *testing.T) { agentsRun(t, e) })
 	t.Run("feedback ownership", func(t *testing.T) { feedbackOwnership(t, e) })
 }
@@ -275,6 +302,9 @@ func upstreamFailures(t *testing.T, e *env, oai *openaitest.Server) {
 		g.Expect(ms[0]).To(Equal(storedMessage{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"}))
 		g.Expect(ms[1].Role).To(Equal("assistant"))
 		g.Expect(ms[1].Status).To(Equal("failed"))
+		// After a reload the listing says so too: a failed answer does not
+		// pass for a complete one.
+		g.Expect(e.listedStatus(token, conv, evs[0].data["message_id"].(string))).To(Equal("failed"))
 	})
 
 	t.Run("stream cut mid-answer, JSON", func(t *testing.T) {
@@ -320,9 +350,17 @@ func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
 	sc := bufio.NewScanner(res.Body)
 	deltas := 0
+	var answerID string
 	for sc.Scan() && deltas < 3 {
 		if sc.Text() == "event: delta" {
 			deltas++
+		}
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok && answerID == "" {
+			var start struct {
+				MessageID string `json:"message_id"`
+			}
+			_ = json.Unmarshal([]byte(data), &start)
+			answerID = start.MessageID
 		}
 	}
 	cancel()
@@ -333,6 +371,7 @@ func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	g.Expect(ms[0]).To(Equal(storedMessage{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"}))
 	g.Expect(ms[1].Status).To(Equal("incomplete"))
 	g.Expect(ms[1].Content).To(HavePrefix("slow words slow"))
+	g.Expect(e.listedStatus(token, conv, answerID)).To(Equal("incomplete"), "listed as cut off after a reload")
 	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
 }
 
@@ -358,7 +397,7 @@ func heartbeats(t *testing.T, e *env, oai *openaitest.Server) {
 
 func TestChatRateLimitPerUser(t *testing.T) {
 	g := NewWithT(t)
-	e := newEnv(t, withChat(t, nil, httpapi.ChatOptions{RatePerMinute: 1, Burst: 2}))
+	e := newEnv(t, withChat(t, nil), withRateLimit(1, 2))
 	_, alice := e.user("alice.rl@example.com", "Alice")
 	_, bob := e.user("bob.rl@example.com", "Bob")
 	ask := func(token string) resp {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,15 +12,19 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
 type handlers struct {
-	store *store.Store
-	auth  Authenticator
-	log   *slog.Logger
-	users *userCache
+	store     *store.Store
+	chat      *chat.Service
+	auth      Authenticator
+	log       *slog.Logger
+	users     *userCache
+	heartbeat time.Duration
+	stopping  <-chan struct{}
 }
 
 type conversationJSON struct {
@@ -33,22 +38,39 @@ func toConversationJSON(c store.Conversation) conversationJSON {
 	return conversationJSON{ID: c.ID, Title: c.Title, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
 }
 
-type messageJSON struct {
-	ID        string    `json:"id"`
-	Role      string    `json:"role"`
-	Content   string    `json:"content"`
-	Sources   any       `json:"sources"`
-	AgentType string    `json:"agent_type"`
-	CreatedAt time.Time `json:"created_at"`
+type usageJSON struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
 }
 
-// ToMessageJSON is the wire shape of a message, shared with the chat handlers.
-func ToMessageJSON(m store.Message) any {
-	var sources any = []any{}
-	if len(m.Sources) > 0 {
-		sources = m.Sources
+// messageJSON is the one wire shape of a message (openapi.yaml's Message),
+// in listings and in the chat's answers alike: a reloaded page sees how an
+// answer ended exactly as the client that asked did.
+type messageJSON struct {
+	ID             string          `json:"id"`
+	ConversationID string          `json:"conversation_id"`
+	Role           string          `json:"role"`
+	Content        string          `json:"content"`
+	Sources        json.RawMessage `json:"sources"`
+	AgentType      string          `json:"agent_type"`
+	Status         string          `json:"status"`
+	Model          string          `json:"model"`
+	Usage          usageJSON       `json:"usage"`
+	CreatedAt      time.Time       `json:"created_at"`
+}
+
+func toMessageJSON(m store.Message) messageJSON {
+	sources := m.Sources
+	if len(sources) == 0 {
+		sources = json.RawMessage("[]")
 	}
-	return messageJSON{ID: m.ID, Role: m.Role, Content: m.Content, Sources: sources, AgentType: m.AgentType, CreatedAt: m.CreatedAt.UTC()}
+	return messageJSON{
+		ID: m.ID, ConversationID: m.ConversationID, Role: m.Role, Content: m.Content, Sources: sources,
+		AgentType: m.AgentType, Status: m.Status, Model: m.Model, CreatedAt: m.CreatedAt.UTC(),
+		Usage: usageJSON{PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
+			TotalTokens: m.PromptTokens + m.CompletionTokens},
+	}
 }
 
 type listJSON[T any] struct {
@@ -68,9 +90,9 @@ func newList[T any](items []T, next string) listJSON[T] {
 }
 
 func (h *handlers) me(c *gin.Context) {
-	u, err := h.store.GetUser(c.Request.Context(), UserID(c))
+	u, err := h.store.GetUser(c.Request.Context(), userID(c))
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": u.ID, "email": u.Email, "name": u.Name})
@@ -91,7 +113,7 @@ func validTitle(c *gin.Context, t string) bool {
 
 func (h *handlers) createConversation(c *gin.Context) {
 	var body titleBody
-	if !DecodeJSON(c, &body, true) {
+	if !decodeJSON(c, &body, true) {
 		return
 	}
 	title := ""
@@ -101,9 +123,9 @@ func (h *handlers) createConversation(c *gin.Context) {
 	if !validTitle(c, title) {
 		return
 	}
-	conv, err := h.store.CreateConversation(c.Request.Context(), UserID(c), title)
+	conv, err := h.store.CreateConversation(c.Request.Context(), userID(c), title)
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, toConversationJSON(conv))
@@ -114,9 +136,9 @@ func (h *handlers) listConversations(c *gin.Context) {
 	if !ok {
 		return
 	}
-	page, err := h.store.ListConversations(c.Request.Context(), UserID(c), limit, c.Query("cursor"))
+	page, err := h.store.ListConversations(c.Request.Context(), userID(c), limit, c.Query("cursor"))
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
 	items := make([]conversationJSON, 0, len(page.Items))
@@ -127,9 +149,9 @@ func (h *handlers) listConversations(c *gin.Context) {
 }
 
 func (h *handlers) getConversation(c *gin.Context) {
-	conv, err := h.store.GetConversation(c.Request.Context(), UserID(c), c.Param("id"))
+	conv, err := h.store.GetConversation(c.Request.Context(), userID(c), c.Param("id"))
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, toConversationJSON(conv))
@@ -137,7 +159,7 @@ func (h *handlers) getConversation(c *gin.Context) {
 
 func (h *handlers) renameConversation(c *gin.Context) {
 	var body titleBody
-	if !DecodeJSON(c, &body, false) {
+	if !decodeJSON(c, &body, false) {
 		return
 	}
 	if body.Title == nil {
@@ -147,17 +169,17 @@ func (h *handlers) renameConversation(c *gin.Context) {
 	if !validTitle(c, *body.Title) {
 		return
 	}
-	conv, err := h.store.RenameConversation(c.Request.Context(), UserID(c), c.Param("id"), *body.Title)
+	conv, err := h.store.RenameConversation(c.Request.Context(), userID(c), c.Param("id"), *body.Title)
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, toConversationJSON(conv))
 }
 
 func (h *handlers) deleteConversation(c *gin.Context) {
-	if err := h.store.DeleteConversation(c.Request.Context(), UserID(c), c.Param("id")); err != nil {
-		StoreError(c, h.log, err)
+	if err := h.store.DeleteConversation(c.Request.Context(), userID(c), c.Param("id")); err != nil {
+		h.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
@@ -168,14 +190,14 @@ func (h *handlers) listMessages(c *gin.Context) {
 	if !ok {
 		return
 	}
-	page, err := h.store.ListMessages(c.Request.Context(), UserID(c), c.Param("id"), limit, c.Query("cursor"))
+	page, err := h.store.ListMessages(c.Request.Context(), userID(c), c.Param("id"), limit, c.Query("cursor"))
 	if err != nil {
-		StoreError(c, h.log, err)
+		h.fail(c, err)
 		return
 	}
-	items := make([]any, 0, len(page.Items))
+	items := make([]messageJSON, 0, len(page.Items))
 	for _, m := range page.Items {
-		items = append(items, ToMessageJSON(m))
+		items = append(items, toMessageJSON(m))
 	}
 	c.JSON(http.StatusOK, newList(items, page.NextCursor))
 }
@@ -195,22 +217,42 @@ func pageLimit(c *gin.Context) (int, bool) {
 	return min(n, store.MaxLimit), true
 }
 
-// StoreError answers a store error: not found → 404 (whether missing,
-// deleted or another user's), bad cursor or input → 400, else 500 (logged,
-// not shown).
-func StoreError(c *gin.Context, log *slog.Logger, err error) {
+// RetryAfterUnavailable is the Retry-After, in seconds, of a 503 answered
+// because the database cannot be reached.
+const RetryAfterUnavailable = 5
+
+// fail answers the error of a store or chat call: not found → 404 (whether
+// missing, deleted or another user's), refused input → 400, a failed
+// model or retrieval → 502, an unreachable database → 503 with
+// Retry-After, else 500 (logged, not shown). A client that went away gets
+// nothing.
+func (h *handlers) fail(c *gin.Context, err error) {
+	var invalid *chat.InvalidError
 	switch {
+	case errors.Is(err, chat.ErrClientGone),
+		c.Request.Context().Err() != nil && errors.Is(err, c.Request.Context().Err()):
+		c.Abort() // nobody reads the answer
+	case errors.As(err, &invalid):
+		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, invalid.Message)
 	case errors.Is(err, store.ErrNotFound):
 		httperr.Abort(c, http.StatusNotFound, httperr.CodeNotFound, "not found")
 	case errors.Is(err, store.ErrBadCursor):
 		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, "invalid cursor")
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
 		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
-	case errors.Is(err, c.Request.Context().Err()) && c.Request.Context().Err() != nil:
-		// The client went away; nobody reads the answer.
-		c.Abort()
+	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
+		httperr.Abort(c, http.StatusBadGateway, httperr.CodeUpstream, publicMessage(err))
+	case store.IsUnavailable(err):
+		h.log.Warn("database unreachable", "route", route(c), "error", err.Error())
+		unavailable(c, "the database is not reachable; retry shortly")
 	default:
-		log.Error("request failed", "route", route(c), "error", err.Error())
+		h.log.Error("request failed", "route", route(c), "error", err.Error())
 		httperr.Abort(c, http.StatusInternalServerError, httperr.CodeInternal, "internal error")
 	}
+}
+
+// unavailable answers 503 with Retry-After: the request may succeed later.
+func unavailable(c *gin.Context, message string) {
+	c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+	httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, message)
 }

@@ -1,14 +1,15 @@
 // Package httpapi is chat-apiserver's HTTP surface: the gin router, its
 // middleware (recovery, access log, route-templated metrics, CORS, body
-// limit, authentication, user sync) and the handlers of /healthz, /readyz
-// and /v1.
+// limit, authentication, user sync, per-user rate limit) and the handlers.
+// Handlers decode input, call the store or the chat service, and map their
+// results and errors to JSON, SSE and the one error body (httperr).
 //
-// Other packages add routes through Deps.Register, so every route shares the
-// same middleware, error format and authenticated user.
+// New registers every route of the server: reading it shows the whole API.
 package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/openapi"
 	"github.com/chatbackend/chatbackend/apiserver/store"
@@ -23,6 +25,11 @@ import (
 
 // MaxBodyBytes is the largest request body accepted (413 above).
 const MaxBodyBytes = 1 << 20
+
+// ReadyzTimeout bounds the database check /readyz reports in its body. The
+// kubelet's readiness probe timeout must be above it, or a slow database
+// would make the probe itself time out: the operator sets 3 s.
+const ReadyzTimeout = 1 * time.Second
 
 // Authenticator verifies bearer tokens; *auth.Verifier implements it.
 type Authenticator interface {
@@ -33,35 +40,43 @@ type Authenticator interface {
 	Ready() error
 }
 
-// Groups are where routes are added; both groups require a verified user
-// whose users row exists (UserID gives its id).
-type Groups struct {
-	V1     *gin.RouterGroup // /v1
-	Agents *gin.RouterGroup // /agents
-}
-
-// Deps are the router's collaborators.
+// Deps are the router's collaborators and settings.
 type Deps struct {
 	Store *store.Store
+	Chat  *chat.Service
 	Auth  Authenticator
+	// ChatRateLimit is each user's budget of chat requests (both numbers
+	// positive; config resolves the defaults).
+	ChatRateLimit RateLimit
+	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) that
+	// browsers may call the API from.
+	CORSAllowedOrigins []string
+	// ShuttingDown is closed when the server starts shutting down; from
+	// then on /readyz answers 503 so that the pod leaves the Service's
+	// endpoints while it drains. Nil: never.
+	ShuttingDown <-chan struct{}
+	// Heartbeat is the interval of SSE heartbeat comments. Default:
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
 	// Logger gets the access log and handler errors. Default: slog.Default().
 	Logger *slog.Logger
 	// Registerer gets the HTTP metrics. Default: a private registry.
 	Registerer prometheus.Registerer
-	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) that
-	// browsers may call the API from.
-	CORSAllowedOrigins []string
-	// Register adds more routes (the RAG chat handlers) after the core ones.
-	Register []func(Groups)
 }
 
-// New builds the router.
+// New builds the router with every route of the API.
 func New(d Deps) (http.Handler, error) {
+	if d.ChatRateLimit.PerMinute <= 0 || d.ChatRateLimit.Burst <= 0 {
+		return nil, errors.New("httpapi: the chat rate limit needs a positive rate and burst")
+	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
 	if d.Registerer == nil {
 		d.Registerer = prometheus.NewRegistry()
+	}
+	if d.Heartbeat <= 0 {
+		d.Heartbeat = DefaultHeartbeat
 	}
 	m, err := newMetrics(d.Registerer)
 	if err != nil {
@@ -85,23 +100,30 @@ func New(d Deps) (http.Handler, error) {
 		httperr.Abort(c, http.StatusMethodNotAllowed, httperr.CodeMethodNotAllowed, "method not allowed on this route")
 	})
 
-	h := &handlers{store: d.Store, auth: d.Auth, log: d.Logger, users: newUserCache(10000)}
+	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
+		heartbeat: d.Heartbeat, stopping: d.ShuttingDown}
+	limited := newUserLimiter(d.ChatRateLimit).middleware
+
+	// Probes and the API description: no authentication.
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET(openapi.Route, openapi.Handler())
 
+	// Everything else needs a verified user whose users row exists.
 	authn := []gin.HandlerFunc{d.Auth.Middleware(), h.syncUser}
-	g := Groups{V1: r.Group("/v1", authn...), Agents: r.Group("/agents", authn...)}
-	g.V1.GET("/me", h.me)
-	g.V1.POST("/conversations", h.createConversation)
-	g.V1.GET("/conversations", h.listConversations)
-	g.V1.GET("/conversations/:id", h.getConversation)
-	g.V1.PATCH("/conversations/:id", h.renameConversation)
-	g.V1.DELETE("/conversations/:id", h.deleteConversation)
-	g.V1.GET("/conversations/:id/messages", h.listMessages)
-	for _, register := range d.Register {
-		register(g)
-	}
+	v1 := r.Group("/v1", authn...)
+	v1.GET("/me", h.me)
+	v1.POST("/conversations", h.createConversation)
+	v1.GET("/conversations", h.listConversations)
+	v1.GET("/conversations/:id", h.getConversation)
+	v1.PATCH("/conversations/:id", h.renameConversation)
+	v1.DELETE("/conversations/:id", h.deleteConversation)
+	v1.GET("/conversations/:id/messages", h.listMessages)
+	v1.POST("/conversations/:id/messages", limited, h.postMessage)
+	v1.POST("/messages/:id/feedback", h.feedback)
+
+	agents := r.Group("/agents", authn...)
+	agents.POST("/run", limited, h.agentsRun)
 	return r, nil
 }
 
@@ -109,19 +131,34 @@ func (h *handlers) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz answers 200 only when the database answers and the JWKS has been
-// loaded once; otherwise 503 naming what is missing.
+// readyz answers 503 only for what is wrong with this pod: it is shutting
+// down, or it never loaded the JWKS (so it can verify no token). The
+// database is checked and reported in the body, but does not make the pod
+// unready.
+//
+// Why: every replica shares the database. Were readiness to follow it, a
+// database outage would take every pod out of the Service at once, and
+// clients would get connection refused instead of an answer; Kubernetes'
+// guidance is that readiness must not fail on a dependency all replicas
+// share. Instead each request that needs the database answers 503
+// "unavailable" with Retry-After while it cannot be reached (see fail).
 func (h *handlers) readyz(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := h.store.Ping(ctx); err != nil {
-		h.log.Warn("readiness: database not reachable", "error", err.Error())
-		httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "database not reachable")
+	select {
+	case <-h.stopping:
+		httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "shutting down")
 		return
+	default:
 	}
 	if err := h.auth.Ready(); err != nil {
 		httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "JWKS not loaded: "+err.Error())
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	database := "ok"
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ReadyzTimeout)
+	defer cancel()
+	if err := h.store.Ping(ctx); err != nil {
+		h.log.Warn("readiness: database not reachable", "error", err.Error())
+		database = "unreachable"
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": gin.H{"database": database}})
 }

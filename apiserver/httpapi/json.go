@@ -12,11 +12,11 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 )
 
-// DecodeJSON reads the request body strictly into v: one JSON value, no
+// decodeJSON reads the request body strictly into v: one JSON value, no
 // unknown fields, at most MaxBodyBytes. On failure it has already answered
 // (400 or 413) and returns false. An empty body is an error unless
 // allowEmpty, in which case v is left as is.
-func DecodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
+func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 	if c.Request.Body == nil || c.Request.Body == http.NoBody {
 		if allowEmpty {
 			return true

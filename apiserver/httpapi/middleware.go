@@ -69,13 +69,20 @@ func (m *metrics) middleware() gin.HandlerFunc {
 var knownMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 	http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
+// probeRoutes are answered to the kubelet every few seconds per pod.
+var probeRoutes = []string{"/healthz", "/readyz"}
+
 // accessLog logs one line per request. Only the path is logged: no headers
-// (Authorization) and no query string.
+// (Authorization) and no query string. Successful probes are not logged:
+// they were every line of an idle pod's log; a failing probe still is.
 func accessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
 		status := c.Writer.Status()
+		if status < 300 && slices.Contains(probeRoutes, c.FullPath()) {
+			return
+		}
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -17,7 +17,6 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/openapi"
-	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
 // noAuth satisfies httpapi.Authenticator for building the router; no request
@@ -31,13 +30,9 @@ func (noAuth) Ready() error                { return nil }
 // server registers is documented, and every documented operation exists.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	g := NewWithT(t)
-	// The routes as `chat-apiserver serve` registers them: the core ones and
-	// the chat hook. No handler runs, so an unconnected Store will do.
-	h, err := httpapi.New(httpapi.Deps{
-		Auth:     noAuth{},
-		Store:    &store.Store{},
-		Register: []func(httpapi.Groups){httpapi.ChatRoutes(httpapi.ChatOptions{Store: &store.Store{}})},
-	})
+	// Every route `chat-apiserver serve` has: httpapi.New registers them
+	// all. No handler runs, so no store or chat service is needed.
+	h, err := httpapi.New(httpapi.Deps{Auth: noAuth{}, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1}})
 	g.Expect(err).NotTo(HaveOccurred())
 	engine, ok := h.(*gin.Engine)
 	g.Expect(ok).To(BeTrue(), "httpapi.New should return the *gin.Engine")
@@ -92,7 +87,7 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	router, err := legacyrouter.NewRouter(doc)
 	g.Expect(err).NotTo(HaveOccurred())
 
-	e := newEnv(t, withChat(t, nil, httpapi.ChatOptions{RatePerMinute: 6000, Burst: 100}))
+	e := newEnv(t, withChat(t, nil))
 	_, token := e.user("openapi@example.com", "Open API")
 
 	// call sends a request, validates it and its response against the

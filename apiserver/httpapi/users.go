@@ -12,9 +12,9 @@ import (
 
 const userIDKey = "chatbackend.user_id"
 
-// UserID is the authenticated user's id (BetterAuth's sub). It is set on
-// every request of Groups.V1 and Groups.Agents.
-func UserID(c *gin.Context) string { return c.GetString(userIDKey) }
+// userID is the authenticated user's id (BetterAuth's sub). It is set on
+// every request under /v1 and /agents.
+func userID(c *gin.Context) string { return c.GetString(userIDKey) }
 
 // userCache remembers the (email, name) last written for each user, so the
 // users row is written on first sight and when the claims change, not on
@@ -60,8 +60,10 @@ func (h *handlers) syncUser(c *gin.Context) {
 	claims := userClaims{email: id.Email, name: id.Name}
 	if !h.users.fresh(id.UserID, claims) {
 		if _, err := h.store.UpsertUser(c.Request.Context(), id.UserID, id.Email, id.Name); err != nil {
+			// Every request of the user needs this row: whatever the cause,
+			// the request can only be retried later.
 			h.log.Error("sync user", "error", err.Error())
-			httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "database unavailable")
+			unavailable(c, "database unavailable")
 			return
 		}
 		h.users.put(id.UserID, claims)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
@@ -19,28 +20,9 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/qdrantstore"
 )
 
-// Config selects the parts. Empty QdrantURL keeps the chunks in PostgreSQL;
-// empty OpenAIAPIKey uses the offline embedder and extractive answers.
-type Config struct {
-	QdrantURL        string
-	QdrantAPIKey     string
-	QdrantCollection string
-	// QdrantHybrid adds sparse lexical vectors and RRF fusion.
-	QdrantHybrid bool
-
-	OpenAIAPIKey         string
-	OpenAIBaseURL        string
-	OpenAIChatModel      string
-	OpenAIEmbeddingModel string
-
-	// TopK is how many sources an answer draws on (default 5).
-	TopK int
-	// HistoryTokens bounds the conversation history sent to the model.
-	HistoryTokens int
-}
-
-// Offline reports whether no model API is configured.
-func (c Config) Offline() bool { return c.OpenAIAPIKey == "" }
+// Config selects the parts; config.RAGFrom resolves it from the
+// environment, defaults included (rag keeps no fallback copies).
+type Config = config.RAG
 
 // NewEmbedder returns the configured embedder.
 func NewEmbedder(c Config) (embed.Embedder, error) {
@@ -89,7 +71,8 @@ type Engine struct {
 	Embedder  embed.Embedder
 	Store     vectorstore.Store
 	Generator generate.Generator
-	TopK      int
+	// TopK is how many sources an answer draws on (positive).
+	TopK int
 }
 
 // New builds an engine from the configuration.
@@ -117,15 +100,11 @@ type Retrieved struct {
 
 // Retrieve finds the passages that best answer question.
 func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, error) {
-	k := e.TopK
-	if k <= 0 {
-		k = 5
-	}
 	vecs, err := e.Embedder.Embed(ctx, []string{question})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("embed question: %w", err)
 	}
-	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: k})
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: e.TopK})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}

@@ -37,12 +37,13 @@ func TestQueriesLeaveNoSessionStateForATransactionPooler(t *testing.T) {
 	_, err := migrations.Migrate(ctx, url, nil, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	// One connection: every query below and the check run on the same backend.
-	s, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
 	g.Expect(err).NotTo(HaveOccurred())
-	defer s.Close()
+	defer pool.Close()
+	s := store.New(pool)
 
 	var pid int
-	g.Expect(s.Pool().QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)).To(Succeed())
+	g.Expect(pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)).To(Succeed())
 
 	// wipe, when set, runs between queries: DISCARD ALL drops what a fresh
 	// backend would not have (prepared statements, temp tables, settings).
@@ -51,7 +52,7 @@ func TestQueriesLeaveNoSessionStateForATransactionPooler(t *testing.T) {
 		t.Helper()
 		g.Expect(err).NotTo(HaveOccurred(), "%s (session wiped between queries: %v)", name, wipe)
 		if wipe {
-			_, err := s.Pool().Exec(ctx, "DISCARD ALL")
+			_, err := pool.Exec(ctx, "DISCARD ALL")
 			g.Expect(err).NotTo(HaveOccurred())
 		}
 	}
@@ -87,7 +88,7 @@ func TestQueriesLeaveNoSessionStateForATransactionPooler(t *testing.T) {
 	workload("alice")
 	var prepared int
 	var samePID int
-	g.Expect(s.Pool().QueryRow(ctx, "SELECT count(*), pg_backend_pid() FROM pg_prepared_statements").Scan(&prepared, &samePID)).To(Succeed())
+	g.Expect(pool.QueryRow(ctx, "SELECT count(*), pg_backend_pid() FROM pg_prepared_statements").Scan(&prepared, &samePID)).To(Succeed())
 	g.Expect(samePID).To(Equal(pid), "the check must run on the connection that ran the queries")
 	g.Expect(prepared).To(BeZero(), "named prepared statements left on the backend; a transaction pooler cannot route them")
 
@@ -259,12 +260,13 @@ func TestOpenWaitsForTheDatabaseToWakeUp(t *testing.T) {
 
 	var logs testutil.SyncBuffer
 	start := time.Now()
-	s, err := store.Open(ctx, proxied, store.Options{
+	pool, err := store.Open(ctx, proxied, store.Options{
 		ConnectTimeout: 15 * time.Second,
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	g.Expect(err).NotTo(HaveOccurred(), "logs:\n%s", logs.String())
-	defer s.Close()
+	defer pool.Close()
+	s := store.New(pool)
 
 	// It was turned away both ways while asleep, and waited for the wake-up.
 	closed, startingUp := w.rejected()

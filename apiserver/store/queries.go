@@ -46,16 +46,28 @@ type Conversation struct {
 	UpdatedAt time.Time
 }
 
+// Answer statuses (messages.status). A user's message is always complete.
+const (
+	StatusComplete   = "complete"
+	StatusIncomplete = "incomplete" // the client went away mid-answer
+	StatusFailed     = "failed"     // retrieval or the model failed
+)
+
 // Message is one turn of a conversation. Sources is a JSON value (the RAG
-// layer's citations), "[]" when there are none.
+// layer's citations), "[]" when there are none. Status, Model and the token
+// counts are what the chat records about an assistant answer.
 type Message struct {
-	ID             string
-	ConversationID string
-	Role           string
-	Content        string
-	Sources        json.RawMessage
-	AgentType      string
-	CreatedAt      time.Time
+	ID               string
+	ConversationID   string
+	Role             string
+	Content          string
+	Sources          json.RawMessage
+	AgentType        string
+	Status           string
+	Model            string
+	PromptTokens     int64
+	CompletionTokens int64
+	CreatedAt        time.Time
 }
 
 // Page is one page of a keyset-paginated list. NextCursor is empty on the
@@ -222,16 +234,15 @@ func (s *Store) ListMessages(ctx context.Context, userID, conversationID string,
 		return Page[Message]{}, err
 	}
 	conversationID = conv.ID
-	const cols = `id::text, conversation_id::text, role, content, sources, agent_type, created_at`
 	var rows pgx.Rows
 	if after == nil {
 		rows, err = s.pool.Query(ctx, `
-SELECT `+cols+` FROM messages
+SELECT `+messageColumns+` FROM messages
 WHERE conversation_id = $1::uuid AND user_id = $2
 ORDER BY created_at, id LIMIT $3`, conversationID, userID, limit+1)
 	} else {
 		rows, err = s.pool.Query(ctx, `
-SELECT `+cols+` FROM messages
+SELECT `+messageColumns+` FROM messages
 WHERE conversation_id = $1::uuid AND user_id = $2 AND (created_at, id) > ($3::timestamptz, $4::uuid)
 ORDER BY created_at, id LIMIT $5`, conversationID, userID, after.At, after.ID, limit+1)
 	}
@@ -253,10 +264,18 @@ ORDER BY created_at, id LIMIT $5`, conversationID, userID, after.At, after.ID, l
 
 // NewMessage is a message to append with AddMessages.
 type NewMessage struct {
+	// ID is empty for a database-chosen id; the chat chooses an answer's id
+	// before generating it, so the stream can announce it.
+	ID        string
 	Role      string
 	Content   string
 	Sources   json.RawMessage // nil → []
 	AgentType string
+	// Status is one of the Status constants; empty means StatusComplete.
+	Status           string
+	Model            string
+	PromptTokens     int64
+	CompletionTokens int64
 }
 
 // AddMessages appends messages, in order, to userID's active conversation and
@@ -276,6 +295,16 @@ func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, 
 		if m.Sources != nil && !json.Valid(m.Sources) {
 			return nil, errors.New("add message: sources is not valid JSON")
 		}
+		switch m.Status {
+		case "", StatusComplete, StatusIncomplete, StatusFailed:
+		default:
+			return nil, fmt.Errorf("add message: invalid status %q", m.Status)
+		}
+		if m.ID != "" {
+			if _, ok := parseID(m.ID); !ok {
+				return nil, fmt.Errorf("add message: id %q is not a UUID", m.ID)
+			}
+		}
 	}
 	var out []Message
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -294,13 +323,20 @@ WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID)
 			if sources == nil {
 				sources = json.RawMessage("[]")
 			}
+			status := m.Status
+			if status == "" {
+				status = StatusComplete
+			}
 			// clock_timestamp, not now(): messages written in one
 			// transaction must still sort in the order they were added.
 			row := tx.QueryRow(ctx, `
-INSERT INTO messages (conversation_id, user_id, role, content, sources, agent_type, created_at)
-VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6, clock_timestamp())
-RETURNING id::text, conversation_id::text, role, content, sources, agent_type, created_at`,
-				cid, userID, m.Role, m.Content, string(sources), m.AgentType)
+INSERT INTO messages (id, conversation_id, user_id, role, content, sources, agent_type,
+                      status, model, prompt_tokens, completion_tokens, created_at)
+VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2::uuid, $3, $4, $5, $6::jsonb, $7,
+        $8, $9, $10, $11, clock_timestamp())
+RETURNING `+messageColumns,
+				m.ID, cid, userID, m.Role, m.Content, string(sources), m.AgentType,
+				status, m.Model, m.PromptTokens, m.CompletionTokens)
 			msg, err := scanMessage(row)
 			if err != nil {
 				return err
@@ -318,10 +354,15 @@ RETURNING id::text, conversation_id::text, role, content, sources, agent_type, c
 	return out, nil
 }
 
+// messageColumns are the columns scanMessage reads, in its order.
+const messageColumns = `id::text, conversation_id::text, role, content, sources, agent_type,
+status, model, prompt_tokens, completion_tokens, created_at`
+
 func scanMessage(r pgx.Row) (Message, error) {
 	var m Message
 	var sources []byte
-	err := r.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &sources, &m.AgentType, &m.CreatedAt)
+	err := r.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &sources, &m.AgentType,
+		&m.Status, &m.Model, &m.PromptTokens, &m.CompletionTokens, &m.CreatedAt)
 	m.Sources = json.RawMessage(sources)
 	return m, err
 }

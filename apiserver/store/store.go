@@ -1,6 +1,13 @@
-// Package store is the API server's PostgreSQL access: a pgx pool and typed
-// queries, each scoped by the authenticated user's id so one user can never
-// read or change another's rows.
+// Package store is the API server's PostgreSQL access: typed queries, each
+// scoped by the authenticated user's id so one user can never read or change
+// another's rows.
+//
+// Who owns which table (see migrations/): store is the only package that
+// reads or writes users, conversations, messages and message_feedback.
+// rag_chunks and rag_index_state belong to the PostgreSQL vector store
+// (rag/vectorstore/pgstore). Both get the one pool Open returns, so the
+// server keeps a single set of connections, yet no package runs SQL on a
+// table it does not own.
 //
 // The pool is safe behind a transaction-mode pooler (PgBouncer, Neon's pooled
 // endpoint): it keeps no session state outside transactions and never uses
@@ -12,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +38,8 @@ var ErrBadCursor = errors.New("invalid cursor")
 // Options tunes Open.
 type Options struct {
 	// ConnectTimeout bounds the wait for the database to answer at start-up
-	// (serverless databases take a few seconds to wake up). Default 60s.
+	// (serverless databases take a few seconds to wake up). Default
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// MaxConns caps the pool. Default: pgxpool's (max(4, CPUs)).
 	MaxConns int32
@@ -41,9 +51,17 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
+// New returns the store on pool (from Open). The caller owns the pool and
+// closes it once nothing uses it any more.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// DefaultConnectTimeout is how long Open waits for the database by default.
+const DefaultConnectTimeout = 60 * time.Second
+
 // Open creates the pool and waits, with exponential backoff, until the
-// database answers or opts.ConnectTimeout (or ctx) runs out.
-func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+// database answers or opts.ConnectTimeout (or ctx) runs out. The pool is
+// shared by the store and the PostgreSQL vector store.
+func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN, password included: keep it out.
@@ -61,13 +79,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("create database pool: %w", err)
 	}
 	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 60 * time.Second
+		opts.ConnectTimeout = DefaultConnectTimeout
 	}
 	if err := waitForDatabase(ctx, pool, opts.ConnectTimeout, opts.Logger); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	return pool, nil
 }
 
 func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration, logger *slog.Logger) error {
@@ -110,9 +128,38 @@ func permanent(err error) bool {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// Close releases the pool's connections.
-func (s *Store) Close() { s.pool.Close() }
+// ErrUnavailable marks errors of a database that cannot be reached right
+// now (connection refused or reset, server shutting down or starting up):
+// the request may succeed if retried later, so handlers
+// answer 503 with Retry-After instead of 500.
+var ErrUnavailable = errors.New("database unavailable")
 
-// Pool exposes the pool for packages that add their own tables (retrieval
-// over pgvector, ingestion) without re-opening the database.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// IsUnavailable reports whether err means the database cannot be reached,
+// as opposed to a query that failed on a reachable database.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "53300":
+			// admin/crash shutdown, cannot connect now, too many connections
+			return true
+		}
+	}
+	return false
+}

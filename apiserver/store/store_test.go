@@ -3,10 +3,12 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/store"
@@ -26,12 +28,12 @@ func newStoreTB(t testing.TB) *store.Store {
 	if _, err := migrations.Migrate(ctx, url, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
+	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
-	return s
+	t.Cleanup(pool.Close)
+	return store.New(pool)
 }
 
 func TestUpsertUserWritesOnlyOnChange(t *testing.T) {
@@ -271,8 +273,45 @@ func TestOpenGivesUpWithinTimeout(t *testing.T) {
 		store.Options{ConnectTimeout: 800 * time.Millisecond})
 	g.Expect(err).To(MatchError(ContainSubstring("gave up after")))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
+	g.Expect(store.IsUnavailable(err)).To(BeTrue(), "a refused connection is an unavailable database")
+	g.Expect(store.IsUnavailable(store.ErrNotFound)).To(BeFalse())
+	g.Expect(store.IsUnavailable(fmt.Errorf("list: %w", &pgconn.PgError{Code: "42601"}))).To(BeFalse(), "a query error is not an outage")
+	g.Expect(store.IsUnavailable(fmt.Errorf("list: %w", &pgconn.PgError{Code: "57P03"}))).To(BeTrue(), "the database is starting up")
 
 	_, err = store.Open(context.Background(), "postgres://u:secret@%zz/db", store.Options{})
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(err.Error()).NotTo(ContainSubstring("secret"))
+}
+
+// One Message type carries what the chat records about an answer: it is
+// stored and listed back with its status, model and token usage.
+func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, err := s.UpsertUser(ctx, "alice", "", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := s.CreateConversation(ctx, "alice", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	answerID := "6f1c1c3e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"
+	added, err := s.AddMessages(ctx, "alice", c.ID,
+		store.NewMessage{Role: store.RoleUser, Content: "q"},
+		store.NewMessage{ID: answerID, Role: store.RoleAssistant, Content: "partial", Status: store.StatusFailed,
+			Model: "m1", PromptTokens: 12, CompletionTokens: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(added[0].Status).To(Equal(store.StatusComplete), "the default status")
+	g.Expect(added[1].ID).To(Equal(answerID), "the id chosen before generation")
+
+	page, err := s.ListMessages(ctx, "alice", c.ID, 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(2))
+	a := page.Items[1]
+	g.Expect([]any{a.ID, a.Status, a.Model, a.PromptTokens, a.CompletionTokens}).To(Equal([]any{answerID, "failed", "m1", int64(12), int64(3)}))
+
+	history, err := s.History(ctx, "alice", c.ID, 10)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(history).To(Equal([]store.Turn{{Role: "user", Content: "q"}}), "failed answers are left out of the history")
+
+	_, err = s.AddMessages(ctx, "alice", c.ID, store.NewMessage{Role: store.RoleAssistant, Status: "meh"})
+	g.Expect(err).To(MatchError(ContainSubstring("invalid status")))
 }

@@ -15,7 +15,8 @@ type OpenAIOptions struct {
 	APIKey  string
 	BaseURL string
 	Model   string
-	// HistoryTokens bounds the earlier turns sent with the question.
+	// HistoryTokens bounds the earlier turns sent with the question (0:
+	// none); config resolves its default.
 	HistoryTokens int
 	// MaxTokens bounds the answer (0: the server's default).
 	MaxTokens int64
@@ -37,9 +38,6 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	}
 	if o.Model == "" {
 		o.Model = DefaultChatModel
-	}
-	if o.HistoryTokens <= 0 {
-		o.HistoryTokens = 2000
 	}
 	// No retries: a retry after deltas were streamed would repeat them.
 	opts := []option.RequestOption{option.WithAPIKey(o.APIKey), option.WithMaxRetries(0)}

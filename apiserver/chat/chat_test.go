@@ -1,0 +1,126 @@
+package chat_test
+
+// The turn as the service runs it, on a real PostgreSQL with the test docs
+// ingested and the offline (extractive) generator: what is stored, and how
+// a turn that did not complete is reported.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
+	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newService(t *testing.T) (*chat.Service, *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.New(t)
+	if _, err := migrations.Migrate(ctx, url, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	engine, closeEngine, err := rag.New(rag.Config{TopK: 3}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeEngine() })
+	if _, err := ingest.Run(ctx, ingest.Options{DocsDir: "../rag/testdata/docs",
+		Chunk: chunk.Options{SiteURL: "https://docs.acme.example"}, Embedder: engine.Embedder, Store: engine.Store}); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(pool)
+	if _, err := st.UpsertUser(ctx, "alice", "alice@example.com", "Alice"); err != nil {
+		t.Fatal(err)
+	}
+	return chat.New(st, engine, nil), st
+}
+
+// recorder is a Sink that records events and, with failAfter > 0, fails
+// from that delta on, as a client that went away.
+type recorder struct {
+	events    []string
+	deltas    int
+	failAfter int
+}
+
+func (r *recorder) Started(chat.Started) error { r.events = append(r.events, "started"); return nil }
+func (r *recorder) Sources([]rag.Source) error { r.events = append(r.events, "sources"); return nil }
+func (r *recorder) Delta(string) error {
+	r.deltas++
+	if r.failAfter > 0 && r.deltas >= r.failAfter {
+		return errors.New("client gone")
+	}
+	return nil
+}
+
+func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	svc, st := newService(t)
+
+	turn, err := svc.Run(ctx, "alice", "", "  How do I rotate the signing keys?  ")
+	g.Expect(err).NotTo(HaveOccurred())
+	conv, err := st.GetConversation(ctx, "alice", turn.ConversationID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(conv.Title).To(Equal("How do I rotate the signing keys?"), "titled from the trimmed question")
+	g.Expect(turn.Question.Content).To(Equal("How do I rotate the signing keys?"))
+	g.Expect(turn.Answer.Status).To(Equal(store.StatusComplete))
+	g.Expect(turn.Answer.Content).NotTo(BeEmpty())
+	g.Expect(turn.Sources).NotTo(BeEmpty())
+
+	page, err := st.ListMessages(ctx, "alice", turn.ConversationID, 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(2))
+	g.Expect(page.Items[1].ID).To(Equal(turn.Answer.ID))
+	g.Expect(page.Items[1].Model).To(Equal("offline-extractive"))
+
+	// A refused question stores nothing, not even a conversation.
+	_, err = svc.Run(ctx, "alice", "", strings.Repeat("x", chat.MaxQuestionChars+1))
+	var invalid *chat.InvalidError
+	g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%v", err)
+	convs, err := st.ListConversations(ctx, "alice", 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(convs.Items).To(HaveLen(1))
+}
+
+func TestAskWhenTheClientGoesAwayStoresAnIncompleteAnswer(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	svc, st := newService(t)
+	conv, err := st.CreateConversation(ctx, "alice", "")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	sink := &recorder{failAfter: 3}
+	turn, err := svc.Ask(ctx, "alice", conv.ID, "How do I rotate the signing keys?", sink)
+	g.Expect(err).To(MatchError(chat.ErrClientGone))
+	g.Expect(sink.events).To(Equal([]string{"started", "sources"}))
+	g.Expect(sink.deltas).To(Equal(3), "generation stops at the first failed delta")
+	g.Expect(turn.Answer.Status).To(Equal(store.StatusIncomplete))
+	g.Expect(strings.Fields(turn.Answer.Content)).To(HaveLen(2), "what was streamed before the client left")
+
+	// Neither a foreign conversation nor a malformed id stores anything.
+	_, err = svc.Ask(ctx, "bob", conv.ID, "mine now?", chat.Discard)
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	_, err = svc.Ask(ctx, "alice", "not-a-uuid", "hello", chat.Discard)
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	page, err := st.ListMessages(ctx, "alice", conv.ID, 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(2))
+}

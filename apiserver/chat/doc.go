@@ -1,0 +1,39 @@
+// Package chat owns a chat turn: one question of a user in one of their
+// conversations, answered from the documentation and recorded with how it
+// ended. The HTTP layer only decodes the request, calls the Service and
+// renders what it reports (as Server-Sent Events through a Sink, or as one
+// JSON body); rate limiting and authentication stay in the HTTP layer.
+//
+// # A turn (Service.Ask)
+//
+//  1. Validate the question: trimmed, not empty, at most MaxQuestionChars
+//     characters. A refused question stores nothing (InvalidError).
+//  2. Read the history: the conversation's last DefaultHistoryMessages user
+//     and assistant messages, failed answers left out. This is also where a
+//     missing, deleted or foreign conversation is found out
+//     (store.ErrNotFound), before anything is written.
+//  3. Store the question. From here on the user's message is never lost,
+//     whatever fails upstream.
+//  4. Choose the answer's id and tell the sink (Started): a streaming client
+//     learns both ids before the first word arrives.
+//  5. Retrieve the passages that best answer the question (embedding plus
+//     vector search) and tell the sink the sources.
+//  6. Generate the answer from question, history and passages; every delta
+//     the model writes goes to the sink as it arrives. A sink that fails
+//     means the client went away: generation stops.
+//  7. Decide the answer's status: complete; incomplete when retrieval or
+//     generation stopped because the client went away (request context
+//     cancelled or the sink failing); failed when retrieval or the model
+//     failed on their own.
+//  8. Store the answer with that status, whatever text was produced, the
+//     model and its token usage. The request context may have ended (the
+//     client left), so the save runs on a context detached from it and
+//     bounded by saveTimeout.
+//  9. Report: the Turn, and an error saying how it ended when it did not
+//     complete (ErrClientGone, ErrRetrievalFailed, ErrModelFailed, or
+//     ErrAnswerNotStored when step 8 failed).
+//
+// Service.Run is the documentation widget's entry: it validates the
+// question, starts a conversation titled from it when none is given, and
+// runs the same turn. Service.Rate records a user's rating of an answer.
+package chat
