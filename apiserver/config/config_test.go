@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"go/build"
 	"strings"
 	"testing"
 
@@ -155,4 +156,20 @@ func TestMigrateURLPrefersDirect(t *testing.T) {
 	_, err = config.MigrateURL(config.FromMap(map[string]string{"DATABASE_DIRECT_URL": "postgres://x:secret@h:bad/db"}))
 	g.Expect(err).To(MatchError(HavePrefix("DATABASE_DIRECT_URL: ")))
 	g.Expect(strings.Contains(err.Error(), "secret")).To(BeFalse())
+}
+
+// config stays a leaf: the operator's contract test and every command load
+// it, and the components import it for their settings, so it must not pull
+// in the HTTP or RAG stacks (nor anything else of this module but envvar).
+func TestConfigImportsOnlyLeaves(t *testing.T) {
+	g := NewWithT(t)
+	pkg, err := build.Import("github.com/chatbackend/chatbackend/apiserver/config", ".", 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	var own []string
+	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, "github.com/chatbackend/chatbackend/") {
+			own = append(own, imp)
+		}
+	}
+	g.Expect(own).To(ConsistOf("github.com/chatbackend/chatbackend/apiserver/envvar"))
 }
