@@ -2,7 +2,6 @@ package specs
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -19,12 +18,8 @@ func Service(cb *chatv1alpha1.ChatBackend) *corev1.Service {
 		t = corev1.ServiceTypeClusterIP
 	}
 	return &corev1.Service{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      cb.Name,
-			Namespace: cb.Namespace,
-			Labels:    Labels(cb, ComponentAPI),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(cb, cb.Name, ComponentAPI),
 		Spec: corev1.ServiceSpec{
 			Type:     t,
 			Selector: SelectorLabels(cb),
@@ -32,30 +27,6 @@ func Service(cb *chatv1alpha1.ChatBackend) *corev1.Service {
 				{Name: HTTPPortName, Port: cb.Spec.ServicePortOrDefault(), TargetPort: intstr.FromString(HTTPPortName), Protocol: corev1.ProtocolTCP},
 				{Name: MetricsPortName, Port: MetricsPort, TargetPort: intstr.FromString(MetricsPortName), Protocol: corev1.ProtocolTCP},
 			},
-		},
-	}
-}
-
-// WantsPodDisruptionBudget: with a single replica a PDB would either block
-// node drains forever (maxUnavailable 0) or protect nothing.
-func WantsPodDisruptionBudget(cb *chatv1alpha1.ChatBackend) bool {
-	return cb.Spec.ReplicasOrDefault() > 1
-}
-
-// PodDisruptionBudget lets voluntary disruptions (drains, autoscaler) take
-// down at most one API pod at a time.
-func PodDisruptionBudget(cb *chatv1alpha1.ChatBackend) *policyv1.PodDisruptionBudget {
-	one := intstr.FromInt32(1)
-	return &policyv1.PodDisruptionBudget{
-		TypeMeta: metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      cb.Name,
-			Namespace: cb.Namespace,
-			Labels:    Labels(cb, ComponentAPI),
-		},
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: &one,
-			Selector:       &metav1.LabelSelector{MatchLabels: SelectorLabels(cb)},
 		},
 	}
 }

@@ -95,9 +95,9 @@ func TestEnv(t *testing.T) {
 
 func TestEnvSecretRefs(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(minimal().Spec.EnvSecretRefs()).To(HaveLen(1))
+	g.Expect(specs.EnvSecretRefs(&minimal().Spec)).To(HaveLen(1))
 	var names []string
-	for _, r := range complete().Spec.EnvSecretRefs() {
+	for _, r := range specs.EnvSecretRefs(&complete().Spec) {
 		names = append(names, r.EnvName)
 	}
 	g.Expect(names).To(Equal([]string{"DATABASE_URL", "DATABASE_DIRECT_URL", "OPENAI_API_KEY", "QDRANT_API_KEY"}))
@@ -144,6 +144,11 @@ func TestMigrationJob(t *testing.T) {
 	g.Expect(c.Ports).To(BeEmpty(), "the migration serves nothing")
 	g.Expect(pod.NodeSelector).To(Equal(map[string]string{"pool": "api"}), "migrates where the API runs")
 	g.Expect(job.Spec.Template.Labels).To(HaveKeyWithValue(specs.LabelComponent, specs.ComponentMigrations))
+	g.Expect(c.Resources).To(Equal(specs.Deployment(cb, "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources),
+		"the migration runs with the API's resources")
+	defaults := specs.MigrationJob(minimal(), "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources
+	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceCPU), "the migration pod is not BestEffort either")
+	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceMemory))
 }
 
 func TestMigrationJobNameFitsALabel(t *testing.T) {
@@ -206,7 +211,12 @@ func TestDeployment(t *testing.T) {
 		pod := d.Spec.Template.Spec
 		g.Expect(pod.NodeSelector).To(Equal(cb.Spec.NodeSelector))
 		g.Expect(pod.Tolerations).To(Equal(cb.Spec.Tolerations))
-		g.Expect(pod.Containers[0].Resources).To(Equal(cb.Spec.Resources))
+		// The spec's memory limit replaces the memory defaults; cpu, which
+		// the spec leaves alone, keeps its default request.
+		g.Expect(pod.Containers[0].Resources).To(Equal(corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		}))
 		g.Expect(pod.Containers[0].ImagePullPolicy).To(Equal(corev1.PullAlways))
 	})
 	t.Run("the env hash is the only thing a Secret change alters", func(t *testing.T) {
