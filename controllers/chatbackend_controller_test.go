@@ -511,7 +511,6 @@ func TestCORSOriginsMatchTheAPIServer(t *testing.T) {
 	}
 }
 
-// migrate waits for the first migrations Job of cb and lets it succeed.
 // createMigrated creates the db Secret and ChatBackend "chat" (image v1) in ns
 // and lets its migration succeed, so the Deployment exists.
 func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
@@ -523,6 +522,7 @@ func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
 	return cb
 }
 
+// migrate waits for the migrations Job of cb's image and lets it succeed.
 func migrate(t *testing.T, ns string, cb *chatv1alpha1.ChatBackend) {
 	t.Helper()
 	name := specs.MigrationJobName(cb, cb.Spec.Image)

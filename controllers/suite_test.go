@@ -33,6 +33,7 @@ import (
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // The suite runs the real ChatBackend controller against a real
@@ -60,25 +61,14 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(monitoringv1.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		// `go test ./controllers/` by hand: use what hack/tools.sh installed.
-		assets, _ = filepath.Abs(filepath.Join("..", "bin"))
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprintf(os.Stderr, "envtest: no kube-apiserver in %s; run `hack/tools.sh envtest` (or `make test-deps`)\n", assets)
-		return 1
-	}
-	testEnv = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
 	var err error
-	cfg, err = testEnv.Start()
+	testEnv, cfg, err = testutil.StartEnvtest(testutil.Envtest{
+		Root:   "..",
+		CRDs:   []string{filepath.Join("..", "config", "crd", "bases")},
+		Scheme: scheme,
+	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
