@@ -294,6 +294,27 @@ func TestSecretChangeRollsPods(t *testing.T) {
 	Expect(string(env.Data["DATABASE_URL"])).To(Equal("postgres://new@db/chat"))
 }
 
+// TestSecretsAreNotCached: the operator reads the Secrets it needs from the
+// API server and watches Secret metadata only; a full copy of every Secret
+// in the cluster in its cache OOM-killed it on a real cluster. The reconciles
+// of the other tests (which read and write Secrets) have run by now; this
+// one makes sure at least one has.
+func TestSecretsAreNotCached(t *testing.T) {
+	RegisterTestingT(t)
+	ns := newNamespace(t)
+	createMigrated(t, ns, "postgres://db/chat")
+	Eventually(func() error { return k8s.Get(context.Background(), key(ns, "chat-env"), &corev1.Secret{}) }, timeout, interval).Should(Succeed())
+
+	_, full := cachedTypes.Load("*v1.Secret")
+	Expect(full).To(BeFalse(), "Secrets are cached in full")
+	_, fullList := cachedTypes.Load("*v1.SecretList")
+	Expect(fullList).To(BeFalse(), "Secrets are listed from the cache")
+	_, meta := cachedTypes.Load("*v1.PartialObjectMetadata")
+	Expect(meta).To(BeTrue(), "the Secret watches cache metadata")
+	_, deployments := cachedTypes.Load("*v1.Deployment")
+	Expect(deployments).To(BeTrue(), "the recording works: Deployments are cached")
+}
+
 // TestDriftIsReverted: children deleted or edited by hand are put back.
 func TestDriftIsReverted(t *testing.T) {
 	RegisterTestingT(t)

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -97,6 +98,8 @@ func runSuite(m *testing.M) int {
 	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
+		Client:                 controllers.ManagerClientOptions(),
+		NewCache:               newRecordingCache,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -170,6 +173,35 @@ func (l *reconcileErrorLog) count(ns string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.byNS[ns]
+}
+
+// cachedTypes records the types the manager's cache was asked to hold in
+// full (informers started, reads served), so a test can tell which objects
+// the operator keeps a copy of.
+var cachedTypes sync.Map // reflect type name → true
+
+type recordingCache struct{ cache.Cache }
+
+func newRecordingCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+	c, err := cache.New(cfg, opts)
+	return recordingCache{c}, err
+}
+
+func (c recordingCache) record(obj runtime.Object) { cachedTypes.Store(fmt.Sprintf("%T", obj), true) }
+
+func (c recordingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.record(obj)
+	return c.Cache.Get(ctx, key, obj, opts...)
+}
+
+func (c recordingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.record(list)
+	return c.Cache.List(ctx, list, opts...)
+}
+
+func (c recordingCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	c.record(obj)
+	return c.Cache.GetInformer(ctx, obj, opts...)
 }
 
 // --- helpers shared by the tests ---
