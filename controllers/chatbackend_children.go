@@ -83,8 +83,13 @@ func (r *ChatBackendReconciler) reconcilePodDisruptionBudget(ctx context.Context
 	return ctrl.Result{}, r.apply(ctx, s.cb, specs.PodDisruptionBudget(s.cb))
 }
 
+// reconcileService applies the API Service and the in-cluster-only metrics
+// Service.
 func (r *ChatBackendReconciler) reconcileService(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if err := r.apply(ctx, s.cb, specs.Service(s.cb)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.apply(ctx, s.cb, specs.MetricsService(s.cb)); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.serviceURL = specs.ServiceURL(s.cb)

@@ -78,7 +78,13 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	Expect(api.ReadinessProbe.TimeoutSeconds).To(Equal(specs.ReadinessTimeoutSeconds))
 	Expect(api.Resources.Requests).To(HaveKey(corev1.ResourceMemory))
 	Expect(job.Spec.Template.Spec.Containers[0].Resources.Requests).To(HaveKey(corev1.ResourceMemory))
-	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &corev1.Service{}) }, timeout, interval).Should(Succeed())
+	svc := &corev1.Service{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), svc) }, timeout, interval).Should(Succeed())
+	Expect(svc.Spec.Ports).To(ConsistOf(HaveField("Name", "http")), "no /metrics on the Service users reach")
+	metricsSvc := &corev1.Service{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat-metrics"), metricsSvc) }, timeout, interval).Should(Succeed())
+	Expect(metricsSvc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
+	Expect(metricsSvc.Spec.Ports).To(ConsistOf(HaveField("Name", "metrics")))
 	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(Succeed())
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded)
 	st := getCB(Default, ns, "chat").Status
@@ -387,6 +393,10 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	Expect(k8s.Get(ctx, key(ns, "chat"), sm)).To(Succeed())
 	Expect(sm.Spec.Endpoints).To(HaveLen(1))
 	Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
+	// It selects the metrics Service, and only it.
+	var services corev1.ServiceList
+	Expect(k8s.List(ctx, &services, client.InNamespace(ns), client.MatchingLabels(sm.Spec.Selector.MatchLabels))).To(Succeed())
+	Expect(services.Items).To(ConsistOf(HaveField("Name", "chat-metrics")))
 	rule := &monitoringv1.PrometheusRule{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), rule)).To(Succeed())
 	Expect(rule.Spec.Groups).NotTo(BeEmpty())

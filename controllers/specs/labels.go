@@ -16,6 +16,9 @@ const (
 
 	ComponentAPI        = "api"
 	ComponentMigrations = "migrations"
+	// ComponentMetrics labels the metrics Service, which the ServiceMonitor
+	// selects (and the API Service does not carry).
+	ComponentMetrics = "metrics"
 )
 
 // Annotation keys the operator writes.

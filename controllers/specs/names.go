@@ -25,6 +25,10 @@ const (
 // the API pods and the migrations Job read only this one.
 func EnvSecretName(cb *chatv1alpha1.ChatBackend) string { return cb.Name + "-env" }
 
+// MetricsServiceName is the ClusterIP Service of the metrics port. The CRD
+// caps the ChatBackend name at 46 characters, so it fits a DNS label.
+func MetricsServiceName(cb *chatv1alpha1.ChatBackend) string { return cb.Name + "-metrics" }
+
 // MigrationJobName is unique per image, so each image is migrated by its own
 // Job and a finished Job documents which image it migrated. The CRD caps the
 // ChatBackend name at 46 characters so this fits the 63 of a label value

@@ -7,15 +7,16 @@ import (
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-// ServiceMonitor scrapes the metrics port of the ChatBackend's Service. No
-// jobLabel is set, so prometheus-operator names the job after the Service,
-// i.e. the ChatBackend: the alert rules rely on that.
+// ServiceMonitor scrapes the ChatBackend's metrics Service. Its jobLabel
+// names the scrape job after that Service's app.kubernetes.io/instance
+// label, i.e. the ChatBackend's name: the alert rules rely on that.
 func ServiceMonitor(cb *chatv1alpha1.ChatBackend) *monitoringv1.ServiceMonitor {
 	return &monitoringv1.ServiceMonitor{
 		TypeMeta:   metav1.TypeMeta{APIVersion: monitoringv1.SchemeGroupVersion.String(), Kind: monitoringv1.ServiceMonitorsKind},
-		ObjectMeta: objectMeta(cb, cb.Name, ComponentAPI),
+		ObjectMeta: objectMeta(cb, cb.Name, ComponentMetrics),
 		Spec: monitoringv1.ServiceMonitorSpec{
-			Selector: metav1.LabelSelector{MatchLabels: Labels(cb, ComponentAPI)},
+			JobLabel: LabelInstance,
+			Selector: metav1.LabelSelector{MatchLabels: Labels(cb, ComponentMetrics)},
 			Endpoints: []monitoringv1.Endpoint{{
 				Port:     MetricsPortName,
 				Path:     "/metrics",

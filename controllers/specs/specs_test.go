@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -251,6 +252,12 @@ func TestServiceAndPDB(t *testing.T) {
 			g.Expect(svc.Spec.Selector).To(Equal(specs.SelectorLabels(tc.cb)))
 			g.Expect(svc.Spec.Ports).To(ConsistOf(
 				corev1.ServicePort{Name: "http", Port: tc.wantPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+			), "/metrics is not on the Service users reach, which may be a LoadBalancer")
+			metrics := specs.MetricsService(tc.cb)
+			g.Expect(metrics.Name).To(Equal("chat-metrics"))
+			g.Expect(metrics.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP), "whatever spec.service.type says")
+			g.Expect(metrics.Spec.Selector).To(Equal(specs.SelectorLabels(tc.cb)))
+			g.Expect(metrics.Spec.Ports).To(ConsistOf(
 				corev1.ServicePort{Name: "metrics", Port: 9090, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
 			))
 			g.Expect(specs.ServiceURL(tc.cb)).To(Equal(tc.wantURL))
@@ -266,14 +273,17 @@ func TestMonitoring(t *testing.T) {
 	g := NewWithT(t)
 	cb := complete()
 	sm := specs.ServiceMonitor(cb)
-	// The ServiceMonitor selects the Service by its labels.
-	for k, v := range sm.Spec.Selector.MatchLabels {
-		g.Expect(specs.Service(cb).Labels).To(HaveKeyWithValue(k, v))
-	}
+	// The ServiceMonitor selects the metrics Service by its labels, and
+	// not the API Service.
+	selector := labels.SelectorFromSet(sm.Spec.Selector.MatchLabels)
+	g.Expect(selector.Matches(labels.Set(specs.MetricsService(cb).Labels))).To(BeTrue())
+	g.Expect(selector.Matches(labels.Set(specs.Service(cb).Labels))).To(BeFalse())
 	g.Expect(sm.Spec.Endpoints).To(HaveLen(1))
 	g.Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
 	g.Expect(string(sm.Spec.Endpoints[0].Interval)).To(Equal("15s"))
-	g.Expect(sm.Spec.JobLabel).To(BeEmpty(), "the job label must stay the Service name, which the alerts match")
+	// The scrape job is the value of this label of the metrics Service: the
+	// ChatBackend's name, which the alerts match (job="chat" below).
+	g.Expect(specs.MetricsService(cb).Labels).To(HaveKeyWithValue(sm.Spec.JobLabel, "chat"))
 
 	rule, err := specs.PrometheusRule(cb)
 	g.Expect(err).NotTo(HaveOccurred())
