@@ -44,6 +44,10 @@ const (
 	// DefaultSecretRecheckInterval backs up the Secret watch while a
 	// referenced Secret is missing (the watch normally reacts first).
 	DefaultSecretRecheckInterval = 2 * time.Minute
+	// DefaultMigrationRecheckInterval is how often a running migrations
+	// Job's pods are looked at (pods are not watched): a pod stuck on an
+	// image pull shows in the status within this time.
+	DefaultMigrationRecheckInterval = 30 * time.Second
 )
 
 // ChatBackendReconciler reconciles a ChatBackend.
@@ -58,6 +62,8 @@ type ChatBackendReconciler struct {
 	MonitoringRecheckInterval time.Duration
 	// SecretRecheckInterval: DefaultSecretRecheckInterval when zero.
 	SecretRecheckInterval time.Duration
+	// MigrationRecheckInterval: DefaultMigrationRecheckInterval when zero.
+	MigrationRecheckInterval time.Duration
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -75,6 +81,7 @@ type ChatBackendReconciler struct {
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
@@ -161,8 +168,12 @@ func (r *ChatBackendReconciler) imageFor(cb *chatv1alpha1.ChatBackend) string {
 // operator from 13 to 129 MiB, 200 OOM-killed it). The few Secrets a
 // reconcile reads are fetched from the API server instead, and the Secret
 // watches below cache metadata only.
+//
+// Pods are read the same way: the reconciler only looks at the pods of a
+// running migrations Job, and caching every pod of the cluster for that
+// would cost more than the few direct reads.
 func ManagerClientOptions() client.Options {
-	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.Pod{}}}}
 }
 
 // SetupWithManager registers the controller: it owns every child (so

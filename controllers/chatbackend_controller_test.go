@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -219,6 +220,41 @@ func TestFirstMigrationFailure(t *testing.T) {
 	Expect(getCB(Default, ns, "chat").Status.Ready).To(Equal("0/2"))
 }
 
+// TestStuckMigrationPodIsReported: a migration pod that cannot start (an
+// image tag that does not exist) never fails its Job; the status says why
+// the migration does not progress, while the old version keeps serving.
+func TestStuckMigrationPodIsReported(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cb := createMigrated(t, ns, "postgres://db/chat")
+	rollOut(t, ns, "chat", 2)
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = "registry.example.com/chat-apiserver:no-such-tag" })
+	jobName := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:no-such-tag")
+	job := &batchv1.Job{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobName), job) }, timeout, interval).Should(Succeed())
+
+	// What the Job controller and the kubelet would make: a pod of the Job
+	// waiting on its image.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x7k2p", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+		Spec:       job.Spec.Template.Spec,
+	}
+	Expect(controllerutil.SetControllerReference(job, pod, scheme)).To(Succeed())
+	Expect(k8s.Create(ctx, pod)).To(Succeed())
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: specs.ContainerName, Image: "registry.example.com/chat-apiserver:no-such-tag",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.example.com/chat-apiserver:no-such-tag"`}},
+	}}
+	Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+
+	c := eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "ImagePullBackOff")
+	Expect(c.Message).To(ContainSubstring("keeps serving image registry.example.com/chat-apiserver:v1"))
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "no-such-tag")
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "ImagePullBackOff")
+}
+
 // TestMissingSecretRecovers: a ChatBackend whose Secret is missing says
 // which one, and recovers by itself once it is created.
 func TestMissingSecretRecovers(t *testing.T) {
@@ -317,6 +353,8 @@ func TestSecretsAreNotCached(t *testing.T) {
 	Expect(fullList).To(BeFalse(), "Secrets are listed from the cache")
 	_, meta := cachedTypes.Load("*v1.PartialObjectMetadata")
 	Expect(meta).To(BeTrue(), "the Secret watches cache metadata")
+	_, pods := cachedTypes.Load("*v1.PodList")
+	Expect(pods).To(BeFalse(), "pods are listed from the cache")
 	_, deployments := cachedTypes.Load("*v1.Deployment")
 	Expect(deployments).To(BeTrue(), "the recording works: Deployments are cached")
 }

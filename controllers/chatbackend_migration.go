@@ -98,8 +98,44 @@ func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope
 	default:
 		s.migration = migrationRunning
 		s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", name, s.image)
+		// A pod that cannot start (an image tag that does not exist, a
+		// crash loop) never fails the Job, and nothing about it reaches
+		// the Job's status: look at the pods, and look again later, since
+		// their changes do not trigger a reconcile.
+		problem, err := r.migrationPodProblem(ctx, job)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if problem != "" {
+			s.migrationMessage = fmt.Sprintf("Job %s cannot migrate to image %s: %s; %s",
+				name, s.image, problem, servingNote(cb.Status.MigratedImage))
+		}
+		return ctrl.Result{RequeueAfter: orDefault(r.MigrationRecheckInterval, DefaultMigrationRecheckInterval)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// migrationPodProblem says why a pod of the running migrations Job is stuck
+// waiting (ErrImagePull, ImagePullBackOff, CrashLoopBackOff,
+// CreateContainerConfigError, ...), or "" when none is. The pods are read
+// from the API server, never cached (ManagerClientOptions): only the pods
+// of one Job, only while it runs.
+func (r *ChatBackendReconciler) migrationPodProblem(ctx context.Context, job *batchv1.Job) (string, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return "", fmt.Errorf("list the pods of Job %s: %w", job.Name, err)
+	}
+	for _, pod := range pods.Items {
+		if !metav1.IsControlledBy(&pod, job) {
+			continue
+		}
+		for _, cs := range append(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses...) {
+			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+				return fmt.Sprintf("pod %s: %s: %s", pod.Name, w.Reason, w.Message), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // servingNote says what serves while a migration failed: the previous image,

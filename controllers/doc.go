@@ -1,6 +1,7 @@
 // Package controllers reconciles ChatBackends into the objects that run the
 // chat API: an env Secret, a migrations Job per image, a Deployment, a
-// PodDisruptionBudget, a Service and, when prometheus-operator is installed,
+// PodDisruptionBudget, the API Service and an in-cluster metrics Service
+// and, when prometheus-operator is installed,
 // a ServiceMonitor and a PrometheusRule. The objects themselves are built by
 // the pure functions of package specs; this package decides when each is
 // written and what the status says.
@@ -18,12 +19,15 @@
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
 //     migrate` with the spec's image in a Job named after that image, one
 //     Job at a time, and advances status.migratedImage when it succeeds. A
-//     failed Job is retried only after a spec or Secret change.
+//     failed Job is retried only after a spec or Secret change; while it
+//     runs, its pods are looked at (polled, not watched) so that one stuck
+//     on an image pull or a crash loop shows in the status.
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema. Before the first
 //     migration there is no Deployment; while a Secret is missing the
 //     existing one is left as it is.
-//  4. reconcilePodDisruptionBudget and reconcileService.
+//  4. reconcilePodDisruptionBudget, and reconcileService for the API
+//     Service and the metrics Service.
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
 //     ServiceMonitor and PrometheusRule once their CRDs are discovered, and
 //     starts watching those kinds then (they cannot be watched before).

@@ -118,6 +118,7 @@ func runSuite(m *testing.M) int {
 		// observed within the tests' timeouts even without a watch event.
 		MonitoringRecheckInterval: time.Second,
 		SecretRecheckInterval:     time.Second,
+		MigrationRecheckInterval:  time.Second,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
