@@ -36,31 +36,7 @@ func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, job)
 	if apierrors.IsNotFound(err) {
-		// One migration at a time: two schema migrations racing on one
-		// database is how schemas get corrupted. A superseded Job that is
-		// still running is left to finish (interrupting a migration is
-		// worse); its completion event brings us back here.
-		jobs, err := r.migrationJobs(ctx, cb)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		for i := range jobs {
-			if !jobFinished(&jobs[i]) {
-				s.migration = migrationRunning
-				s.migrationMessage = fmt.Sprintf("waiting for Job %s (image %s) to finish before migrating to image %s",
-					jobs[i].Name, jobs[i].Annotations[specs.AnnotationImage], s.image)
-				return ctrl.Result{}, nil
-			}
-		}
-		// Created once, never updated: the pod template of a Job is
-		// immutable, and the Job stands for one image.
-		if err := r.apply(ctx, cb, specs.MigrationJob(cb, s.image, s.envHash)); err != nil {
-			return ctrl.Result{}, err
-		}
-		s.migration = migrationRunning
-		s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", name, s.image)
-		r.event(ctx, cb, corev1.EventTypeNormal, "MigrationStarted", "Migrate", s.migrationMessage)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.startMigration(ctx, s, name)
 	}
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get Job %s: %w", name, err)
@@ -76,43 +52,83 @@ func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope
 		s.migrationMessage = fmt.Sprintf("image %s is migrated", s.image)
 		r.event(ctx, cb, corev1.EventTypeNormal, chatv1alpha1.ReasonMigrationSucceeded, "Migrate",
 			fmt.Sprintf("Job %s migrated the database for image %s", name, s.image))
+		return ctrl.Result{}, nil
 	case jobConditionTrue(job, batchv1.JobFailed):
-		// Retry only when something changed that could make it pass: a
-		// new spec generation or new secret values. Otherwise the failed
-		// Job stays, for its logs, and the status says so.
-		if job.Annotations[specs.AnnotationGeneration] != strconv.FormatInt(cb.Generation, 10) ||
-			job.Annotations[specs.AnnotationEnvHash] != s.envHash {
-			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-				return ctrl.Result{}, fmt.Errorf("delete failed Job %s to retry: %w", name, err)
-			}
-			s.migration = migrationRunning
-			s.migrationMessage = fmt.Sprintf("retrying the migration for image %s after a spec or Secret change", s.image)
-			// The delete event of the owned Job brings us back to create
-			// the new one.
-			return ctrl.Result{}, nil
-		}
-		s.migration = migrationFailed
-		s.migrationMessage = fmt.Sprintf("Job %s failed: %s; %s. Check `kubectl logs job/%s`",
-			name, jobConditionMessage(job, batchv1.JobFailed), servingNote(cb.Status.MigratedImage), name)
-		r.eventOnce(ctx, cb, chatv1alpha1.ConditionMigrated, corev1.EventTypeWarning, chatv1alpha1.ReasonMigrationFailed, "Migrate", s.migrationMessage)
+		return ctrl.Result{}, r.migrationFailed(ctx, s, job)
 	default:
-		s.migration = migrationRunning
-		s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", name, s.image)
-		// A pod that cannot start (an image tag that does not exist, a
-		// crash loop) never fails the Job, and nothing about it reaches
-		// the Job's status: look at the pods, and look again later, since
-		// their changes do not trigger a reconcile.
-		problem, err := r.migrationPodProblem(ctx, job)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if problem != "" {
-			s.migrationMessage = fmt.Sprintf("Job %s cannot migrate to image %s: %s; %s",
-				name, s.image, problem, servingNote(cb.Status.MigratedImage))
-		}
-		return ctrl.Result{RequeueAfter: orDefault(r.MigrationRecheckInterval, DefaultMigrationRecheckInterval)}, nil
+		return r.migrationRunning(ctx, s, job)
 	}
-	return ctrl.Result{}, nil
+}
+
+// startMigration creates the migrations Job of the spec's image, unless
+// another one still runs: two schema migrations racing on one database is
+// how schemas get corrupted. A superseded Job that is still running is left
+// to finish (interrupting a migration is worse); its completion event
+// brings the reconcile back here.
+func (r *ChatBackendReconciler) startMigration(ctx context.Context, s *scope, name string) error {
+	cb := s.cb
+	jobs, err := r.migrationJobs(ctx, cb)
+	if err != nil {
+		return err
+	}
+	for i := range jobs {
+		if !jobFinished(&jobs[i]) {
+			s.migration = migrationRunning
+			s.migrationMessage = fmt.Sprintf("waiting for Job %s (image %s) to finish before migrating to image %s",
+				jobs[i].Name, jobs[i].Annotations[specs.AnnotationImage], s.image)
+			return nil
+		}
+	}
+	// Created once, never updated: the pod template of a Job is immutable,
+	// and the Job stands for one image.
+	if err := r.apply(ctx, cb, specs.MigrationJob(cb, s.image, s.envHash)); err != nil {
+		return err
+	}
+	s.migration = migrationRunning
+	s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", name, s.image)
+	r.event(ctx, cb, corev1.EventTypeNormal, "MigrationStarted", "Migrate", s.migrationMessage)
+	return nil
+}
+
+// migrationFailed retries a failed Job only when something changed that
+// could make it pass: a new spec generation or new secret values.
+// Otherwise the failed Job stays, for its logs, and the status says so.
+func (r *ChatBackendReconciler) migrationFailed(ctx context.Context, s *scope, job *batchv1.Job) error {
+	cb := s.cb
+	if job.Annotations[specs.AnnotationGeneration] != strconv.FormatInt(cb.Generation, 10) ||
+		job.Annotations[specs.AnnotationEnvHash] != s.envHash {
+		if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete failed Job %s to retry: %w", job.Name, err)
+		}
+		s.migration = migrationRunning
+		s.migrationMessage = fmt.Sprintf("retrying the migration for image %s after a spec or Secret change", s.image)
+		// The delete event of the owned Job brings us back to create the
+		// new one.
+		return nil
+	}
+	s.migration = migrationFailed
+	s.migrationMessage = fmt.Sprintf("Job %s failed: %s; %s. Check `kubectl logs job/%s`",
+		job.Name, jobConditionMessage(job, batchv1.JobFailed), servingNote(cb.Status.MigratedImage), job.Name)
+	r.eventOnce(ctx, cb, chatv1alpha1.ConditionMigrated, corev1.EventTypeWarning, chatv1alpha1.ReasonMigrationFailed, "Migrate", s.migrationMessage)
+	return nil
+}
+
+// migrationRunning reports a Job still at work. A pod that cannot start (an
+// image tag that does not exist, a crash loop) never fails the Job, and
+// nothing about it reaches the Job's status: look at the pods, and look
+// again later, since their changes do not trigger a reconcile.
+func (r *ChatBackendReconciler) migrationRunning(ctx context.Context, s *scope, job *batchv1.Job) (ctrl.Result, error) {
+	s.migration = migrationRunning
+	s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", job.Name, s.image)
+	problem, err := r.migrationPodProblem(ctx, job)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != "" {
+		s.migrationMessage = fmt.Sprintf("Job %s cannot migrate to image %s: %s; %s",
+			job.Name, s.image, problem, servingNote(s.cb.Status.MigratedImage))
+	}
+	return ctrl.Result{RequeueAfter: orDefault(r.MigrationRecheckInterval, DefaultMigrationRecheckInterval)}, nil
 }
 
 // migrationPodProblem says why a pod of the running migrations Job is stuck
