@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers/specs"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // TestManager runs the real manager entry point, with its flags, against a
@@ -30,17 +30,11 @@ import (
 // image from --default-apiserver-image, and on SIGTERM stops cleanly.
 func TestManager(t *testing.T) {
 	g := NewWithT(t)
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets, _ = filepath.Abs("bin")
-	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred(), "start envtest (kube-apiserver and etcd from hack/tools.sh envtest)")
+	env, cfg, err := testutil.StartEnvtest(testutil.Envtest{
+		Root: ".",
+		CRDs: []string{filepath.Join("config", "crd", "bases")},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 
 	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
@@ -58,7 +52,7 @@ func TestManager(t *testing.T) {
 	ctx := context.Background()
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator"}})).To(Succeed())
 
-	probeAddr := freeAddr(t)
+	probeAddr := testutil.FreeAddr(t)
 	oldArgs := os.Args
 	t.Cleanup(func() { os.Args = oldArgs })
 	os.Args = []string{"manager",
@@ -111,14 +105,4 @@ func TestManager(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("manager did not stop within 30s of SIGTERM")
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

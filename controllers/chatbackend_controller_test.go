@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -67,12 +68,36 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
 	Expect(dep.Spec.Template.Spec.Containers[0].Args).To(Equal([]string{"serve"}))
 	Expect(*dep.Spec.Replicas).To(Equal(int32(2)), "replicas defaults to 2")
-	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &corev1.Service{}) }, timeout, interval).Should(Succeed())
+	// What the API server stored (after validation and server-side apply)
+	// keeps what rollouts need: the preStop sleep, the grace period, the
+	// startup probe, and requests so the pods are not BestEffort.
+	api := dep.Spec.Template.Spec.Containers[0]
+	Expect(api.Lifecycle.PreStop.Sleep).NotTo(BeNil())
+	Expect(api.Lifecycle.PreStop.Sleep.Seconds).To(Equal(specs.PreStopSleepSeconds))
+	Expect(*dep.Spec.Template.Spec.TerminationGracePeriodSeconds).To(Equal(specs.TerminationGracePeriodSeconds))
+	Expect(api.StartupProbe.HTTPGet.Path).To(Equal("/healthz"))
+	Expect(api.ReadinessProbe.TimeoutSeconds).To(Equal(specs.ReadinessTimeoutSeconds))
+	Expect(api.Resources.Requests).To(HaveKey(corev1.ResourceMemory))
+	Expect(job.Spec.Template.Spec.Containers[0].Resources.Requests).To(HaveKey(corev1.ResourceMemory))
+	svc := &corev1.Service{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), svc) }, timeout, interval).Should(Succeed())
+	Expect(svc.Spec.Ports).To(ConsistOf(HaveField("Name", "http")), "no /metrics on the Service users reach")
+	metricsSvc := &corev1.Service{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat-metrics"), metricsSvc) }, timeout, interval).Should(Succeed())
+	Expect(metricsSvc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
+	Expect(metricsSvc.Spec.Ports).To(ConsistOf(HaveField("Name", "metrics")))
 	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &policyv1.PodDisruptionBudget{}) }, timeout, interval).Should(Succeed())
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded)
 	st := getCB(Default, ns, "chat").Status
 	Expect(st.MigratedImage).To(Equal("registry.example.com/chat-apiserver:v1"))
 	Expect(st.URL).To(Equal("http://chat." + ns + ".svc:80"))
+	Expect(st.Ready).To(Equal("0/2"), "READY counts ready pods, not desired ones")
+
+	// The Deployment controller reports v1 rolled out → Ready, 2/2.
+	rollOut(t, ns, "chat", 2)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v1")
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonRolledOut)
+	Expect(getCB(Default, ns, "chat").Status.Ready).To(Equal("2/2"))
 
 	// Image change → a new Job, while the Deployment keeps v1.
 	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = "registry.example.com/chat-apiserver:v2" })
@@ -82,6 +107,10 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+	// v1 keeps serving while v2 is migrated: Ready stays True, Progressing
+	// says what is under way.
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, jobV2)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v1")
 
 	// A pod of the v2 Job fails but the Job retries it within its
 	// backoffLimit: status.failed > 0 without a Failed condition is still a
@@ -132,19 +161,16 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 		g.Expect(*dep.Spec.Replicas).To(Equal(int32(1)))
 	}, timeout, interval).Should(Succeed())
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
-	// The Deployment controller reports the rollout done → Ready.
-	Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
-		dep.Status = appsv1.DeploymentStatus{
-			ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
-			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
-				Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
-		}
-		g.Expect(k8s.Status().Update(ctx, dep)).To(Succeed())
-	}, timeout, interval).Should(Succeed())
+	// The new template is rolling out while the v1 pods serve: still Ready.
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut)
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady)
+	// The Deployment controller reports the rollout done.
+	rollOut(t, ns, "chat", 1)
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
 	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v2")
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonRolledOut)
 	Expect(getCB(Default, ns, "chat").Status.ReadyReplicas).To(Equal(int32(1)))
+	Expect(getCB(Default, ns, "chat").Status.Ready).To(Equal("1/1"))
 
 	// The v1 Job is superseded and cleaned up; v2's stays as its record.
 	Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{})) }, timeout, interval).Should(BeTrue())
@@ -171,6 +197,62 @@ func TestMigrationsRunOneAtATime(t *testing.T) {
 	finishJob(t, ns, jobV1, true)
 	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV2), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
 	Expect(getCB(Default, ns, "chat").Status.MigratedImage).To(BeEmpty(), "v1 is no longer wanted, so it is not deployed")
+}
+
+// TestFirstMigrationFailure: when the very first migration fails nothing
+// serves, and the status says that rather than naming an empty image.
+func TestFirstMigrationFailure(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	jobV1 := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:v1")
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+
+	finishJob(t, ns, jobV1, false)
+	c := eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed,
+		"no version serves yet")
+	Expect(c.Message).NotTo(ContainSubstring(`""`))
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed)
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationFailed)
+	Expect(getCB(Default, ns, "chat").Status.Ready).To(Equal("0/2"))
+}
+
+// TestStuckMigrationPodIsReported: a migration pod that cannot start (an
+// image tag that does not exist) never fails its Job; the status says why
+// the migration does not progress, while the old version keeps serving.
+func TestStuckMigrationPodIsReported(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cb := createMigrated(t, ns, "postgres://db/chat")
+	rollOut(t, ns, "chat", 2)
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = "registry.example.com/chat-apiserver:no-such-tag" })
+	jobName := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:no-such-tag")
+	job := &batchv1.Job{}
+	Eventually(func() error { return k8s.Get(ctx, key(ns, jobName), job) }, timeout, interval).Should(Succeed())
+
+	// What the Job controller and the kubelet would make: a pod of the Job
+	// waiting on its image.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x7k2p", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+		Spec:       job.Spec.Template.Spec,
+	}
+	Expect(controllerutil.SetControllerReference(job, pod, scheme)).To(Succeed())
+	Expect(k8s.Create(ctx, pod)).To(Succeed())
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: specs.ContainerName, Image: "registry.example.com/chat-apiserver:no-such-tag",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.example.com/chat-apiserver:no-such-tag"`}},
+	}}
+	Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+
+	c := eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, "ImagePullBackOff")
+	Expect(c.Message).To(ContainSubstring("keeps serving image registry.example.com/chat-apiserver:v1"))
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, "no-such-tag")
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "ImagePullBackOff")
 }
 
 // TestMissingSecretRecovers: a ChatBackend whose Secret is missing says
@@ -254,6 +336,29 @@ func TestSecretChangeRollsPods(t *testing.T) {
 	Expect(string(env.Data["DATABASE_URL"])).To(Equal("postgres://new@db/chat"))
 }
 
+// TestSecretsAreNotCached: the operator reads the Secrets it needs from the
+// API server and watches Secret metadata only; a full copy of every Secret
+// in the cluster in its cache OOM-killed it on a real cluster. The reconciles
+// of the other tests (which read and write Secrets) have run by now; this
+// one makes sure at least one has.
+func TestSecretsAreNotCached(t *testing.T) {
+	RegisterTestingT(t)
+	ns := newNamespace(t)
+	createMigrated(t, ns, "postgres://db/chat")
+	Eventually(func() error { return k8s.Get(context.Background(), key(ns, "chat-env"), &corev1.Secret{}) }, timeout, interval).Should(Succeed())
+
+	_, full := cachedTypes.Load("*v1.Secret")
+	Expect(full).To(BeFalse(), "Secrets are cached in full")
+	_, fullList := cachedTypes.Load("*v1.SecretList")
+	Expect(fullList).To(BeFalse(), "Secrets are listed from the cache")
+	_, meta := cachedTypes.Load("*v1.PartialObjectMetadata")
+	Expect(meta).To(BeTrue(), "the Secret watches cache metadata")
+	_, pods := cachedTypes.Load("*v1.PodList")
+	Expect(pods).To(BeFalse(), "pods are listed from the cache")
+	_, deployments := cachedTypes.Load("*v1.Deployment")
+	Expect(deployments).To(BeTrue(), "the recording works: Deployments are cached")
+}
+
 // TestDriftIsReverted: children deleted or edited by hand are put back.
 func TestDriftIsReverted(t *testing.T) {
 	RegisterTestingT(t)
@@ -326,6 +431,10 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	Expect(k8s.Get(ctx, key(ns, "chat"), sm)).To(Succeed())
 	Expect(sm.Spec.Endpoints).To(HaveLen(1))
 	Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
+	// It selects the metrics Service, and only it.
+	var services corev1.ServiceList
+	Expect(k8s.List(ctx, &services, client.InNamespace(ns), client.MatchingLabels(sm.Spec.Selector.MatchLabels))).To(Succeed())
+	Expect(services.Items).To(ConsistOf(HaveField("Name", "chat-metrics")))
 	rule := &monitoringv1.PrometheusRule{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), rule)).To(Succeed())
 	Expect(rule.Spec.Groups).NotTo(BeEmpty())
@@ -471,7 +580,6 @@ func TestCORSOriginsMatchTheAPIServer(t *testing.T) {
 	}
 }
 
-// migrate waits for the first migrations Job of cb and lets it succeed.
 // createMigrated creates the db Secret and ChatBackend "chat" (image v1) in ns
 // and lets its migration succeed, so the Deployment exists.
 func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
@@ -483,12 +591,29 @@ func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
 	return cb
 }
 
+// migrate waits for the migrations Job of cb's image and lets it succeed.
 func migrate(t *testing.T, ns string, cb *chatv1alpha1.ChatBackend) {
 	t.Helper()
 	name := specs.MigrationJobName(cb, cb.Spec.Image)
 	Eventually(func() error { return k8s.Get(context.Background(), key(ns, name), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
 	finishJob(t, ns, name, true)
 	eventuallyCondition(t, ns, cb.Name, chatv1alpha1.ConditionMigrated, metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded)
+}
+
+// rollOut sets the status the Deployment controller writes once every one of
+// replicas pods runs the current template and is available.
+func rollOut(t *testing.T, ns, name string, replicas int32) {
+	t.Helper()
+	EventuallyWithOffset(1, func(g Gomega) {
+		dep := &appsv1.Deployment{}
+		g.Expect(k8s.Get(context.Background(), key(ns, name), dep)).To(Succeed())
+		dep.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: dep.Generation, Replicas: replicas, UpdatedReplicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
+				Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+		}
+		g.Expect(k8s.Status().Update(context.Background(), dep)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
 }
 
 // patchCB changes the ChatBackend's spec, retrying on conflicts with the
@@ -501,17 +626,22 @@ func patchCB(ns, name string, mutate func(*chatv1alpha1.ChatBackend)) {
 	}, timeout, interval).Should(Succeed())
 }
 
-// TestPrinterColumns: `kubectl get chatbackends` shows READY, REPLICAS,
-// IMAGE and AGE.
+// TestPrinterColumns: `kubectl get chatbackends` shows READY as ready/desired
+// pods (as for Deployments, not the desired count alone), the Ready
+// condition's reason as STATUS, IMAGE and AGE.
 func TestPrinterColumns(t *testing.T) {
 	g := NewWithT(t)
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "chatbackends.chat.chatbackend.io"}, crd)).To(Succeed())
 	var names []string
+	paths := map[string]string{}
 	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
 		if c.Priority == 0 {
 			names = append(names, strings.ToUpper(c.Name))
 		}
+		paths[strings.ToUpper(c.Name)] = c.JSONPath
 	}
-	g.Expect(names).To(Equal([]string{"READY", "REPLICAS", "IMAGE", "AGE"}))
+	g.Expect(names).To(Equal([]string{"READY", "STATUS", "IMAGE", "AGE"}))
+	g.Expect(paths).To(HaveKeyWithValue("READY", ".status.ready"))
+	g.Expect(paths).To(HaveKeyWithValue("UP-TO-DATE", ".status.updatedReplicas"))
 }

@@ -3,10 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -15,26 +15,12 @@ import (
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-// ReasonRollingOut: the Deployment is available but not all pods run the
-// current template yet.
-const ReasonRollingOut = "RollingOut"
-
 // patchStatus computes the status from what the phases recorded in s and
 // patches it. It runs after every reconcile, also a failed one, so the
 // status never lags behind what the operator knows.
 func (r *ChatBackendReconciler) patchStatus(ctx context.Context, s *scope, before *chatv1alpha1.ChatBackend) error {
-	cb := s.cb
-	cb.Status.ObservedGeneration = cb.Generation
-	if s.deployment != nil {
-		cb.Status.ReadyReplicas = s.deployment.Status.ReadyReplicas
-	} else {
-		cb.Status.ReadyReplicas = 0
-	}
-	if s.serviceURL != "" {
-		cb.Status.URL = s.serviceURL
-	}
-	setConditions(cb, s)
-	if err := r.Status().Patch(ctx, cb, client.MergeFrom(before)); err != nil {
+	setStatus(s.cb, s)
+	if err := r.Status().Patch(ctx, s.cb, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil // deleted while being reconciled: nothing to report on
 		}
@@ -43,7 +29,24 @@ func (r *ChatBackendReconciler) patchStatus(ctx context.Context, s *scope, befor
 	return nil
 }
 
-// setConditions derives the five conditions from the scope. The messages of
+// setStatus is the status as a pure function of the scope (and of
+// status.migratedImage, which the migration phase advances).
+func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
+	cb.Status.ObservedGeneration = cb.Generation
+	cb.Status.Replicas = cb.Spec.ReplicasOrDefault()
+	cb.Status.ReadyReplicas, cb.Status.UpdatedReplicas = 0, 0
+	if s.deployment != nil {
+		cb.Status.ReadyReplicas = s.deployment.Status.ReadyReplicas
+		cb.Status.UpdatedReplicas = s.deployment.Status.UpdatedReplicas
+	}
+	cb.Status.Ready = fmt.Sprintf("%d/%d", cb.Status.ReadyReplicas, cb.Status.Replicas)
+	if s.serviceURL != "" {
+		cb.Status.URL = s.serviceURL
+	}
+	setConditions(cb, s)
+}
+
+// setConditions derives the six conditions from the scope. The messages of
 // Ready (missing Secret) and Migrated (failed Job) double as the Events'
 // notes: eventOnce compares them to emit each Event once per occurrence.
 func setConditions(cb *chatv1alpha1.ChatBackend, s *scope) {
@@ -55,26 +58,20 @@ func setConditions(cb *chatv1alpha1.ChatBackend, s *scope) {
 
 	migrated := migratedCondition(s)
 	set(chatv1alpha1.ConditionMigrated, migrated)
-
 	available := availableCondition(cb, s.deployment)
 	set(chatv1alpha1.ConditionAvailable, available)
-
-	switch {
-	case s.migration == migrationFailed:
-		set(chatv1alpha1.ConditionDegraded, condition{metav1.ConditionTrue, migrated.reason, migrated.message})
-	case s.secretProblem != nil:
-		set(chatv1alpha1.ConditionDegraded, condition{metav1.ConditionTrue, s.secretProblem.reason, s.secretProblem.message})
-	default:
-		set(chatv1alpha1.ConditionDegraded, condition{metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected, "no failure"})
-	}
+	progressing := progressingCondition(cb, s, migrated)
+	set(chatv1alpha1.ConditionProgressing, progressing)
+	degraded := degradedCondition(s, migrated, progressing)
+	set(chatv1alpha1.ConditionDegraded, degraded)
 
 	mon := s.monitoring
 	if mon.status == "" {
-		mon = condition{metav1.ConditionUnknown, "NotReconciled", "monitoring was not reconciled"}
+		mon = condition{metav1.ConditionUnknown, chatv1alpha1.ReasonNotReconciled, "monitoring was not reconciled"}
 	}
 	set(chatv1alpha1.ConditionMonitoringReady, mon)
 
-	set(chatv1alpha1.ConditionReady, readyCondition(cb, s, migrated, available))
+	set(chatv1alpha1.ConditionReady, readyCondition(cb, s, migrated, available, progressing, degraded))
 }
 
 func migratedCondition(s *scope) condition {
@@ -102,40 +99,98 @@ func availableCondition(cb *chatv1alpha1.ChatBackend, dep *appsv1.Deployment) co
 		}
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentUnavailable, fmt.Sprintf("Deployment %s not found", cb.Name)}
 	}
-	for _, c := range dep.Status.Conditions {
-		if c.Type != appsv1.DeploymentAvailable {
-			continue
-		}
-		if c.Status == corev1.ConditionTrue {
-			return condition{metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable,
-				fmt.Sprintf("%d/%d replicas ready", dep.Status.ReadyReplicas, cb.Spec.ReplicasOrDefault())}
-		}
+	c := deploymentCondition(dep, appsv1.DeploymentAvailable)
+	switch {
+	case c == nil:
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentUnavailable,
+			fmt.Sprintf("Deployment %s has not reported availability yet", dep.Name)}
+	case c.Status == corev1.ConditionTrue:
+		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable,
+			fmt.Sprintf("%d/%d replicas ready", dep.Status.ReadyReplicas, cb.Spec.ReplicasOrDefault())}
+	default:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentUnavailable, c.Message}
 	}
-	return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentUnavailable,
-		fmt.Sprintf("Deployment %s has not reported availability yet", dep.Name)}
 }
 
-// readyCondition is True only when the spec is fully realised: secrets
-// resolved, the spec's image migrated and rolled out, the pods available.
-// The first blocking reason wins, in the order a user has to fix them.
-func readyCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated, available condition) condition {
+// progressingCondition is True while a change is on its way to the pods: the
+// spec's image is being migrated, or the Deployment rolls out its current
+// template. A rollout past its progress deadline is no longer progressing.
+func progressingCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated condition) condition {
+	if s.migration == migrationRunning {
+		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, s.migrationMessage}
+	}
+	dep := s.deployment
+	if dep == nil || s.migration != migrationSucceeded {
+		// Nothing rolls: either no Deployment yet or the migration is
+		// blocked or failed, which Migrated explains.
+		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
+	}
+	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil &&
+		c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck,
+			fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message)}
+	}
+	if !rolledOut(cb, dep) {
+		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut,
+			fmt.Sprintf("%d/%d replicas run the current pod template", dep.Status.UpdatedReplicas, cb.Spec.ReplicasOrDefault())}
+	}
+	return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolledOut, "every replica runs the current pod template"}
+}
+
+// rolledOut is the Deployment controller's own notion of a complete rollout
+// (kubectl rollout status): the current generation observed, every replica
+// updated and available, and no old replica left.
+func rolledOut(cb *chatv1alpha1.ChatBackend, dep *appsv1.Deployment) bool {
+	want := cb.Spec.ReplicasOrDefault()
+	st := dep.Status
+	return st.ObservedGeneration >= dep.Generation &&
+		st.UpdatedReplicas >= want && st.Replicas <= st.UpdatedReplicas && st.AvailableReplicas >= st.UpdatedReplicas
+}
+
+// degradedCondition is True when the operator cannot converge without help.
+func degradedCondition(s *scope, migrated, progressing condition) condition {
 	switch {
+	case s.migration == migrationFailed:
+		return condition{metav1.ConditionTrue, migrated.reason, migrated.message}
 	case s.secretProblem != nil:
-		return condition{metav1.ConditionFalse, s.secretProblem.reason, s.secretProblem.message}
-	case migrated.status != metav1.ConditionTrue:
+		return condition{metav1.ConditionTrue, s.secretProblem.reason, s.secretProblem.message}
+	case progressing.reason == chatv1alpha1.ReasonRolloutStuck:
+		return condition{metav1.ConditionTrue, progressing.reason, progressing.message}
+	default:
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected, "no failure"}
+	}
+}
+
+// readyCondition is True when the API serves and nothing needs a human: the
+// referenced Secrets resolve, no migration or rollout failed, and the
+// Deployment is available. A migration or rollout of a new version while
+// the previous one keeps serving leaves Ready True; Progressing tells that
+// story, so Ready does not flip on every upgrade. When several things are
+// wrong, the first a user has to fix wins.
+func readyCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated, available, progressing, degraded condition) condition {
+	switch {
+	case degraded.status == metav1.ConditionTrue:
+		return condition{metav1.ConditionFalse, degraded.reason, degraded.message}
+	case available.status != metav1.ConditionTrue && s.migration != migrationSucceeded:
+		// Nothing serves yet because the first migration has not finished.
 		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	case available.status != metav1.ConditionTrue:
 		return condition{metav1.ConditionFalse, available.reason, available.message}
 	}
-	dep := s.deployment
-	want := cb.Spec.ReplicasOrDefault()
-	if dep.Status.ObservedGeneration < dep.Generation || dep.Status.UpdatedReplicas < want {
-		return condition{metav1.ConditionFalse, ReasonRollingOut,
-			fmt.Sprintf("%d/%d replicas run the current pod template", dep.Status.UpdatedReplicas, want)}
+	msg := fmt.Sprintf("image %s serves at %s", cb.Status.MigratedImage, cb.Status.URL)
+	if progressing.status == metav1.ConditionTrue {
+		msg += "; " + progressing.message
 	}
-	return condition{metav1.ConditionTrue, chatv1alpha1.ReasonReady,
-		fmt.Sprintf("image %s serves at %s", cb.Status.MigratedImage, cb.Status.URL)}
+	return condition{metav1.ConditionTrue, chatv1alpha1.ReasonReady, msg}
+}
+
+func deploymentCondition(dep *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+	for i := range dep.Status.Conditions {
+		if dep.Status.Conditions[i].Type == t {
+			return &dep.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 // event records an Event on the ChatBackend and logs it: the Event is for

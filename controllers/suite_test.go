@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -33,6 +34,7 @@ import (
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // The suite runs the real ChatBackend controller against a real
@@ -60,25 +62,14 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(monitoringv1.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		// `go test ./controllers/` by hand: use what hack/tools.sh installed.
-		assets, _ = filepath.Abs(filepath.Join("..", "bin"))
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprintf(os.Stderr, "envtest: no kube-apiserver in %s; run `hack/tools.sh envtest` (or `make test-deps`)\n", assets)
-		return 1
-	}
-	testEnv = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
 	var err error
-	cfg, err = testEnv.Start()
+	testEnv, cfg, err = testutil.StartEnvtest(testutil.Envtest{
+		Root:   "..",
+		CRDs:   []string{filepath.Join("..", "config", "crd", "bases")},
+		Scheme: scheme,
+	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {
@@ -107,6 +98,8 @@ func runSuite(m *testing.M) int {
 	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
+		Client:                 controllers.ManagerClientOptions(),
+		NewCache:               newRecordingCache,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -125,6 +118,7 @@ func runSuite(m *testing.M) int {
 		// observed within the tests' timeouts even without a watch event.
 		MonitoringRecheckInterval: time.Second,
 		SecretRecheckInterval:     time.Second,
+		MigrationRecheckInterval:  time.Second,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
@@ -180,6 +174,35 @@ func (l *reconcileErrorLog) count(ns string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.byNS[ns]
+}
+
+// cachedTypes records the types the manager's cache was asked to hold in
+// full (informers started, reads served), so a test can tell which objects
+// the operator keeps a copy of.
+var cachedTypes sync.Map // reflect type name → true
+
+type recordingCache struct{ cache.Cache }
+
+func newRecordingCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
+	c, err := cache.New(cfg, opts)
+	return recordingCache{c}, err
+}
+
+func (c recordingCache) record(obj runtime.Object) { cachedTypes.Store(fmt.Sprintf("%T", obj), true) }
+
+func (c recordingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.record(obj)
+	return c.Cache.Get(ctx, key, obj, opts...)
+}
+
+func (c recordingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.record(list)
+	return c.Cache.List(ctx, list, opts...)
+}
+
+func (c recordingCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	c.record(obj)
+	return c.Cache.GetInformer(ctx, obj, opts...)
 }
 
 // --- helpers shared by the tests ---

@@ -28,7 +28,7 @@ trap 'rm -rf "$work"' EXIT
 
 # promtool resolves a test's rule_files relative to the test file, so the
 # tests and the rendered rules.yaml sit side by side in the work dir.
-go run ./$ALERTS/cmd/render-alert-rules -namespace docs -job docs-chat >"$work/rules.yaml"
+go run ./hack/render-alert-rules -namespace docs -job docs-chat >"$work/rules.yaml"
 if ! grep -q '^- name:\|^  - name:' "$work/rules.yaml"; then
   echo "hack/test-alerts.sh: rendered rules have no groups" >&2
   exit 1

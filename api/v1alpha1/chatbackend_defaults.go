@@ -35,27 +35,7 @@ func (s ServiceMonitorSpec) IsEnabled() bool { return s.Enabled == nil || *s.Ena
 // IsEnabled reports whether a PrometheusRule is wanted (true when unset).
 func (s PrometheusRuleSpec) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
 
-// EnvSecretRef binds a referenced Secret key to the environment variable the
-// API reads it as.
-type EnvSecretRef struct {
-	// EnvName is the variable, e.g. DATABASE_URL.
-	EnvName string
-	// Field is the spec path of the reference, for messages.
-	Field string
-	Ref   SecretKeyRef
-}
-
-// EnvSecretRefs lists every Secret key the spec references, in a stable order.
-func (s *ChatBackendSpec) EnvSecretRefs() []EnvSecretRef {
-	refs := []EnvSecretRef{{EnvName: "DATABASE_URL", Field: "spec.database.urlSecretRef", Ref: s.Database.URLSecretRef}}
-	if r := s.Database.DirectURLSecretRef; r != nil {
-		refs = append(refs, EnvSecretRef{EnvName: "DATABASE_DIRECT_URL", Field: "spec.database.directURLSecretRef", Ref: *r})
-	}
-	if s.OpenAI != nil && s.OpenAI.APIKeySecretRef != nil {
-		refs = append(refs, EnvSecretRef{EnvName: "OPENAI_API_KEY", Field: "spec.openai.apiKeySecretRef", Ref: *s.OpenAI.APIKeySecretRef})
-	}
-	if s.Qdrant != nil && s.Qdrant.APIKeySecretRef != nil {
-		refs = append(refs, EnvSecretRef{EnvName: "QDRANT_API_KEY", Field: "spec.qdrant.apiKeySecretRef", Ref: *s.Qdrant.APIKeySecretRef})
-	}
-	return refs
-}
+// The environment variables the spec becomes (plain values and Secret keys)
+// are the operator's business, not the API's: they live in controllers/specs
+// (Env, EnvSecretRefs), next to the apiserver/envvar names they use, so this
+// package stays a plain description of the resource.

@@ -23,6 +23,11 @@ const (
 	// ConditionMonitoringReady is True when the ServiceMonitor and
 	// PrometheusRule asked for are in place.
 	ConditionMonitoringReady = "MonitoringReady"
+	// ConditionProgressing is True while a change is on its way to the
+	// pods: a migration runs or the Deployment rolls out. It is kept apart
+	// from Ready so that a rollout of a new version, while the previous one
+	// keeps serving, does not flip Ready to False.
+	ConditionProgressing = "Progressing"
 )
 
 // Condition reasons. They are part of the API: documentation and alerting
@@ -43,6 +48,18 @@ const (
 	ReasonMonitoringDisabled     = "Disabled"
 	ReasonMonitoringReconciled   = "Reconciled"
 	ReasonMonitoringApplyFailure = "ApplyFailed"
+	// ReasonRollingOut: the Deployment is available but not all its pods run
+	// the current template yet (Progressing=True).
+	ReasonRollingOut = "RollingOut"
+	// ReasonRolloutStuck: the Deployment exceeded its progress deadline
+	// (for example an image that cannot be pulled); the previous pods keep
+	// serving (Degraded=True).
+	ReasonRolloutStuck = "RolloutStuck"
+	// ReasonRolledOut: every pod runs the current template (Progressing=False).
+	ReasonRolledOut = "RolledOut"
+	// ReasonNotReconciled: the phase that sets the condition did not run in
+	// the last reconcile (an earlier error), so nothing is known.
+	ReasonNotReconciled = "NotReconciled"
 )
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
@@ -205,6 +222,9 @@ type ChatBackendSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self >= 0",message="replicas must not be negative"
 	Replicas *int32 `json:"replicas,omitempty"`
 	// Resources of the API container (also used by the migrations Job).
+	// For each of cpu and memory that sets neither a request nor a limit the
+	// operator applies its defaults: requests cpu 100m and memory 128Mi, a
+	// memory limit of 512Mi (no CPU limit, which would only throttle).
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 	// +optional
@@ -233,7 +253,8 @@ type ChatBackendStatus struct {
 	// ObservedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Migrated, Available, Degraded, MonitoringReady.
+	// Conditions: Ready, Progressing, Migrated, Available, Degraded,
+	// MonitoringReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -242,9 +263,23 @@ type ChatBackendStatus struct {
 	// Deployment runs this image.
 	// +optional
 	MigratedImage string `json:"migratedImage,omitempty"`
-	// ReadyReplicas of the Deployment.
+	// Replicas is the desired number of API pods (spec.replicas or its
+	// default).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas of the Deployment: API pods passing their readiness
+	// probe.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// UpdatedReplicas of the Deployment: API pods running the current pod
+	// template.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas,omitempty"`
+	// Ready is readyReplicas/replicas, e.g. "1/2", the READY column of
+	// `kubectl get chatbackends` as Deployments print it (printer columns
+	// cannot compute it from two fields).
+	// +optional
+	Ready string `json:"ready,omitempty"`
 	// URL of the API inside the cluster.
 	// +optional
 	URL string `json:"url,omitempty"`
@@ -258,9 +293,10 @@ type ChatBackendStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=cb
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
-// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`,description="Ready API pods / desired API pods"
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition"
+// +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=`.status.updatedReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Progressing",type=string,JSONPath=`.status.conditions[?(@.type=="Progressing")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.migratedImage`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="metadata.name must be at most 46 characters: the migrations Job is named <name>-migrate-<8-character hash>"

@@ -1,37 +1,20 @@
 package specs
 
 import (
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 )
-
-// EnvSecret is the Secret `<name>-env` holding the referenced secret values
-// under the variable names chat-apiserver reads (DATABASE_URL, ...). data is
-// what the reconciler resolved from the referenced Secrets.
-//
-// Why copy instead of pointing env at the user's Secrets: one Secret is one
-// thing to hash for rollouts and one envFrom for both the pods and the Job,
-// and a user's Secret with other keys in it is never exposed wholesale.
-func EnvSecret(cb *chatv1alpha1.ChatBackend, data map[string][]byte) *corev1.Secret {
-	return &corev1.Secret{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      EnvSecretName(cb),
-			Namespace: cb.Namespace,
-			Labels:    Labels(cb, ""),
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: data,
-	}
-}
 
 // Env is the plain (non-secret) configuration of chat-apiserver derived from
 // the spec. Unset optional fields are left out so the server's own defaults
-// apply, rather than duplicating them here.
+// apply, rather than duplicating them here. Every name comes from
+// apiserver/envvar, the declaration the server reads too; the contract test
+// (env_contract_test.go) checks the server validates each one.
 func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	s := &cb.Spec
 	var env []corev1.EnvVar
@@ -40,23 +23,50 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 			env = append(env, corev1.EnvVar{Name: name, Value: value})
 		}
 	}
-	add("BETTER_AUTH_URL", s.Auth.BetterAuthURL)
-	add("JWKS_URL", s.Auth.JWKSURL)
-	add("BETTER_AUTH_AUDIENCE", s.Auth.Audience)
-	add("JWT_ALGORITHMS", strings.Join(s.Auth.Algorithms, ","))
+	add(envvar.BetterAuthURL, s.Auth.BetterAuthURL)
+	add(envvar.JWKSURL, s.Auth.JWKSURL)
+	add(envvar.Audience, s.Auth.Audience)
+	add(envvar.JWTAlgorithms, strings.Join(s.Auth.Algorithms, ","))
 	if s.CORS != nil {
-		add("CORS_ALLOWED_ORIGINS", strings.Join(s.CORS.AllowedOrigins, ","))
+		add(envvar.CORSAllowedOrigins, strings.Join(s.CORS.AllowedOrigins, ","))
 	}
-	add("LISTEN_ADDR", ":"+itoa(HTTPPort))
-	add("METRICS_ADDR", ":"+itoa(MetricsPort))
+	add(envvar.ListenAddr, ":"+strconv.Itoa(int(HTTPPort)))
+	add(envvar.MetricsAddr, ":"+strconv.Itoa(int(MetricsPort)))
 	if q := s.Qdrant; q != nil {
-		add("QDRANT_URL", q.URL)
-		add("QDRANT_COLLECTION", q.Collection)
+		add(envvar.QdrantURL, q.URL)
+		add(envvar.QdrantCollection, q.Collection)
 	}
 	if o := s.OpenAI; o != nil {
-		add("OPENAI_BASE_URL", o.BaseURL)
-		add("OPENAI_CHAT_MODEL", o.ChatModel)
-		add("OPENAI_EMBEDDING_MODEL", o.EmbeddingModel)
+		add(envvar.OpenAIBaseURL, o.BaseURL)
+		add(envvar.OpenAIChatModel, o.ChatModel)
+		add(envvar.OpenAIEmbeddingModel, o.EmbeddingModel)
 	}
 	return env
+}
+
+// EnvSecretRef binds a referenced Secret key to the environment variable the
+// API reads it as.
+type EnvSecretRef struct {
+	// EnvName is the variable, e.g. DATABASE_URL.
+	EnvName string
+	// Field is the spec path of the reference, for messages.
+	Field string
+	Ref   chatv1alpha1.SecretKeyRef
+}
+
+// EnvSecretRefs lists every Secret key the spec references, in a stable
+// order. It lives here rather than in api/v1alpha1 because it is where the
+// spec meets the server's environment, which the API types need not know.
+func EnvSecretRefs(s *chatv1alpha1.ChatBackendSpec) []EnvSecretRef {
+	refs := []EnvSecretRef{{EnvName: envvar.DatabaseURL, Field: "spec.database.urlSecretRef", Ref: s.Database.URLSecretRef}}
+	if r := s.Database.DirectURLSecretRef; r != nil {
+		refs = append(refs, EnvSecretRef{EnvName: envvar.DatabaseDirectURL, Field: "spec.database.directURLSecretRef", Ref: *r})
+	}
+	if s.OpenAI != nil && s.OpenAI.APIKeySecretRef != nil {
+		refs = append(refs, EnvSecretRef{EnvName: envvar.OpenAIAPIKey, Field: "spec.openai.apiKeySecretRef", Ref: *s.OpenAI.APIKeySecretRef})
+	}
+	if s.Qdrant != nil && s.Qdrant.APIKeySecretRef != nil {
+		refs = append(refs, EnvSecretRef{EnvName: envvar.QdrantAPIKey, Field: "spec.qdrant.apiKeySecretRef", Ref: *s.Qdrant.APIKeySecretRef})
+	}
+	return refs
 }

@@ -21,27 +21,23 @@ const migrationBackoffLimit int32 = 2
 // The Job is created once and never updated: a Job's pod template is
 // immutable, and the Job's identity is the image it migrates to.
 func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash string) *batchv1.Job {
-	labels := Labels(cb, ComponentMigrations)
+	meta := objectMeta(cb, MigrationJobName(cb, image), ComponentMigrations)
+	meta.Annotations = map[string]string{
+		AnnotationImage:      image,
+		AnnotationGeneration: strconv.FormatInt(cb.Generation, 10),
+		AnnotationEnvHash:    envHash,
+	}
 	pod := podSpec(cb, image, []string{"migrate"})
 	// A failed attempt leaves its pod for `kubectl logs`; the Job's
 	// backoffLimit makes the retries.
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	return &batchv1.Job{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      MigrationJobName(cb, image),
-			Namespace: cb.Namespace,
-			Labels:    labels,
-			Annotations: map[string]string{
-				AnnotationImage:      image,
-				AnnotationGeneration: strconv.FormatInt(cb.Generation, 10),
-				AnnotationEnvHash:    envHash,
-			},
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: meta,
 		Spec: batchv1.JobSpec{
 			BackoffLimit: ptr.To(migrationBackoffLimit),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: Labels(cb, ComponentMigrations)},
 				Spec:       pod,
 			},
 		},

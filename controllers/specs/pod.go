@@ -1,19 +1,54 @@
 package specs
 
 import (
-	"strconv"
-
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-func itoa(i int32) string { return strconv.Itoa(int(i)) }
-
 // nonRootUID is distroless' "nonroot" user. Setting it explicitly lets the
 // kubelet verify runAsNonRoot even for an image whose USER is a name.
 const nonRootUID int64 = 65532
+
+// Default resources of the API and migrations containers, for each resource
+// the spec leaves alone (DefaultResources). Without requests the pods are
+// BestEffort: scheduled anywhere and the first evicted under pressure, which
+// a real cluster showed. The memory limit bounds a leak; there is no CPU
+// limit, which would only throttle a server that otherwise idles.
+var (
+	DefaultCPURequest    = resource.MustParse("100m")
+	DefaultMemoryRequest = resource.MustParse("128Mi")
+	DefaultMemoryLimit   = resource.MustParse("512Mi")
+)
+
+// DefaultResources returns spec.resources with the defaults filled in for
+// cpu and memory, each only when the spec sets neither a request nor a limit
+// for it: a user's memory limit of 64Mi must not be met with a default
+// request of 128Mi, which the API server would refuse.
+func DefaultResources(r corev1.ResourceRequirements) corev1.ResourceRequirements {
+	out := *r.DeepCopy()
+	unset := func(name corev1.ResourceName) bool {
+		_, req := r.Requests[name]
+		_, lim := r.Limits[name]
+		return !req && !lim
+	}
+	set := func(l *corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+		if *l == nil {
+			*l = corev1.ResourceList{}
+		}
+		(*l)[name] = q
+	}
+	if unset(corev1.ResourceCPU) {
+		set(&out.Requests, corev1.ResourceCPU, DefaultCPURequest)
+	}
+	if unset(corev1.ResourceMemory) {
+		set(&out.Requests, corev1.ResourceMemory, DefaultMemoryRequest)
+		set(&out.Limits, corev1.ResourceMemory, DefaultMemoryLimit)
+	}
+	return out
+}
 
 // podSecurityContext and containerSecurityContext meet the "restricted" Pod
 // Security Standard, so the API runs in namespaces that enforce it.
@@ -41,8 +76,8 @@ func containerSecurityContext() *corev1.SecurityContext {
 const tmpVolume = "tmp"
 
 // podSpec is what the API pods and the migrations pod share: the same image,
-// configuration, scheduling and hardening, so a migration runs in the same
-// conditions as the server that follows it.
+// configuration, scheduling, resources and hardening, so a migration runs in
+// the same conditions as the server that follows it.
 func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.PodSpec {
 	s := &cb.Spec
 	return corev1.PodSpec{
@@ -62,7 +97,7 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.P
 			EnvFrom: []corev1.EnvFromSource{{
 				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb)}},
 			}},
-			Resources:       s.Resources,
+			Resources:       DefaultResources(s.Resources),
 			SecurityContext: containerSecurityContext(),
 			VolumeMounts:    []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 		}},

@@ -2,60 +2,48 @@ package specs
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-// Service exposes the HTTP API and the metrics port. The metrics port is on
-// the same Service because the ServiceMonitor selects Services, and the
-// scrape job is then named after the ChatBackend, which the alert rules
-// match on.
+// Service exposes the HTTP API, and only it: spec.service.type may make it
+// a NodePort or LoadBalancer, and /metrics (per-route traffic, error
+// counts) is not for the world. The metrics port has its own ClusterIP
+// Service, MetricsService.
 func Service(cb *chatv1alpha1.ChatBackend) *corev1.Service {
 	t := cb.Spec.Service.Type
 	if t == "" {
 		t = corev1.ServiceTypeClusterIP
 	}
 	return &corev1.Service{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      cb.Name,
-			Namespace: cb.Namespace,
-			Labels:    Labels(cb, ComponentAPI),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(cb, cb.Name, ComponentAPI),
 		Spec: corev1.ServiceSpec{
 			Type:     t,
 			Selector: SelectorLabels(cb),
 			Ports: []corev1.ServicePort{
 				{Name: HTTPPortName, Port: cb.Spec.ServicePortOrDefault(), TargetPort: intstr.FromString(HTTPPortName), Protocol: corev1.ProtocolTCP},
-				{Name: MetricsPortName, Port: MetricsPort, TargetPort: intstr.FromString(MetricsPortName), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
 }
 
-// WantsPodDisruptionBudget: with a single replica a PDB would either block
-// node drains forever (maxUnavailable 0) or protect nothing.
-func WantsPodDisruptionBudget(cb *chatv1alpha1.ChatBackend) bool {
-	return cb.Spec.ReplicasOrDefault() > 1
-}
-
-// PodDisruptionBudget lets voluntary disruptions (drains, autoscaler) take
-// down at most one API pod at a time.
-func PodDisruptionBudget(cb *chatv1alpha1.ChatBackend) *policyv1.PodDisruptionBudget {
-	one := intstr.FromInt32(1)
-	return &policyv1.PodDisruptionBudget{
-		TypeMeta: metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      cb.Name,
-			Namespace: cb.Namespace,
-			Labels:    Labels(cb, ComponentAPI),
-		},
-		Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: &one,
-			Selector:       &metav1.LabelSelector{MatchLabels: SelectorLabels(cb)},
+// MetricsService is the in-cluster-only Service of the API pods' metrics
+// port, which the ServiceMonitor selects. Its app.kubernetes.io/instance
+// label (the ChatBackend's name) becomes the scrape job (ServiceMonitor's
+// jobLabel), which the alert rules match on.
+func MetricsService(cb *chatv1alpha1.ChatBackend) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(cb, MetricsServiceName(cb), ComponentMetrics),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: SelectorLabels(cb),
+			Ports: []corev1.ServicePort{
+				{Name: MetricsPortName, Port: MetricsPort, TargetPort: intstr.FromString(MetricsPortName), Protocol: corev1.ProtocolTCP},
+			},
 		},
 	}
 }

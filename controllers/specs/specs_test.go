@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -95,9 +96,9 @@ func TestEnv(t *testing.T) {
 
 func TestEnvSecretRefs(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(minimal().Spec.EnvSecretRefs()).To(HaveLen(1))
+	g.Expect(specs.EnvSecretRefs(&minimal().Spec)).To(HaveLen(1))
 	var names []string
-	for _, r := range complete().Spec.EnvSecretRefs() {
+	for _, r := range specs.EnvSecretRefs(&complete().Spec) {
 		names = append(names, r.EnvName)
 	}
 	g.Expect(names).To(Equal([]string{"DATABASE_URL", "DATABASE_DIRECT_URL", "OPENAI_API_KEY", "QDRANT_API_KEY"}))
@@ -144,6 +145,11 @@ func TestMigrationJob(t *testing.T) {
 	g.Expect(c.Ports).To(BeEmpty(), "the migration serves nothing")
 	g.Expect(pod.NodeSelector).To(Equal(map[string]string{"pool": "api"}), "migrates where the API runs")
 	g.Expect(job.Spec.Template.Labels).To(HaveKeyWithValue(specs.LabelComponent, specs.ComponentMigrations))
+	g.Expect(c.Resources).To(Equal(specs.Deployment(cb, "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources),
+		"the migration runs with the API's resources")
+	defaults := specs.MigrationJob(minimal(), "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources
+	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceCPU), "the migration pod is not BestEffort either")
+	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceMemory))
 }
 
 func TestMigrationJobNameFitsALabel(t *testing.T) {
@@ -206,7 +212,12 @@ func TestDeployment(t *testing.T) {
 		pod := d.Spec.Template.Spec
 		g.Expect(pod.NodeSelector).To(Equal(cb.Spec.NodeSelector))
 		g.Expect(pod.Tolerations).To(Equal(cb.Spec.Tolerations))
-		g.Expect(pod.Containers[0].Resources).To(Equal(cb.Spec.Resources))
+		// The spec's memory limit replaces the memory defaults; cpu, which
+		// the spec leaves alone, keeps its default request.
+		g.Expect(pod.Containers[0].Resources).To(Equal(corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		}))
 		g.Expect(pod.Containers[0].ImagePullPolicy).To(Equal(corev1.PullAlways))
 	})
 	t.Run("the env hash is the only thing a Secret change alters", func(t *testing.T) {
@@ -241,6 +252,12 @@ func TestServiceAndPDB(t *testing.T) {
 			g.Expect(svc.Spec.Selector).To(Equal(specs.SelectorLabels(tc.cb)))
 			g.Expect(svc.Spec.Ports).To(ConsistOf(
 				corev1.ServicePort{Name: "http", Port: tc.wantPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+			), "/metrics is not on the Service users reach, which may be a LoadBalancer")
+			metrics := specs.MetricsService(tc.cb)
+			g.Expect(metrics.Name).To(Equal("chat-metrics"))
+			g.Expect(metrics.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP), "whatever spec.service.type says")
+			g.Expect(metrics.Spec.Selector).To(Equal(specs.SelectorLabels(tc.cb)))
+			g.Expect(metrics.Spec.Ports).To(ConsistOf(
 				corev1.ServicePort{Name: "metrics", Port: 9090, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
 			))
 			g.Expect(specs.ServiceURL(tc.cb)).To(Equal(tc.wantURL))
@@ -256,14 +273,17 @@ func TestMonitoring(t *testing.T) {
 	g := NewWithT(t)
 	cb := complete()
 	sm := specs.ServiceMonitor(cb)
-	// The ServiceMonitor selects the Service by its labels.
-	for k, v := range sm.Spec.Selector.MatchLabels {
-		g.Expect(specs.Service(cb).Labels).To(HaveKeyWithValue(k, v))
-	}
+	// The ServiceMonitor selects the metrics Service by its labels, and
+	// not the API Service.
+	selector := labels.SelectorFromSet(sm.Spec.Selector.MatchLabels)
+	g.Expect(selector.Matches(labels.Set(specs.MetricsService(cb).Labels))).To(BeTrue())
+	g.Expect(selector.Matches(labels.Set(specs.Service(cb).Labels))).To(BeFalse())
 	g.Expect(sm.Spec.Endpoints).To(HaveLen(1))
 	g.Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
 	g.Expect(string(sm.Spec.Endpoints[0].Interval)).To(Equal("15s"))
-	g.Expect(sm.Spec.JobLabel).To(BeEmpty(), "the job label must stay the Service name, which the alerts match")
+	// The scrape job is the value of this label of the metrics Service: the
+	// ChatBackend's name, which the alerts match (job="chat" below).
+	g.Expect(specs.MetricsService(cb).Labels).To(HaveKeyWithValue(sm.Spec.JobLabel, "chat"))
 
 	rule, err := specs.PrometheusRule(cb)
 	g.Expect(err).NotTo(HaveOccurred())

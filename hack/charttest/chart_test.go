@@ -12,18 +12,15 @@
 package charttest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,6 +45,7 @@ import (
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers/specs"
+	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
 // wait bounds each Eventually: generous, because it only matters when the
@@ -187,7 +185,7 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 
 	// 4. Run the manager binary with the Deployment's own arguments.
 	g.Expect(<-built).To(Succeed())
-	probeAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	probeAddr, metricsAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	args := adaptArgs(t, container.Args, map[string]string{
 		"--health-probe-bind-address": probeAddr,
 		"--metrics-bind-address":      metricsAddr,
@@ -377,23 +375,9 @@ func scheme() *runtime.Scheme {
 // chart must bring its own.
 func startAPIServer(t *testing.T) (*envtest.Environment, client.Client, string) {
 	t.Helper()
-	for _, b := range []string{"kube-apiserver", "etcd"} {
-		if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-			if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
-				t.Fatalf("bin/%s not found: run `make tools-envtest`", b)
-			}
-		}
-	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: filepath.Join(root, "bin"),
-		// `go test ./...` runs this next to other suites on a small
-		// machine; give the control plane room to start.
-		ControlPlaneStartTimeout: time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-	}
-	cfg, err := env.Start()
+	env, cfg, err := testutil.StartEnvtest(testutil.Envtest{Root: root})
 	if err != nil {
-		t.Fatalf("start envtest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := env.Stop(); err != nil {
@@ -499,41 +483,18 @@ func adaptArgs(t *testing.T, args []string, set map[string]string) []string {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
+// managerLogs shows the last lines of the manager's output in failure
+// messages, which format it with %s only when they fail.
+type managerLogs struct{ buf *testutil.SyncBuffer }
+
+func (l managerLogs) String() string { return l.buf.Tail(40) }
+
+func startManager(t *testing.T, bin string, args []string, kubeconfig string) managerLogs {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// logBuffer collects the manager's output for failure messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String is the last lines only: failure messages stay readable.
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return tail(l.b.String(), 40)
-}
-
-func startManager(t *testing.T, bin string, args []string, kubeconfig string) *logBuffer {
-	t.Helper()
-	logs := &logBuffer{}
+	logs := managerLogs{buf: &testutil.SyncBuffer{}}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Stdout, cmd.Stderr = logs.buf, logs.buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -557,19 +518,6 @@ func startManager(t *testing.T, bin string, args []string, kubeconfig string) *l
 		}
 	})
 	return logs
-}
-
-func tail(s string, n int) string {
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func httpStatus(url string) (int, error) {
@@ -627,7 +575,7 @@ func decodeAll(r io.Reader) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err == io.EOF {
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
 			return objs, nil
 		} else if err != nil {
 			return nil, err

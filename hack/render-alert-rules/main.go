@@ -1,8 +1,9 @@
 // Command render-alert-rules prints the alert rules the operator installs for
 // one ChatBackend as a Prometheus rule file, so that promtool (hack/test-alerts.sh)
-// checks exactly the groups the PrometheusRule carries.
+// checks exactly the groups the PrometheusRule carries. It is a development
+// tool, so it lives under hack/, out of the operator's production tree.
 //
-//	go run ./controllers/specs/alerts/cmd/render-alert-rules -namespace docs -job docs-chat > rules.yaml
+//	go run ./hack/render-alert-rules -namespace docs -job docs-chat > rules.yaml
 package main
 
 import (

@@ -1,0 +1,47 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+)
+
+// scope carries what one reconcile learnt from one phase to the next and to
+// the status computation (chatbackend_status.go), which reads nothing else.
+type scope struct {
+	cb *chatv1alpha1.ChatBackend
+	// image is the image the spec asks for (spec.image or the default).
+	image string
+
+	// envHash is set once the env Secret is in place; empty while a
+	// referenced Secret or key is missing (secretProblem says which).
+	envHash       string
+	secretProblem *condition
+
+	migration migrationState
+	// migrationMessage details the migration state for the conditions.
+	migrationMessage string
+
+	deployment *appsv1.Deployment
+	serviceURL string
+
+	monitoring condition
+}
+
+// condition is a status and its reason and message, before it becomes a
+// metav1.Condition.
+type condition struct {
+	status  metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+type migrationState int
+
+const (
+	migrationBlocked migrationState = iota // the env Secret is not ready
+	migrationRunning
+	migrationSucceeded
+	migrationFailed
+)

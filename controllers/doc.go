@@ -1,0 +1,48 @@
+// Package controllers reconciles ChatBackends into the objects that run the
+// chat API: an env Secret, a migrations Job per image, a Deployment, a
+// PodDisruptionBudget, the API Service and an in-cluster metrics Service
+// and, when prometheus-operator is installed,
+// a ServiceMonitor and a PrometheusRule. The objects themselves are built by
+// the pure functions of package specs; this package decides when each is
+// written and what the status says.
+//
+// # The reconcile algorithm
+//
+// Reconcile (chatbackend_controller.go) reads the ChatBackend, makes a scope
+// (chatbackend_scope.go) and runs a fixed list of phases over it, in order:
+//
+//  1. reconcileEnvSecret (chatbackend_children.go) copies the referenced
+//     Secret keys into `<name>-env` under the variable names chat-apiserver
+//     reads. A missing Secret or key is recorded in the scope (it is the
+//     user's to fix, not an error to retry with backoff) and polled slowly,
+//     besides the Secret watch.
+//  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
+//     migrate` with the spec's image in a Job named after that image, one
+//     Job at a time, and advances status.migratedImage when it succeeds. A
+//     failed Job is retried only after a spec or Secret change; while it
+//     runs, its pods are looked at (polled, not watched) so that one stuck
+//     on an image pull or a crash loop shows in the status.
+//  3. reconcileDeployment runs status.migratedImage, never simply
+//     spec.image: new code must not serve an old schema. Before the first
+//     migration there is no Deployment; while a Secret is missing the
+//     existing one is left as it is.
+//  4. reconcilePodDisruptionBudget, and reconcileService for the API
+//     Service and the metrics Service.
+//  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
+//     ServiceMonitor and PrometheusRule once their CRDs are discovered, and
+//     starts watching those kinds then (they cannot be watched before).
+//
+// Each phase checks its own preconditions in the scope and records what it
+// saw there; a failing phase does not stop the later ones. Every write is a
+// server-side apply by the field owner FieldOwner (apply.go), which also
+// reverts hand edits of the fields the operator owns.
+//
+// Whatever happened, the status is then computed from the scope alone
+// (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
+// Available, Degraded and MonitoringReady, with every reason a constant of
+// api/v1alpha1. A new version being migrated or rolled out while the
+// previous one serves keeps Ready True and shows in Progressing.
+//
+// Reconcile returns either an error (controller-runtime then retries with
+// backoff) or the soonest requeue a phase asked for, never both.
+package controllers

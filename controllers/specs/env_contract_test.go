@@ -1,0 +1,267 @@
+package specs_test
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
+	"github.com/chatbackend/chatbackend/controllers/specs"
+)
+
+// The env contract between the operator and chat-apiserver: what the
+// operator writes into pods (specs.Env, specs.EnvSecretRefs) must be what
+// the server reads and validates (apiserver/config), or pods silently run on
+// defaults. These tests use the server's real loader, not a copy of its
+// rules.
+
+// fullyPopulated sets every field of the spec that becomes a variable, each
+// to a value no other field has, so the loaded configuration shows where
+// each one went.
+func fullyPopulated() *chatv1alpha1.ChatBackend {
+	cb := minimal()
+	cb.Spec.Auth = chatv1alpha1.AuthSpec{
+		BetterAuthURL: "https://auth.example.com",
+		JWKSURL:       "https://keys.example.com/jwks",
+		Audience:      "audience-contract",
+		Algorithms:    []string{"EdDSA", "RS256"},
+	}
+	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com"}}
+	cb.Spec.Database.DirectURLSecretRef = &chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}
+	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
+		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}}
+	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://llm.example.com/v1", ChatModel: "chat-model-contract",
+		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"}}
+	return cb
+}
+
+// secretValues are valid values of the variables that come from Secrets.
+var secretValues = map[string]string{
+	envvar.DatabaseURL:       "postgres://app@db/chat",
+	envvar.DatabaseDirectURL: "postgres://app@db-primary/chat",
+	envvar.OpenAIAPIKey:      "sk-openai-contract",
+	envvar.QdrantAPIKey:      "qdrant-key-contract",
+}
+
+// emitted is every variable the operator gives the pods of cb, with the
+// Secret-backed ones set to valid values.
+func emitted(t *testing.T, cb *chatv1alpha1.ChatBackend) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, e := range specs.Env(cb) {
+		env[e.Name] = e.Value
+	}
+	for _, r := range specs.EnvSecretRefs(&cb.Spec) {
+		v, ok := secretValues[r.EnvName]
+		if !ok {
+			t.Fatalf("the operator emits %s from %s: add a valid value to secretValues", r.EnvName, r.Field)
+		}
+		env[r.EnvName] = v
+	}
+	return env
+}
+
+// load runs everything the server reads its environment with: `serve`'s
+// settings (config.LoadFrom) and `migrate`'s database URL
+// (config.MigrateURL). It returns the names the server looked up, and the
+// loaded settings printed, to find values in.
+func load(env map[string]string) (read map[string]bool, loaded string, err error) {
+	read = map[string]bool{}
+	lookup := func(name string) (string, bool) {
+		read[name] = true
+		return config.FromMap(env)(name)
+	}
+	cfg, err := config.LoadFrom(lookup)
+	if err != nil {
+		return read, "", err
+	}
+	migrateURL, err := config.MigrateURL(lookup)
+	if err != nil {
+		return read, "", err
+	}
+	return read, fmt.Sprintf("%#v %s", cfg, migrateURL), nil
+}
+
+// invalidValues are values the server must refuse, naming the variable.
+var invalidValues = map[string]string{
+	envvar.DatabaseURL:        "postgres://app@db:notaport/chat",
+	envvar.DatabaseDirectURL:  "postgres://app@db:notaport/chat",
+	envvar.BetterAuthURL:      "auth.example.com",
+	envvar.JWKSURL:            "ftp://keys.example.com/jwks",
+	envvar.JWTAlgorithms:      "HS256",
+	envvar.CORSAllowedOrigins: "https://docs.example.com/docs",
+	envvar.ListenAddr:         "8080",
+	envvar.MetricsAddr:        ":99999",
+	envvar.QdrantURL:          "qdrant:6333",
+	envvar.OpenAIBaseURL:      "llm.example.com/v1",
+}
+
+// freeForm are variables with no invalid value: any string is a valid
+// audience, collection, model name or API key (the other side, BetterAuth,
+// Qdrant or the model API, is the judge). For these the test checks that the
+// value reaches the server's settings instead.
+var freeForm = map[string]string{
+	envvar.Audience:             "any string may be a token audience",
+	envvar.QdrantCollection:     "Qdrant decides which collection names exist",
+	envvar.OpenAIChatModel:      "the model API decides which models exist",
+	envvar.OpenAIEmbeddingModel: "the model API decides which models exist",
+	envvar.OpenAIAPIKey:         "an API key is opaque",
+	envvar.QdrantAPIKey:         "an API key is opaque",
+}
+
+// TestEveryEmittedVariableIsReadAndValidated: every variable the operator
+// can emit is declared in envvar.All, is looked up by the server, and either
+// is validated (an invalid value fails start-up with an error naming it) or
+// demonstrably reaches the server's settings. A variable the server ignores
+// fails this test.
+func TestEveryEmittedVariableIsReadAndValidated(t *testing.T) {
+	g := NewWithT(t)
+	env := emitted(t, fullyPopulated())
+
+	read, loaded, err := load(env)
+	g.Expect(err).NotTo(HaveOccurred(), "the server refuses what the operator emits for a valid spec")
+
+	for name, value := range env {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(envvar.All).To(ContainElement(name), "emitted but not declared in apiserver/envvar")
+			g.Expect(read).To(HaveKey(name), "emitted but never read by the server")
+
+			bad, hasInvalid := invalidValues[name]
+			_, isFreeForm := freeForm[name]
+			g.Expect(hasInvalid != isFreeForm).To(BeTrue(),
+				"%s must be in exactly one of invalidValues and freeForm", name)
+			if isFreeForm {
+				g.Expect(loaded).To(ContainSubstring(value), "the value of %s does not reach the server's settings", name)
+				return
+			}
+			broken := maps(env)
+			broken[name] = bad
+			_, _, err := load(broken)
+			g.Expect(err).To(MatchError(ContainSubstring(name)), "%s=%q must be refused, naming the variable", name, bad)
+		})
+	}
+
+	// No stale rows: every variable the tables describe is one the operator
+	// emits for a fully populated spec.
+	for _, table := range []map[string]string{invalidValues, freeForm} {
+		for name := range table {
+			g.Expect(env).To(HaveKey(name), "%s is in a table but the operator never emits it", name)
+		}
+	}
+}
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// crdToEnv is the reverse direction: every server setting the CRD exposes,
+// the spec field and the variable it must become.
+var crdToEnv = []struct {
+	field string // JSON path in the spec
+	env   string
+	// value is what Env must emit for fullyPopulated(); empty for
+	// Secret-backed fields, checked through EnvSecretRefs.
+	value string
+	ref   chatv1alpha1.SecretKeyRef
+}{
+	{field: "spec.auth.betterAuthURL", env: envvar.BetterAuthURL, value: "https://auth.example.com"},
+	{field: "spec.auth.jwksURL", env: envvar.JWKSURL, value: "https://keys.example.com/jwks"},
+	{field: "spec.auth.audience", env: envvar.Audience, value: "audience-contract"},
+	{field: "spec.auth.algorithms", env: envvar.JWTAlgorithms, value: "EdDSA,RS256"},
+	{field: "spec.cors.allowedOrigins", env: envvar.CORSAllowedOrigins, value: "https://docs.example.com"},
+	{field: "spec.qdrant.url", env: envvar.QdrantURL, value: "http://qdrant:6333"},
+	{field: "spec.qdrant.collection", env: envvar.QdrantCollection, value: "collection-contract"},
+	{field: "spec.openai.baseURL", env: envvar.OpenAIBaseURL, value: "https://llm.example.com/v1"},
+	{field: "spec.openai.chatModel", env: envvar.OpenAIChatModel, value: "chat-model-contract"},
+	{field: "spec.openai.embeddingModel", env: envvar.OpenAIEmbeddingModel, value: "embedding-model-contract"},
+	{field: "spec.database.urlSecretRef", env: envvar.DatabaseURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}},
+	{field: "spec.database.directURLSecretRef", env: envvar.DatabaseDirectURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}},
+	{field: "spec.qdrant.apiKeySecretRef", env: envvar.QdrantAPIKey, ref: chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}},
+	{field: "spec.openai.apiKeySecretRef", env: envvar.OpenAIAPIKey, ref: chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"}},
+}
+
+// TestEveryServerSettingOfTheCRDIsEmitted: each spec field that configures
+// the server becomes its variable. The list of such fields is read from the
+// API types (the server-facing sections of the spec), so a new field without
+// a row here fails the test.
+func TestEveryServerSettingOfTheCRDIsEmitted(t *testing.T) {
+	cb := fullyPopulated()
+	plain := map[string]string{}
+	for _, e := range specs.Env(cb) {
+		plain[e.Name] = e.Value
+	}
+	refs := specs.EnvSecretRefs(&cb.Spec)
+
+	var fields []string
+	for _, row := range crdToEnv {
+		fields = append(fields, row.field)
+		t.Run(row.field, func(t *testing.T) {
+			g := NewWithT(t)
+			if row.value != "" {
+				g.Expect(plain).To(HaveKeyWithValue(row.env, row.value))
+				return
+			}
+			g.Expect(refs).To(ContainElement(specs.EnvSecretRef{EnvName: row.env, Field: row.field, Ref: row.ref}))
+			g.Expect(plain).NotTo(HaveKey(row.env), "a secret never travels as plain env")
+		})
+	}
+
+	spec := reflect.TypeOf(chatv1alpha1.ChatBackendSpec{})
+	var exposed []string
+	for _, section := range []string{"Auth", "Database", "Qdrant", "OpenAI", "CORS"} {
+		f, ok := spec.FieldByName(section)
+		if !ok {
+			t.Fatalf("ChatBackendSpec has no field %s", section)
+		}
+		exposed = append(exposed, leafFields("spec."+jsonName(f), f.Type)...)
+	}
+	sort.Strings(fields)
+	sort.Strings(exposed)
+	NewWithT(t).Expect(fields).To(Equal(exposed),
+		"every server setting of the CRD needs a row in crdToEnv (and the operator must emit it)")
+}
+
+// leafFields lists the JSON paths of the settings under a spec section; a
+// SecretKeyRef is one setting.
+func leafFields(prefix string, t reflect.Type) []string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(chatv1alpha1.SecretKeyRef{}) {
+		return []string{prefix}
+	}
+	var out []string
+	for i := range t.NumField() {
+		out = append(out, leafFields(prefix+"."+jsonName(t.Field(i)), t.Field(i).Type)...)
+	}
+	return out
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
+// TestEnvNamesAreDeclared: plain env and Secret-backed variables never
+// overlap (envFrom would silently lose to env), and all are declared.
+func TestEnvNamesAreDeclared(t *testing.T) {
+	g := NewWithT(t)
+	cb := fullyPopulated()
+	for _, e := range specs.Env(cb) {
+		g.Expect(envvar.All).To(ContainElement(e.Name))
+		g.Expect(slices.ContainsFunc(specs.EnvSecretRefs(&cb.Spec), func(r specs.EnvSecretRef) bool { return r.EnvName == e.Name })).
+			To(BeFalse(), "%s is both plain and secret", e.Name)
+	}
+}
