@@ -22,18 +22,23 @@ help: ## Show this help.
 
 ##@ Development
 .PHONY: fmt
-fmt: ## gofmt the tree.
-	gofmt -w $$(git ls-files '*.go')
+fmt: tools-golangci-lint ## gofmt + goimports (module imports grouped last) the tree.
+	$(BIN)/golangci-lint fmt ./...
 
 .PHONY: vet
 vet: ## go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: ## gofmt check + go vet.
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	go vet ./...
-	go vet -tags e2e ./hack/e2e/...
+lint: lint-go lint-api ## golangci-lint on every package, kube-api-linter on api/.
+
+.PHONY: lint-go
+lint-go: tools-golangci-lint ## golangci-lint with .golangci.yml (formatting, vet, staticcheck, ...; e2e suites included).
+	$(BIN)/golangci-lint run ./...
+
+.PHONY: lint-api
+lint-api: tools-kube-api-linter ## Kubernetes API conventions on the CRD types (kube-api-linter, .golangci-kal.yml).
+	$(BIN)/kube-api-linter run --config .golangci-kal.yml ./api/...
 
 .PHONY: manifests
 manifests: tools-controller-gen ## Generate the CRD and RBAC from kubebuilder markers into config/.
@@ -99,11 +104,13 @@ bench: ## Run the benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...
 
 ##@ Tools (cached per machine, linked into bin/)
-.PHONY: tools-envtest tools-prometheus tools-helm tools-controller-gen tools-chromium
+.PHONY: tools-envtest tools-prometheus tools-helm tools-controller-gen tools-chromium tools-golangci-lint tools-kube-api-linter
 tools-envtest: ; hack/tools.sh envtest
 tools-prometheus: ; hack/tools.sh prometheus
 tools-helm: ; hack/tools.sh helm
 tools-controller-gen: ; hack/tools.sh controller-gen
+tools-golangci-lint: ; hack/tools.sh golangci-lint
+tools-kube-api-linter: ; hack/tools.sh kube-api-linter
 tools-chromium: ; hack/tools.sh chromium
 
 ##@ Deployment
