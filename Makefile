@@ -70,6 +70,10 @@ test: lint verify-generated test-deps ## Run every test (installs what they need
 	$(MAKE) test-alerts
 	$(MAKE) test-chart
 
+.PHONY: test-unit
+test-unit: ## Only the tests that need no PostgreSQL, node or kube-apiserver (hack/unit-packages.sh): seconds.
+	go test -timeout 5m $$(hack/unit-packages.sh)
+
 # The one check that generated files are current: it regenerates them and
 # asks git whether any generated path changed, including files that appeared
 # or vanished (a new CRD, a stale chart copy). Hand-written files are not
