@@ -165,10 +165,6 @@ docker-build: ## Build the image holding manager and chat-apiserver (IMG=...).
 docker-push: ## Push the image.
 	$(CONTAINER_TOOL) push $(IMG)
 
-.PHONY: helm-lint
-helm-lint: tools-helm ## helm lint --strict + helm template of the chart.
-	hack/test-chart.sh lint
-
 .PHONY: test-chart
 test-chart: tools-helm ## Chart checks: lint, template, refused values (drift: verify-generated).
 	hack/test-chart.sh
