@@ -140,11 +140,11 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 
 // scanReady copies node's stdout into logs and sends the URL of the ready
 // line to ready (once; later lines are only logged).
-func scanReady(stdout io.Reader, logs *logBuffer, ready chan<- string) {
+func scanReady(stdout io.Reader, logs io.Writer, ready chan<- string) {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
-		logs.WriteLine(line)
+		_, _ = fmt.Fprintln(logs, line)
 		if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
 			select {
 			case ready <- strings.TrimSpace(rest):
@@ -315,8 +315,6 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-func (l *logBuffer) WriteLine(s string) { _, _ = fmt.Fprintln(l, s) }
 
 func (l *logBuffer) String() string {
 	l.mu.Lock()
