@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Checks the Helm chart: the CRD and RBAC copies match what controller-gen
-# generated, `helm lint --strict` passes and `helm template` renders with the
-# default values and with every values file in ci/, and values the schema or
-# the templates must refuse are refused.
+# Checks the Helm chart: `helm lint --strict` passes and `helm template`
+# renders with the default values and with every values file in ci/, and
+# values the schema or the templates must refuse are refused.
 #
-# The real `helm install` into a kube-apiserver is the Go test in
-# hack/charttest (part of `go test ./...`).
+# That the chart's CRD and RBAC copies match what controller-gen generated is
+# checked once, by `make verify-generated`. The real `helm install` into a
+# kube-apiserver is the Go test in hack/charttest (part of `go test ./...`).
 #
-# Usage: hack/test-chart.sh [lint|drift|all]   (default: all)
+# Usage: hack/test-chart.sh [lint]   (default: lint)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,29 +24,6 @@ need_helm() {
   if [ ! -x "$HELM" ]; then
     say "helm not found at $HELM: run 'make tools-helm' first"
     exit 1
-  fi
-}
-
-drift() {
-  # The chart's CRD must be byte-identical to the generated one: Helm installs
-  # crds/ as is, and a stale copy would install an old schema.
-  local f base
-  for f in "$ROOT"/config/crd/bases/*.yaml; do
-    base=$(basename "$f")
-    if ! cmp -s "$f" "$CHART/crds/$base"; then
-      bad "charts/chatbackend-operator/crds/$base differs from config/crd/bases/$base: run 'make manifests'"
-    fi
-  done
-  for f in "$CHART"/crds/*.yaml; do
-    base=$(basename "$f")
-    [ -f "$ROOT/config/crd/bases/$base" ] || bad "charts/chatbackend-operator/crds/$base has no counterpart in config/crd/bases: delete it"
-  done
-  # The ClusterRole's rules are read from this copy of the generated role.
-  if [ -f "$ROOT/config/rbac/role.yaml" ]; then
-    cmp -s "$ROOT/config/rbac/role.yaml" "$CHART/files/manager-role.yaml" ||
-      bad "charts/chatbackend-operator/files/manager-role.yaml differs from config/rbac/role.yaml: run 'make manifests chart-sync'"
-  else
-    bad "config/rbac/role.yaml is missing: run 'make manifests'"
   fi
 }
 
@@ -101,11 +78,9 @@ lint() {
     --set serviceMonitor.enabled=true --set metrics.service.enabled=false
 }
 
-case "${1:-all}" in
+case "${1:-lint}" in
   lint) lint ;;
-  drift) drift ;;
-  all) drift; lint ;;
-  *) say "usage: $0 [lint|drift|all]"; exit 2 ;;
+  *) say "usage: $0 [lint]"; exit 2 ;;
 esac
 if [ "$fail" -ne 0 ]; then exit 1; fi
 say "ok"

@@ -6,7 +6,7 @@
 # helm ~4, so built binaries live in $CHATBACKEND_TOOLS_CACHE and bin/ gets
 # symlinks to them.
 #
-# Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [prometheus] [chromium] [all]
+# Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [golangci-lint] [kube-api-linter] [prometheus] [chromium] [all]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +15,8 @@ CACHE="${CHATBACKEND_TOOLS_CACHE:-$HOME/.cache/chatbackend/tools}"
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
 HELM_VERSION="${HELM_VERSION:-v3.19.2}"
 CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.19.0}"
+# Also the version hack/tools/kube-api-linter/go.mod requires (checked below).
+GOLANGCI_LINT_VERSION="${GOLANGCI_LINT_VERSION:-v2.15.0}"
 mkdir -p "$BIN" "$CACHE"
 
 log() { echo "hack/tools.sh: $*" >&2; }
@@ -78,6 +80,27 @@ go_tool() {
 
 helm() { go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; }
 controller_gen() { go_tool controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION"; }
+golangci_lint() { go_tool golangci-lint "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"; }
+
+kube_api_linter() {
+  # golangci-lint with the kube-api-linter plugin compiled in, built from the
+  # small module in hack/tools/kube-api-linter (its go.mod/go.sum pin both).
+  # `golangci-lint custom` would do the same but clones golangci-lint with git.
+  local mod="$ROOT/hack/tools/kube-api-linter"
+  if ! grep -q "github.com/golangci/golangci-lint/v2 $GOLANGCI_LINT_VERSION\$" "$mod/go.mod"; then
+    log "hack/tools/kube-api-linter/go.mod does not require golangci-lint $GOLANGCI_LINT_VERSION: run 'go get github.com/golangci/golangci-lint/v2@$GOLANGCI_LINT_VERSION && go mod tidy' there"
+    return 1
+  fi
+  # Cached by the content of the module, so a bump rebuilds.
+  local key; key=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/main.go" | sha256sum | cut -c1-12)
+  local out="$CACHE/kube-api-linter-$key"
+  if [ ! -x "$out" ]; then
+    log "building kube-api-linter (golangci-lint $GOLANGCI_LINT_VERSION + plugin)"
+    (cd "$mod" && go build -o "$out.tmp" .)
+    mv "$out.tmp" "$out"
+  fi
+  link "$out" kube-api-linter
+}
 
 prometheus() {
   if ! type -P promtool >/dev/null 2>&1 || ! type -P prometheus >/dev/null 2>&1; then apt_install prometheus; fi
@@ -111,12 +134,14 @@ for t in "$@"; do
     kube-apiserver) kube_apiserver ;;
     helm) helm ;;
     controller-gen) controller_gen ;;
+    golangci-lint) golangci_lint ;;
+    kube-api-linter) kube_api_linter ;;
     prometheus) prometheus ;;
     chromium) chromium ;;
     postgres) postgres ;;
     node) node ;;
     envtest) etcd; kube_apiserver ;;
-    all) postgres; node; etcd; kube_apiserver; helm; controller_gen; prometheus; chromium ;;
+    all) postgres; node; etcd; kube_apiserver; helm; controller_gen; golangci_lint; kube_api_linter; prometheus; chromium ;;
     *) log "unknown tool $t"; exit 2 ;;
   esac
 done

@@ -69,42 +69,6 @@ var root = func() string {
 
 var chartDir = filepath.Join(root, "charts", "chatbackend-operator")
 
-// The chart's copies of generated files must match what controller-gen
-// wrote; `make manifests chart-sync` refreshes them.
-func TestChartCopiesMatchGeneratedManifests(t *testing.T) {
-	g := NewWithT(t)
-	generated, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(generated).NotTo(BeEmpty(), "config/crd/bases has no CRD: run `make manifests`")
-	inChart, err := filepath.Glob(filepath.Join(chartDir, "crds", "*.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(baseNames(inChart)).To(ConsistOf(baseNames(generated)),
-		"charts/chatbackend-operator/crds must hold exactly the CRDs of config/crd/bases: run `make manifests chart-sync`")
-	for _, f := range generated {
-		want, err := os.ReadFile(f)
-		g.Expect(err).NotTo(HaveOccurred())
-		got, err := os.ReadFile(filepath.Join(chartDir, "crds", filepath.Base(f)))
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(string(got)).To(Equal(string(want)),
-			"charts/chatbackend-operator/crds/%s differs from config/crd/bases: run `make manifests chart-sync`", filepath.Base(f))
-	}
-
-	want, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
-	g.Expect(err).NotTo(HaveOccurred(), "config/rbac/role.yaml: run `make manifests`")
-	got, err := os.ReadFile(filepath.Join(chartDir, "files", "manager-role.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(string(got)).To(Equal(string(want)),
-		"charts/chatbackend-operator/files/manager-role.yaml differs from config/rbac/role.yaml: run `make manifests chart-sync`")
-}
-
-func baseNames(paths []string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		out[i] = filepath.Base(p)
-	}
-	return out
-}
-
 func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	g := NewWithT(t)
 	helm := filepath.Join(root, "bin", "helm")

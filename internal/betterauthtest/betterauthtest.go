@@ -109,40 +109,13 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 
 	exited := make(chan struct{})
 	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			_, _ = fmt.Fprintln(logs, line)
-			if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
-				select {
-				case ready <- strings.TrimSpace(rest):
-				default:
-				}
-			}
-		}
-		// Drain whatever is left so node never blocks on a full pipe.
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
+	go scanReady(stdout, logs, ready)
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
 
-	stop := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
+	stop := func() { stopNode(cmd, exited) }
 	t.Cleanup(stop)
 
 	var url string
@@ -169,6 +142,41 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 	return s
 }
 
+// scanReady copies node's stdout into logs and sends the URL of the ready
+// line to ready (once; later lines are only logged).
+func scanReady(stdout io.Reader, logs io.Writer, ready chan<- string) {
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		_, _ = fmt.Fprintln(logs, line)
+		if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
+			select {
+			case ready <- strings.TrimSpace(rest):
+			default:
+			}
+		}
+	}
+	// Drain whatever is left so node never blocks on a full pipe.
+	_, _ = io.Copy(io.Discard, stdout)
+}
+
+// stopNode interrupts node and kills it if it has not exited within three
+// seconds; exited is closed once cmd.Wait returned.
+func stopNode(cmd *exec.Cmd, exited <-chan struct{}) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
 // SignUp creates a user with email and password and returns their id (the
 // tokens' sub).
 func (s *Server) SignUp(t testing.TB, email, name, password string) string {
@@ -178,8 +186,7 @@ func (s *Server) SignUp(t testing.TB, email, name, password string) string {
 			ID string `json:"id"`
 		} `json:"user"`
 	}
-	resp := s.postJSON(t, "/api/auth/sign-up/email", map[string]string{"email": email, "name": name, "password": password}, &out)
-	resp.Body.Close()
+	s.postJSON(t, "/api/auth/sign-up/email", map[string]string{"email": email, "name": name, "password": password}, &out)
 	if out.User.ID == "" {
 		t.Fatalf("betterauthtest: sign-up of %s returned no user id", email)
 	}
@@ -190,9 +197,7 @@ func (s *Server) SignUp(t testing.TB, email, name, password string) string {
 // plugin's GET /api/auth/token, exactly as a browser client obtains one.
 func (s *Server) Token(t testing.TB, email, password string) string {
 	t.Helper()
-	resp := s.postJSON(t, "/api/auth/sign-in/email", map[string]string{"email": email, "password": password}, nil)
-	resp.Body.Close()
-	cookies := resp.Cookies()
+	cookies := s.postJSON(t, "/api/auth/sign-in/email", map[string]string{"email": email, "password": password}, nil)
 	if len(cookies) == 0 {
 		t.Fatalf("betterauthtest: sign-in of %s set no session cookie", email)
 	}
@@ -232,7 +237,7 @@ func (s *Server) RotateKeys(t testing.TB) string {
 	return out.KID
 }
 
-func (s *Server) postJSON(t testing.TB, path string, body any, out any) *http.Response {
+func (s *Server) postJSON(t testing.TB, path string, body any, out any) []*http.Cookie {
 	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -246,9 +251,10 @@ func (s *Server) postJSON(t testing.TB, path string, body any, out any) *http.Re
 	return s.do(t, req, out)
 }
 
-// do sends req, fails the test unless it answers 200, and decodes the body
-// into out when out is not nil. The body is already consumed on return.
-func (s *Server) do(t testing.TB, req *http.Request, out any) *http.Response {
+// do sends req, fails the test unless it answers 200, decodes the body into
+// out when out is not nil and returns the cookies the answer set (a sign-in's
+// session). The response itself never leaves do, so its body is always closed.
+func (s *Server) do(t testing.TB, req *http.Request, out any) []*http.Cookie {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -269,8 +275,7 @@ func (s *Server) do(t testing.TB, req *http.Request, out any) *http.Response {
 			t.Fatalf("betterauthtest: %s %s: decode %q: %v", req.Method, req.URL.Path, body, err)
 		}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(nil))
-	return resp
+	return resp.Cookies()
 }
 
 // serverDir finds hack/betterauth: first upwards from the working directory

@@ -307,7 +307,10 @@ func (c *cluster) waitReady(timeout time.Duration) error {
 		select {
 		case <-c.done:
 			log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
-			return fmt.Errorf("postgres exited: %v: %s", c.err, log)
+			if c.err == nil { // a clean exit is still an exit before ready
+				return fmt.Errorf("postgres exited with status 0: %s", log)
+			}
+			return fmt.Errorf("postgres exited: %w: %s", c.err, log)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

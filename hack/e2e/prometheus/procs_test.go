@@ -112,7 +112,7 @@ func waitHTTP(t testing.TB, p *process, url string, timeout time.Duration) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	last := "no answer"
+	var last string // what the last attempt answered, for the failure message
 	for {
 		if p.exited() {
 			t.Fatalf("%s exited while waiting for %s (%v)", p.name, url, p.err)
