@@ -60,7 +60,11 @@ run: manifests ## Run the operator against the current kubeconfig.
 	go run -ldflags '$(LDFLAGS)' . --default-apiserver-image=$(IMG)
 
 .PHONY: dev
-dev: build test-deps-apiserver ## Run PostgreSQL, BetterAuth and chat-apiserver locally (Ctrl-C stops all).
+dev: build test-deps-apiserver tools-cluster ## The whole platform on a local node: operator by Helm, a ChatBackend, PostgreSQL, BetterAuth, docs (root; Ctrl-C stops all).
+	hack/dev-cluster.sh
+
+.PHONY: dev-api
+dev-api: build test-deps-apiserver ## Only PostgreSQL, BetterAuth and chat-apiserver on loopback (Ctrl-C stops all).
 	hack/dev.sh
 
 ##@ Test
@@ -168,3 +172,32 @@ docker-push: ## Push the image.
 .PHONY: test-chart
 test-chart: tools-helm ## Chart checks: lint, template, refused values (drift: verify-generated).
 	hack/test-chart.sh
+
+##@ Local cluster (hack/cluster.sh; root)
+IMAGE_TAG ?= $(VERSION)
+IMAGE_REF ?= localhost/chatbackend:$(IMAGE_TAG)
+IMAGE_ARCHIVE ?= $(BIN)/image/chatbackend-$(IMAGE_TAG).oci.tar
+IMAGE_GOFLAGS := -trimpath -ldflags '-s -w -buildid= -X github.com/chatbackend/chatbackend/internal/version.Version=$(VERSION)'
+
+.PHONY: image
+image: ## The image of the Dockerfile as a reproducible OCI archive, no Docker ($(IMAGE_ARCHIVE)).
+	CGO_ENABLED=0 go build $(IMAGE_GOFLAGS) -o $(BIN)/image/chat-apiserver ./apiserver/cmd/chat-apiserver
+	CGO_ENABLED=0 go build $(IMAGE_GOFLAGS) -o $(BIN)/image/manager .
+	go run ./hack/image app --tag $(IMAGE_REF) --out $(IMAGE_ARCHIVE) --version $(VERSION) \
+	  --manager $(BIN)/image/manager --apiserver $(BIN)/image/chat-apiserver
+	@echo "import: ctr --address <containerd socket> -n k8s.io images import $(IMAGE_ARCHIVE)"
+
+.PHONY: tools-cluster
+tools-cluster: ; hack/tools.sh cluster
+
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: tools-cluster ## A single-node cluster on this machine (KUBECONFIG=/tmp/chatbackend-cluster/kubeconfig).
+	hack/cluster.sh up
+cluster-down: ## Stop it and remove everything it made.
+	hack/cluster.sh down
+cluster-status: ## What of it runs.
+	hack/cluster.sh status
+
+.PHONY: e2e-cluster
+e2e-cluster: tools-cluster test-deps-apiserver ## The chart, a ChatBackend and its day-2 paths on a real single-node cluster (root).
+	hack/e2e/cluster/run.sh

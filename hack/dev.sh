@@ -3,7 +3,7 @@
 # of hack/betterauth, and bin/chat-apiserver (migrate, then serve) against both.
 # Ctrl-C stops everything and deletes the database; nothing is left running.
 #
-# Run through `make dev` (builds bin/chat-apiserver and installs BetterAuth first).
+# Run through `make dev-api` (builds bin/chat-apiserver and installs BetterAuth first).
 # Ports can be changed with PG_PORT, AUTH_PORT, API_PORT, METRICS_PORT.
 set -euo pipefail
 
@@ -20,8 +20,8 @@ SAY_PREFIX=$'\033[1mdev:\033[0m'
 . "$ROOT/hack/lib/local-stack.sh"
 
 # --- preconditions -----------------------------------------------------------
-[ -x "$APISERVER" ] || die "$APISERVER is missing: run 'make dev' (or 'make build')"
-[ -d "$ROOT/hack/betterauth/node_modules/better-auth" ] || die "BetterAuth is not installed: run 'make dev' (or 'make test-deps-apiserver')"
+[ -x "$APISERVER" ] || die "$APISERVER is missing: run 'make dev-api' (or 'make build')"
+[ -d "$ROOT/hack/betterauth/node_modules/better-auth" ] || die "BetterAuth is not installed: run 'make dev-api' (or 'make test-deps-apiserver')"
 stack_require
 for p in "$PG_PORT" "$AUTH_PORT" "$API_PORT" "$METRICS_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (override with PG_PORT/AUTH_PORT/API_PORT/METRICS_PORT)"; fi

@@ -6,7 +6,8 @@
 # helm ~4, so built binaries live in $CHATBACKEND_TOOLS_CACHE and bin/ gets
 # symlinks to them.
 #
-# Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [golangci-lint] [kube-api-linter] [prometheus] [chromium] [all]
+# Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [golangci-lint] [kube-api-linter] [prometheus] [chromium]
+#                     [cluster] [kubelet] [kube-controller-manager] [kube-scheduler] [kube-proxy] [kubectl] [all]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,28 +41,64 @@ etcd() {
   link "$(type -P etcd)" etcd
 }
 
-kube_apiserver() {
-  local out="$CACHE/kube-apiserver-v$K8S_VERSION"
+# --- Kubernetes components (kube-apiserver for envtest; the rest for hack/cluster.sh) ---
+
+kube_build_dir=""
+kube_build_module() {
+  # One throwaway module requiring k8s.io/kubernetes, shared by every
+  # component build in this run so the module download happens once.
+  [ -n "$kube_build_dir" ] && return 0
+  kube_build_dir=$(mktemp -d)
+  local gomod
+  gomod=$(cd "$kube_build_dir" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module kubebuild"
+    echo "go 1.25"
+    echo "require k8s.io/kubernetes v$K8S_VERSION"
+    # k8s.io/kubernetes replaces its staging modules with local paths;
+    # point each at its published v0.x release instead.
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r m; do echo "replace $m => $m v0.${K8S_VERSION#1.}"; done
+  } >"$kube_build_dir/go.mod"
+  trap 'rm -rf "$kube_build_dir"' EXIT
+}
+
+kube_component() {
+  # $1: a command under k8s.io/kubernetes/cmd (kube-apiserver, kubelet, ...).
+  # Why the ldflags: without them every binary reports v0.0.0-master, which
+  # breaks `kubectl version` and any chart's kubeVersion constraint.
+  # Cached under their own directory: the older kube-apiserver-vX cache entry
+  # was built without the version ldflags.
+  local name=$1 out="$CACHE/kubernetes-v$K8S_VERSION/$1"
   if [ ! -x "$out" ]; then
-    log "building kube-apiserver v$K8S_VERSION from source (about 11 minutes, once per machine)"
-    local work; work=$(mktemp -d)
-    local gomod
-    gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    {
-      echo "module kubeapiserverbuild"
-      echo "go 1.25"
-      echo "require k8s.io/kubernetes v$K8S_VERSION"
-      # k8s.io/kubernetes replaces its staging modules with local paths;
-      # point each at its published v0.x release instead.
-      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u |
-        while read -r m; do echo "replace $m => $m v0.${K8S_VERSION#1.}"; done
-    } >"$work/go.mod"
-    (cd "$work" && GOFLAGS=-mod=mod go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver) || {
-      log "kube-apiserver build failed (work dir $work)"; return 1; }
+    mkdir -p "$CACHE/kubernetes-v$K8S_VERSION"
+    log "building $name v$K8S_VERSION from source (minutes, once per machine)"
+    kube_build_module
+    local major=${K8S_VERSION%%.*} minor=${K8S_VERSION#*.}; minor=${minor%%.*}
+    local ldflags="-s -w" pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
+    (cd "$kube_build_dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "$ldflags" -o "$out.tmp" "k8s.io/kubernetes/cmd/$name") || {
+      log "$name build failed (work dir $kube_build_dir)"; return 1; }
     mv "$out.tmp" "$out"
-    rm -rf "$work"
   fi
-  link "$out" kube-apiserver
+  link "$out" "$name"
+}
+
+kube_apiserver() { kube_component kube-apiserver; }
+
+# Host packages a single-node cluster needs (hack/cluster.sh).
+node_packages() {
+  apt_install containerd runc containernetworking-plugins iptables etcd-server conntrack socat openssl iproute2
+  link "$(type -P etcd)" etcd
+}
+
+cluster() {
+  node_packages
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do kube_component "$c"; done
+  helm
 }
 
 go_tool() {
@@ -141,6 +178,8 @@ for t in "$@"; do
     postgres) postgres ;;
     node) node ;;
     envtest) etcd; kube_apiserver ;;
+    cluster) cluster ;;
+    kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl) kube_component "$t" ;;
     all) postgres; node; etcd; kube_apiserver; helm; controller_gen; golangci_lint; kube_api_linter; prometheus; chromium ;;
     *) log "unknown tool $t"; exit 2 ;;
   esac

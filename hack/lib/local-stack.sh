@@ -9,10 +9,13 @@
 #   stack_init NAME CLEANUP   traps EXIT/INT/TERM to CLEANUP (INT exits 130, TERM 143),
 #                             then makes STACK_DIR (logs, sockets, data), named after NAME
 #   stack_require             node, curl and PostgreSQL's server binaries are there; sets PG_BIN
-#   stack_start_postgres PORT initdb + postgres on 127.0.0.1:PORT, database "chat";
-#                             sets PG_PID and DATABASE_URL (not exported)
-#   stack_start_betterauth PORT TRUSTED_ORIGINS
-#                             node hack/betterauth/server.mjs on 127.0.0.1:PORT; sets AUTH_PID, AUTH_URL
+#   stack_start_postgres PORT [HOST]
+#                             initdb + postgres on HOST:PORT (127.0.0.1 by default; another
+#                             HOST, e.g. the cluster's host address, also admits pods from
+#                             198.18.0.0/16), database "chat"; sets PG_PID and DATABASE_URL (not exported)
+#   stack_start_betterauth PORT TRUSTED_ORIGINS [HOST]
+#                             node hack/betterauth/server.mjs on HOST:PORT (127.0.0.1 by default);
+#                             sets AUTH_PID, AUTH_URL
 #   stack_stop                stops API_PID (the caller's chat-apiserver), AUTH_PID, PG_PID, in that
 #                             order: the API holds database connections, so PostgreSQL goes last
 #   stack_save_logs DEST      copies STACK_DIR/*.log to DEST (made when missing)
@@ -73,33 +76,37 @@ stack_require() {
   fi
 }
 
-stack_start_postgres() { # $1 port
-  local port=$1 as=() user
+stack_start_postgres() { # $1 port, $2 listen address (127.0.0.1)
+  local port=$1 host=${2:-127.0.0.1} as=() user
   # PostgreSQL refuses to run as root: as root, run it as the postgres (or nobody) user.
   if [ "$(id -u)" = 0 ]; then
     user=postgres; id "$user" >/dev/null 2>&1 || user=nobody
     chown "$user" "$STACK_DIR"
     as=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups)
   fi
-  say "PostgreSQL ($PG_BIN) on 127.0.0.1:$port, data in $STACK_DIR/pg"
+  say "PostgreSQL ($PG_BIN) on $host:$port, data in $STACK_DIR/pg"
   "${as[@]}" "$PG_BIN/initdb" -D "$STACK_DIR/pg" -U postgres -A trust -E UTF8 --no-locale --no-sync --no-instructions \
     >"$STACK_DIR/initdb.log" 2>&1 || { show_log "$STACK_DIR/initdb.log"; die "initdb failed"; }
+  if [ "$host" != 127.0.0.1 ]; then
+    # Pods of hack/cluster.sh connect from the pod range.
+    echo "host all all 198.18.0.0/16 trust" >>"$STACK_DIR/pg/pg_hba.conf"
+  fi
   # The socket goes into STACK_DIR too (-k), so nothing is left in /var/run.
   (cd "$STACK_DIR" && exec "${as[@]}" "$PG_BIN/postgres" -D "$STACK_DIR/pg" -p "$port" -k "$STACK_DIR" \
-    -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off) >"$STACK_DIR/postgres.log" 2>&1 &
+    -c listen_addresses="$host" -c fsync=off -c synchronous_commit=off) >"$STACK_DIR/postgres.log" 2>&1 &
   PG_PID=$!
-  wait_for postgres "$PG_PID" "$STACK_DIR/postgres.log" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres
-  "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c 'CREATE DATABASE chat' >/dev/null \
+  wait_for postgres "$PG_PID" "$STACK_DIR/postgres.log" "$PG_BIN/pg_isready" -q -h "$host" -p "$port" -U postgres
+  "$PG_BIN/psql" -q -h "$host" -p "$port" -U postgres -d postgres -c 'CREATE DATABASE chat' >/dev/null \
     || die "could not create the database chat"
   # shellcheck disable=SC2034 # for the caller
-  DATABASE_URL="postgres://postgres@127.0.0.1:$port/chat?sslmode=disable"
+  DATABASE_URL="postgres://postgres@$host:$port/chat?sslmode=disable"
 }
 
-stack_start_betterauth() { # $1 port, $2 trusted origins (comma-separated)
-  local port=$1 origins=$2
-  AUTH_URL="http://127.0.0.1:$port"
+stack_start_betterauth() { # $1 port, $2 trusted origins (comma-separated), $3 listen address (127.0.0.1)
+  local port=$1 origins=$2 host=${3:-127.0.0.1}
+  AUTH_URL="http://$host:$port"
   say "BetterAuth on $AUTH_URL"
-  (cd "$ROOT/hack/betterauth" && PORT="$port" HOST=127.0.0.1 BETTER_AUTH_URL="$AUTH_URL" \
+  (cd "$ROOT/hack/betterauth" && PORT="$port" HOST="$host" BETTER_AUTH_URL="$AUTH_URL" \
     TRUSTED_ORIGINS="$origins" exec node server.mjs) >"$STACK_DIR/betterauth.log" 2>&1 &
   AUTH_PID=$!
   wait_for betterauth "$AUTH_PID" "$STACK_DIR/betterauth.log" curl -fsS --max-time 2 "$AUTH_URL/api/auth/jwks"

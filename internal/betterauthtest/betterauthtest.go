@@ -59,6 +59,9 @@ type Options struct {
 	// TrustedOrigins are browser origins allowed to call the auth routes with
 	// credentials.
 	TrustedOrigins []string
+	// Host is the listen address: 127.0.0.1 when empty. The cluster test
+	// uses the node's host address so pods reach the server.
+	Host string
 }
 
 // Start runs a BetterAuth server with the defaults (EdDSA, 15 min tokens)
@@ -84,11 +87,15 @@ func StartWithOptions(t testing.TB, o Options) *Server {
 		t.Fatalf("betterauthtest: node (>= 20) is not on PATH: %v", err)
 	}
 
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	cmd := exec.Command(node, "server.mjs")
 	cmd.Dir = dir
 	env := append(os.Environ(),
 		"PORT=0", // node picks a free port and reports it: no race with other tests.
-		"HOST=127.0.0.1",
+		"HOST="+host,
 		"BETTERAUTH_TEST_ADMIN=1",
 		"BETTER_AUTH_URL=", // derived from the chosen port
 		"JWT_ALG="+o.Alg,
