@@ -9,7 +9,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
 	"github.com/chatbackend/chatbackend/apiserver/store"
-	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/apiserver/store/storetest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
@@ -27,15 +26,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func newService(t *testing.T) (*chat.Service, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	url := pgtest.New(t)
-	if _, err := migrations.Migrate(ctx, url, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := storetest.Open(t)
 	engine, closeEngine, err := rag.New(rag.Config{TopK: 3}, pool)
 	if err != nil {
 		t.Fatal(err)

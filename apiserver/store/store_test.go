@@ -12,7 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/store"
-	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
+	"github.com/chatbackend/chatbackend/apiserver/store/storetest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
@@ -23,17 +23,7 @@ func newStore(t *testing.T) *store.Store { return newStoreTB(t) }
 
 func newStoreTB(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	url := pgtest.New(t)
-	if _, err := migrations.Migrate(ctx, url, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return store.New(pool)
+	return store.New(storetest.Open(t))
 }
 
 func TestUpsertUserWritesOnlyOnChange(t *testing.T) {
