@@ -96,6 +96,7 @@ node_packages() {
 
 cluster() {
   node_packages
+  etcd
   local c
   for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do kube_component "$c"; done
   helm
