@@ -317,7 +317,3 @@ type ChatBackendList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ChatBackend `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ChatBackend{}, &ChatBackendList{})
-}
