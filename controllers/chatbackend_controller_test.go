@@ -169,7 +169,7 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
 	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v2")
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonRolledOut)
-	Expect(getCB(Default, ns, "chat").Status.ReadyReplicas).To(Equal(int32(1)))
+	Expect(getCB(Default, ns, "chat").Status.ReadyReplicas).To(HaveValue(Equal(int32(1))))
 	Expect(getCB(Default, ns, "chat").Status.Ready).To(Equal("1/1"))
 
 	// The v1 Job is superseded and cleaned up; v2's stays as its record.

@@ -33,13 +33,12 @@ func (r *ChatBackendReconciler) patchStatus(ctx context.Context, s *scope, befor
 // status.migratedImage, which the migration phase advances).
 func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
 	cb.Status.ObservedGeneration = cb.Generation
-	cb.Status.Replicas = cb.Spec.ReplicasOrDefault()
-	cb.Status.ReadyReplicas, cb.Status.UpdatedReplicas = 0, 0
+	replicas, ready, updated := cb.Spec.ReplicasOrDefault(), int32(0), int32(0)
 	if s.deployment != nil {
-		cb.Status.ReadyReplicas = s.deployment.Status.ReadyReplicas
-		cb.Status.UpdatedReplicas = s.deployment.Status.UpdatedReplicas
+		ready, updated = s.deployment.Status.ReadyReplicas, s.deployment.Status.UpdatedReplicas
 	}
-	cb.Status.Ready = fmt.Sprintf("%d/%d", cb.Status.ReadyReplicas, cb.Status.Replicas)
+	cb.Status.Replicas, cb.Status.ReadyReplicas, cb.Status.UpdatedReplicas = &replicas, &ready, &updated
+	cb.Status.Ready = fmt.Sprintf("%d/%d", ready, replicas)
 	if s.serviceURL != "" {
 		cb.Status.URL = s.serviceURL
 	}

@@ -119,9 +119,9 @@ func TestReplicaCounts(t *testing.T) {
 	s := scope{cb: cb, migration: migrationSucceeded, deployment: &appsv1.Deployment{Status: appsv1.DeploymentStatus{
 		Replicas: 4, ReadyReplicas: 1, UpdatedReplicas: 2}}}
 	setStatus(cb, &s)
-	g.Expect(cb.Status.Replicas).To(Equal(int32(3)))
-	g.Expect(cb.Status.ReadyReplicas).To(Equal(int32(1)))
-	g.Expect(cb.Status.UpdatedReplicas).To(Equal(int32(2)))
+	g.Expect(cb.Status.Replicas).To(HaveValue(Equal(int32(3))))
+	g.Expect(cb.Status.ReadyReplicas).To(HaveValue(Equal(int32(1))))
+	g.Expect(cb.Status.UpdatedReplicas).To(HaveValue(Equal(int32(2))))
 	g.Expect(cb.Status.Ready).To(Equal("1/3"))
 
 	s.deployment = nil

@@ -64,12 +64,16 @@ const (
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
 type SecretKeyRef struct {
-	// Name of the Secret.
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self != ''",message="secret name must not be empty"
 	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secret name must be a lowercase DNS name (letters, digits, '-' and '.')"
 	Name string `json:"name"`
-	// Key inside the Secret's data.
+	// key inside the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self != ''",message="secret key must not be empty"
 	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[-._a-zA-Z0-9]+$')",message="secret key may contain only letters, digits, '-', '_' and '.'"
@@ -78,21 +82,25 @@ type SecretKeyRef struct {
 
 // AuthSpec configures how the API verifies BetterAuth JWTs.
 type AuthSpec struct {
-	// BetterAuthURL is the BetterAuth base URL; it is the tokens' issuer and,
+	// betterAuthURL is the BetterAuth base URL; it is the tokens' issuer and,
 	// unless jwksURL is set, the JWKS is fetched from <url>/api/auth/jwks.
+	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="betterAuthURL must be an absolute http(s) URL, e.g. https://auth.example.com"
-	BetterAuthURL string `json:"betterAuthURL"`
-	// JWKSURL overrides where the signing keys are fetched from.
+	BetterAuthURL string `json:"betterAuthURL,omitempty"`
+	// jwksURL overrides where the signing keys are fetched from.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="jwksURL must be an absolute http(s) URL"
 	JWKSURL string `json:"jwksURL,omitempty"`
-	// Audience the tokens must carry; defaults to betterAuthURL.
+	// audience the tokens must carry; defaults to betterAuthURL.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	Audience string `json:"audience,omitempty"`
-	// Algorithms accepted in token headers; defaults to EdDSA, ES256, ES512, RS256, PS256.
+	// algorithms accepted in token headers; defaults to EdDSA, ES256, ES512, RS256, PS256.
 	// +optional
 	// +kubebuilder:validation:MaxItems=10
 	// +kubebuilder:validation:items:Enum=EdDSA;ES256;ES384;ES512;RS256;RS384;RS512;PS256;PS384;PS512
@@ -102,45 +110,52 @@ type AuthSpec struct {
 
 // DatabaseSpec says where PostgreSQL is.
 type DatabaseSpec struct {
-	// URLSecretRef holds the PostgreSQL URL the API uses (DATABASE_URL).
-	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
-	// DirectURLSecretRef holds a non-pooled URL (for example bypassing
+	// urlSecretRef holds the PostgreSQL URL the API uses (DATABASE_URL).
+	// +required
+	URLSecretRef SecretKeyRef `json:"urlSecretRef,omitzero"`
+	// directURLSecretRef holds a non-pooled URL (for example bypassing
 	// PgBouncer) that only the migrations Job uses, as DATABASE_DIRECT_URL.
 	// +optional
-	DirectURLSecretRef *SecretKeyRef `json:"directURLSecretRef,omitempty"`
+	DirectURLSecretRef *SecretKeyRef `json:"directURLSecretRef,omitempty,omitzero"`
 }
 
 // QdrantSpec configures retrieval from Qdrant.
 type QdrantSpec struct {
-	// URL of the Qdrant server.
+	// url of the Qdrant server.
+	// +required
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="qdrant.url must be an absolute http(s) URL"
-	URL string `json:"url"`
-	// Collection to search.
+	URL string `json:"url,omitempty"`
+	// collection to search.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	Collection string `json:"collection,omitempty"`
-	// APIKeySecretRef holds the Qdrant API key (QDRANT_API_KEY).
+	// apiKeySecretRef holds the Qdrant API key (QDRANT_API_KEY).
 	// +optional
-	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty"`
+	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty,omitzero"`
 }
 
 // OpenAISpec configures the OpenAI-compatible model endpoint.
 type OpenAISpec struct {
-	// APIKeySecretRef holds the API key (OPENAI_API_KEY).
+	// apiKeySecretRef holds the API key (OPENAI_API_KEY).
 	// +optional
-	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty"`
-	// BaseURL of an OpenAI-compatible API.
+	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty,omitzero"`
+	// baseURL of an OpenAI-compatible API.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="openai.baseURL must be an absolute http(s) URL"
 	BaseURL string `json:"baseURL,omitempty"`
-	// ChatModel generates answers.
+	// chatModel generates answers.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	ChatModel string `json:"chatModel,omitempty"`
-	// EmbeddingModel embeds questions for retrieval.
+	// embeddingModel embeds questions for retrieval.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	EmbeddingModel string `json:"embeddingModel,omitempty"`
 }
@@ -152,10 +167,11 @@ type CORSSpec struct {
 	// never yields crash-looping pods. Commas are refused because the list
 	// reaches the server as one comma-separated variable.
 
-	// AllowedOrigins are the exact origins, scheme://host[:port] such as
+	// allowedOrigins are the exact origins, scheme://host[:port] such as
 	// https://docs.example.com, whose pages may call the API. There is no
-	// wildcard: list every origin.
+	// wildcard: list every origin. A set: each origin once.
 	// +optional
+	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512
 	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && url(self).getEscapedPath() in ['', '/'] && !self.matches('[?#@,]')",message="each allowed origin must be an http(s) origin scheme://host[:port] such as https://docs.example.com, with no path, query, fragment or user info; '*' is not supported, list every origin",messageExpression="'allowed origin ' + self + ' is not an http(s) origin scheme://host[:port] such as https://docs.example.com: no path, query, fragment or user info; * is not supported, list every origin'"
@@ -164,24 +180,27 @@ type CORSSpec struct {
 
 // ServiceSpec shapes the Service in front of the API pods.
 type ServiceSpec struct {
-	// Type of the Service; ClusterIP when unset.
+	// type of the Service; ClusterIP when unset.
 	// +optional
 	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
 	Type corev1.ServiceType `json:"type,omitempty"`
-	// Port the Service exposes the HTTP API on; 80 when unset.
+	// port the Service exposes the HTTP API on; 80 when unset.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
 	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 65535",message="service.port must be between 1 and 65535"
 	Port int32 `json:"port,omitempty"`
 }
 
 // ServiceMonitorSpec configures the ServiceMonitor.
 type ServiceMonitorSpec struct {
-	// Enabled creates a ServiceMonitor when the prometheus-operator CRDs are
+	// enabled creates a ServiceMonitor when the prometheus-operator CRDs are
 	// installed; true when unset.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
-	// Interval between scrapes, e.g. 30s; Prometheus' default when unset.
+	// interval between scrapes, e.g. 30s; Prometheus' default when unset.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$') && self != ''",message="interval must be a duration such as 30s or 1m"
 	Interval string `json:"interval,omitempty"`
@@ -189,7 +208,7 @@ type ServiceMonitorSpec struct {
 
 // PrometheusRuleSpec configures the alerting rules.
 type PrometheusRuleSpec struct {
-	// Enabled creates a PrometheusRule with the chatbackend alerts when the
+	// enabled creates a PrometheusRule with the chatbackend alerts when the
 	// prometheus-operator CRDs are installed; true when unset.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
@@ -197,91 +216,121 @@ type PrometheusRuleSpec struct {
 
 // MonitoringSpec configures Prometheus monitoring of the API.
 type MonitoringSpec struct {
+	// serviceMonitor configures the ServiceMonitor.
 	// +optional
 	ServiceMonitor ServiceMonitorSpec `json:"serviceMonitor,omitempty"`
+	// prometheusRule configures the alerting rules.
 	// +optional
 	PrometheusRule PrometheusRuleSpec `json:"prometheusRule,omitempty"`
 }
 
 // ChatBackendSpec is the desired state of a chat API deployment.
 type ChatBackendSpec struct {
-	// Image of chat-apiserver. When unset the operator's
+	// image of chat-apiserver. When unset the operator's
 	// --default-apiserver-image is used, so upgrading the operator upgrades
 	// the API (after its migrations).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="!self.contains(' ')",message="image must not contain spaces"
 	Image string `json:"image,omitempty"`
-	// ImagePullPolicy of the API and migrations containers.
+	// imagePullPolicy of the API and migrations containers.
 	// +optional
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
-	// Replicas of the API Deployment.
+	// replicas of the API Deployment.
 	// +optional
-	// +kubebuilder:default=2
+	// +default=2
 	// +kubebuilder:validation:XValidation:rule="self >= 0",message="replicas must not be negative"
 	Replicas *int32 `json:"replicas,omitempty"`
-	// Resources of the API container (also used by the migrations Job).
+	// resources of the API container (also used by the migrations Job).
 	// For each of cpu and memory that sets neither a request nor a limit the
 	// operator applies its defaults: requests cpu 100m and memory 128Mi, a
 	// memory limit of 512Mi (no CPU limit, which would only throttle).
 	// +optional
-	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// nodeSelector of the API and migrations pods.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations of the API and migrations pods. Atomic, as in a Pod spec:
+	// the list is replaced as a whole.
 	// +optional
+	// +listType=atomic
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// affinity of the API and migrations pods.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 
-	Auth     AuthSpec     `json:"auth"`
-	Database DatabaseSpec `json:"database"`
+	// auth configures how the API verifies BetterAuth JWTs.
+	// +required
+	Auth AuthSpec `json:"auth,omitzero"`
+	// database says where PostgreSQL is.
+	// +required
+	Database DatabaseSpec `json:"database,omitzero"`
+	// qdrant configures retrieval from Qdrant; without it the chunks live in
+	// PostgreSQL.
 	// +optional
-	Qdrant *QdrantSpec `json:"qdrant,omitempty"`
+	Qdrant *QdrantSpec `json:"qdrant,omitempty,omitzero"`
+	// openai configures the OpenAI-compatible model endpoint.
 	// +optional
 	OpenAI *OpenAISpec `json:"openai,omitempty"`
+	// cors lists the browser origins allowed to call the API.
 	// +optional
 	CORS *CORSSpec `json:"cors,omitempty"`
+	// service shapes the Service in front of the API pods.
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`
+	// monitoring configures Prometheus monitoring of the API.
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
 }
 
 // ChatBackendStatus is the observed state.
 type ChatBackendStatus struct {
-	// ObservedGeneration is the generation the status was computed for.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Progressing, Migrated, Available, Degraded,
+	// conditions are Ready, Progressing, Migrated, Available, Degraded and
 	// MonitoringReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// MigratedImage is the last image whose migrations Job succeeded; the
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+	// observedGeneration is the generation the status was computed for.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// migratedImage is the last image whose migrations Job succeeded; the
 	// Deployment runs this image.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	MigratedImage string `json:"migratedImage,omitempty"`
-	// Replicas is the desired number of API pods (spec.replicas or its
+	// The counts below are pointers because 0 is a value they report (no pod
+	// ready yet, scaled to zero), not the same as unknown.
+
+	// replicas is the desired number of API pods (spec.replicas or its
 	// default).
 	// +optional
-	Replicas int32 `json:"replicas,omitempty"`
-	// ReadyReplicas of the Deployment: API pods passing their readiness
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+	// readyReplicas of the Deployment: API pods passing their readiness
 	// probe.
 	// +optional
-	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
-	// UpdatedReplicas of the Deployment: API pods running the current pod
+	// +kubebuilder:validation:Minimum=0
+	ReadyReplicas *int32 `json:"readyReplicas,omitempty"`
+	// updatedReplicas of the Deployment: API pods running the current pod
 	// template.
 	// +optional
-	UpdatedReplicas int32 `json:"updatedReplicas,omitempty"`
-	// Ready is readyReplicas/replicas, e.g. "1/2", the READY column of
+	// +kubebuilder:validation:Minimum=0
+	UpdatedReplicas *int32 `json:"updatedReplicas,omitempty"`
+	// ready is readyReplicas/replicas, e.g. "1/2", the READY column of
 	// `kubectl get chatbackends` as Deployments print it (printer columns
 	// cannot compute it from two fields).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	Ready string `json:"ready,omitempty"`
-	// URL of the API inside the cluster.
+	// url of the API inside the cluster.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	URL string `json:"url,omitempty"`
 }
 
@@ -302,10 +351,16 @@ type ChatBackendStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="metadata.name must be at most 46 characters: the migrations Job is named <name>-migrate-<8-character hash>"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and contain only lowercase letters, digits and '-', because it names a Service"
 type ChatBackend struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ChatBackendSpec   `json:"spec"`
+	// spec is the desired state.
+	// +required
+	Spec ChatBackendSpec `json:"spec,omitzero"`
+	// status is the observed state, written by the operator.
+	// +optional
 	Status ChatBackendStatus `json:"status,omitempty"`
 }
 
@@ -316,8 +371,4 @@ type ChatBackendList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ChatBackend `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&ChatBackend{}, &ChatBackendList{})
 }

@@ -123,35 +123,9 @@ type Verifier struct {
 // Ready reports it and the background refresh retries) and starts the
 // background refresh, which stops on Close or when ctx ends.
 func New(ctx context.Context, opts Options) (*Verifier, error) {
-	if err := checkURL(opts.JWKSURL); err != nil {
-		return nil, fmt.Errorf("auth: JWKS URL: %w", err)
-	}
-	if opts.Issuer == "" {
-		return nil, errors.New("auth: issuer is required")
-	}
-	if opts.Audience == "" {
-		opts.Audience = opts.Issuer
-	}
-	algs := slices.Clone(opts.Algorithms)
-	if len(algs) == 0 {
-		algs = slices.Clone(config.DefaultJWTAlgorithms)
-	}
-	for _, a := range algs {
-		if !slices.Contains(config.SupportedJWTAlgorithms, a) {
-			return nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(config.SupportedJWTAlgorithms, ", "))
-		}
-	}
-	switch {
-	case opts.Leeway == 0:
-		opts.Leeway = defaultLeeway
-	case opts.Leeway < 0 || opts.Leeway > MaxLeeway:
-		return nil, fmt.Errorf("auth: leeway %s is outside 0..%s", opts.Leeway, MaxLeeway)
-	}
-	if opts.RefreshInterval <= 0 {
-		opts.RefreshInterval = defaultRefresh
-	}
-	if opts.RefetchSpacing <= 0 {
-		opts.RefetchSpacing = defaultRefetchSpacing
+	opts, algs, err := withDefaults(opts)
+	if err != nil {
+		return nil, err
 	}
 	client := opts.HTTPClient
 	if client == nil {
@@ -206,6 +180,43 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		store.run(bg, opts.RefreshInterval)
 	}()
 	return v, nil
+}
+
+// withDefaults validates opts and fills in the defaults of the fields left
+// zero. It returns the accepted algorithms apart: a copy, so the caller's
+// slice is never aliased.
+func withDefaults(opts Options) (Options, []string, error) {
+	if err := checkURL(opts.JWKSURL); err != nil {
+		return opts, nil, fmt.Errorf("auth: JWKS URL: %w", err)
+	}
+	if opts.Issuer == "" {
+		return opts, nil, errors.New("auth: issuer is required")
+	}
+	if opts.Audience == "" {
+		opts.Audience = opts.Issuer
+	}
+	algs := slices.Clone(opts.Algorithms)
+	if len(algs) == 0 {
+		algs = slices.Clone(config.DefaultJWTAlgorithms)
+	}
+	for _, a := range algs {
+		if !slices.Contains(config.SupportedJWTAlgorithms, a) {
+			return opts, nil, fmt.Errorf("auth: algorithm %q is not allowed (use some of %s)", a, strings.Join(config.SupportedJWTAlgorithms, ", "))
+		}
+	}
+	switch {
+	case opts.Leeway == 0:
+		opts.Leeway = defaultLeeway
+	case opts.Leeway < 0 || opts.Leeway > MaxLeeway:
+		return opts, nil, fmt.Errorf("auth: leeway %s is outside 0..%s", opts.Leeway, MaxLeeway)
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = defaultRefresh
+	}
+	if opts.RefetchSpacing <= 0 {
+		opts.RefetchSpacing = defaultRefetchSpacing
+	}
+	return opts, algs, nil
 }
 
 func checkURL(raw string) error {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -236,8 +237,8 @@ func TestClaimRules(t *testing.T) {
 				g.Expect(err).NotTo(HaveOccurred())
 			} else {
 				var authErr *Error
-				g.Expect(err).To(BeAssignableToTypeOf(authErr))
-				g.Expect(err.(*Error).Result).To(Equal(tc.result))
+				g.Expect(errors.As(err, &authErr)).To(BeTrue(), "error %v is not an *auth.Error", err)
+				g.Expect(authErr.Result).To(Equal(tc.result))
 				g.Expect(err.Error()).NotTo(ContainSubstring(tok))
 			}
 			g.Expect(validations(v, tc.result)).To(Equal(before + 1))

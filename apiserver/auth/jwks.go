@@ -142,7 +142,7 @@ func (s *keyStore) fetch(ctx context.Context) (int, error) {
 	if len(keys) == 0 {
 		return 0, errors.New("JWKS has no usable keys")
 	}
-	if err := s.Storage.KeyReplaceAll(ctx, keys); err != nil {
+	if err := s.KeyReplaceAll(ctx, keys); err != nil {
 		return 0, fmt.Errorf("store JWKS keys: %w", err)
 	}
 	return len(keys), nil

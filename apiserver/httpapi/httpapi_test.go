@@ -195,7 +195,8 @@ func TestBetterAuthTokenCreatesAndSyncsTheUser(t *testing.T) {
 // fresh token carrying the new name.
 func renameInBetterAuth(t *testing.T, baseURL, email, password, name string) string {
 	t.Helper()
-	post := func(path string, body any, cookies []*http.Cookie) *http.Response {
+	// post returns the response's cookies: the body is read and closed here.
+	post := func(path string, body any, cookies []*http.Cookie) []*http.Cookie {
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest("POST", baseURL+path, bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
@@ -212,9 +213,9 @@ func renameInBetterAuth(t *testing.T, baseURL, email, password, name string) str
 		if res.StatusCode != 200 {
 			t.Fatalf("BetterAuth %s: %d %s", path, res.StatusCode, out)
 		}
-		return res
+		return res.Cookies()
 	}
-	cookies := post("/api/auth/sign-in/email", map[string]string{"email": email, "password": password}, nil).Cookies()
+	cookies := post("/api/auth/sign-in/email", map[string]string{"email": email, "password": password}, nil)
 	post("/api/auth/update-user", map[string]string{"name": name}, cookies)
 	req, _ := http.NewRequest("GET", baseURL+"/api/auth/token", nil)
 	for _, c := range cookies {

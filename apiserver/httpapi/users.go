@@ -20,15 +20,15 @@ func userID(c *gin.Context) string { return c.GetString(userIDKey) }
 // users row is written on first sight and when the claims change, not on
 // every request. It is per process: another replica writes at most once more.
 type userCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]userClaims
+	mu    sync.Mutex
+	limit int
+	m     map[string]userClaims
 }
 
 type userClaims struct{ email, name string }
 
-func newUserCache(max int) *userCache {
-	return &userCache{max: max, m: make(map[string]userClaims)}
+func newUserCache(limit int) *userCache {
+	return &userCache{limit: limit, m: make(map[string]userClaims)}
 }
 
 func (u *userCache) fresh(id string, c userClaims) bool {
@@ -41,7 +41,7 @@ func (u *userCache) fresh(id string, c userClaims) bool {
 func (u *userCache) put(id string, c userClaims) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.m) >= u.max {
+	if len(u.m) >= u.limit {
 		// Dropping everything is crude but bounded; a user evicted here only
 		// costs one idempotent upsert on their next request.
 		clear(u.m)

@@ -42,8 +42,8 @@ func NewGenerator(c Config) (generate.Generator, error) {
 }
 
 // NewStore returns Qdrant when configured, else the PostgreSQL store on pool.
-// close releases it.
-func NewStore(c Config, pool *pgxpool.Pool) (store vectorstore.Store, close func() error, err error) {
+// closeStore releases it.
+func NewStore(c Config, pool *pgxpool.Pool) (store vectorstore.Store, closeStore func() error, err error) {
 	if c.QdrantURL != "" {
 		s, err := qdrantstore.New(qdrantstore.Options{URL: c.QdrantURL, APIKey: c.QdrantAPIKey,
 			Collection: c.QdrantCollection, Hybrid: c.QdrantHybrid})

@@ -287,23 +287,8 @@ func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, 
 		return nil, ErrNotFound
 	}
 	for _, m := range msgs {
-		switch m.Role {
-		case RoleUser, RoleAssistant, RoleSystem:
-		default:
-			return nil, fmt.Errorf("add message: invalid role %q", m.Role)
-		}
-		if m.Sources != nil && !json.Valid(m.Sources) {
-			return nil, errors.New("add message: sources is not valid JSON")
-		}
-		switch m.Status {
-		case "", StatusComplete, StatusIncomplete, StatusFailed:
-		default:
-			return nil, fmt.Errorf("add message: invalid status %q", m.Status)
-		}
-		if m.ID != "" {
-			if _, ok := parseID(m.ID); !ok {
-				return nil, fmt.Errorf("add message: id %q is not a UUID", m.ID)
-			}
+		if err := m.check(); err != nil {
+			return nil, err
 		}
 	}
 	var out []Message
@@ -319,25 +304,7 @@ WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID)
 			return ErrNotFound
 		}
 		for _, m := range msgs {
-			sources := m.Sources
-			if sources == nil {
-				sources = json.RawMessage("[]")
-			}
-			status := m.Status
-			if status == "" {
-				status = StatusComplete
-			}
-			// clock_timestamp, not now(): messages written in one
-			// transaction must still sort in the order they were added.
-			row := tx.QueryRow(ctx, `
-INSERT INTO messages (id, conversation_id, user_id, role, content, sources, agent_type,
-                      status, model, prompt_tokens, completion_tokens, created_at)
-VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2::uuid, $3, $4, $5, $6::jsonb, $7,
-        $8, $9, $10, $11, clock_timestamp())
-RETURNING `+messageColumns,
-				m.ID, cid, userID, m.Role, m.Content, string(sources), m.AgentType,
-				status, m.Model, m.PromptTokens, m.CompletionTokens)
-			msg, err := scanMessage(row)
+			msg, err := insertMessage(ctx, tx, cid, userID, m)
 			if err != nil {
 				return err
 			}
@@ -352,6 +319,53 @@ RETURNING `+messageColumns,
 		return nil, fmt.Errorf("add messages: %w", err)
 	}
 	return out, nil
+}
+
+// check refuses a message the messages table's constraints would refuse, with
+// an error that names the field.
+func (m NewMessage) check() error {
+	switch m.Role {
+	case RoleUser, RoleAssistant, RoleSystem:
+	default:
+		return fmt.Errorf("add message: invalid role %q", m.Role)
+	}
+	if m.Sources != nil && !json.Valid(m.Sources) {
+		return errors.New("add message: sources is not valid JSON")
+	}
+	switch m.Status {
+	case "", StatusComplete, StatusIncomplete, StatusFailed:
+	default:
+		return fmt.Errorf("add message: invalid status %q", m.Status)
+	}
+	if m.ID != "" {
+		if _, ok := parseID(m.ID); !ok {
+			return fmt.Errorf("add message: id %q is not a UUID", m.ID)
+		}
+	}
+	return nil
+}
+
+// insertMessage inserts m into conversation cid of userID within tx.
+func insertMessage(ctx context.Context, tx pgx.Tx, cid, userID string, m NewMessage) (Message, error) {
+	sources := m.Sources
+	if sources == nil {
+		sources = json.RawMessage("[]")
+	}
+	status := m.Status
+	if status == "" {
+		status = StatusComplete
+	}
+	// clock_timestamp, not now(): messages written in one transaction must
+	// still sort in the order they were added.
+	row := tx.QueryRow(ctx, `
+INSERT INTO messages (id, conversation_id, user_id, role, content, sources, agent_type,
+                      status, model, prompt_tokens, completion_tokens, created_at)
+VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2::uuid, $3, $4, $5, $6::jsonb, $7,
+        $8, $9, $10, $11, clock_timestamp())
+RETURNING `+messageColumns,
+		m.ID, cid, userID, m.Role, m.Content, string(sources), m.AgentType,
+		status, m.Model, m.PromptTokens, m.CompletionTokens)
+	return scanMessage(row)
 }
 
 // messageColumns are the columns scanMessage reads, in its order.

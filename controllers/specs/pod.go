@@ -97,7 +97,7 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.P
 			EnvFrom: []corev1.EnvFromSource{{
 				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb)}},
 			}},
-			Resources:       DefaultResources(s.Resources),
+			Resources:       DefaultResources(ptr.Deref(s.Resources, corev1.ResourceRequirements{})),
 			SecurityContext: containerSecurityContext(),
 			VolumeMounts:    []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 		}},

@@ -31,7 +31,7 @@ func complete() *chatv1alpha1.ChatBackend {
 	cb := minimal()
 	cb.Spec.Replicas = ptr.To[int32](3)
 	cb.Spec.ImagePullPolicy = corev1.PullAlways
-	cb.Spec.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
+	cb.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
 	cb.Spec.NodeSelector = map[string]string{"pool": "api"}
 	cb.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
 	cb.Spec.Auth.JWKSURL = "https://auth.example.com/keys"

@@ -196,6 +196,68 @@ func normalized(v []float32) []float32 {
 	return out
 }
 
+// newPoint checks ps's vectors against the collection's, as Qdrant does, and
+// returns the point to store.
+func (c *collection) newPoint(ps *qdrant.PointStruct) (*point, error) {
+	p := &point{dense: map[string][]float32{}, sparse: map[string]map[uint32]float32{}, payload: ps.GetPayload()}
+	vs := map[string]*qdrant.Vector{}
+	if v := ps.GetVectors().GetVector(); v != nil {
+		vs[""] = v
+	}
+	for name, v := range ps.GetVectors().GetVectors().GetVectors() {
+		vs[name] = v
+	}
+	for name, v := range vs {
+		var err error
+		switch {
+		case v.GetDense() != nil:
+			p.dense[name], err = c.denseVector(name, v.GetDense().GetData())
+		case v.GetSparse() != nil:
+			p.sparse[name], err = c.sparseVector(name, v.GetSparse())
+		default:
+			err = status.Error(codes.Unimplemented, "fakeqdrant: only dense and sparse vectors")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for name := range c.dense {
+		if _, ok := p.dense[name]; !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: missing vector %q", name)
+		}
+	}
+	return p, nil
+}
+
+// denseVector checks data against the collection's dense vector name and
+// returns it normalised (the collections are cosine).
+func (c *collection) denseVector(name string, data []float32) ([]float32, error) {
+	size, ok := c.dense[name]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
+	}
+	if uint64(len(data)) != size {
+		return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", size, len(data))
+	}
+	return normalized(data), nil
+}
+
+// sparseVector checks sp against the collection's sparse vector name and
+// returns it as index → value.
+func (c *collection) sparseVector(name string, sp *qdrant.SparseVector) (map[uint32]float32, error) {
+	if _, ok := c.sparse[name]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
+	}
+	if len(sp.GetIndices()) != len(sp.GetValues()) {
+		return nil, status.Error(codes.InvalidArgument, "sparse indices and values differ in length")
+	}
+	m := map[uint32]float32{}
+	for i, ix := range sp.GetIndices() {
+		m[ix] = sp.GetValues()[i]
+	}
+	return m, nil
+}
+
 // Upsert implements qdrant.PointsServer.
 func (s pointsSrv) Upsert(_ context.Context, r *qdrant.UpsertPoints) (*qdrant.PointsOperationResponse, error) {
 	s.mu.Lock()
@@ -210,48 +272,9 @@ func (s pointsSrv) Upsert(_ context.Context, r *qdrant.UpsertPoints) (*qdrant.Po
 		if err != nil {
 			return nil, err
 		}
-		p := &point{dense: map[string][]float32{}, sparse: map[string]map[uint32]float32{}, payload: ps.GetPayload()}
-		vs := map[string]*qdrant.Vector{}
-		if v := ps.GetVectors().GetVector(); v != nil {
-			vs[""] = v
+		if staged[id], err = c.newPoint(ps); err != nil {
+			return nil, err
 		}
-		for name, v := range ps.GetVectors().GetVectors().GetVectors() {
-			vs[name] = v
-		}
-		for name, v := range vs {
-			switch {
-			case v.GetDense() != nil:
-				size, ok := c.dense[name]
-				if !ok {
-					return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
-				}
-				if uint64(len(v.GetDense().GetData())) != size {
-					return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", size, len(v.GetDense().GetData()))
-				}
-				p.dense[name] = normalized(v.GetDense().GetData())
-			case v.GetSparse() != nil:
-				if _, ok := c.sparse[name]; !ok {
-					return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
-				}
-				sp := v.GetSparse()
-				if len(sp.GetIndices()) != len(sp.GetValues()) {
-					return nil, status.Error(codes.InvalidArgument, "sparse indices and values differ in length")
-				}
-				m := map[uint32]float32{}
-				for i, ix := range sp.GetIndices() {
-					m[ix] = sp.GetValues()[i]
-				}
-				p.sparse[name] = m
-			default:
-				return nil, status.Error(codes.Unimplemented, "fakeqdrant: only dense and sparse vectors")
-			}
-		}
-		for name := range c.dense {
-			if _, ok := p.dense[name]; !ok {
-				return nil, status.Errorf(codes.InvalidArgument, "Wrong input: missing vector %q", name)
-			}
-		}
-		staged[id] = p
 	}
 	for id, p := range staged {
 		c.points[id] = p
@@ -345,66 +368,79 @@ type scoredID struct {
 	score float32
 }
 
+// nearestDense scores every point by cosine similarity to v.
+func (c *collection) nearestDense(v []float32, using string) ([]scoredID, error) {
+	q, err := c.denseVector(using, v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]scoredID, 0, len(c.points))
+	for id, p := range c.points {
+		var s float32
+		for i, x := range p.dense[using] {
+			s += x * q[i]
+		}
+		out = append(out, scoredID{id, s})
+	}
+	return out, nil
+}
+
+// nearestSparse scores the points sharing a term with sp by dot product,
+// weighted by Qdrant's IDF when the sparse vector has the idf modifier.
+func (c *collection) nearestSparse(sp *qdrant.SparseVector, using string) ([]scoredID, error) {
+	idf, ok := c.sparse[using]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", using)
+	}
+	df := map[uint32]int{}
+	if idf {
+		for _, p := range c.points {
+			for ix := range p.sparse[using] {
+				df[ix]++
+			}
+		}
+	}
+	n := float64(len(c.points))
+	var out []scoredID
+	for id, p := range c.points {
+		var s float32
+		for i, ix := range sp.GetIndices() {
+			w, ok := p.sparse[using][ix]
+			if !ok {
+				continue
+			}
+			weight := float32(1)
+			if idf {
+				// Qdrant's IDF: ln(1 + (N - n + 0.5)/(n + 0.5)).
+				d := float64(df[ix])
+				weight = float32(math.Log(1 + (n-d+0.5)/(d+0.5)))
+			}
+			s += w * sp.GetValues()[i] * weight
+		}
+		if s > 0 { // sparse search returns only points sharing a term
+			out = append(out, scoredID{id, s})
+		}
+	}
+	return out, nil
+}
+
 func (c *collection) nearest(q *qdrant.Query, using string, limit int, threshold *float32) ([]scoredID, error) {
 	in := q.GetNearest()
 	if in == nil {
 		return nil, status.Error(codes.Unimplemented, "fakeqdrant: only nearest, fusion and rrf queries")
 	}
 	var out []scoredID
+	var err error
 	switch {
 	case in.GetDense() != nil:
-		size, ok := c.dense[using]
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", using)
-		}
-		v := in.GetDense().GetData()
-		if uint64(len(v)) != size {
-			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", size, len(v))
-		}
-		q := normalized(v)
-		for id, p := range c.points {
-			var s float32
-			for i, x := range p.dense[using] {
-				s += x * q[i]
-			}
-			out = append(out, scoredID{id, s})
-		}
+		out, err = c.nearestDense(in.GetDense().GetData(), using)
 	case in.GetSparse() != nil:
-		idf, ok := c.sparse[using]
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", using)
-		}
-		sp := in.GetSparse()
-		df := map[uint32]int{}
-		if idf {
-			for _, p := range c.points {
-				for ix := range p.sparse[using] {
-					df[ix]++
-				}
-			}
-		}
-		n := float64(len(c.points))
-		for id, p := range c.points {
-			var s float32
-			for i, ix := range sp.GetIndices() {
-				w, ok := p.sparse[using][ix]
-				if !ok {
-					continue
-				}
-				weight := float32(1)
-				if idf {
-					// Qdrant's IDF: ln(1 + (N - n + 0.5)/(n + 0.5)).
-					d := float64(df[ix])
-					weight = float32(math.Log(1 + (n-d+0.5)/(d+0.5)))
-				}
-				s += w * sp.GetValues()[i] * weight
-			}
-			if s > 0 { // sparse search returns only points sharing a term
-				out = append(out, scoredID{id, s})
-			}
-		}
+		out, err = c.nearestSparse(in.GetSparse(), using)
 	default:
-		return nil, status.Error(codes.Unimplemented, "fakeqdrant: only dense and sparse query vectors")
+		err = status.Error(codes.Unimplemented, "fakeqdrant: only dense and sparse query vectors")
+	}
+	if err != nil {
+		return nil, err
 	}
 	if threshold != nil {
 		out = slices.DeleteFunc(out, func(s scoredID) bool { return s.score < *threshold })

@@ -188,85 +188,129 @@ var (
 // admonition fences (their body and title are kept). Code fences are kept
 // verbatim because code samples are often the answer.
 func clean(body string) []string {
-	var out []string
-	var code codeFence
-	esmDepth := 0      // brace depth of a multi-line import/export
-	inESM := false     // inside a multi-line import/export statement
-	inComment := ""    // "-->" or "*/}" while inside a multi-line comment
-	inOpenTag := false // inside a JSX tag whose attributes span lines
+	var c cleaner
 	for _, line := range strings.Split(body, "\n") {
-		if code.consume(line) {
-			out = append(out, line)
-			continue
-		}
-		if inComment != "" {
-			if i := strings.Index(line, inComment); i >= 0 {
-				line = line[i+len(inComment):]
-				inComment = ""
-			} else {
-				continue
-			}
-		}
-		if inESM {
-			esmDepth += strings.Count(line, "{") - strings.Count(line, "}")
-			if esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(strings.TrimSpace(line), ";") || strings.HasSuffix(strings.TrimSpace(line), "}") || strings.HasSuffix(strings.TrimSpace(line), ")")) {
-				inESM = false
-			}
-			continue
-		}
-		if inOpenTag {
-			if i := strings.Index(line, ">"); i >= 0 {
-				line = line[i+1:]
-				inOpenTag = false
-			} else {
-				continue
-			}
-		}
-		trimmed := strings.TrimSpace(line)
-		if esmStart.MatchString(line) {
-			esmDepth = strings.Count(line, "{") - strings.Count(line, "}")
-			complete := esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(trimmed, ";") ||
-				(strings.HasPrefix(trimmed, "import ") && strings.Count(trimmed, "'")+strings.Count(trimmed, `"`) >= 2) ||
-				strings.HasSuffix(trimmed, "}") || strings.HasSuffix(trimmed, ")"))
-			inESM = !complete
-			continue
-		}
-		line = mdxComment.ReplaceAllString(line, "")
-		line = htmlComment.ReplaceAllString(line, "")
-		if i := strings.Index(line, "<!--"); i >= 0 {
-			line, inComment = line[:i], "-->"
-		} else if i := strings.Index(line, "{/*"); i >= 0 {
-			line, inComment = line[:i], "*/}"
-		}
-		if m := admonitionRe.FindStringSubmatch(line); m != nil {
-			// ":::tip[Title]" / ":::tip Title" keep the title as a line of
-			// text; the bare closing ":::" disappears.
-			title := strings.TrimSpace(m[2] + " " + m[3])
-			if m[1] != "" {
-				label := strings.ToUpper(m[1][:1]) + strings.ToLower(m[1][1:])
-				if title != "" {
-					title = label + ": " + title
-				} else {
-					title = label + ":"
-				}
-			}
-			if title != "" {
-				out = append(out, title)
-			}
-			continue
-		}
-		line = stripTags(line)
-		// A tag opened on this line whose attributes continue below.
-		if i := lastOpenTag(line); i >= 0 {
-			line = line[:i]
-			inOpenTag = true
-		}
-		if exprLineRe.MatchString(line) {
-			continue
-		}
-		out = append(out, line)
+		c.add(line)
 	}
-	return out
+	return c.out
+}
+
+// cleaner is the state of clean between lines: the constructs that span
+// several lines.
+type cleaner struct {
+	out       []string
+	code      codeFence
+	esmDepth  int    // brace depth of a multi-line import/export
+	inESM     bool   // inside a multi-line import/export statement
+	inComment string // "-->" or "*/}" while inside a multi-line comment
+	inOpenTag bool   // inside a JSX tag whose attributes span lines
+}
+
+// add cleans one line and appends what a reader sees of it to out.
+func (c *cleaner) add(line string) {
+	if c.code.consume(line) {
+		c.out = append(c.out, line)
+		return
+	}
+	line, ok := c.continued(line)
+	if !ok || c.startESM(line) {
+		return
+	}
+	line = c.stripComments(line)
+	if title, ok := admonitionTitle(line); ok {
+		if title != "" {
+			c.out = append(c.out, title)
+		}
+		return
+	}
+	line = stripTags(line)
+	// A tag opened on this line whose attributes continue below.
+	if i := lastOpenTag(line); i >= 0 {
+		line = line[:i]
+		c.inOpenTag = true
+	}
+	if exprLineRe.MatchString(line) {
+		return
+	}
+	c.out = append(c.out, line)
+}
+
+// continued consumes the part of line that belongs to a comment, an
+// import/export or a tag begun on an earlier line. It returns the rest of
+// the line, and false when nothing of it is left to clean.
+func (c *cleaner) continued(line string) (string, bool) {
+	if c.inComment != "" {
+		i := strings.Index(line, c.inComment)
+		if i < 0 {
+			return "", false
+		}
+		line = line[i+len(c.inComment):]
+		c.inComment = ""
+	}
+	if c.inESM {
+		c.esmDepth += strings.Count(line, "{") - strings.Count(line, "}")
+		trimmed := strings.TrimSpace(line)
+		if c.esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(trimmed, ";") || strings.HasSuffix(trimmed, "}") || strings.HasSuffix(trimmed, ")")) {
+			c.inESM = false
+		}
+		return "", false
+	}
+	if c.inOpenTag {
+		i := strings.Index(line, ">")
+		if i < 0 {
+			return "", false
+		}
+		line = line[i+1:]
+		c.inOpenTag = false
+	}
+	return line, true
+}
+
+// startESM reports whether line starts an import/export statement (dropped),
+// noting whether the statement continues on the next lines.
+func (c *cleaner) startESM(line string) bool {
+	if !esmStart.MatchString(line) {
+		return false
+	}
+	trimmed := strings.TrimSpace(line)
+	c.esmDepth = strings.Count(line, "{") - strings.Count(line, "}")
+	complete := c.esmDepth <= 0 && (strings.Contains(line, " from ") || strings.HasSuffix(trimmed, ";") ||
+		(strings.HasPrefix(trimmed, "import ") && strings.Count(trimmed, "'")+strings.Count(trimmed, `"`) >= 2) ||
+		strings.HasSuffix(trimmed, "}") || strings.HasSuffix(trimmed, ")"))
+	c.inESM = !complete
+	return true
+}
+
+// stripComments removes the comments closed on line and cuts at one that
+// stays open, remembering its closer.
+func (c *cleaner) stripComments(line string) string {
+	line = mdxComment.ReplaceAllString(line, "")
+	line = htmlComment.ReplaceAllString(line, "")
+	if i := strings.Index(line, "<!--"); i >= 0 {
+		line, c.inComment = line[:i], "-->"
+	} else if i := strings.Index(line, "{/*"); i >= 0 {
+		line, c.inComment = line[:i], "*/}"
+	}
+	return line
+}
+
+// admonitionTitle reports whether line is an admonition fence. ":::tip[Title]"
+// and ":::tip Title" keep the title as a line of text ("Tip: Title"); the bare
+// closing ":::" yields "".
+func admonitionTitle(line string) (string, bool) {
+	m := admonitionRe.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	title := strings.TrimSpace(m[2] + " " + m[3])
+	if m[1] == "" {
+		return title, true
+	}
+	label := strings.ToUpper(m[1][:1]) + strings.ToLower(m[1][1:])
+	if title == "" {
+		return label + ":", true
+	}
+	return label + ": " + title, true
 }
 
 // openTagStart is a JSX element opened at the start of a line whose

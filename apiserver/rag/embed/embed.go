@@ -69,7 +69,7 @@ func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	for start := 0; start < len(texts); start += e.batch {
 		end := min(start+e.batch, len(texts))
 		res, err := e.client.Embeddings.New(ctx, openai.EmbeddingNewParams{
-			Model:          openai.EmbeddingModel(e.model),
+			Model:          e.model,
 			Input:          openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: texts[start:end]},
 			EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
 		})

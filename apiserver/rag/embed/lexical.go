@@ -68,11 +68,13 @@ func Words(text string) []string {
 	return out
 }
 
-// Bucket hashes a term into [0, dims).
+// Bucket hashes a term into [0, dims). dims is a vector length: positive and
+// far below 2^31.
 func Bucket(term string, dims int) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(term))
-	return int(h.Sum32() % uint32(dims))
+	return int(h.Sum32() % uint32(dims)) //nolint:gosec // dims is a vector length in (0, 2^31), so both conversions keep the value
+
 }
 
 // Hash32 is the term's hash, used as a sparse-vector index.

@@ -79,7 +79,7 @@ func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessag
 // Generate implements Generator.
 func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string) error) (Result, error) {
 	params := openai.ChatCompletionNewParams{
-		Model:         openai.ChatModel(g.opts.Model),
+		Model:         g.opts.Model,
 		Messages:      buildMessages(req, g.opts.HistoryTokens),
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 	}

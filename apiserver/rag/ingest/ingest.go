@@ -12,7 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -77,24 +77,44 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	sum := Summary{Files: files, Chunks: len(chunks)}
 
-	model := o.Embedder.Model()
 	existing, err := o.Store.Hashes(ctx)
 	if err != nil {
 		return sum, fmt.Errorf("ingest: read stored chunks: %w", err)
 	}
-	var todo []chunk.Chunk
-	hashes := make(map[string]string, len(chunks))
+	todo, hashes := changed(chunks, o.Embedder.Model(), existing)
+	sum.Unchanged = len(chunks) - len(todo)
+	if sum.Embedded, err = embedAndStore(ctx, o, todo, hashes); err != nil {
+		return sum, err
+	}
+	if sum.Deleted, err = deleteStale(ctx, o.Store, existing, hashes); err != nil {
+		return sum, err
+	}
+	sum.Duration = time.Since(start)
+	fmt.Fprintln(o.Out, "ingest:", sum)
+	return sum, nil
+}
+
+// changed returns the chunks whose content hash under model differs from the
+// stored one, and the hash of every chunk by ID.
+func changed(chunks []chunk.Chunk, model string, existing map[string]string) (todo []chunk.Chunk, hashes map[string]string) {
+	hashes = make(map[string]string, len(chunks))
 	for _, c := range chunks {
 		h := ContentHash(model, c.EmbedText())
 		hashes[c.ID] = h
-		if existing[c.ID] == h {
-			sum.Unchanged++
-			continue
+		if existing[c.ID] != h {
+			todo = append(todo, c)
 		}
-		todo = append(todo, c)
 	}
+	return todo, hashes
+}
 
+// embedAndStore embeds todo in batches of o.BatchSize and upserts each batch,
+// so a failure part-way keeps what was stored (the next run skips it). It
+// returns how many chunks were stored.
+func embedAndStore(ctx context.Context, o Options, todo []chunk.Chunk, hashes map[string]string) (int, error) {
 	prog := newProgress(o.Out, len(todo))
+	defer prog.done()
+	stored := 0
 	for lo := 0; lo < len(todo); lo += o.BatchSize {
 		batch := todo[lo:min(lo+o.BatchSize, len(todo))]
 		texts := make([]string, len(batch))
@@ -103,8 +123,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		vecs, err := o.Embedder.Embed(ctx, texts)
 		if err != nil {
-			prog.done()
-			return sum, fmt.Errorf("ingest: embed chunks of %s: %w", batch[0].DocPath, err)
+			return stored, fmt.Errorf("ingest: embed chunks of %s: %w", batch[0].DocPath, err)
 		}
 		points := make([]vectorstore.Point, len(batch))
 		for i, c := range batch {
@@ -114,14 +133,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			}}
 		}
 		if err := o.Store.Upsert(ctx, points); err != nil {
-			prog.done()
-			return sum, fmt.Errorf("ingest: store chunks: %w", err)
+			return stored, fmt.Errorf("ingest: store chunks: %w", err)
 		}
-		sum.Embedded += len(batch)
-		prog.update(sum.Embedded)
+		stored += len(batch)
+		prog.update(stored)
 	}
-	prog.done()
+	return stored, nil
+}
 
+// deleteStale deletes the stored chunks that no page yields any more and
+// returns how many there were.
+func deleteStale(ctx context.Context, store vectorstore.Store, existing, hashes map[string]string) (int, error) {
 	var stale []string
 	for id := range existing {
 		if _, ok := hashes[id]; !ok {
@@ -129,18 +151,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	}
 	slices.Sort(stale)
-	if err := o.Store.Delete(ctx, stale); err != nil {
-		return sum, fmt.Errorf("ingest: delete chunks of removed pages: %w", err)
+	if err := store.Delete(ctx, stale); err != nil {
+		return 0, fmt.Errorf("ingest: delete chunks of removed pages: %w", err)
 	}
-	sum.Deleted = len(stale)
-	sum.Duration = time.Since(start)
-	fmt.Fprintln(o.Out, "ingest:", sum)
-	return sum, nil
+	return len(stale), nil
 }
 
 // Load walks dir and returns the chunks of its Markdown and MDX pages and
 // how many pages it read. Like Docusaurus it skips files and folders starting
-// with "_" or ".", node_modules, and draft pages.
+// with "_" or ".", node_modules, and draft pages. Files are read through an
+// os.Root, so a symlink cannot lead the walk outside dir.
 func Load(dir string, opt chunk.Options) ([]chunk.Chunk, int, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
@@ -149,65 +169,77 @@ func Load(dir string, opt chunk.Options) ([]chunk.Chunk, int, error) {
 	if !info.IsDir() {
 		return nil, 0, fmt.Errorf("ingest: docs folder %s is not a directory", dir)
 	}
-	var (
-		out   []chunk.Chunk
-		files int
-		errs  []error
-	)
-	seen := map[string]string{}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if p != dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") || name == "node_modules") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		ext := strings.ToLower(filepath.Ext(name))
-		if d.IsDir() || (ext != ".md" && ext != ".mdx") {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		src, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		page, err := chunk.Parse(filepath.ToSlash(rel), src, opt)
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		if page.Draft {
-			return nil
-		}
-		files++
-		for _, c := range chunk.Split(page, opt) {
-			if other, dup := seen[c.ID]; dup {
-				errs = append(errs, fmt.Errorf("%s: heading id %q appears twice (also in %s)", c.DocPath, c.Anchor, other))
-				continue
-			}
-			seen[c.ID] = c.DocPath
-			out = append(out, c)
-		}
-		return nil
-	})
+	root, err := os.OpenRoot(dir)
 	if err != nil {
+		return nil, 0, fmt.Errorf("ingest: docs folder: %w", err)
+	}
+	defer root.Close()
+	l := loader{fsys: root.FS(), opt: opt, seen: map[string]string{}}
+	if err := fs.WalkDir(l.fsys, ".", l.visit); err != nil {
 		return nil, 0, fmt.Errorf("ingest: walk %s: %w", dir, err)
 	}
-	if len(errs) > 0 {
-		return nil, 0, fmt.Errorf("ingest: %d page(s) could not be read, nothing was changed: %w", len(errs), errors.Join(errs...))
+	if len(l.errs) > 0 {
+		return nil, 0, fmt.Errorf("ingest: %d page(s) could not be read, nothing was changed: %w", len(l.errs), errors.Join(l.errs...))
 	}
-	if files == 0 {
+	if l.files == 0 {
 		// Refuse rather than delete every stored chunk because of a wrong path.
 		return nil, 0, fmt.Errorf("ingest: no Markdown or MDX pages under %s", dir)
 	}
-	return out, files, nil
+	return l.out, l.files, nil
+}
+
+// loader collects the chunks of one walk of the docs folder. A page that
+// cannot be parsed is recorded in errs and the walk goes on, so one run
+// reports every broken page.
+type loader struct {
+	fsys  fs.FS
+	opt   chunk.Options
+	out   []chunk.Chunk
+	files int
+	errs  []error
+	// seen maps a chunk ID to the page that yielded it.
+	seen map[string]string
+}
+
+// visit is the fs.WalkDirFunc of Load; p is slash-separated and relative to
+// the docs folder.
+func (l *loader) visit(p string, d fs.DirEntry, err error) error {
+	if err != nil {
+		return err
+	}
+	name := d.Name()
+	if p != "." && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") || name == "node_modules") {
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	ext := strings.ToLower(path.Ext(name))
+	if d.IsDir() || (ext != ".md" && ext != ".mdx") {
+		return nil
+	}
+	src, err := fs.ReadFile(l.fsys, p)
+	if err != nil {
+		return err
+	}
+	page, err := chunk.Parse(p, src, l.opt)
+	if err != nil {
+		l.errs = append(l.errs, err)
+		return nil
+	}
+	if page.Draft {
+		return nil
+	}
+	l.files++
+	for _, c := range chunk.Split(page, l.opt) {
+		if other, dup := l.seen[c.ID]; dup {
+			l.errs = append(l.errs, fmt.Errorf("%s: heading id %q appears twice (also in %s)", c.DocPath, c.Anchor, other))
+			continue
+		}
+		l.seen[c.ID] = c.DocPath
+		l.out = append(l.out, c)
+	}
+	return nil
 }
 
 // progress redraws one status line when writing to a terminal and stays

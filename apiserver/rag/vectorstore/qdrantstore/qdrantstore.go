@@ -111,7 +111,7 @@ func (s *Store) ensureCollection(ctx context.Context, dims int) error {
 	req := &qdrant.CreateCollection{
 		CollectionName: s.collection,
 		VectorsConfig: qdrant.NewVectorsConfigMap(map[string]*qdrant.VectorParams{
-			DenseVector: {Size: uint64(dims), Distance: qdrant.Distance_Cosine},
+			DenseVector: {Size: uint64(dims), Distance: qdrant.Distance_Cosine}, //nolint:gosec // dims is the length of a vector, never negative
 		}),
 	}
 	if s.hybrid {
