@@ -187,26 +187,33 @@ func WriteOCIArchive(w io.Writer, img v1.Image, ref string) (v1.Hash, error) {
 	blobs["index.json"] = index
 	blobs["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
 
-	names := make([]string, 0, len(blobs))
-	for n := range blobs {
+	return digest, writeSortedTar(w, blobs)
+}
+
+// writeSortedTar writes files (path → content) as a tar under the two blob
+// directories, in name order and dated at epoch, so equal inputs give equal
+// bytes.
+func writeSortedTar(w io.Writer, files map[string][]byte) error {
+	names := make([]string, 0, len(files))
+	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	tw := tar.NewWriter(w)
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
-			return v1.Hash{}, err
+			return fmt.Errorf("write %s: %w", dir, err)
 		}
 	}
 	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(blobs[n])), ModTime: epoch}); err != nil {
-			return v1.Hash{}, err
+		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[n])), ModTime: epoch}); err != nil {
+			return fmt.Errorf("write %s: %w", n, err)
 		}
-		if _, err := tw.Write(blobs[n]); err != nil {
-			return v1.Hash{}, err
+		if _, err := tw.Write(files[n]); err != nil {
+			return fmt.Errorf("write %s: %w", n, err)
 		}
 	}
-	return digest, tw.Close()
+	return tw.Close()
 }
 
 func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
