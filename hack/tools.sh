@@ -19,6 +19,9 @@ CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.19.0}"
 # Also the version hack/tools/kube-api-linter/go.mod requires (checked below).
 GOLANGCI_LINT_VERSION="${GOLANGCI_LINT_VERSION:-v2.15.0}"
 mkdir -p "$BIN" "$CACHE"
+# The Makefile puts bin/ first on PATH; system binaries are looked up without
+# it, or `link "$(type -P etcd)" etcd` would link bin/etcd to itself.
+PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$BIN" | paste -sd:)
 
 log() { echo "hack/tools.sh: $*" >&2; }
 
