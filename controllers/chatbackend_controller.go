@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -125,6 +126,10 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 
+	if cb.Annotations[chatv1alpha1.AnnotationReconcile] == chatv1alpha1.ReconcileDisabled {
+		return ctrl.Result{}, r.patchPaused(ctx, cb)
+	}
+
 	s := &scope{cb: cb, image: r.imageFor(cb)}
 	before := cb.DeepCopy()
 	defer func() {
@@ -139,6 +144,13 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	)
 	for _, p := range r.phases() {
 		phaseRes, err := p(ctx, s)
+		var conflict *ownershipConflict
+		if errors.As(err, &conflict) {
+			// Someone else's object is in the way: a person must act, so
+			// this is status and a slow recheck, not a backoff loop.
+			r.recordConflict(ctx, s, conflict)
+			phaseRes, err = ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}, nil
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -194,7 +206,10 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 
 	c, err := ctrl.NewControllerManagedBy(mgr).
-		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations do not change the generation, but pausing and
+		// resuming (AnnotationReconcile) must reconcile at once.
+		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.Job{}).
 		Owns(&appsv1.Deployment{}).

@@ -380,7 +380,9 @@ func TestDriftIsReverted(t *testing.T) {
 		}, timeout, interval).Should(Succeed(), "%T %s comes back", obj, name)
 	}
 
-	// An edit of a field the operator owns is reverted.
+	// An edit of a field the operator owns is reverted, replicas included:
+	// scaling goes through the ChatBackend's scale subresource
+	// (TestScaleSubresourceDrivesTheDeployment), not its Deployment.
 	dep := &appsv1.Deployment{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/evil:latest"
@@ -628,7 +630,7 @@ func patchCB(ns, name string, mutate func(*chatv1alpha1.ChatBackend)) {
 
 // TestPrinterColumns: `kubectl get chatbackends` shows READY as ready/desired
 // pods (as for Deployments, not the desired count alone), the Ready
-// condition's reason as STATUS, IMAGE and AGE.
+// condition's reason as STATUS, IMAGE, the in-cluster URL and AGE.
 func TestPrinterColumns(t *testing.T) {
 	g := NewWithT(t)
 	crd := &apiextensionsv1.CustomResourceDefinition{}
@@ -641,7 +643,8 @@ func TestPrinterColumns(t *testing.T) {
 		}
 		paths[strings.ToUpper(c.Name)] = c.JSONPath
 	}
-	g.Expect(names).To(Equal([]string{"READY", "STATUS", "IMAGE", "AGE"}))
+	g.Expect(names).To(Equal([]string{"READY", "STATUS", "IMAGE", "URL", "AGE"}))
+	g.Expect(paths).To(HaveKeyWithValue("URL", ".status.url"))
 	g.Expect(paths).To(HaveKeyWithValue("READY", ".status.ready"))
 	g.Expect(paths).To(HaveKeyWithValue("UP-TO-DATE", ".status.updatedReplicas"))
 }

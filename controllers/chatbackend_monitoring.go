@@ -2,13 +2,13 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -63,7 +63,9 @@ func (r *ChatBackendReconciler) reconcileMonitoring(ctx context.Context, s *scop
 	} else {
 		errs = append(errs, r.deleteOwned(ctx, cb, &monitoringv1.PrometheusRule{}, cb.Name))
 	}
-	if err := kerrors.NewAggregate(errs); err != nil {
+	// errors.Join, unlike an Aggregate, lets Reconcile find an
+	// ownershipConflict in it.
+	if err := errors.Join(errs...); err != nil {
 		s.monitoring = condition{metav1.ConditionFalse, chatv1alpha1.ReasonMonitoringApplyFailure, err.Error()}
 		return ctrl.Result{}, err
 	}

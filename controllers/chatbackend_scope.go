@@ -23,6 +23,10 @@ type scope struct {
 	// migrationMessage details the migration state for the conditions.
 	migrationMessage string
 
+	// conflict is set when a child could not be written because an object
+	// of its name belongs to someone else (chatbackend_ownership.go).
+	conflict *condition
+
 	deployment *appsv1.Deployment
 	serviceURL string
 
