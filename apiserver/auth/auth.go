@@ -29,13 +29,16 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/config"
 )
 
+// FetchTimeout bounds one JWKS download, the first one at start-up
+// included: the operator's startup probe budget allows for it.
+const FetchTimeout = 10 * time.Second
+
 const (
 	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
 	MaxLeeway             = 60 * time.Second
 	defaultLeeway         = 30 * time.Second
 	defaultRefresh        = 5 * time.Minute
 	defaultRefetchSpacing = 30 * time.Second
-	defaultFetchTimeout   = 10 * time.Second
 	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
 	maxTokenBytes = 16 << 10
 )
@@ -155,7 +158,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: defaultFetchTimeout}
+		client = &http.Client{Timeout: FetchTimeout}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -172,7 +175,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		Storage: jwkset.NewMemoryStorage(),
 		url:     opts.JWKSURL,
 		client:  client,
-		timeout: defaultFetchTimeout,
+		timeout: FetchTimeout,
 		baseCtx: bg,
 		refetch: rate.NewLimiter(rate.Every(opts.RefetchSpacing), 1),
 		metrics: m,

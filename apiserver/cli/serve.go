@@ -26,9 +26,10 @@ import (
 	"github.com/chatbackend/chatbackend/internal/version"
 )
 
-// shutdownTimeout leaves in-flight requests (streamed answers included) time
-// to finish, within Kubernetes' default 30 s termination grace period.
-const shutdownTimeout = 25 * time.Second
+// ShutdownTimeout leaves in-flight requests (streamed answers included) time
+// to finish after SIGTERM. The operator's terminationGracePeriodSeconds is
+// built on it (controllers/specs, checked by its lifecycle contract test).
+const ShutdownTimeout = 25 * time.Second
 
 func newServeCmd() *cobra.Command {
 	return &cobra.Command{
@@ -131,7 +132,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", shutdownTimeout.String())
+		logger.Info("shutting down", "timeout", ShutdownTimeout.String())
 	case runErr = <-errc:
 	}
 	// Also when the metrics server failed: the API may have requests in
@@ -186,7 +187,7 @@ func serveHTTP(srv *http.Server, ln net.Listener, name string) error {
 }
 
 func shutdown(srv *http.Server, logger *slog.Logger, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown incomplete", "server", name, "error", err.Error())
