@@ -28,6 +28,9 @@ type scope struct {
 	conflict *condition
 
 	deployment *appsv1.Deployment
+	// rolloutWaiting is what a new pod waits on when the rollout is stuck
+	// (chatbackend_rollout.go).
+	rolloutWaiting string
 	serviceURL string
 
 	monitoring condition

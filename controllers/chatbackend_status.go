@@ -130,10 +130,8 @@ func progressingCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated condi
 		// blocked or failed, which Migrated explains.
 		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	}
-	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil &&
-		c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck,
-			fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message)}
+	if progressDeadlineExceeded(dep) != nil {
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck, rolloutStuckMessage(dep, s.rolloutWaiting)}
 	}
 	if !rolledOut(cb, dep) {
 		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut,
