@@ -31,7 +31,7 @@ type scope struct {
 	// rolloutWaiting is what a new pod waits on when the rollout is stuck
 	// (chatbackend_rollout.go).
 	rolloutWaiting string
-	serviceURL string
+	serviceURL     string
 
 	monitoring condition
 }
