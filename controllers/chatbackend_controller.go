@@ -65,6 +65,9 @@ type ChatBackendReconciler struct {
 	SecretRecheckInterval time.Duration
 	// MigrationRecheckInterval: DefaultMigrationRecheckInterval when zero.
 	MigrationRecheckInterval time.Duration
+	// MonitoringLabels go on every ServiceMonitor and PrometheusRule
+	// (--monitoring-labels), under those of each spec.monitoring.
+	MonitoringLabels map[string]string
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
