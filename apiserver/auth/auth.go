@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 )
 
 // FetchTimeout bounds one JWKS download, the first one at start-up
@@ -56,6 +57,8 @@ type Options struct {
 	Algorithms []string
 	// Registerer receives the auth and JWKS metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Dependencies gets the outcome of every JWKS refresh. Nil: none.
+	Dependencies *dependency.Gauges
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -179,6 +182,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		baseCtx: bg,
 		refetch: rate.NewLimiter(rate.Every(opts.RefetchSpacing), 1),
 		metrics: m,
+		deps:    opts.Dependencies,
 		log:     log,
 	}
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store})

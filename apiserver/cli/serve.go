@@ -18,6 +18,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
@@ -55,6 +56,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps, err := dependency.New(reg)
+	if err != nil {
+		return err
+	}
 
 	// Listen before the slow parts, so a taken port fails at once.
 	apiLn, err := net.Listen("tcp", cfg.ListenAddr)
@@ -94,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Algorithms:      cfg.Algorithms,
 		RefreshInterval: cfg.JWKSRefreshInterval,
 		Registerer:      reg,
+		Dependencies:    deps,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -105,9 +111,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	chatSvc := chat.New(db, engine, logger)
+	if err := chatSvc.Instrument(reg, deps); err != nil {
+		release(closeEngine, logger)
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Deps{
 		Store:              db,
-		Chat:               chat.New(db, engine, logger),
+		Chat:               chatSvc,
 		Auth:               verifier,
 		ChatRateLimit:      httpapi.RateLimit{PerMinute: cfg.ChatRatePerMinute, Burst: cfg.ChatBurst},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
@@ -115,6 +126,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ShuttingDown: ctx.Done(),
 		Logger:       logger,
 		Registerer:   reg,
+		Dependencies: deps,
 	})
 	if err != nil {
 		release(closeEngine, logger)
