@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -121,6 +122,9 @@ func (r *ChatBackendReconciler) phases() []phase {
 func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	cb := &chatv1alpha1.ChatBackend{}
 	if err := r.Get(ctx, req.NamespacedName, cb); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetDesiredReplicas(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cb.DeletionTimestamp.IsZero() {
@@ -136,6 +140,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	s := &scope{cb: cb, image: r.imageFor(cb)}
 	before := cb.DeepCopy()
 	defer func() {
+		recordDesiredReplicas(s)
 		if err := r.patchStatus(ctx, s, before); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}

@@ -16,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers"
 )
 
 // TestScaleSubresourceDrivesTheDeployment: an HPA (or `kubectl scale
@@ -69,6 +71,13 @@ func TestScaleSubresourceDrivesTheDeployment(t *testing.T) {
 		return *dep.Spec.Replicas
 	}, 2*time.Second, 200*time.Millisecond).Should(Equal(int32(5)), "the scaled replica count is not reverted")
 	Expect(getCB(Default, ns, "chat").Status.Replicas).To(Equal(int32(5)))
+	Eventually(func() float64 { return desiredReplicasGauge(ns, "chat") }, timeout, interval).Should(Equal(5.0))
+
+	// Scaled to zero, the operator's chatbackend_desired_replicas says no
+	// pod is expected, which keeps ChatBackendAPIDown silent.
+	writeScale(ns, "chat", 0)
+	expectDeploymentReplicas(ns, 0)
+	Eventually(func() float64 { return desiredReplicasGauge(ns, "chat") }, timeout, interval).Should(BeZero())
 
 	// kubectl scale chatbackend chat --replicas=1: one pod, so no PDB
 	// (it would block every drain); back to 3: the PDB returns.
@@ -104,4 +113,26 @@ func expectDeploymentReplicas(ns string, want int32) {
 		g.Expect(k8s.Get(context.Background(), key(ns, "chat"), dep)).To(Succeed())
 		return *dep.Spec.Replicas
 	}, timeout, interval).Should(Equal(want))
+}
+
+// desiredReplicasGauge reads the operator's chatbackend_desired_replicas
+// for one ChatBackend from the registry the manager serves; -1 when absent.
+func desiredReplicasGauge(ns, name string) float64 {
+	mfs, err := ctrlmetrics.Registry.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, mf := range mfs {
+		if mf.GetName() != controllers.DesiredReplicasMetric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["chatbackend_namespace"] == ns && l["chatbackend"] == name {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
