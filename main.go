@@ -9,6 +9,7 @@ import (
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -40,6 +41,7 @@ func run() error {
 		leaderElectionNamespace              string
 		leaderElect                          bool
 		monitoringRecheck                    time.Duration
+		monitoringLabels                     map[string]string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the operator's /metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -50,6 +52,9 @@ func run() error {
 		"chat-apiserver image of ChatBackends that set no spec.image.")
 	flag.DurationVar(&monitoringRecheck, "monitoring-recheck-interval", controllers.DefaultMonitoringRecheckInterval,
 		"How often a ChatBackend looks again for the prometheus-operator CRDs while they are missing.")
+	flag.Func("monitoring-labels", "Labels k=v,... put on every ServiceMonitor and PrometheusRule, so that Prometheus selects them "+
+		"(kube-prometheus-stack: release=<its release name>); spec.monitoring.*.labels add to and override them.",
+		func(v string) (err error) { monitoringLabels, err = labels.ConvertSelectorToLabelsMap(v); return err })
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -95,6 +100,7 @@ func run() error {
 		Recorder:                  mgr.GetEventRecorder("chatbackend-operator"),
 		DefaultImage:              defaultImage,
 		MonitoringRecheckInterval: monitoringRecheck,
+		MonitoringLabels:          monitoringLabels,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up ChatBackend controller: %w", err)

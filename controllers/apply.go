@@ -18,10 +18,21 @@ import (
 // Server-side apply is the one way every child is written. Compared with
 // read-modify-update it sends only the fields the operator cares about, so
 // the API server's defaults and other controllers' fields (the Job
-// controller's labels, an HPA's replicas under its own field manager) are
-// not fought over, an unchanged object is not rewritten, and ForceOwnership
+// controller's labels, the Deployment controller's annotations) are not
+// fought over, an unchanged object is not rewritten, and ForceOwnership
 // takes back fields someone edited by hand, which is how drift is reverted.
+// That includes the Deployment's replicas: they follow spec.replicas, which
+// is the ChatBackend's scale subresource, so `kubectl scale chatbackend`
+// and an HPA targeting the ChatBackend are followed, while scaling the
+// Deployment itself is undone.
+//
+// ForceOwnership must only ever take fields back from objects this
+// ChatBackend controls: an object of the same name that someone else made
+// is left untouched and reported as an ownershipConflict.
 func (r *ChatBackendReconciler) apply(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object) error {
+	if err := r.checkOwnership(ctx, cb, obj); err != nil {
+		return err
+	}
 	if err := controllerutil.SetControllerReference(cb, obj, r.Scheme); err != nil {
 		return fmt.Errorf("set owner of %T %s: %w", obj, obj.GetName(), err)
 	}

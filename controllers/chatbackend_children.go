@@ -73,7 +73,7 @@ func (r *ChatBackendReconciler) reconcileDeployment(ctx context.Context, s *scop
 		return ctrl.Result{}, err
 	}
 	s.deployment = dep
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, r.observeStuckRollout(ctx, s)
 }
 
 func (r *ChatBackendReconciler) reconcilePodDisruptionBudget(ctx context.Context, s *scope) (ctrl.Result, error) {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -64,6 +66,9 @@ type ChatBackendReconciler struct {
 	SecretRecheckInterval time.Duration
 	// MigrationRecheckInterval: DefaultMigrationRecheckInterval when zero.
 	MigrationRecheckInterval time.Duration
+	// MonitoringLabels go on every ServiceMonitor and PrometheusRule
+	// (--monitoring-labels), under those of each spec.monitoring.
+	MonitoringLabels map[string]string
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -117,6 +122,9 @@ func (r *ChatBackendReconciler) phases() []phase {
 func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	cb := &chatv1alpha1.ChatBackend{}
 	if err := r.Get(ctx, req.NamespacedName, cb); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetDesiredReplicas(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cb.DeletionTimestamp.IsZero() {
@@ -125,9 +133,14 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 
+	if cb.Annotations[chatv1alpha1.AnnotationReconcile] == chatv1alpha1.ReconcileDisabled {
+		return ctrl.Result{}, r.patchPaused(ctx, cb)
+	}
+
 	s := &scope{cb: cb, image: r.imageFor(cb)}
 	before := cb.DeepCopy()
 	defer func() {
+		recordDesiredReplicas(s)
 		if err := r.patchStatus(ctx, s, before); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
@@ -139,6 +152,13 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	)
 	for _, p := range r.phases() {
 		phaseRes, err := p(ctx, s)
+		var conflict *ownershipConflict
+		if errors.As(err, &conflict) {
+			// Someone else's object is in the way: a person must act, so
+			// this is status and a slow recheck, not a backoff loop.
+			r.recordConflict(ctx, s, conflict)
+			phaseRes, err = ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}, nil
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -194,7 +214,10 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 
 	c, err := ctrl.NewControllerManagedBy(mgr).
-		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations do not change the generation, but pausing and
+		// resuming (AnnotationReconcile) must reconcile at once.
+		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.Job{}).
 		Owns(&appsv1.Deployment{}).

@@ -380,7 +380,9 @@ func TestDriftIsReverted(t *testing.T) {
 		}, timeout, interval).Should(Succeed(), "%T %s comes back", obj, name)
 	}
 
-	// An edit of a field the operator owns is reverted.
+	// An edit of a field the operator owns is reverted, replicas included:
+	// scaling goes through the ChatBackend's scale subresource
+	// (TestScaleSubresourceDrivesTheDeployment), not its Deployment.
 	dep := &appsv1.Deployment{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/evil:latest"
@@ -412,6 +414,7 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	ns := newNamespace(t)
 	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
 	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	cb.Spec.Monitoring.ServiceMonitor.Labels = map[string]string{"release": "prom-a", "team": "chat"}
 	Expect(k8s.Create(ctx, cb)).To(Succeed())
 
 	errorsBefore := reconcileErrors(ns)
@@ -426,9 +429,16 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 
-	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled)
+	// The labels Prometheus selects on: the operator's --monitoring-labels
+	// (release=kps in this suite) unless the spec says otherwise, and the
+	// status says which went where.
+	c = eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled)
+	Expect(c.Message).To(MatchRegexp(`ServiceMonitor chat with labels [^;]*release=prom-a,team=chat`))
+	Expect(c.Message).To(MatchRegexp(`PrometheusRule chat with labels [^;]*release=kps`))
 	sm := &monitoringv1.ServiceMonitor{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), sm)).To(Succeed())
+	Expect(sm.Labels).To(HaveKeyWithValue("release", "prom-a"))
+	Expect(sm.Labels).To(HaveKeyWithValue("team", "chat"))
 	Expect(sm.Spec.Endpoints).To(HaveLen(1))
 	Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
 	// It selects the metrics Service, and only it.
@@ -437,6 +447,7 @@ func TestMonitoringFollowsTheCRDs(t *testing.T) {
 	Expect(services.Items).To(ConsistOf(HaveField("Name", "chat-metrics")))
 	rule := &monitoringv1.PrometheusRule{}
 	Expect(k8s.Get(ctx, key(ns, "chat"), rule)).To(Succeed())
+	Expect(rule.Labels).To(HaveKeyWithValue("release", "kps"))
 	Expect(rule.Spec.Groups).NotTo(BeEmpty())
 	Expect(metav1.IsControlledBy(rule, getCB(Default, ns, "chat"))).To(BeTrue())
 
@@ -628,7 +639,7 @@ func patchCB(ns, name string, mutate func(*chatv1alpha1.ChatBackend)) {
 
 // TestPrinterColumns: `kubectl get chatbackends` shows READY as ready/desired
 // pods (as for Deployments, not the desired count alone), the Ready
-// condition's reason as STATUS, IMAGE and AGE.
+// condition's reason as STATUS, IMAGE, the in-cluster URL and AGE.
 func TestPrinterColumns(t *testing.T) {
 	g := NewWithT(t)
 	crd := &apiextensionsv1.CustomResourceDefinition{}
@@ -641,7 +652,8 @@ func TestPrinterColumns(t *testing.T) {
 		}
 		paths[strings.ToUpper(c.Name)] = c.JSONPath
 	}
-	g.Expect(names).To(Equal([]string{"READY", "STATUS", "IMAGE", "AGE"}))
+	g.Expect(names).To(Equal([]string{"READY", "STATUS", "IMAGE", "URL", "AGE"}))
+	g.Expect(paths).To(HaveKeyWithValue("URL", ".status.url"))
 	g.Expect(paths).To(HaveKeyWithValue("READY", ".status.ready"))
 	g.Expect(paths).To(HaveKeyWithValue("UP-TO-DATE", ".status.updatedReplicas"))
 }

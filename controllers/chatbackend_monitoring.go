@@ -2,13 +2,15 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -48,35 +50,41 @@ func (r *ChatBackendReconciler) reconcileMonitoring(ctx context.Context, s *scop
 		return ctrl.Result{}, err
 	}
 
-	var errs []error
+	var (
+		errs    []error
+		applied []string
+	)
 	if wantSM {
-		errs = append(errs, r.apply(ctx, cb, specs.ServiceMonitor(cb)))
+		sm := specs.ServiceMonitor(cb, r.MonitoringLabels)
+		errs = append(errs, r.apply(ctx, cb, sm))
+		applied = append(applied, fmt.Sprintf("ServiceMonitor %s with labels %s", sm.Name, labels.Set(sm.Labels)))
 	} else {
 		errs = append(errs, r.deleteOwned(ctx, cb, &monitoringv1.ServiceMonitor{}, cb.Name))
 	}
 	if wantPR {
-		rule, err := specs.PrometheusRule(cb)
+		rule, err := specs.PrometheusRule(cb, r.MonitoringLabels)
 		if err == nil {
 			err = r.apply(ctx, cb, rule)
+			applied = append(applied, fmt.Sprintf("PrometheusRule %s with labels %s", rule.Name, labels.Set(rule.Labels)))
 		}
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, r.deleteOwned(ctx, cb, &monitoringv1.PrometheusRule{}, cb.Name))
 	}
-	if err := kerrors.NewAggregate(errs); err != nil {
+	// errors.Join, unlike an Aggregate, lets Reconcile find an
+	// ownershipConflict in it.
+	if err := errors.Join(errs...); err != nil {
 		s.monitoring = condition{metav1.ConditionFalse, chatv1alpha1.ReasonMonitoringApplyFailure, err.Error()}
 		return ctrl.Result{}, err
 	}
-	switch {
-	case wantSM && wantPR:
-		s.monitoring = condition{metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled, "ServiceMonitor and PrometheusRule are in place"}
-	case wantSM:
-		s.monitoring = condition{metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled, "ServiceMonitor is in place; the PrometheusRule is disabled"}
-	case wantPR:
-		s.monitoring = condition{metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled, "PrometheusRule is in place; the ServiceMonitor is disabled"}
-	default:
+	if len(applied) == 0 {
 		s.monitoring = condition{metav1.ConditionFalse, chatv1alpha1.ReasonMonitoringDisabled, "spec.monitoring disables the ServiceMonitor and the PrometheusRule"}
+		return ctrl.Result{}, nil
 	}
+	// The labels are in the message because they decide whether Prometheus
+	// selects the objects at all, which the operator cannot see.
+	s.monitoring = condition{metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled,
+		"applied " + strings.Join(applied, "; ") + " (Prometheus selects them only if its serviceMonitorSelector/ruleSelector match these labels)"}
 	return ctrl.Result{}, nil
 }
 

@@ -23,8 +23,15 @@ type scope struct {
 	// migrationMessage details the migration state for the conditions.
 	migrationMessage string
 
+	// conflict is set when a child could not be written because an object
+	// of its name belongs to someone else (chatbackend_ownership.go).
+	conflict *condition
+
 	deployment *appsv1.Deployment
-	serviceURL string
+	// rolloutWaiting is what a new pod waits on when the rollout is stuck
+	// (chatbackend_rollout.go).
+	rolloutWaiting string
+	serviceURL     string
 
 	monitoring condition
 }

@@ -9,10 +9,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
 // patchStatus computes the status from what the phases recorded in s and
@@ -39,6 +41,7 @@ func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
 	}
 	cb.Status.Replicas, cb.Status.ReadyReplicas, cb.Status.UpdatedReplicas = &replicas, &ready, &updated
 	cb.Status.Ready = fmt.Sprintf("%d/%d", ready, replicas)
+	cb.Status.Selector = labels.SelectorFromSet(specs.SelectorLabels(cb)).String()
 	if s.serviceURL != "" {
 		cb.Status.URL = s.serviceURL
 	}
@@ -71,6 +74,8 @@ func setConditions(cb *chatv1alpha1.ChatBackend, s *scope) {
 	set(chatv1alpha1.ConditionMonitoringReady, mon)
 
 	set(chatv1alpha1.ConditionReady, readyCondition(cb, s, migrated, available, progressing, degraded))
+	// This reconcile ran, so reconciling is not paused (any more).
+	meta.RemoveStatusCondition(&cb.Status.Conditions, chatv1alpha1.ConditionPaused)
 }
 
 func migratedCondition(s *scope) condition {
@@ -124,10 +129,8 @@ func progressingCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated condi
 		// blocked or failed, which Migrated explains.
 		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	}
-	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil &&
-		c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck,
-			fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message)}
+	if progressDeadlineExceeded(dep) != nil {
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck, rolloutStuckMessage(dep, s.rolloutWaiting)}
 	}
 	if !rolledOut(cb, dep) {
 		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut,
@@ -149,6 +152,8 @@ func rolledOut(cb *chatv1alpha1.ChatBackend, dep *appsv1.Deployment) bool {
 // degradedCondition is True when the operator cannot converge without help.
 func degradedCondition(s *scope, migrated, progressing condition) condition {
 	switch {
+	case s.conflict != nil:
+		return *s.conflict
 	case s.migration == migrationFailed:
 		return condition{metav1.ConditionTrue, migrated.reason, migrated.message}
 	case s.secretProblem != nil:

@@ -8,8 +8,11 @@
 //
 // # The reconcile algorithm
 //
-// Reconcile (chatbackend_controller.go) reads the ChatBackend, makes a scope
-// (chatbackend_scope.go) and runs a fixed list of phases over it, in order:
+// Reconcile (chatbackend_controller.go) reads the ChatBackend. When it is
+// paused (annotation chat.chatbackend.io/reconcile=disabled,
+// chatbackend_pause.go) only its Paused condition is written. Otherwise it
+// makes a scope (chatbackend_scope.go) and runs a fixed list of phases over
+// it, in order:
 //
 //  1. reconcileEnvSecret (chatbackend_children.go) copies the referenced
 //     Secret keys into `<name>-env` under the variable names chat-apiserver
@@ -25,7 +28,10 @@
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema. Before the first
 //     migration there is no Deployment; while a Secret is missing the
-//     existing one is left as it is.
+//     existing one is left as it is. Its replicas are spec.replicas, the
+//     ChatBackend's scale subresource (what an HPA or kubectl scale
+//     writes). A rollout past its progress deadline has its new pods read
+//     for what they wait on (chatbackend_rollout.go).
 //  4. reconcilePodDisruptionBudget, and reconcileService for the API
 //     Service and the metrics Service.
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
@@ -35,12 +41,16 @@
 // Each phase checks its own preconditions in the scope and records what it
 // saw there; a failing phase does not stop the later ones. Every write is a
 // server-side apply by the field owner FieldOwner (apply.go), which also
-// reverts hand edits of the fields the operator owns.
+// reverts hand edits of the fields the operator owns, and only ever of
+// objects this ChatBackend controls: an object of a child's name that it
+// does not control is left alone and reported as ResourceConflict
+// (chatbackend_ownership.go).
 //
 // Whatever happened, the status is then computed from the scope alone
 // (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
 // Available, Degraded and MonitoringReady, with every reason a constant of
-// api/v1alpha1. A new version being migrated or rolled out while the
+// api/v1alpha1. The operator's own metric chatbackend_desired_replicas
+// (metrics.go) is updated from the same scope. A new version being migrated or rolled out while the
 // previous one serves keeps Ready True and shows in Progressing.
 //
 // Reconcile returns either an error (controller-runtime then retries with

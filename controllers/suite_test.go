@@ -119,6 +119,8 @@ func runSuite(m *testing.M) int {
 		MonitoringRecheckInterval: time.Second,
 		SecretRecheckInterval:     time.Second,
 		MigrationRecheckInterval:  time.Second,
+		// As --monitoring-labels=release=kps would.
+		MonitoringLabels: map[string]string{"release": "kps"},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)

@@ -16,7 +16,7 @@ ALERTS=controllers/specs/alerts
 
 PROMTOOL=${PROMTOOL:-}
 if [ -z "$PROMTOOL" ]; then
-  if [ -x bin/promtool ]; then PROMTOOL=bin/promtool
+  if [ -x bin/promtool ]; then PROMTOOL=$ROOT/bin/promtool
   elif command -v promtool >/dev/null 2>&1; then PROMTOOL=$(command -v promtool)
   else echo "hack/test-alerts.sh: promtool not found: run \`hack/tools.sh prometheus\` (make tools-prometheus)" >&2; exit 1
   fi

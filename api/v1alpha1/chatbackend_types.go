@@ -18,7 +18,8 @@ const (
 	// ConditionAvailable mirrors the Deployment's Available condition.
 	ConditionAvailable = "Available"
 	// ConditionDegraded is True when the operator cannot converge without
-	// help: a failed migration or a missing referenced Secret.
+	// help: a failed migration, a missing referenced Secret, a stuck rollout
+	// or an object in the way that the ChatBackend does not own.
 	ConditionDegraded = "Degraded"
 	// ConditionMonitoringReady is True when the ServiceMonitor and
 	// PrometheusRule asked for are in place.
@@ -60,6 +61,31 @@ const (
 	// ReasonNotReconciled: the phase that sets the condition did not run in
 	// the last reconcile (an earlier error), so nothing is known.
 	ReasonNotReconciled = "NotReconciled"
+	// ReasonResourceConflict: an object the ChatBackend needs (its Service,
+	// env Secret, Deployment...) already exists and is not controlled by
+	// it. The operator leaves it untouched (Ready=False, Degraded=True):
+	// taking it over would hijack someone else's traffic or credentials.
+	ReasonResourceConflict = "ResourceConflict"
+	// ReasonReconcileDisabled: the ChatBackend carries
+	// AnnotationReconcile=ReconcileDisabled (Paused=True).
+	ReasonReconcileDisabled = "ReconcileDisabled"
+)
+
+// ConditionPaused is True while AnnotationReconcile is ReconcileDisabled:
+// the operator then writes nothing for the ChatBackend but this condition.
+// The other conditions keep the values of the last reconcile before the
+// pause (Ready is not flipped, so a maintenance pause does not page
+// anyone); they are as old as their lastTransitionTime says. The condition
+// is removed when reconciling resumes.
+const ConditionPaused = "Paused"
+
+// Pausing a ChatBackend: set AnnotationReconcile to ReconcileDisabled, as
+// for a hand repair or a restore, and the operator neither applies nor
+// deletes any of its children until the annotation is removed (or set to
+// anything else).
+const (
+	AnnotationReconcile = "chat.chatbackend.io/reconcile"
+	ReconcileDisabled   = "disabled"
 )
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
@@ -204,6 +230,12 @@ type ServiceMonitorSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$') && self != ''",message="interval must be a duration such as 30s or 1m"
 	Interval string `json:"interval,omitempty"`
+	// Labels put on the ServiceMonitor, on top of the operator's
+	// --monitoring-labels, so that Prometheus selects it: for
+	// kube-prometheus-stack, release: <its Helm release name>.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // PrometheusRuleSpec configures the alerting rules.
@@ -212,6 +244,11 @@ type PrometheusRuleSpec struct {
 	// prometheus-operator CRDs are installed; true when unset.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
+	// Labels put on the PrometheusRule, on top of the operator's
+	// --monitoring-labels, so that Prometheus' ruleSelector selects it.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // MonitoringSpec configures Prometheus monitoring of the API.
@@ -238,7 +275,11 @@ type ChatBackendSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
-	// replicas of the API Deployment.
+	// replicas of the API Deployment. It is also the scale subresource of
+	// the ChatBackend: `kubectl scale chatbackend` and a
+	// HorizontalPodAutoscaler whose scaleTargetRef is the ChatBackend write
+	// it, and the Deployment follows. (An HPA must target the ChatBackend,
+	// not its Deployment, whose replicas the operator owns.)
 	// +optional
 	// +default=2
 	// +kubebuilder:validation:XValidation:rule="self >= 0",message="replicas must not be negative"
@@ -308,10 +349,16 @@ type ChatBackendStatus struct {
 	// ready yet, scaled to zero), not the same as unknown.
 
 	// replicas is the desired number of API pods (spec.replicas or its
-	// default).
+	// default), the status replicas of the scale subresource.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
+	// selector of the API pods, in label-selector string form: the scale
+	// subresource's selector, with which an HPA finds the pods whose
+	// metrics it averages.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	Selector string `json:"selector,omitempty"`
 	// readyReplicas of the Deployment: API pods passing their readiness
 	// probe.
 	// +optional
@@ -341,12 +388,14 @@ type ChatBackendStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=cb
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`,description="Ready API pods / desired API pods"
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition"
 // +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=`.status.updatedReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Progressing",type=string,JSONPath=`.status.conditions[?(@.type=="Progressing")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.migratedImage`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,description="URL of the API inside the cluster"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="metadata.name must be at most 46 characters: the migrations Job is named <name>-migrate-<8-character hash>"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and contain only lowercase letters, digits and '-', because it names a Service"

@@ -27,7 +27,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 )
+
+// FetchTimeout bounds one JWKS download, the first one at start-up
+// included: the operator's startup probe budget allows for it.
+const FetchTimeout = 10 * time.Second
 
 const (
 	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
@@ -35,7 +40,6 @@ const (
 	defaultLeeway         = 30 * time.Second
 	defaultRefresh        = 5 * time.Minute
 	defaultRefetchSpacing = 30 * time.Second
-	defaultFetchTimeout   = 10 * time.Second
 	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
 	maxTokenBytes = 16 << 10
 )
@@ -53,6 +57,8 @@ type Options struct {
 	Algorithms []string
 	// Registerer receives the auth and JWKS metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Dependencies gets the outcome of every JWKS refresh. Nil: none.
+	Dependencies *dependency.Gauges
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -129,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: defaultFetchTimeout}
+		client = &http.Client{Timeout: FetchTimeout}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -146,10 +152,11 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		Storage: jwkset.NewMemoryStorage(),
 		url:     opts.JWKSURL,
 		client:  client,
-		timeout: defaultFetchTimeout,
+		timeout: FetchTimeout,
 		baseCtx: bg,
 		refetch: rate.NewLimiter(rate.Every(opts.RefetchSpacing), 1),
 		metrics: m,
+		deps:    opts.Dependencies,
 		log:     log,
 	}
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store})

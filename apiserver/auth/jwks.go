@@ -15,6 +15,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 )
 
 // maxJWKSBytes bounds the JWKS response; a real set is a few hundred bytes.
@@ -45,6 +47,7 @@ type keyStore struct {
 	refetch *rate.Limiter
 	group   singleflight.Group
 	metrics *metrics
+	deps    *dependency.Gauges
 	log     *slog.Logger
 	loaded  atomic.Bool
 	errMu   sync.Mutex
@@ -85,6 +88,7 @@ func (s *keyStore) refresh() error {
 				return nil, err // shutting down: not a failure of BetterAuth
 			}
 			s.metrics.refreshFailures.Inc()
+			s.deps.Observe(dependency.JWKS, err)
 			s.errMu.Lock()
 			s.lastErr = err
 			s.errMu.Unlock()
@@ -92,6 +96,7 @@ func (s *keyStore) refresh() error {
 			return nil, err
 		}
 		s.metrics.refreshOK.Inc()
+		s.deps.Observe(dependency.JWKS, nil)
 		s.metrics.lastSuccess.SetToCurrentTime()
 		s.metrics.keys.Set(float64(n))
 		if !s.loaded.Swap(true) {

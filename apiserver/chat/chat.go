@@ -91,6 +91,8 @@ type Service struct {
 	store  *store.Store
 	engine *rag.Engine
 	log    *slog.Logger
+	// metrics is nil until Instrument.
+	metrics *metrics
 }
 
 // New returns the service. logger nil means slog.Default().
@@ -195,6 +197,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	case genErr != nil:
 		status, outcome = store.StatusFailed, fmt.Errorf("%w: %w", ErrModelFailed, genErr)
 	}
+	s.metrics.observe(status, clientGone, retrErr == nil, retrErr, genErr)
 	if status == store.StatusFailed {
 		s.log.Warn("chat answer failed", "conversation_id", conversationID, "message_id", answerID, "error", outcome.Error())
 	}

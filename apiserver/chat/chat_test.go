@@ -7,12 +7,16 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
@@ -24,6 +28,14 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func newService(t *testing.T) (*chat.Service, *store.Store) {
+	t.Helper()
+	svc, st, _ := newServiceAndEngine(t)
+	return svc, st
+}
+
+// newServiceAndEngine is newService that also returns the engine, whose
+// generator a test may swap.
+func newServiceAndEngine(t *testing.T) (*chat.Service, *store.Store, *rag.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	pool := storetest.Open(t)
@@ -40,7 +52,7 @@ func newService(t *testing.T) (*chat.Service, *store.Store) {
 	if _, err := st.UpsertUser(ctx, "alice", "alice@example.com", "Alice"); err != nil {
 		t.Fatal(err)
 	}
-	return chat.New(st, engine, nil), st
+	return chat.New(st, engine, nil), st, engine
 }
 
 // recorder is a Sink that records events and, with failAfter > 0, fails
@@ -114,4 +126,63 @@ func TestAskWhenTheClientGoesAwayStoresAnIncompleteAnswer(t *testing.T) {
 	page, err := st.ListMessages(ctx, "alice", conv.ID, 10, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(page.Items).To(HaveLen(2))
+}
+
+// TestAnswersAndDependenciesAreCounted: a streamed answer has sent 200
+// before the model fails, so chatbackend_chat_answers_total counts how
+// answers end, and each turn's retrieval and generation set
+// chatbackend_dependency_up. The model is a fake OpenAI endpoint (at the
+// wire) that refuses every request.
+func TestAnswersAndDependenciesAreCounted(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	svc, _, engine := newServiceAndEngine(t)
+	reg := prometheus.NewRegistry()
+	deps, err := dependency.New(reg)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(svc.Instrument(reg, deps)).To(Succeed())
+
+	_, err = svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 0}))
+	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 1}))
+
+	fakeOpenAI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":{"message":"model overloaded","type":"invalid_request_error"}}`))
+	}))
+	t.Cleanup(fakeOpenAI.Close)
+	engine.Generator, err = rag.NewGenerator(rag.Config{OpenAIAPIKey: "sk-test", OpenAIBaseURL: fakeOpenAI.URL + "/v1", OpenAIChatModel: "gpt-test"})
+	g.Expect(err).NotTo(HaveOccurred())
+	turn, err := svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
+	g.Expect(err).To(MatchError(chat.ErrModelFailed))
+	g.Expect(turn.Answer.Status).To(Equal(store.StatusFailed))
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 1}))
+	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 0}))
+}
+
+// answers and dependencies read the service's metrics by label value.
+func answers(g Gomega, reg *prometheus.Registry) map[string]float64 {
+	return byLabel(g, reg, chat.AnswersMetric)
+}
+
+func dependencies(g Gomega, reg *prometheus.Registry) map[string]float64 {
+	return byLabel(g, reg, dependency.MetricName)
+}
+
+func byLabel(g Gomega, reg *prometheus.Registry, name string) map[string]float64 {
+	mfs, err := reg.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			out[m.GetLabel()[0].GetValue()] = v
+		}
+	}
+	return out
 }

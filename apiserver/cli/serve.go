@@ -18,6 +18,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
@@ -26,9 +27,10 @@ import (
 	"github.com/chatbackend/chatbackend/internal/version"
 )
 
-// shutdownTimeout leaves in-flight requests (streamed answers included) time
-// to finish, within Kubernetes' default 30 s termination grace period.
-const shutdownTimeout = 25 * time.Second
+// ShutdownTimeout leaves in-flight requests (streamed answers included) time
+// to finish after SIGTERM. The operator's terminationGracePeriodSeconds is
+// built on it (controllers/specs, checked by its lifecycle contract test).
+const ShutdownTimeout = 25 * time.Second
 
 func newServeCmd() *cobra.Command {
 	return &cobra.Command{
@@ -54,6 +56,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps, err := dependency.New(reg)
+	if err != nil {
+		return err
+	}
 
 	// Listen before the slow parts, so a taken port fails at once.
 	apiLn, err := net.Listen("tcp", cfg.ListenAddr)
@@ -93,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Algorithms:      cfg.Algorithms,
 		RefreshInterval: cfg.JWKSRefreshInterval,
 		Registerer:      reg,
+		Dependencies:    deps,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -104,9 +111,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	chatSvc := chat.New(db, engine, logger)
+	if err := chatSvc.Instrument(reg, deps); err != nil {
+		release(closeEngine, logger)
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Deps{
 		Store:              db,
-		Chat:               chat.New(db, engine, logger),
+		Chat:               chatSvc,
 		Auth:               verifier,
 		ChatRateLimit:      httpapi.RateLimit{PerMinute: cfg.ChatRatePerMinute, Burst: cfg.ChatBurst},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
@@ -114,6 +126,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ShuttingDown: ctx.Done(),
 		Logger:       logger,
 		Registerer:   reg,
+		Dependencies: deps,
 	})
 	if err != nil {
 		release(closeEngine, logger)
@@ -131,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", shutdownTimeout.String())
+		logger.Info("shutting down", "timeout", ShutdownTimeout.String())
 	case runErr = <-errc:
 	}
 	// Also when the metrics server failed: the API may have requests in
@@ -186,7 +199,7 @@ func serveHTTP(srv *http.Server, ln net.Listener, name string) error {
 }
 
 func shutdown(srv *http.Server, logger *slog.Logger, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown incomplete", "server", name, "error", err.Error())

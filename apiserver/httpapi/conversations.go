@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 )
@@ -25,6 +26,7 @@ type handlers struct {
 	users     *userCache
 	heartbeat time.Duration
 	stopping  <-chan struct{}
+	deps      *dependency.Gauges
 }
 
 type conversationJSON struct {

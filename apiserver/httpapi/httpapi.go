@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/openapi"
 	"github.com/chatbackend/chatbackend/apiserver/store"
@@ -62,6 +63,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer gets the HTTP metrics. Default: a private registry.
 	Registerer prometheus.Registerer
+	// Dependencies gets the outcome of /readyz's database ping. Nil: none.
+	Dependencies *dependency.Gauges
 }
 
 // New builds the router with every route of the API.
@@ -101,7 +104,7 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
-		heartbeat: d.Heartbeat, stopping: d.ShuttingDown}
+		heartbeat: d.Heartbeat, stopping: d.ShuttingDown, deps: d.Dependencies}
 	limited := newUserLimiter(d.ChatRateLimit).middleware
 
 	// Probes and the API description: no authentication.
@@ -156,7 +159,9 @@ func (h *handlers) readyz(c *gin.Context) {
 	database := "ok"
 	ctx, cancel := context.WithTimeout(c.Request.Context(), ReadyzTimeout)
 	defer cancel()
-	if err := h.store.Ping(ctx); err != nil {
+	err := h.store.Ping(ctx)
+	h.deps.Observe(dependency.Database, err)
+	if err != nil {
 		h.log.Warn("readiness: database not reachable", "error", err.Error())
 		database = "unreachable"
 	}

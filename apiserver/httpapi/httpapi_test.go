@@ -19,9 +19,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/store"
@@ -627,9 +629,12 @@ func TestReadyzFailsOnlyForPodLocalProblems(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer pool.Close()
 	var logs testutil.SyncBuffer
+	reg := prometheus.NewRegistry()
+	deps, err := dependency.New(reg)
+	g.Expect(err).NotTo(HaveOccurred())
 	newRouter := func(a httpapi.Authenticator) http.Handler {
 		h, err := httpapi.New(httpapi.Deps{Store: store.New(pool), Auth: a, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1},
-			Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Dependencies: deps})
 		g.Expect(err).NotTo(HaveOccurred())
 		return h
 	}
@@ -649,6 +654,13 @@ func TestReadyzFailsOnlyForPodLocalProblems(t *testing.T) {
 	w = get(newRouter(noAuth{}), "/readyz")
 	g.Expect(w.Code).To(Equal(200), "a database every replica shares does not make this pod unready")
 	g.Expect(w.Body.String()).To(MatchJSON(`{"status":"ok","checks":{"database":"unreachable"}}`))
+	// ... but the outage shows in chatbackend_dependency_up, which the
+	// ChatBackendDependencyDown alert watches.
+	g.Expect(promtestutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP chatbackend_dependency_up 1 if the last check of the dependency (database, jwks, vector_store, llm) succeeded, 0 if it failed.
+# TYPE chatbackend_dependency_up gauge
+chatbackend_dependency_up{dependency="database"} 0
+`), dependency.MetricName)).To(Succeed())
 	g.Expect(time.Since(start)).To(BeNumerically("<", httpapi.ReadyzTimeout+time.Second))
 }
 

@@ -19,14 +19,15 @@ const (
 	// of 8,319. The kubelet's native sleep action (Kubernetes 1.30+) is used
 	// because the distroless image has no shell to run `sleep`.
 	PreStopSleepSeconds int64 = 5
-	// serverShutdownSeconds is chat-apiserver's own graceful shutdown
-	// (apiserver/cli shutdownTimeout): in-flight requests, streamed answers
-	// included, get this long after SIGTERM.
-	serverShutdownSeconds int64 = 25
+	// ServerShutdownSeconds is chat-apiserver's own graceful shutdown
+	// (apiserver/cli.ShutdownTimeout): in-flight requests, streamed answers
+	// included, get this long after SIGTERM. Not imported, so specs stays
+	// free of the server; lifecycle_contract_test.go keeps the two equal.
+	ServerShutdownSeconds int64 = 25
 	// TerminationGracePeriodSeconds covers the preStop sleep (which counts
 	// against the grace period), the server's shutdown and a margin for the
 	// process to exit before the kubelet's SIGKILL.
-	TerminationGracePeriodSeconds = PreStopSleepSeconds + serverShutdownSeconds + 5
+	TerminationGracePeriodSeconds = PreStopSleepSeconds + ServerShutdownSeconds + 5
 )
 
 // Probe timing of the API container.
@@ -37,12 +38,17 @@ const (
 	// Not imported from httpapi, so specs stays free of the server;
 	// probe_contract_test.go keeps the two in order.
 	ReadinessTimeoutSeconds int32 = 3
-	// startupPeriodSeconds × startupFailureThreshold is how long a new pod
-	// may take to listen (JWKS fetch, database pool) before the kubelet
-	// restarts it. Until the startup probe passes, readiness and liveness
-	// are not run: no "connection refused" warnings on every rollout.
-	startupPeriodSeconds    int32 = 1
-	startupFailureThreshold int32 = 60
+	// StartupPeriodSeconds × StartupFailureThreshold is how long a new pod
+	// may take to serve HTTP before the kubelet restarts it. chat-apiserver
+	// serves only after it waited for the database (store.
+	// DefaultConnectTimeout, 60 s, which covers a failover) and fetched the
+	// JWKS once (auth.FetchTimeout, 10 s): the budget outlasts both, so the
+	// server, not the kubelet, decides when waiting is pointless, and says
+	// why in its log (lifecycle_contract_test.go). Until the startup probe
+	// passes, readiness and liveness are not run: no "connection refused"
+	// warnings on every rollout, and no liveness kill during the wait.
+	StartupPeriodSeconds    int32 = 1
+	StartupFailureThreshold int32 = 90
 )
 
 // Deployment runs `chat-apiserver serve` with image, which the reconciler
@@ -64,8 +70,8 @@ func Deployment(cb *chatv1alpha1.ChatBackend, image, envHash string) *appsv1.Dep
 	// other probes at start-up.
 	c.StartupProbe = &corev1.Probe{
 		ProbeHandler:     httpGet("/healthz"),
-		PeriodSeconds:    startupPeriodSeconds,
-		FailureThreshold: startupFailureThreshold,
+		PeriodSeconds:    StartupPeriodSeconds,
+		FailureThreshold: StartupFailureThreshold,
 		TimeoutSeconds:   1,
 	}
 	// /readyz fails only for what is wrong with this pod (JWKS never loaded,

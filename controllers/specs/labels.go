@@ -1,6 +1,10 @@
 package specs
 
-import chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+import (
+	"maps"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+)
 
 // Label keys and values the operator writes.
 const (
@@ -57,4 +61,17 @@ func SelectorLabels(cb *chatv1alpha1.ChatBackend) map[string]string {
 		LabelInstance:  cb.Name,
 		LabelComponent: ComponentAPI,
 	}
+}
+
+// MonitoringLabels are the labels of a ServiceMonitor or PrometheusRule:
+// the operator-wide defaults (--monitoring-labels), then those of the
+// ChatBackend's spec, which win, so that Prometheus' serviceMonitorSelector
+// or ruleSelector (kube-prometheus-stack: release=<release>) picks them up.
+// The operator's own labels win over both: they identify the object.
+func MonitoringLabels(cb *chatv1alpha1.ChatBackend, defaults, fromSpec map[string]string, component string) map[string]string {
+	l := map[string]string{}
+	maps.Copy(l, defaults)
+	maps.Copy(l, fromSpec)
+	maps.Copy(l, Labels(cb, component))
+	return l
 }

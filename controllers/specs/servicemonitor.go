@@ -10,10 +10,13 @@ import (
 // ServiceMonitor scrapes the ChatBackend's metrics Service. Its jobLabel
 // names the scrape job after that Service's app.kubernetes.io/instance
 // label, i.e. the ChatBackend's name: the alert rules rely on that.
-func ServiceMonitor(cb *chatv1alpha1.ChatBackend) *monitoringv1.ServiceMonitor {
+// defaultLabels are the operator-wide --monitoring-labels (MonitoringLabels).
+func ServiceMonitor(cb *chatv1alpha1.ChatBackend, defaultLabels map[string]string) *monitoringv1.ServiceMonitor {
+	meta := objectMeta(cb, cb.Name, ComponentMetrics)
+	meta.Labels = MonitoringLabels(cb, defaultLabels, cb.Spec.Monitoring.ServiceMonitor.Labels, ComponentMetrics)
 	return &monitoringv1.ServiceMonitor{
 		TypeMeta:   metav1.TypeMeta{APIVersion: monitoringv1.SchemeGroupVersion.String(), Kind: monitoringv1.ServiceMonitorsKind},
-		ObjectMeta: objectMeta(cb, cb.Name, ComponentMetrics),
+		ObjectMeta: meta,
 		Spec: monitoringv1.ServiceMonitorSpec{
 			JobLabel: LabelInstance,
 			Selector: metav1.LabelSelector{MatchLabels: Labels(cb, ComponentMetrics)},

@@ -272,7 +272,7 @@ func TestServiceAndPDB(t *testing.T) {
 func TestMonitoring(t *testing.T) {
 	g := NewWithT(t)
 	cb := complete()
-	sm := specs.ServiceMonitor(cb)
+	sm := specs.ServiceMonitor(cb, nil)
 	// The ServiceMonitor selects the metrics Service by its labels, and
 	// not the API Service.
 	selector := labels.SelectorFromSet(sm.Spec.Selector.MatchLabels)
@@ -285,7 +285,7 @@ func TestMonitoring(t *testing.T) {
 	// ChatBackend's name, which the alerts match (job="chat" below).
 	g.Expect(specs.MetricsService(cb).Labels).To(HaveKeyWithValue(sm.Spec.JobLabel, "chat"))
 
-	rule, err := specs.PrometheusRule(cb)
+	rule, err := specs.PrometheusRule(cb, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rule.Name).To(Equal("chat"))
 	g.Expect(rule.Spec.Groups).NotTo(BeEmpty())
@@ -300,4 +300,22 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 	g.Expect(len(alerts)).To(BeNumerically(">=", 4))
+}
+
+// TestMonitoringLabels: the operator-wide labels, then the spec's, go on the
+// ServiceMonitor and PrometheusRule; the operator's own labels cannot be
+// overridden (they identify the objects).
+func TestMonitoringLabels(t *testing.T) {
+	g := NewWithT(t)
+	cb := complete()
+	defaults := map[string]string{"release": "kps", "team": "platform", specs.LabelInstance: "other"}
+	cb.Spec.Monitoring.ServiceMonitor.Labels = map[string]string{"release": "prom-a"}
+	sm := specs.ServiceMonitor(cb, defaults)
+	g.Expect(sm.Labels).To(HaveKeyWithValue("release", "prom-a"), "the spec wins over the operator's default")
+	g.Expect(sm.Labels).To(HaveKeyWithValue("team", "platform"))
+	g.Expect(sm.Labels).To(HaveKeyWithValue(specs.LabelInstance, "chat"))
+	rule, err := specs.PrometheusRule(cb, defaults)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rule.Labels).To(HaveKeyWithValue("release", "kps"), "the ServiceMonitor's labels are its own")
+	g.Expect(defaults).To(HaveKeyWithValue(specs.LabelInstance, "other"), "the defaults are not modified")
 }

@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -618,4 +619,23 @@ func TestDockerfileMatchesChartAndOperator(t *testing.T) {
 	g.Expect(builder).To(ContainSubstring("CGO_ENABLED=0"))
 	g.Expect(strings.Count(builder, "-X github.com/chatbackend/chatbackend/internal/version.Version=${VERSION}")).To(Equal(2))
 	g.Expect(builder).To(ContainSubstring("./apiserver/cmd/chat-apiserver"))
+}
+
+// TestChartPassesMonitoringLabels: the chart value monitoringLabels reaches
+// the manager as one --monitoring-labels flag in the k=v,... form it parses,
+// and no flag is passed by default.
+func TestChartPassesMonitoringLabels(t *testing.T) {
+	g := NewWithT(t)
+	helm := filepath.Join(root, "bin", "helm")
+	out, err := run(context.Background(), helm, "template", "t", chartDir, "--show-only", "templates/deployment.yaml",
+		"--set", "monitoringLabels.release=kube-prometheus-stack", "--set", "monitoringLabels.team=chat")
+	g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
+	g.Expect(out).To(ContainSubstring(`- "--monitoring-labels=release=kube-prometheus-stack,team=chat"`))
+	set, err := labels.ConvertSelectorToLabelsMap("release=kube-prometheus-stack,team=chat")
+	g.Expect(err).NotTo(HaveOccurred(), "the manager's parser accepts the rendered value")
+	g.Expect(set).To(HaveLen(2))
+
+	out, err = run(context.Background(), helm, "template", "t", chartDir, "--show-only", "templates/deployment.yaml")
+	g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
+	g.Expect(out).NotTo(ContainSubstring("--monitoring-labels"))
 }

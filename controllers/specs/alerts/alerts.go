@@ -68,6 +68,9 @@ type ForDurations struct {
 	TokenFailureRatioHigh time.Duration
 	APIDown               time.Duration
 	HTTP5xxRatioHigh      time.Duration
+	DatabaseUnreachable   time.Duration
+	DependencyDown        time.Duration
+	AnswersFailing        time.Duration
 }
 
 // DefaultParams are the production windows, unscoped to a namespace and
@@ -83,6 +86,9 @@ func DefaultParams() Params {
 			TokenFailureRatioHigh: 5 * time.Minute,
 			APIDown:               5 * time.Minute,
 			HTTP5xxRatioHigh:      5 * time.Minute,
+			DatabaseUnreachable:   5 * time.Minute,
+			DependencyDown:        5 * time.Minute,
+			AnswersFailing:        5 * time.Minute,
 		},
 	}
 }
@@ -113,6 +119,9 @@ func (p Params) validate() error {
 		{"For.TokenFailureRatioHigh", p.For.TokenFailureRatioHigh, 0},
 		{"For.APIDown", p.For.APIDown, 0},
 		{"For.HTTP5xxRatioHigh", p.For.HTTP5xxRatioHigh, 0},
+		{"For.DatabaseUnreachable", p.For.DatabaseUnreachable, 0},
+		{"For.DependencyDown", p.For.DependencyDown, 0},
+		{"For.AnswersFailing", p.For.AnswersFailing, 0},
 	} {
 		if d.d < d.min {
 			errs = append(errs, fmt.Errorf("%s is %s, want at least %s", d.name, d.d, d.min))
@@ -129,12 +138,16 @@ func (p Params) validate() error {
 // notation, the selector already quoted.
 type templateData struct {
 	Selector          string
+	OperatorSelector  string
 	JWKSMaxAge        string
 	JWKSMaxAgeSeconds string
 	TokenWindow       string
 	HTTPWindow        string
 	RunbookBaseURL    string
-	For               struct{ JWKSRefreshFailing, TokenFailureRatioHigh, APIDown, HTTP5xxRatioHigh string }
+	For               struct {
+		JWKSRefreshFailing, TokenFailureRatioHigh, APIDown, HTTP5xxRatioHigh string
+		DatabaseUnreachable, DependencyDown, AnswersFailing                  string
+	}
 }
 
 // promDuration formats d the way Prometheus writes durations ("1m", "1h30m", "500ms").
@@ -151,6 +164,18 @@ func (p Params) selector() string {
 	return strings.Join(m, ", ")
 }
 
+// operatorSelector selects the ChatBackend's series in the operator's own
+// metrics (chatbackend_desired_replicas), whose labels name the
+// ChatBackend rather than the scrape target.
+func (p Params) operatorSelector() string {
+	var m []string
+	if p.Namespace != "" {
+		m = append(m, "chatbackend_namespace="+strconv.Quote(p.Namespace))
+	}
+	m = append(m, "chatbackend="+strconv.Quote(p.Job))
+	return strings.Join(m, ", ")
+}
+
 // RenderRules renders the rule file (a Prometheus `groups:` document, as
 // promtool and Prometheus's rule_files read it) for p.
 func RenderRules(p Params) ([]byte, error) {
@@ -159,6 +184,7 @@ func RenderRules(p Params) ([]byte, error) {
 	}
 	d := templateData{
 		Selector:          p.selector(),
+		OperatorSelector:  p.operatorSelector(),
 		JWKSMaxAge:        promDuration(p.JWKSMaxAge),
 		JWKSMaxAgeSeconds: strconv.FormatFloat(p.JWKSMaxAge.Seconds(), 'f', -1, 64),
 		TokenWindow:       promDuration(p.TokenWindow),
@@ -169,6 +195,9 @@ func RenderRules(p Params) ([]byte, error) {
 	d.For.TokenFailureRatioHigh = promDuration(p.For.TokenFailureRatioHigh)
 	d.For.APIDown = promDuration(p.For.APIDown)
 	d.For.HTTP5xxRatioHigh = promDuration(p.For.HTTP5xxRatioHigh)
+	d.For.DatabaseUnreachable = promDuration(p.For.DatabaseUnreachable)
+	d.For.DependencyDown = promDuration(p.For.DependencyDown)
+	d.For.AnswersFailing = promDuration(p.For.AnswersFailing)
 
 	// Parsed per call (microseconds) rather than at init, so a broken
 	// template is an error for the caller, not a panic in the operator.

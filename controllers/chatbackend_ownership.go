@@ -1,0 +1,64 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+)
+
+// ownershipConflict: an object the ChatBackend would write exists and is
+// not controlled by it. Reconcile turns it into the ResourceConflict
+// status rather than an error retried with backoff: a person has to rename
+// or remove one of the two.
+type ownershipConflict struct {
+	kind, name string
+	owner      string
+}
+
+func (e *ownershipConflict) Error() string {
+	return fmt.Sprintf("%s %s already exists and is not controlled by this ChatBackend (%s); it is left untouched: "+
+		"delete or rename it, or give the ChatBackend another name", e.kind, e.name, e.owner)
+}
+
+// checkOwnership reads the object obj would become, if it exists, and
+// refuses to go on unless this ChatBackend controls it. The read goes
+// through the manager's client: the cache for the kinds the controller
+// watches anyway, the API server for Secrets (never cached).
+func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object) error {
+	existing, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("copy %T %s: not a client.Object", obj, obj.GetName())
+	}
+	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: obj.GetName()}, existing)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %T %s: %w", obj, obj.GetName(), err)
+	}
+	if metav1.IsControlledBy(existing, cb) {
+		return nil
+	}
+	owner := "no controller"
+	if ref := metav1.GetControllerOf(existing); ref != nil {
+		owner = fmt.Sprintf("controlled by %s %s", ref.Kind, ref.Name)
+	}
+	return &ownershipConflict{kind: obj.GetObjectKind().GroupVersionKind().Kind, name: obj.GetName(), owner: owner}
+}
+
+// recordConflict keeps the first conflict of the reconcile for the status
+// and warns once per conflict.
+func (r *ChatBackendReconciler) recordConflict(ctx context.Context, s *scope, err *ownershipConflict) {
+	if s.conflict != nil {
+		return
+	}
+	s.conflict = &condition{status: metav1.ConditionTrue, reason: chatv1alpha1.ReasonResourceConflict, message: err.Error()}
+	r.eventOnce(ctx, s.cb, chatv1alpha1.ConditionReady, corev1.EventTypeWarning, chatv1alpha1.ReasonResourceConflict, "Apply", err.Error())
+}
