@@ -230,7 +230,7 @@ type ServiceMonitorSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$') && self != ''",message="interval must be a duration such as 30s or 1m"
 	Interval string `json:"interval,omitempty"`
-	// Labels put on the ServiceMonitor, on top of the operator's
+	// labels put on the ServiceMonitor, on top of the operator's
 	// --monitoring-labels, so that Prometheus selects it: for
 	// kube-prometheus-stack, release: <its Helm release name>.
 	// +optional
@@ -244,7 +244,7 @@ type PrometheusRuleSpec struct {
 	// prometheus-operator CRDs are installed; true when unset.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
-	// Labels put on the PrometheusRule, on top of the operator's
+	// labels put on the PrometheusRule, on top of the operator's
 	// --monitoring-labels, so that Prometheus' ruleSelector selects it.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32

@@ -50,6 +50,39 @@ func newServeCmd() *cobra.Command {
 	}
 }
 
+// listen opens the API and metrics listeners, each error naming its variable.
+func listen(cfg config.Config) (api, metrics net.Listener, err error) {
+	api, err = net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", envvar.ListenAddr, err)
+	}
+	metrics, err = net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		_ = api.Close()
+		return nil, nil, fmt.Errorf("%s: %w", envvar.MetricsAddr, err)
+	}
+	return api, metrics, nil
+}
+
+// newVerifier checks tokens as configured: the JWKS, iss, aud and the
+// algorithm allowlist.
+func newVerifier(ctx context.Context, cfg config.Config, reg prometheus.Registerer, deps *dependency.Gauges, logger *slog.Logger) (*auth.Verifier, error) {
+	v, err := auth.New(ctx, auth.Options{
+		JWKSURL:         cfg.JWKSURL,
+		Issuer:          cfg.BetterAuthURL,
+		Audience:        cfg.Audience,
+		Algorithms:      cfg.Algorithms,
+		RefreshInterval: cfg.JWKSRefreshInterval,
+		Registerer:      reg,
+		Dependencies:    deps,
+		Logger:          logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return v, nil
+}
+
 // serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("starting chat-apiserver", "version", version.Version)
@@ -62,15 +95,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	// Listen before the slow parts, so a taken port fails at once.
-	apiLn, err := net.Listen("tcp", cfg.ListenAddr)
+	apiLn, metricsLn, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("%s: %w", envvar.ListenAddr, err)
+		return err
 	}
 	defer apiLn.Close()
-	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("%s: %w", envvar.MetricsAddr, err)
-	}
 	defer metricsLn.Close()
 
 	// Metrics and probes of the process come up first: Prometheus sees a
@@ -92,18 +121,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer pool.Close()
 	db := store.New(pool)
 
-	verifier, err := auth.New(ctx, auth.Options{
-		JWKSURL:         cfg.JWKSURL,
-		Issuer:          cfg.BetterAuthURL,
-		Audience:        cfg.Audience,
-		Algorithms:      cfg.Algorithms,
-		RefreshInterval: cfg.JWKSRefreshInterval,
-		Registerer:      reg,
-		Dependencies:    deps,
-		Logger:          logger,
-	})
+	verifier, err := newVerifier(ctx, cfg, reg, deps, logger)
 	if err != nil {
-		return fmt.Errorf("auth: %w", err)
+		return err
 	}
 	defer verifier.Close()
 
