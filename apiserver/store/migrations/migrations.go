@@ -45,6 +45,12 @@ func Migrate(ctx context.Context, dsn string, out io.Writer, logger *slog.Logger
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
+	return MigrateDB(ctx, db, out, logger)
+}
+
+// MigrateDB is Migrate on an open database handle, for a caller that has
+// already waited for the database to answer (chat-apiserver migrate).
+func MigrateDB(ctx context.Context, db *sql.DB, out io.Writer, logger *slog.Logger) ([]Applied, error) {
 	// Probe the lock every second for up to 5 minutes: a concurrent run holds
 	// it only as long as its migrations take.
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 300))
