@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,9 @@ type handlers struct {
 	users     *userCache
 	heartbeat time.Duration
 	stopping  <-chan struct{}
+	// schemaBehind: /readyz last found the schema older than this binary's
+	// (logged once per change).
+	schemaBehind atomic.Bool
 }
 
 type conversationJSON struct {

@@ -6,9 +6,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	// Registers the "pgx" database/sql driver goose runs on.
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -80,4 +86,45 @@ func MigrateDB(ctx context.Context, db *sql.DB, out io.Writer, logger *slog.Logg
 		return applied, fmt.Errorf("apply migrations: %w", err)
 	}
 	return applied, nil
+}
+
+// Latest is the version of the newest migration embedded in this binary:
+// the schema version this binary's code expects.
+func Latest() int64 { return latest() }
+
+var latest = sync.OnceValue(func() int64 {
+	names, err := fs.Glob(FS, "*.sql")
+	if err != nil {
+		panic(err) // a constant pattern on an embedded FS cannot fail
+	}
+	var v int64
+	for _, name := range names {
+		n, err := goose.NumericComponent(name)
+		if err != nil {
+			panic(fmt.Sprintf("migration %s: %v", name, err)) // caught by every test that migrates
+		}
+		v = max(v, n)
+	}
+	return v
+})
+
+// Querier runs one query; *pgxpool.Pool and *pgx.Conn are Queriers.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// DatabaseVersion is the version of the newest migration applied to the
+// database q is connected to, 0 when none has been (goose's version table
+// does not exist yet).
+func DatabaseVersion(ctx context.Context, q Querier) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, "SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied").Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the schema version: %w", err)
+	}
+	return v, nil
 }
