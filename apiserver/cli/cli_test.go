@@ -102,12 +102,12 @@ func forward(t *testing.T, addr, to string) {
 			return
 		}
 		go func() {
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			up, err := net.DialTimeout("tcp", to, 5*time.Second)
 			if err != nil {
 				return
 			}
-			defer up.Close()
+			defer func() { _ = up.Close() }()
 			go func() { _, _ = io.Copy(up, c) }()
 			_, _ = io.Copy(c, up)
 		}()

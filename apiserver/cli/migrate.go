@@ -39,7 +39,7 @@ func newMigrateCmd() *cobra.Command {
 			}
 			defer pool.Close()
 			db := stdlib.OpenDBFromPool(pool)
-			defer db.Close()
+			defer func() { _ = db.Close() }() // leaves the pool open: closed above
 			out := cmd.OutOrStdout()
 			applied, err := migrations.MigrateDB(cmd.Context(), db, out, logger)
 			if err != nil {
