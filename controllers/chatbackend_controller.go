@@ -104,6 +104,7 @@ func (r *ChatBackendReconciler) phases() []phase {
 		r.reconcileEnvSecret,
 		r.reconcileMigration,
 		r.reconcileDeployment,
+		r.collectEnvSecrets,
 		r.reconcilePodDisruptionBudget,
 		r.reconcileService,
 		r.reconcileMonitoring,
@@ -194,7 +195,8 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 
 	c, err := ctrl.NewControllerManagedBy(mgr).
-		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations too: chat.chatbackend.io/retry-migration.
+		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.Job{}).
 		Owns(&appsv1.Deployment{}).

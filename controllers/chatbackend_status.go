@@ -80,6 +80,8 @@ func migratedCondition(s *scope) condition {
 		return condition{metav1.ConditionTrue, chatv1alpha1.ReasonMigrationSucceeded, s.migrationMessage}
 	case migrationFailed:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed, s.migrationMessage}
+	case migrationStuck:
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrationStuck, s.migrationMessage}
 	case migrationRunning:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, s.migrationMessage}
 	default:
@@ -150,7 +152,7 @@ func rolledOut(cb *chatv1alpha1.ChatBackend, dep *appsv1.Deployment) bool {
 // degradedCondition is True when the operator cannot converge without help.
 func degradedCondition(s *scope, migrated, progressing condition) condition {
 	switch {
-	case s.migration == migrationFailed:
+	case s.migration == migrationFailed || s.migration == migrationStuck:
 		return condition{metav1.ConditionTrue, migrated.reason, migrated.message}
 	case s.secretProblem != nil:
 		return condition{metav1.ConditionTrue, s.secretProblem.reason, s.secretProblem.message}

@@ -57,10 +57,21 @@ const (
 	ReasonRolloutStuck = "RolloutStuck"
 	// ReasonRolledOut: every pod runs the current template (Progressing=False).
 	ReasonRolledOut = "RolledOut"
+	// ReasonMigrationStuck: a pod of the current migrations Job cannot start
+	// (an image that cannot be pulled, a missing Secret or ConfigMap, a pod
+	// that stays unschedulable); the previous image keeps serving
+	// (Degraded=True).
+	ReasonMigrationStuck = "MigrationStuck"
 	// ReasonNotReconciled: the phase that sets the condition did not run in
 	// the last reconcile (an earlier error), so nothing is known.
 	ReasonNotReconciled = "NotReconciled"
 )
+
+// AnnotationRetryMigration on a ChatBackend retries a failed migration at
+// once, without waiting for the backoff: set it to any value not used
+// before (a timestamp, say). status.migration.retryAnnotation records the
+// last value honoured.
+const AnnotationRetryMigration = "chat.chatbackend.io/retry-migration"
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
 type SecretKeyRef struct {
@@ -203,6 +214,17 @@ type MonitoringSpec struct {
 	PrometheusRule PrometheusRuleSpec `json:"prometheusRule,omitempty"`
 }
 
+// MigrationSpec tunes the migrations Job.
+type MigrationSpec struct {
+	// ActiveDeadlineSeconds bounds a migrations Job from its start, the
+	// time its pod waits to be scheduled or for its image included. Past
+	// it the Job fails and is retried with backoff, so a pod that can never
+	// start does not hold back every later upgrade. 600 when unset.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 30 && self <= 86400",message="migration.activeDeadlineSeconds must be between 30 and 86400 (one day)"
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
 // ChatBackendSpec is the desired state of a chat API deployment.
 type ChatBackendSpec struct {
 	// Image of chat-apiserver. When unset the operator's
@@ -246,6 +268,31 @@ type ChatBackendSpec struct {
 	Service ServiceSpec `json:"service,omitempty"`
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+	// +optional
+	Migration MigrationSpec `json:"migration,omitempty"`
+}
+
+// MigrationStatus records the failed attempts of the current migration
+// and when the next one is due.
+type MigrationStatus struct {
+	// Job is the migrations Job the attempts below ran in; it is named
+	// after the image and the database it migrates.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// FailedAttempts of Job since its last success.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+	// LastFailureTime is when Job last failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+	// NextRetryTime is when a failed Job is retried by itself (about one
+	// minute after the first failure, doubling up to one hour).
+	// +optional
+	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
+	// RetryAnnotation is the last value of the
+	// chat.chatbackend.io/retry-migration annotation that was honoured.
+	// +optional
+	RetryAnnotation string `json:"retryAnnotation,omitempty"`
 }
 
 // ChatBackendStatus is the observed state.
@@ -263,6 +310,15 @@ type ChatBackendStatus struct {
 	// Deployment runs this image.
 	// +optional
 	MigratedImage string `json:"migratedImage,omitempty"`
+	// MigratedDatabase is the fingerprint of the database (host, port,
+	// database name and user of DATABASE_URL and DATABASE_DIRECT_URL, not
+	// the password) that migratedImage was migrated on. A Secret pointing
+	// somewhere else is migrated again before any pod uses it.
+	// +optional
+	MigratedDatabase string `json:"migratedDatabase,omitempty"`
+	// Migration tracks the failed attempts of the current migration.
+	// +optional
+	Migration *MigrationStatus `json:"migration,omitempty"`
 	// Replicas is the desired number of API pods (spec.replicas or its
 	// default).
 	// +optional
