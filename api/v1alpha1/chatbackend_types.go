@@ -216,11 +216,13 @@ type MonitoringSpec struct {
 
 // MigrationSpec tunes the migrations Job.
 type MigrationSpec struct {
-	// ActiveDeadlineSeconds bounds a migrations Job from its start, the
+	// activeDeadlineSeconds bounds a migrations Job from its start, the
 	// time its pod waits to be scheduled or for its image included. Past
 	// it the Job fails and is retried with backoff, so a pod that can never
 	// start does not hold back every later upgrade. 600 when unset.
 	// +optional
+	// +kubebuilder:validation:Minimum=30
+	// +kubebuilder:validation:Maximum=86400
 	// +kubebuilder:validation:XValidation:rule="self >= 30 && self <= 86400",message="migration.activeDeadlineSeconds must be between 30 and 86400 (one day)"
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 }
@@ -268,6 +270,7 @@ type ChatBackendSpec struct {
 	Service ServiceSpec `json:"service,omitempty"`
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+	// migration tunes the migrations Job.
 	// +optional
 	Migration MigrationSpec `json:"migration,omitempty"`
 }
@@ -275,23 +278,27 @@ type ChatBackendSpec struct {
 // MigrationStatus records the failed attempts of the current migration
 // and when the next one is due.
 type MigrationStatus struct {
-	// Job is the migrations Job the attempts below ran in; it is named
+	// job is the migrations Job the attempts below ran in; it is named
 	// after the image and the database it migrates.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Job string `json:"job,omitempty"`
-	// FailedAttempts of Job since its last success.
+	// failedAttempts of job since its last success.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`
-	// LastFailureTime is when Job last failed.
+	// lastFailureTime is when job last failed.
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-	// NextRetryTime is when a failed Job is retried by itself (about one
+	// nextRetryTime is when a failed job is retried by itself (about one
 	// minute after the first failure, doubling up to one hour).
 	// +optional
 	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
-	// RetryAnnotation is the last value of the
+	// retryAnnotation is the last value of the
 	// chat.chatbackend.io/retry-migration annotation that was honoured.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	RetryAnnotation string `json:"retryAnnotation,omitempty"`
 }
 
@@ -310,13 +317,15 @@ type ChatBackendStatus struct {
 	// Deployment runs this image.
 	// +optional
 	MigratedImage string `json:"migratedImage,omitempty"`
-	// MigratedDatabase is the fingerprint of the database (host, port,
+	// migratedDatabase is the fingerprint of the database (host, port,
 	// database name and user of DATABASE_URL and DATABASE_DIRECT_URL, not
 	// the password) that migratedImage was migrated on. A Secret pointing
 	// somewhere else is migrated again before any pod uses it.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
 	MigratedDatabase string `json:"migratedDatabase,omitempty"`
-	// Migration tracks the failed attempts of the current migration.
+	// migration tracks the failed attempts of the current migration.
 	// +optional
 	Migration *MigrationStatus `json:"migration,omitempty"`
 	// Replicas is the desired number of API pods (spec.replicas or its
