@@ -93,7 +93,8 @@ func TestManager(t *testing.T) {
 		err := c.Get(ctx, client.ObjectKeyFromObject(cb), got)
 		return got, err
 	}, 20*time.Second, 100*time.Millisecond).Should(HaveField("Status.ObservedGeneration", int64(1)))
-	jobName := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:from-flag")
+	jobName := specs.MigrationJobName(cb, "registry.example.com/chat-apiserver:from-flag",
+		specs.DatabaseFingerprint(map[string][]byte{"DATABASE_URL": []byte("postgres://db/chat")}))
 	g.Eventually(func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: "operator", Name: jobName}, &batchv1.Job{})
 	}, 20*time.Second, 100*time.Millisecond).Should(Succeed(), "the Job runs the --default-apiserver-image")

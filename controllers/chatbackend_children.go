@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,48 +16,15 @@ import (
 	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
-// reconcileEnvSecret copies the referenced secret values into `<name>-env`.
-// A missing Secret or key is the user's to fix, not a transient error: it
-// is reported in the status and an Event, and the Secret watch (plus a slow
-// requeue) brings the reconcile back, instead of an error backoff loop.
-func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
-	cb := s.cb
-	data := map[string][]byte{}
-	for _, ref := range specs.EnvSecretRefs(&cb.Spec) {
-		sec := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: ref.Ref.Name}, sec)
-		switch {
-		case apierrors.IsNotFound(err):
-			s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretNotFound,
-				message: fmt.Sprintf("Secret %q referenced by %s not found", ref.Ref.Name, ref.Field)}
-		case err != nil:
-			return ctrl.Result{}, fmt.Errorf("get Secret %s (%s): %w", ref.Ref.Name, ref.Field, err)
-		default:
-			v, ok := sec.Data[ref.Ref.Key]
-			if !ok {
-				s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretKeyNotFound,
-					message: fmt.Sprintf("Secret %q has no key %q (referenced by %s)", ref.Ref.Name, ref.Ref.Key, ref.Field)}
-			}
-			data[ref.EnvName] = v
-		}
-		if s.secretProblem != nil {
-			r.eventOnce(ctx, cb, chatv1alpha1.ConditionReady, corev1.EventTypeWarning, s.secretProblem.reason, "ResolveSecrets", s.secretProblem.message)
-			return ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}, nil
-		}
-	}
-	if err := r.apply(ctx, cb, specs.EnvSecret(cb, data)); err != nil {
-		return ctrl.Result{}, err
-	}
-	s.envHash = specs.HashData(data)
-	return ctrl.Result{}, nil
-}
-
-// reconcileDeployment runs the last migrated image. Without a migrated
-// image there is no Deployment yet; without the env Secret the existing
-// Deployment is left untouched rather than rolled with missing values.
+// reconcileDeployment runs the last migrated image with the current env
+// Secret, as long as that Secret points at the database the image was
+// migrated on. Without a migrated image there is no Deployment yet; without
+// the env Secret, or while a new database is being migrated, the existing
+// Deployment is left untouched: rolled with missing values or onto an
+// unmigrated database, its pods would fail every request.
 func (r *ChatBackendReconciler) reconcileDeployment(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cb := s.cb
-	if cb.Status.MigratedImage == "" || s.envHash == "" {
+	if cb.Status.MigratedImage == "" || s.envHash == "" || cb.Status.MigratedDatabase != s.database {
 		dep := &appsv1.Deployment{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: cb.Name}, dep)
 		if err == nil && metav1.IsControlledBy(dep, cb) {

@@ -109,6 +109,7 @@ func (r *ChatBackendReconciler) phases() []phase {
 		r.reconcileEnvSecret,
 		r.reconcileMigration,
 		r.reconcileDeployment,
+		r.collectEnvSecrets,
 		r.reconcilePodDisruptionBudget,
 		r.reconcileService,
 		r.reconcileMonitoring,
@@ -215,7 +216,8 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Annotations do not change the generation, but pausing and
-		// resuming (AnnotationReconcile) must reconcile at once.
+		// resuming (AnnotationReconcile) and chat.chatbackend.io/retry-migration
+		// must reconcile at once.
 		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).

@@ -32,7 +32,7 @@ func (r *ChatBackendReconciler) observeStuckRollout(ctx context.Context, s *scop
 		if !runsTemplate(&pods.Items[i], &dep.Spec.Template) {
 			continue // an old pod, still serving
 		}
-		if w := podWaitingProblem(&pods.Items[i]); w != "" {
+		if w, _ := podWaitingProblem(&pods.Items[i]); w != "" {
 			s.rolloutWaiting = w
 			break
 		}
@@ -74,12 +74,12 @@ func runsTemplate(pod *corev1.Pod, tmpl *corev1.PodTemplateSpec) bool {
 // podWaitingProblem is "pod <name>: <reason>: <message>" for the first
 // container of pod waiting on something other than its normal start
 // (ErrImagePull, ImagePullBackOff, CrashLoopBackOff,
-// CreateContainerConfigError, ...), or "".
-func podWaitingProblem(pod *corev1.Pod) string {
+// CreateContainerConfigError, ...) with its reason, or "" when none waits.
+func podWaitingProblem(pod *corev1.Pod) (problem, reason string) {
 	for _, cs := range append(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses...) {
 		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
-			return fmt.Sprintf("pod %s: %s: %s", pod.Name, w.Reason, w.Message)
+			return fmt.Sprintf("pod %s: %s: %s", pod.Name, w.Reason, w.Message), w.Reason
 		}
 	}
-	return ""
+	return "", ""
 }

@@ -30,7 +30,7 @@ func TestStuckRolloutNamesThePodsReason(t *testing.T) {
 	const v2 = "registry.example.com/chat-apiserver:v2"
 	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = v2 })
 	cb.Spec.Image = v2
-	migrate(t, ns, cb)
+	migrate(t, ns, cb, "postgres://db/chat")
 	Eventually(func(g Gomega) string {
 		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 		return dep.Spec.Template.Spec.Containers[0].Image

@@ -18,6 +18,9 @@ type scope struct {
 	// referenced Secret or key is missing (secretProblem says which).
 	envHash       string
 	secretProblem *condition
+	// database is the fingerprint of the database the env Secret points at
+	// (specs.DatabaseFingerprint), set with envHash.
+	database string
 
 	migration migrationState
 	// migrationMessage details the migration state for the conditions.
@@ -51,4 +54,6 @@ const (
 	migrationRunning
 	migrationSucceeded
 	migrationFailed
+	// migrationStuck: a pod of the current Job cannot start.
+	migrationStuck
 )

@@ -14,24 +14,34 @@
 // makes a scope (chatbackend_scope.go) and runs a fixed list of phases over
 // it, in order:
 //
-//  1. reconcileEnvSecret (chatbackend_children.go) copies the referenced
-//     Secret keys into `<name>-env` under the variable names chat-apiserver
-//     reads. A missing Secret or key is recorded in the scope (it is the
-//     user's to fix, not an error to retry with backoff) and polled slowly,
-//     besides the Secret watch.
+//  1. reconcileEnvSecret (chatbackend_envsecret.go) copies the referenced
+//     Secret keys into `<name>-env-<hash>` under the variable names
+//     chat-apiserver reads, and fingerprints the database they point at
+//     (host, port, database, user; not the password). A missing Secret or
+//     key is recorded in the scope (it is the user's to fix, not an error
+//     to retry with backoff) and polled slowly, besides the Secret watch.
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
-//     migrate` with the spec's image in a Job named after that image, one
-//     Job at a time, and advances status.migratedImage when it succeeds. A
-//     failed Job is retried only after a spec or Secret change; while it
-//     runs, its pods are looked at (polled, not watched) so that one stuck
-//     on an image pull or a crash loop shows in the status.
+//     migrate` with the spec's image on the fingerprinted database, in a
+//     Job named after both, one Job at a time, and advances
+//     status.migratedImage and status.migratedDatabase when it succeeds. A
+//     failed Job is retried after a spec or Secret change, a new value of
+//     the retry-migration annotation, or a backoff (1 min doubling to 1 h,
+//     migration_retry.go; status.migration counts the attempts). While it
+//     runs, its pods are looked at (polled, not watched): one that cannot
+//     start makes the migration stuck (Degraded), and a superseded Job none
+//     of whose containers ever started is deleted rather than waited for.
+//     Jobs have a deadline (spec.migration.activeDeadlineSeconds).
 //  3. reconcileDeployment runs status.migratedImage, never simply
-//     spec.image: new code must not serve an old schema. Before the first
-//     migration there is no Deployment; while a Secret is missing the
-//     existing one is left as it is. Its replicas are spec.replicas, the
-//     ChatBackend's scale subresource (what an HPA or kubectl scale
-//     writes). A rollout past its progress deadline has its new pods read
-//     for what they wait on (chatbackend_rollout.go).
+//     spec.image: new code must not serve an old schema; and it uses the
+//     current env Secret only once that Secret's database is the migrated
+//     one: pods must not start on an unmigrated database. Before the first
+//     migration there is no Deployment; while a Secret is missing or a new
+//     database is migrated the existing one is left as it is. Its replicas
+//     are spec.replicas, the ChatBackend's scale subresource (what an HPA
+//     or kubectl scale writes). A rollout past its progress deadline has its
+//     new pods read for what they wait on (chatbackend_rollout.go).
+//     collectEnvSecrets then deletes the env Secrets nothing reads any
+//     more, once the Deployment has rolled out.
 //  4. reconcilePodDisruptionBudget, and reconcileService for the API
 //     Service and the metrics Service.
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the

@@ -28,12 +28,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/controllers"
+	"github.com/chatbackend/chatbackend/controllers/specs"
 	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
@@ -288,11 +291,17 @@ func eventuallyConditionWith(t *testing.T, ns, name, condType string, status met
 // before Failed), a start time, and a completion time on success.
 func finishJob(t *testing.T, ns, name string, succeed bool) {
 	t.Helper()
-	EventuallyWithOffset(1, func(g Gomega) {
+	finishJobAt(t, ns, name, succeed, time.Now())
+}
+
+// finishJobAt is finishJob as if the Job had finished at at.
+func finishJobAt(t *testing.T, ns, name string, succeed bool, at time.Time) {
+	t.Helper()
+	EventuallyWithOffset(2, func(g Gomega) {
 		job := &batchv1.Job{}
 		g.Expect(k8s.Get(context.Background(), key(ns, name), job)).To(Succeed())
-		start := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
-		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		start := metav1.NewTime(at.Add(-time.Minute).Truncate(time.Second))
+		now := metav1.NewTime(at.Truncate(time.Second))
 		if job.Status.StartTime == nil { // immutable once set (failPodOnce)
 			job.Status.StartTime = &start
 		}
@@ -319,6 +328,37 @@ func finishJob(t *testing.T, ns, name string, succeed bool) {
 		}
 		g.Expect(k8s.Status().Update(context.Background(), job)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
+}
+
+// startJobPod makes what the Job controller and the kubelet would: a pod
+// of Job name whose container is in state, and returns it.
+func startJobPod(t *testing.T, ns, name string, state corev1.ContainerState) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	job := &batchv1.Job{}
+	ExpectWithOffset(1, k8s.Get(ctx, key(ns, name), job)).To(Succeed())
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", name, podSeq.Add(1)), Labels: map[string]string{batchv1.JobNameLabel: name}},
+		Spec:       job.Spec.Template.Spec,
+	}
+	ExpectWithOffset(1, controllerutil.SetControllerReference(job, pod, scheme)).To(Succeed())
+	ExpectWithOffset(1, k8s.Create(ctx, pod)).To(Succeed())
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: specs.ContainerName, Image: job.Spec.Template.Spec.Containers[0].Image, State: state}}
+	ExpectWithOffset(1, k8s.Status().Update(ctx, pod)).To(Succeed())
+	return pod
+}
+
+var podSeq atomic.Int64
+
+// migrationJobName is the Job that migrates image for cb on the database
+// of DATABASE_URL dbURL (without a direct URL).
+func migrationJobName(cb *chatv1alpha1.ChatBackend, image, dbURL string) string {
+	return specs.MigrationJobName(cb, image, specs.DatabaseFingerprint(map[string][]byte{envvar.DatabaseURL: []byte(dbURL)}))
+}
+
+// envSecretName is cb's env Secret holding only DATABASE_URL dbURL.
+func envSecretName(cb *chatv1alpha1.ChatBackend, dbURL string) string {
+	return specs.EnvSecretName(cb, specs.HashData(map[string][]byte{envvar.DatabaseURL: []byte(dbURL)}))
 }
 
 // failPodOnce sets the status of a Job whose pod failed once and is being

@@ -11,7 +11,20 @@ const (
 	DefaultReplicas int32 = 2
 	// DefaultServicePort is the Service's HTTP port.
 	DefaultServicePort int32 = 80
+	// DefaultMigrationActiveDeadlineSeconds bounds a migrations Job: ten
+	// minutes is far more than the schema's migrations take, and short
+	// enough that a stuck Job does not hold an upgrade for long.
+	DefaultMigrationActiveDeadlineSeconds int64 = 600
 )
+
+// ActiveDeadlineSecondsOrDefault returns migration.activeDeadlineSeconds,
+// or DefaultMigrationActiveDeadlineSeconds when unset.
+func (m MigrationSpec) ActiveDeadlineSecondsOrDefault() int64 {
+	if m.ActiveDeadlineSeconds == nil {
+		return DefaultMigrationActiveDeadlineSeconds
+	}
+	return *m.ActiveDeadlineSeconds
+}
 
 // ReplicasOrDefault returns spec.replicas, or DefaultReplicas when unset.
 func (s *ChatBackendSpec) ReplicasOrDefault() int32 {

@@ -58,6 +58,11 @@ const (
 	ReasonRolloutStuck = "RolloutStuck"
 	// ReasonRolledOut: every pod runs the current template (Progressing=False).
 	ReasonRolledOut = "RolledOut"
+	// ReasonMigrationStuck: a pod of the current migrations Job cannot start
+	// (an image that cannot be pulled, a missing Secret or ConfigMap, a pod
+	// that stays unschedulable); the previous image keeps serving
+	// (Degraded=True).
+	ReasonMigrationStuck = "MigrationStuck"
 	// ReasonNotReconciled: the phase that sets the condition did not run in
 	// the last reconcile (an earlier error), so nothing is known.
 	ReasonNotReconciled = "NotReconciled"
@@ -87,6 +92,12 @@ const (
 	AnnotationReconcile = "chat.chatbackend.io/reconcile"
 	ReconcileDisabled   = "disabled"
 )
+
+// AnnotationRetryMigration on a ChatBackend retries a failed migration at
+// once, without waiting for the backoff: set it to any value not used
+// before (a timestamp, say). status.migration.retryAnnotation records the
+// last value honoured.
+const AnnotationRetryMigration = "chat.chatbackend.io/retry-migration"
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
 type SecretKeyRef struct {
@@ -261,6 +272,19 @@ type MonitoringSpec struct {
 	PrometheusRule PrometheusRuleSpec `json:"prometheusRule,omitempty"`
 }
 
+// MigrationSpec tunes the migrations Job.
+type MigrationSpec struct {
+	// activeDeadlineSeconds bounds a migrations Job from its start, the
+	// time its pod waits to be scheduled or for its image included. Past
+	// it the Job fails and is retried with backoff, so a pod that can never
+	// start does not hold back every later upgrade. 600 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=30
+	// +kubebuilder:validation:Maximum=86400
+	// +kubebuilder:validation:XValidation:rule="self >= 30 && self <= 86400",message="migration.activeDeadlineSeconds must be between 30 and 86400 (one day)"
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
 // ChatBackendSpec is the desired state of a chat API deployment.
 type ChatBackendSpec struct {
 	// image of chat-apiserver. When unset the operator's
@@ -324,6 +348,36 @@ type ChatBackendSpec struct {
 	// monitoring configures Prometheus monitoring of the API.
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+	// migration tunes the migrations Job.
+	// +optional
+	Migration MigrationSpec `json:"migration,omitempty"`
+}
+
+// MigrationStatus records the failed attempts of the current migration
+// and when the next one is due.
+type MigrationStatus struct {
+	// job is the migrations Job the attempts below ran in; it is named
+	// after the image and the database it migrates.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Job string `json:"job,omitempty"`
+	// failedAttempts of job since its last success.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+	// lastFailureTime is when job last failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+	// nextRetryTime is when a failed job is retried by itself (about one
+	// minute after the first failure, doubling up to one hour).
+	// +optional
+	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
+	// retryAnnotation is the last value of the
+	// chat.chatbackend.io/retry-migration annotation that was honoured.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	RetryAnnotation string `json:"retryAnnotation,omitempty"`
 }
 
 // ChatBackendStatus is the observed state.
@@ -345,6 +399,17 @@ type ChatBackendStatus struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	MigratedImage string `json:"migratedImage,omitempty"`
+	// migratedDatabase is the fingerprint of the database (host, port,
+	// database name and user of DATABASE_URL and DATABASE_DIRECT_URL, not
+	// the password) that migratedImage was migrated on. A Secret pointing
+	// somewhere else is migrated again before any pod uses it.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	MigratedDatabase string `json:"migratedDatabase,omitempty"`
+	// migration tracks the failed attempts of the current migration.
+	// +optional
+	Migration *MigrationStatus `json:"migration,omitempty"`
 	// The counts below are pointers because 0 is a value they report (no pod
 	// ready yet, scaled to zero), not the same as unknown.
 

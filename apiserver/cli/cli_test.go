@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,59 @@ func TestMigrate(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("up to date"))
 }
 
+// TestMigrateWaitsForTheDatabase: a migrations Job started while its
+// database is starting or failing over waits for it (as serve does) rather
+// than failing at once. The database here comes up, on the address migrate
+// dials, a second and a half after migrate started.
+func TestMigrateWaitsForTheDatabase(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t) // before clearEnv: pgtest honours DATABASE_URL
+	clearEnv(t)
+	target, err := url.Parse(db)
+	g.Expect(err).NotTo(HaveOccurred())
+	addr := testutil.FreeAddr(t)
+	late := *target
+	late.Host = addr
+	t.Setenv("DATABASE_URL", late.String())
+
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		forward(t, addr, target.Host)
+	}()
+	start := time.Now()
+	code, out, errOut := run("migrate", "--connect-timeout=30s")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 1500*time.Millisecond), "it did wait")
+	g.Expect(out).To(ContainSubstring("applied 00001_init.sql"))
+}
+
+// forward listens on addr from now on and relays each connection to the
+// PostgreSQL at to, until the test ends.
+func forward(t *testing.T, addr, to string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Errorf("listen on %s: %v", addr, err)
+		return
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer func() { _ = c.Close() }()
+			up, err := net.DialTimeout("tcp", to, 5*time.Second)
+			if err != nil {
+				return
+			}
+			defer func() { _ = up.Close() }()
+			go func() { _, _ = io.Copy(up, c) }()
+			_, _ = io.Copy(c, up)
+		}()
+	}
+}
+
 func TestErrorsAreOneLineAndNonZero(t *testing.T) {
 	cases := []struct {
 		name string
@@ -69,7 +123,7 @@ func TestErrorsAreOneLineAndNonZero(t *testing.T) {
 	}{
 		{"migrate without database", nil, []string{"migrate"}, "DATABASE_URL"},
 		{"migrate unreachable database", map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"},
-			[]string{"migrate"}, "connect to database"},
+			[]string{"migrate", "--connect-timeout=2s"}, "connect to database"},
 		{"serve without issuer", map[string]string{"DATABASE_URL": "postgres://u@h/db"}, []string{"serve"}, "BETTER_AUTH_URL: not set"},
 		{"serve bad algorithms", map[string]string{"DATABASE_URL": "postgres://u@h/db", "BETTER_AUTH_URL": "http://a", "JWT_ALGORITHMS": "HS256"},
 			[]string{"serve"}, "JWT_ALGORITHMS"},

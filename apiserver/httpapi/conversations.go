@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,9 @@ type handlers struct {
 	heartbeat time.Duration
 	stopping  <-chan struct{}
 	deps      *dependency.Gauges
+	// schemaBehind: /readyz last found the schema older than this binary's
+	// (logged once per change).
+	schemaBehind atomic.Bool
 }
 
 type conversationJSON struct {

@@ -10,6 +10,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -135,9 +136,11 @@ func (h *handlers) healthz(c *gin.Context) {
 }
 
 // readyz answers 503 only for what is wrong with this pod: it is shutting
-// down, or it never loaded the JWKS (so it can verify no token). The
-// database is checked and reported in the body, but does not make the pod
-// unready.
+// down, it never loaded the JWKS (so it can verify no token), or its
+// database's schema is older than this binary's newest migration (its
+// queries would fail: the pod was started against a database nobody
+// migrated for it). The database's reachability is checked and reported in
+// the body, but does not make the pod unready.
 //
 // Why: every replica shares the database. Were readiness to follow it, a
 // database outage would take every pod out of the Service at once, and
@@ -156,14 +159,45 @@ func (h *handlers) readyz(c *gin.Context) {
 		httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "JWKS not loaded: "+err.Error())
 		return
 	}
-	database := "ok"
+	checks := gin.H{"database": "ok", "schema": "unknown"}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), ReadyzTimeout)
 	defer cancel()
 	err := h.store.Ping(ctx)
 	h.deps.Observe(dependency.Database, err)
 	if err != nil {
 		h.log.Warn("readiness: database not reachable", "error", err.Error())
-		database = "unreachable"
+		checks["database"] = "unreachable"
+	} else {
+		schema, notReady := h.checkSchema(ctx)
+		if notReady != "" {
+			httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, notReady)
+			return
+		}
+		checks["schema"] = schema
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": gin.H{"database": database}})
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
+}
+
+// checkSchema compares the database's schema version with this binary's
+// newest migration. It returns the schema check for the body ("ok", or
+// "unknown" when the version cannot be read) or, when the schema is older,
+// why the pod is not ready. The change is logged once, not on every probe.
+func (h *handlers) checkSchema(ctx context.Context) (schema, notReady string) {
+	current, latest, err := h.store.SchemaVersions(ctx)
+	if err != nil {
+		h.log.Warn("readiness: cannot read the schema version", "error", err.Error())
+		return "unknown", ""
+	}
+	if current < latest {
+		notReady = fmt.Sprintf("the database schema is at version %d, this server needs version %d: "+
+			"run `chat-apiserver migrate` against this database", current, latest)
+		if h.schemaBehind.CompareAndSwap(false, true) {
+			h.log.Error("readiness: not ready: "+notReady, "schema_version", current, "required_version", latest)
+		}
+		return "", notReady
+	}
+	if h.schemaBehind.CompareAndSwap(true, false) {
+		h.log.Info("readiness: the database schema is current again", "schema_version", current)
+	}
+	return "ok", ""
 }

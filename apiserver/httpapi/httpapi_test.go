@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -246,7 +247,7 @@ func TestRoutes(t *testing.T) {
 		g.Expect(r.status).To(Equal(200))
 		r = e.do("GET", "/readyz", "", nil)
 		g.Expect(r.status).To(Equal(200), string(r.body))
-		g.Expect(r.body).To(MatchJSON(`{"status":"ok","checks":{"database":"ok"}}`))
+		g.Expect(r.body).To(MatchJSON(`{"status":"ok","checks":{"database":"ok","schema":"ok"}}`))
 	})
 
 	t.Run("authentication is required under /v1 and /agents", func(t *testing.T) {
@@ -653,7 +654,7 @@ func TestReadyzFailsOnlyForPodLocalProblems(t *testing.T) {
 	start := time.Now()
 	w = get(newRouter(noAuth{}), "/readyz")
 	g.Expect(w.Code).To(Equal(200), "a database every replica shares does not make this pod unready")
-	g.Expect(w.Body.String()).To(MatchJSON(`{"status":"ok","checks":{"database":"unreachable"}}`))
+	g.Expect(w.Body.String()).To(MatchJSON(`{"status":"ok","checks":{"database":"unreachable","schema":"unknown"}}`))
 	// ... but the outage shows in chatbackend_dependency_up, which the
 	// ChatBackendDependencyDown alert watches.
 	g.Expect(promtestutil.GatherAndCompare(reg, strings.NewReader(`
@@ -662,6 +663,45 @@ func TestReadyzFailsOnlyForPodLocalProblems(t *testing.T) {
 chatbackend_dependency_up{dependency="database"} 0
 `), dependency.MetricName)).To(Succeed())
 	g.Expect(time.Since(start)).To(BeNumerically("<", httpapi.ReadyzTimeout+time.Second))
+}
+
+// A pod started against a database nobody migrated for its binary (a new
+// or restored database) is not ready: every data route would fail. It says
+// why in the body, and logs it once, not on every probe; migrating the
+// database makes it ready.
+func TestReadyzNotReadyOnAnOlderSchema(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dbURL := pgtest.New(t) // a real, empty database: schema version 0
+	pool, err := store.Open(ctx, dbURL, store.Options{ConnectTimeout: 10 * time.Second})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	var logs testutil.SyncBuffer
+	h, err := httpapi.New(httpapi.Deps{Store: store.New(pool), Auth: noAuth{}, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1},
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	g.Expect(err).NotTo(HaveOccurred())
+	readyz := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		return w
+	}
+
+	latest := migrations.Latest()
+	g.Expect(latest).To(BeNumerically(">=", 3))
+	for range 3 {
+		w := readyz()
+		g.Expect(w.Code).To(Equal(503))
+		g.Expect(w.Body.String()).To(ContainSubstring(fmt.Sprintf("schema is at version 0, this server needs version %d", latest)))
+		g.Expect(w.Body.String()).To(ContainSubstring(`"code":"unavailable"`))
+	}
+	g.Expect(strings.Count(logs.String(), "readiness: not ready: the database schema")).To(Equal(1), logs.String())
+
+	_, err = migrations.Migrate(ctx, dbURL, nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	w := readyz()
+	g.Expect(w.Code).To(Equal(200))
+	g.Expect(w.Body.String()).To(MatchJSON(`{"status":"ok","checks":{"database":"ok","schema":"ok"}}`))
+	g.Expect(logs.String()).To(ContainSubstring("the database schema is current again"))
 }
 
 // Probes answered 2xx are not access-logged (they were every line of an idle

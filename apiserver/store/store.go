@@ -26,6 +26,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 )
 
 // ErrNotFound: the row does not exist, belongs to another user, or was
@@ -127,6 +129,14 @@ func permanent(err error) bool {
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// SchemaVersions are the version of the database's schema and the newest
+// migration this binary embeds (what its queries expect). current below
+// latest means the database has not been migrated for this binary.
+func (s *Store) SchemaVersions(ctx context.Context) (current, latest int64, err error) {
+	current, err = migrations.DatabaseVersion(ctx, s.pool)
+	return current, migrations.Latest(), err
+}
 
 // ErrUnavailable marks errors of a database that cannot be reached right
 // now (connection refused or reset, server shutting down or starting up):

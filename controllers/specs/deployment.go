@@ -53,10 +53,11 @@ const (
 
 // Deployment runs `chat-apiserver serve` with image, which the reconciler
 // passes as the last image whose migrations succeeded, never simply
-// spec.image: new code must not serve an old schema. envHash goes on the pod
-// template so that a change of the referenced Secrets rolls the pods.
+// spec.image: new code must not serve an old schema. envHash names the env
+// Secret (EnvSecretName) whose database that image was migrated on; it goes
+// on the pod template, so a change of the referenced Secrets rolls the pods.
 func Deployment(cb *chatv1alpha1.ChatBackend, image, envHash string) *appsv1.Deployment {
-	pod := podSpec(cb, image, []string{"serve"})
+	pod := podSpec(cb, image, envHash, []string{"serve"})
 	pod.TerminationGracePeriodSeconds = ptr.To(TerminationGracePeriodSeconds)
 	c := &pod.Containers[0]
 	c.Ports = []corev1.ContainerPort{

@@ -15,27 +15,39 @@ import (
 // briefly unreachable; more would only delay reporting a broken migration.
 const migrationBackoffLimit int32 = 2
 
-// MigrationJob runs `chat-apiserver migrate` with image. envHash is recorded
-// so that a failed Job is retried when the Secret data it ran with changes.
+// MigrationJob runs `chat-apiserver migrate` with image, reading the env
+// Secret of envHash, whose database fingerprint is database. envHash is
+// recorded so that a failed Job is retried when the Secret data it ran
+// with changes.
 //
 // The Job is created once and never updated: a Job's pod template is
-// immutable, and the Job's identity is the image it migrates to.
-func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash string) *batchv1.Job {
-	meta := objectMeta(cb, MigrationJobName(cb, image), ComponentMigrations)
+// immutable, and the Job's identity is the image and the database it
+// migrates.
+func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash, database string) *batchv1.Job {
+	meta := objectMeta(cb, MigrationJobName(cb, image, database), ComponentMigrations)
 	meta.Annotations = map[string]string{
 		AnnotationImage:      image,
+		AnnotationDatabase:   database,
 		AnnotationGeneration: strconv.FormatInt(cb.Generation, 10),
 		AnnotationEnvHash:    envHash,
 	}
-	pod := podSpec(cb, image, []string{"migrate"})
+	pod := podSpec(cb, image, envHash, []string{"migrate"})
 	// A failed attempt leaves its pod for `kubectl logs`; the Job's
 	// backoffLimit makes the retries.
 	pod.RestartPolicy = corev1.RestartPolicyNever
+	// The migrate command's error (the last lines it wrote) becomes the
+	// failed container's termination message, which the reconciler puts in
+	// the Migrated condition: no `kubectl logs` needed to see why.
+	pod.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta,
 		Spec: batchv1.JobSpec{
 			BackoffLimit: ptr.To(migrationBackoffLimit),
+			// A pod that can never start (an image that does not exist, a
+			// node that never fits) would otherwise keep the Job, and every
+			// later upgrade waiting behind it, running for ever.
+			ActiveDeadlineSeconds: ptr.To(cb.Spec.Migration.ActiveDeadlineSecondsOrDefault()),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: Labels(cb, ComponentMigrations)},
 				Spec:       pod,

@@ -33,6 +33,9 @@ const (
 	AnnotationEnvHash = "chat.chatbackend.io/env-hash"
 	// AnnotationImage on a migrations Job records the image it migrates to.
 	AnnotationImage = "chat.chatbackend.io/image"
+	// AnnotationDatabase on a migrations Job records the fingerprint of the
+	// database it migrates (DatabaseFingerprint).
+	AnnotationDatabase = "chat.chatbackend.io/database"
 	// AnnotationGeneration on a migrations Job records the ChatBackend
 	// generation it was created for; a failed Job is retried only for a newer
 	// generation (or new Secret data), never in a loop.

@@ -21,20 +21,27 @@ const (
 	Binary = "chat-apiserver"
 )
 
-// EnvSecretName is the Secret that gathers the referenced secret values;
-// the API pods and the migrations Job read only this one.
-func EnvSecretName(cb *chatv1alpha1.ChatBackend) string { return cb.Name + "-env" }
+// EnvSecretName is the Secret that gathers the referenced secret values
+// whose hash (HashData) is envHash; the API pods and the migrations Job
+// read only such a Secret. It is content-addressed, see EnvSecret.
+func EnvSecretName(cb *chatv1alpha1.ChatBackend, envHash string) string {
+	return EnvSecretPrefix(cb) + envHash
+}
+
+// EnvSecretPrefix starts the name of every env Secret of cb.
+func EnvSecretPrefix(cb *chatv1alpha1.ChatBackend) string { return cb.Name + "-env-" }
 
 // MetricsServiceName is the ClusterIP Service of the metrics port. The CRD
 // caps the ChatBackend name at 46 characters, so it fits a DNS label.
 func MetricsServiceName(cb *chatv1alpha1.ChatBackend) string { return cb.Name + "-metrics" }
 
-// MigrationJobName is unique per image, so each image is migrated by its own
-// Job and a finished Job documents which image it migrated. The CRD caps the
+// MigrationJobName is unique per image and database (DatabaseFingerprint),
+// so each image is migrated on each database by its own Job and a finished
+// Job documents what it migrated. The CRD caps the
 // ChatBackend name at 46 characters so this fits the 63 of a label value
 // (Jobs label their pods with their own name).
-func MigrationJobName(cb *chatv1alpha1.ChatBackend, image string) string {
-	return cb.Name + "-migrate-" + ShortHash(image)
+func MigrationJobName(cb *chatv1alpha1.ChatBackend, image, database string) string {
+	return cb.Name + "-migrate-" + ShortHash(image+"\x00"+database)
 }
 
 // ServiceURL is the API's in-cluster URL.

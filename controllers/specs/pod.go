@@ -78,7 +78,7 @@ const tmpVolume = "tmp"
 // podSpec is what the API pods and the migrations pod share: the same image,
 // configuration, scheduling, resources and hardening, so a migration runs in
 // the same conditions as the server that follows it.
-func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.PodSpec {
+func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string) corev1.PodSpec {
 	s := &cb.Spec
 	return corev1.PodSpec{
 		// chat-apiserver does not talk to the Kubernetes API.
@@ -95,7 +95,7 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image string, args []string) corev1.P
 			Args:            args,
 			Env:             Env(cb),
 			EnvFrom: []corev1.EnvFromSource{{
-				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb)}},
+				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb, envHash)}},
 			}},
 			Resources:       DefaultResources(ptr.Deref(s.Resources, corev1.ResourceRequirements{})),
 			SecurityContext: containerSecurityContext(),

@@ -127,27 +127,35 @@ func TestHashData(t *testing.T) {
 func TestMigrationJob(t *testing.T) {
 	g := NewWithT(t)
 	cb := complete()
-	job := specs.MigrationJob(cb, "reg/chat:v2", "abc")
+	job := specs.MigrationJob(cb, "reg/chat:v2", "abc", "db1")
 
-	g.Expect(job.Name).To(Equal("chat-migrate-" + specs.ShortHash("reg/chat:v2")))
-	g.Expect(specs.MigrationJobName(cb, "reg/chat:v3")).NotTo(Equal(job.Name), "one Job per image")
+	g.Expect(job.Name).To(Equal("chat-migrate-" + specs.ShortHash("reg/chat:v2\x00db1")))
+	g.Expect(specs.MigrationJobName(cb, "reg/chat:v3", "db1")).NotTo(Equal(job.Name), "one Job per image")
+	g.Expect(specs.MigrationJobName(cb, "reg/chat:v2", "db2")).NotTo(Equal(job.Name), "one Job per database")
 	g.Expect(job.Annotations).To(Equal(map[string]string{
 		specs.AnnotationImage: "reg/chat:v2", specs.AnnotationGeneration: "3", specs.AnnotationEnvHash: "abc",
+		specs.AnnotationDatabase: "db1",
 	}))
+	g.Expect(*job.Spec.ActiveDeadlineSeconds).To(Equal(chatv1alpha1.DefaultMigrationActiveDeadlineSeconds),
+		"a pod that never starts fails the Job instead of blocking every later upgrade")
+	cb.Spec.Migration.ActiveDeadlineSeconds = ptr.To[int64](120)
+	g.Expect(*specs.MigrationJob(cb, "reg/chat:v2", "abc", "db1").Spec.ActiveDeadlineSeconds).To(Equal(int64(120)))
 	pod := job.Spec.Template.Spec
 	g.Expect(pod.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
 	c := pod.Containers[0]
+	g.Expect(c.TerminationMessagePolicy).To(Equal(corev1.TerminationMessageFallbackToLogsOnError),
+		"the migrate command's error becomes the termination message")
 	g.Expect(c.Image).To(Equal("reg/chat:v2"))
 	g.Expect(c.Command).To(Equal([]string{"chat-apiserver"}))
 	g.Expect(c.Args).To(Equal([]string{"migrate"}))
 	g.Expect(c.EnvFrom).To(ConsistOf(corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: "chat-env"}}}))
+		LocalObjectReference: corev1.LocalObjectReference{Name: "chat-env-abc"}}}))
 	g.Expect(c.Ports).To(BeEmpty(), "the migration serves nothing")
 	g.Expect(pod.NodeSelector).To(Equal(map[string]string{"pool": "api"}), "migrates where the API runs")
 	g.Expect(job.Spec.Template.Labels).To(HaveKeyWithValue(specs.LabelComponent, specs.ComponentMigrations))
 	g.Expect(c.Resources).To(Equal(specs.Deployment(cb, "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources),
 		"the migration runs with the API's resources")
-	defaults := specs.MigrationJob(minimal(), "reg/chat:v2", "abc").Spec.Template.Spec.Containers[0].Resources
+	defaults := specs.MigrationJob(minimal(), "reg/chat:v2", "abc", "db1").Spec.Template.Spec.Containers[0].Resources
 	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceCPU), "the migration pod is not BestEffort either")
 	g.Expect(defaults.Requests).To(HaveKey(corev1.ResourceMemory))
 }
@@ -156,7 +164,7 @@ func TestMigrationJobNameFitsALabel(t *testing.T) {
 	g := NewWithT(t)
 	cb := minimal()
 	cb.Name = strings.Repeat("a", 46) // the longest name the CRD admits
-	g.Expect(validation.IsDNS1123Label(specs.MigrationJobName(cb, "any:image"))).To(BeEmpty())
+	g.Expect(validation.IsDNS1123Label(specs.MigrationJobName(cb, "any:image", "db"))).To(BeEmpty())
 }
 
 func TestDeployment(t *testing.T) {
@@ -220,12 +228,14 @@ func TestDeployment(t *testing.T) {
 		}))
 		g.Expect(pod.Containers[0].ImagePullPolicy).To(Equal(corev1.PullAlways))
 	})
-	t.Run("the env hash is the only thing a Secret change alters", func(t *testing.T) {
+	t.Run("the env hash and the env Secret it names are all a Secret change alters", func(t *testing.T) {
 		g := NewWithT(t)
 		a := specs.Deployment(minimal(), "reg/chat:v1", "h1")
 		b := specs.Deployment(minimal(), "reg/chat:v1", "h2")
 		g.Expect(a.Spec.Template.Annotations).NotTo(Equal(b.Spec.Template.Annotations))
+		g.Expect(b.Spec.Template.Spec.Containers[0].EnvFrom[0].SecretRef.Name).To(Equal("chat-env-h2"))
 		b.Spec.Template.Annotations = a.Spec.Template.Annotations
+		b.Spec.Template.Spec.Containers[0].EnvFrom = a.Spec.Template.Spec.Containers[0].EnvFrom
 		g.Expect(b).To(Equal(a))
 	})
 }

@@ -209,10 +209,16 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	// The minimal sample: env Secret, a migrations Job of the operator's
 	// own image, no Deployment yet, and a status that says so.
 	minimal := client.ObjectKey{Namespace: appNS, Name: "docs-chat"}
-	jobKey := client.ObjectKey{Namespace: appNS, Name: "docs-chat-migrate-" + specs.ShortHash(ownImage)}
+	// The env Secret is named after its values, the Job after the image and
+	// the database those values point at.
+	named := func(name string) *chatv1alpha1.ChatBackend {
+		return &chatv1alpha1.ChatBackend{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
+	minimalEnv := map[string][]byte{"DATABASE_URL": []byte(secretValue("docs-chat-db", "url"))}
+	jobKey := client.ObjectKey{Namespace: appNS, Name: specs.MigrationJobName(named("docs-chat"), ownImage, specs.DatabaseFingerprint(minimalEnv))}
 	g.Eventually(func(g Gomega) {
 		var s corev1.Secret
-		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "docs-chat-env"}, &s)).To(Succeed())
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: specs.EnvSecretName(named("docs-chat"), specs.HashData(minimalEnv))}, &s)).To(Succeed())
 		g.Expect(string(s.Data["DATABASE_URL"])).To(Equal(secretValue("docs-chat-db", "url")))
 		g.Expect(metav1.GetControllerOf(&s)).NotTo(BeNil())
 		g.Expect(metav1.GetControllerOf(&s).Name).To(Equal("docs-chat"))
@@ -251,16 +257,21 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 
 	// The complete sample: every referenced key lands in its env Secret and
 	// its own image is migrated.
+	fullEnv := map[string][]byte{
+		"DATABASE_URL":        []byte(secretValue("docs-chat-db", "url")),
+		"DATABASE_DIRECT_URL": []byte(secretValue("docs-chat-db", "direct-url")),
+		"OPENAI_API_KEY":      []byte(secretValue("docs-chat-openai", "api-key")),
+		"QDRANT_API_KEY":      []byte(secretValue("docs-chat-qdrant", "api-key")),
+	}
 	g.Eventually(func(g Gomega) {
 		var s corev1.Secret
-		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "docs-chat-full-env"}, &s)).To(Succeed())
-		g.Expect(s.Data).To(HaveKeyWithValue("DATABASE_URL", []byte(secretValue("docs-chat-db", "url"))))
-		g.Expect(s.Data).To(HaveKeyWithValue("DATABASE_DIRECT_URL", []byte(secretValue("docs-chat-db", "direct-url"))))
-		g.Expect(s.Data).To(HaveKeyWithValue("OPENAI_API_KEY", []byte(secretValue("docs-chat-openai", "api-key"))))
-		g.Expect(s.Data).To(HaveKeyWithValue("QDRANT_API_KEY", []byte(secretValue("docs-chat-qdrant", "api-key"))))
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: specs.EnvSecretName(named("docs-chat-full"), specs.HashData(fullEnv))}, &s)).To(Succeed())
+		g.Expect(s.Data).To(Equal(fullEnv))
 		cb := getChatBackend(g, ctx, admin, client.ObjectKey{Namespace: appNS, Name: "docs-chat-full"})
 		var job batchv1.Job
-		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "docs-chat-full-migrate-" + specs.ShortHash(cb.Spec.Image)}, &job)).To(Succeed())
+		jobName := specs.MigrationJobName(cb, cb.Spec.Image, specs.DatabaseFingerprint(fullEnv))
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: jobName}, &job)).To(Succeed())
+		g.Expect(job.Spec.ActiveDeadlineSeconds).To(HaveValue(Equal(*cb.Spec.Migration.ActiveDeadlineSeconds)))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(cb.Spec.Image))
 		expectCondition(g, cb, chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)

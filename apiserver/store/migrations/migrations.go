@@ -6,9 +6,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	// Registers the "pgx" database/sql driver goose runs on.
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -45,6 +51,12 @@ func Migrate(ctx context.Context, dsn string, out io.Writer, logger *slog.Logger
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
+	return MigrateDB(ctx, db, out, logger)
+}
+
+// MigrateDB is Migrate on an open database handle, for a caller that has
+// already waited for the database to answer (chat-apiserver migrate).
+func MigrateDB(ctx context.Context, db *sql.DB, out io.Writer, logger *slog.Logger) ([]Applied, error) {
 	// Probe the lock every second for up to 5 minutes: a concurrent run holds
 	// it only as long as its migrations take.
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 300))
@@ -74,4 +86,45 @@ func Migrate(ctx context.Context, dsn string, out io.Writer, logger *slog.Logger
 		return applied, fmt.Errorf("apply migrations: %w", err)
 	}
 	return applied, nil
+}
+
+// Latest is the version of the newest migration embedded in this binary:
+// the schema version this binary's code expects.
+func Latest() int64 { return latest() }
+
+var latest = sync.OnceValue(func() int64 {
+	names, err := fs.Glob(FS, "*.sql")
+	if err != nil {
+		panic(err) // a constant pattern on an embedded FS cannot fail
+	}
+	var v int64
+	for _, name := range names {
+		n, err := goose.NumericComponent(name)
+		if err != nil {
+			panic(fmt.Sprintf("migration %s: %v", name, err)) // caught by every test that migrates
+		}
+		v = max(v, n)
+	}
+	return v
+})
+
+// Querier runs one query; *pgxpool.Pool and *pgx.Conn are Queriers.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// DatabaseVersion is the version of the newest migration applied to the
+// database q is connected to, 0 when none has been (goose's version table
+// does not exist yet).
+func DatabaseVersion(ctx context.Context, q Querier) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, "SELECT COALESCE(max(version_id), 0) FROM goose_db_version WHERE is_applied").Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the schema version: %w", err)
+	}
+	return v, nil
 }

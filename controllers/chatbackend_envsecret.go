@@ -1,0 +1,109 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers/specs"
+)
+
+// reconcileEnvSecret copies the referenced secret values into
+// `<name>-env-<hash>` (specs.EnvSecret says why content-addressed) and
+// records the hash and the database fingerprint in the scope.
+// A missing Secret or key is the user's to fix, not a transient error: it
+// is reported in the status and an Event, and the Secret watch (plus a slow
+// requeue) brings the reconcile back, instead of an error backoff loop.
+func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
+	cb := s.cb
+	data := map[string][]byte{}
+	for _, ref := range specs.EnvSecretRefs(&cb.Spec) {
+		sec := &corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: ref.Ref.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretNotFound,
+				message: fmt.Sprintf("Secret %q referenced by %s not found", ref.Ref.Name, ref.Field)}
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("get Secret %s (%s): %w", ref.Ref.Name, ref.Field, err)
+		default:
+			v, ok := sec.Data[ref.Ref.Key]
+			if !ok {
+				s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretKeyNotFound,
+					message: fmt.Sprintf("Secret %q has no key %q (referenced by %s)", ref.Ref.Name, ref.Ref.Key, ref.Field)}
+			}
+			data[ref.EnvName] = v
+		}
+		if s.secretProblem != nil {
+			r.eventOnce(ctx, cb, chatv1alpha1.ConditionReady, corev1.EventTypeWarning, s.secretProblem.reason, "ResolveSecrets", s.secretProblem.message)
+			return ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}, nil
+		}
+	}
+	if err := r.apply(ctx, cb, specs.EnvSecret(cb, data)); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.envHash = specs.HashData(data)
+	s.database = specs.DatabaseFingerprint(data)
+	return ctrl.Result{}, nil
+}
+
+// collectEnvSecrets deletes the env Secrets nothing uses any more: not the
+// current one, not the one the Deployment's template reads, not one a
+// running migrations Job reads. It waits until the Deployment is rolled
+// out, because the pods of its previous ReplicaSet still read their
+// Secret until they are gone. The Secret `<name>-env` of operator versions
+// before content addressing goes the same way.
+func (r *ChatBackendReconciler) collectEnvSecrets(ctx context.Context, s *scope) (ctrl.Result, error) {
+	cb := s.cb
+	if s.envHash == "" || (s.deployment != nil && !rolledOut(cb, s.deployment)) {
+		return ctrl.Result{}, nil
+	}
+	keep := map[string]bool{specs.EnvSecretName(cb, s.envHash): true}
+	if s.deployment != nil {
+		keepEnvFrom(keep, &s.deployment.Spec.Template.Spec)
+	}
+	jobs, err := r.migrationJobs(ctx, cb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for i := range jobs {
+		if !jobFinished(&jobs[i]) {
+			keepEnvFrom(keep, &jobs[i].Spec.Template.Spec)
+		}
+	}
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.List(ctx, &list, client.InNamespace(cb.Namespace), client.MatchingLabels{specs.LabelInstance: cb.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("list env Secrets: %w", err)
+	}
+	for i := range list.Items {
+		sec := &list.Items[i]
+		isEnv := sec.Name == cb.Name+"-env" || strings.HasPrefix(sec.Name, specs.EnvSecretPrefix(cb))
+		if !isEnv || keep[sec.Name] || !metav1.IsControlledBy(sec, cb) {
+			continue
+		}
+		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("delete unused env Secret %s: %w", sec.Name, err)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// keepEnvFrom marks the Secrets a pod template reads through envFrom.
+func keepEnvFrom(keep map[string]bool, pod *corev1.PodSpec) {
+	for _, c := range pod.Containers {
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				keep[e.SecretRef.Name] = true
+			}
+		}
+	}
+}
