@@ -473,7 +473,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			"service.port must be between 1 and 65535"},
 		{"bad qdrant URL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "qdrant:6333"} },
 			"qdrant.url must be an absolute http(s) URL"},
-		{"migration deadline too short", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Migration.ActiveDeadlineSeconds = ptr.To[int64](5) },
+		{"migration deadline too short", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Migration.ActiveDeadlineSeconds = 5 },
 			"migration.activeDeadlineSeconds must be between 30 and 86400"},
 		{"name too long", "a23456789012345678901234567890123456789012345678", func(*chatv1alpha1.ChatBackend) {},
 			"metadata.name must be at most 46 characters"},

@@ -20,10 +20,10 @@ const (
 // ActiveDeadlineSecondsOrDefault returns migration.activeDeadlineSeconds,
 // or DefaultMigrationActiveDeadlineSeconds when unset.
 func (m MigrationSpec) ActiveDeadlineSecondsOrDefault() int64 {
-	if m.ActiveDeadlineSeconds == nil {
+	if m.ActiveDeadlineSeconds == 0 {
 		return DefaultMigrationActiveDeadlineSeconds
 	}
-	return *m.ActiveDeadlineSeconds
+	return m.ActiveDeadlineSeconds
 }
 
 // ReplicasOrDefault returns spec.replicas, or DefaultReplicas when unset.

@@ -282,7 +282,7 @@ type MigrationSpec struct {
 	// +kubebuilder:validation:Minimum=30
 	// +kubebuilder:validation:Maximum=86400
 	// +kubebuilder:validation:XValidation:rule="self >= 30 && self <= 86400",message="migration.activeDeadlineSeconds must be between 30 and 86400 (one day)"
-	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	ActiveDeadlineSeconds int64 `json:"activeDeadlineSeconds,omitempty"`
 }
 
 // ChatBackendSpec is the desired state of a chat API deployment.

@@ -138,7 +138,7 @@ func TestMigrationJob(t *testing.T) {
 	}))
 	g.Expect(*job.Spec.ActiveDeadlineSeconds).To(Equal(chatv1alpha1.DefaultMigrationActiveDeadlineSeconds),
 		"a pod that never starts fails the Job instead of blocking every later upgrade")
-	cb.Spec.Migration.ActiveDeadlineSeconds = ptr.To[int64](120)
+	cb.Spec.Migration.ActiveDeadlineSeconds = 120
 	g.Expect(*specs.MigrationJob(cb, "reg/chat:v2", "abc", "db1").Spec.ActiveDeadlineSeconds).To(Equal(int64(120)))
 	pod := job.Spec.Template.Spec
 	g.Expect(pod.RestartPolicy).To(Equal(corev1.RestartPolicyNever))

@@ -271,7 +271,7 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 		var job batchv1.Job
 		jobName := specs.MigrationJobName(cb, cb.Spec.Image, specs.DatabaseFingerprint(fullEnv))
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: jobName}, &job)).To(Succeed())
-		g.Expect(job.Spec.ActiveDeadlineSeconds).To(HaveValue(Equal(*cb.Spec.Migration.ActiveDeadlineSeconds)))
+		g.Expect(job.Spec.ActiveDeadlineSeconds).To(HaveValue(Equal(cb.Spec.Migration.ActiveDeadlineSeconds)))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(cb.Spec.Image))
 		expectCondition(g, cb, chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
