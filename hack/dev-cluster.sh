@@ -80,18 +80,9 @@ cat >&2 <<MSG
   Kubernetes      export KUBECONFIG=$KUBECONFIG
                   kubectl get chatbackends; kubectl get pods -A
 
-  Get a token (sign up once, then sign in and ask the jwt plugin for a JWT):
-    curl -s $AUTH_URL/api/auth/sign-up/email -H 'Content-Type: application/json' \\
-      -d '{"email":"me@example.com","password":"correct horse battery","name":"Me"}'
-    curl -s -c /tmp/dev-cookies $AUTH_URL/api/auth/sign-in/email -H 'Content-Type: application/json' \\
-      -d '{"email":"me@example.com","password":"correct horse battery"}'
-    TOKEN=\$(curl -s -b /tmp/dev-cookies $AUTH_URL/api/auth/token | sed -E 's/.*"token":"([^"]+)".*/\1/')
-
-  Call the API:
-    curl -s $API/v1/me -H "Authorization: Bearer \$TOKEN"
-    CONV=\$(curl -s $API/v1/conversations -H "Authorization: Bearer \$TOKEN" -d '{}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
-    curl -sN $API/v1/conversations/\$CONV/messages -H "Authorization: Bearer \$TOKEN" \\
-      -H 'Accept: text/event-stream' -d '{"content":"How do I install it?"}'
+MSG
+stack_howto "$AUTH_URL" "$API"
+cat >&2 <<MSG
 
   Ctrl-C stops everything.
 MSG

@@ -132,3 +132,26 @@ stack_remove_dir() {
   if [ -n "$STACK_DIR" ]; then rm -rf "$STACK_DIR"; fi
   STACK_DIR=""
 }
+
+# stack_howto AUTH_URL API: prints how to get a BetterAuth token and call the
+# API, for `make dev` and `make dev-api` alike.
+stack_howto() {
+  local AUTH_URL=$1 API=$2
+  cat >&2 <<MSG
+  Get a token (sign up once, then sign in and ask the jwt plugin for a JWT):
+    curl -s $AUTH_URL/api/auth/sign-up/email -H 'Content-Type: application/json' \\
+      -d '{"email":"me@example.com","password":"correct horse battery","name":"Me"}'
+    curl -s -c /tmp/dev-cookies $AUTH_URL/api/auth/sign-in/email -H 'Content-Type: application/json' \\
+      -d '{"email":"me@example.com","password":"correct horse battery"}'
+    TOKEN=\$(curl -s -b /tmp/dev-cookies $AUTH_URL/api/auth/token | sed -E 's/.*"token":"([^"]+)".*/\1/')
+
+  Call the API:
+    curl -s $API/v1/me -H "Authorization: Bearer \$TOKEN"
+    curl -s $API/v1/conversations -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"title":"hello"}'
+    curl -s $API/v1/conversations -H "Authorization: Bearer \$TOKEN"
+    curl -s $API/agents/run -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+      -d '{"question":"How do I allow my docs site origin?"}'
+    curl -sN $API/v1/conversations/<id>/messages -H "Authorization: Bearer \$TOKEN" \\
+      -H 'Accept: text/event-stream' -H 'Content-Type: application/json' -d '{"content":"How do I embed the widget?"}'
+MSG
+}

@@ -32,6 +32,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -593,35 +594,20 @@ func (e *env) owned(t *testing.T, uid types.UID) []string {
 	return out
 }
 
+// metaItems are the items of any list, typed or unstructured, as objects
+// with metadata.
 func metaItems(l client.ObjectList) ([]metav1.Object, error) {
-	var out []metav1.Object
-	switch v := l.(type) {
-	case *unstructured.UnstructuredList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
+	items, err := meta.ExtractList(l)
+	if err != nil {
+		return nil, fmt.Errorf("items of %T: %w", l, err)
+	}
+	out := make([]metav1.Object, 0, len(items))
+	for _, it := range items {
+		o, err := meta.Accessor(it)
+		if err != nil {
+			return nil, fmt.Errorf("metadata of %T: %w", it, err)
 		}
-	case *corev1.ServiceList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.SecretList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.ConfigMapList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *batchv1.JobList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.ServiceAccountList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	default:
-		return nil, fmt.Errorf("unexpected list %T", l)
+		out = append(out, o)
 	}
 	return out, nil
 }
