@@ -14,7 +14,8 @@ import (
 )
 
 // TestForeignObjectsAreLeftAlone: a ChatBackend "web" in a namespace that
-// already has a Service "web" and a Secret "web-env" of someone else's
+// already has a Service "web" and a Secret with its env Secret's name
+// (web-env-<hash>) of someone else's
 // neither rewrites nor adopts them; it reports ResourceConflict naming the
 // object, and proceeds once the way is clear.
 func TestForeignObjectsAreLeftAlone(t *testing.T) {
@@ -25,7 +26,9 @@ func TestForeignObjectsAreLeftAlone(t *testing.T) {
 
 	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other-app"}}
 	Expect(k8s.Create(ctx, other)).To(Succeed())
-	foreignSecret := secret(ns, "web-env", map[string]string{"TOKEN": "theirs"})
+	cb := chatBackend(ns, "web", "registry.example.com/chat-apiserver:v1")
+	envName := envSecretName(cb, "postgres://db/chat")
+	foreignSecret := secret(ns, envName, map[string]string{"TOKEN": "theirs"})
 	foreignSecret.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: other.Name,
 		UID: other.UID, Controller: ptr.To(true)}}
 	Expect(k8s.Create(ctx, foreignSecret)).To(Succeed())
@@ -36,16 +39,16 @@ func TestForeignObjectsAreLeftAlone(t *testing.T) {
 	}
 	Expect(k8s.Create(ctx, foreignSvc)).To(Succeed())
 
-	Expect(k8s.Create(ctx, chatBackend(ns, "web", "registry.example.com/chat-apiserver:v1"))).To(Succeed())
-	eventuallyConditionWith(t, ns, "web", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonResourceConflict, "Secret web-env")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	eventuallyConditionWith(t, ns, "web", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonResourceConflict, "Secret "+envName)
 	eventuallyConditionWith(t, ns, "web", chatv1alpha1.ConditionDegraded, metav1.ConditionTrue, chatv1alpha1.ReasonResourceConflict, "ConfigMap other-app")
-	eventuallyEvent(t, ns, "web", chatv1alpha1.ReasonResourceConflict, "Secret web-env")
+	eventuallyEvent(t, ns, "web", chatv1alpha1.ReasonResourceConflict, "Secret "+envName)
 
 	expectUntouched := func() {
 		Consistently(func(g Gomega) {
 			s := &corev1.Secret{}
-			g.Expect(k8s.Get(ctx, key(ns, "web-env"), s)).To(Succeed())
-			g.Expect(s.ResourceVersion).To(Equal(foreignSecret.ResourceVersion), "Secret web-env rewritten")
+			g.Expect(k8s.Get(ctx, key(ns, envName), s)).To(Succeed())
+			g.Expect(s.ResourceVersion).To(Equal(foreignSecret.ResourceVersion), "Secret %s rewritten", envName)
 			svc := &corev1.Service{}
 			g.Expect(k8s.Get(ctx, key(ns, "web"), svc)).To(Succeed())
 			g.Expect(svc.ResourceVersion).To(Equal(foreignSvc.ResourceVersion), "Service web rewritten")

@@ -70,7 +70,7 @@ func TestScaleSubresourceDrivesTheDeployment(t *testing.T) {
 		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 		return *dep.Spec.Replicas
 	}, 2*time.Second, 200*time.Millisecond).Should(Equal(int32(5)), "the scaled replica count is not reverted")
-	Expect(getCB(Default, ns, "chat").Status.Replicas).To(Equal(int32(5)))
+	Expect(getCB(Default, ns, "chat").Status.Replicas).To(HaveValue(Equal(int32(5))))
 	Eventually(func() float64 { return desiredReplicasGauge(ns, "chat") }, timeout, interval).Should(Equal(5.0))
 
 	// Scaled to zero, the operator's chatbackend_desired_replicas says no
