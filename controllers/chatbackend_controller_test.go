@@ -185,11 +185,7 @@ func TestMigrationsRunOneAtATime(t *testing.T) {
 	RegisterTestingT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
-	Expect(k8s.Create(ctx, cb)).To(Succeed())
-	jobV1 := migrationJobName(cb, "registry.example.com/chat-apiserver:v1", "postgres://db/chat")
-	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	cb, jobV1 := createMigrating(t, ns, "postgres://db/chat")
 	// A container of the v1 Job runs: it may be changing the schema.
 	startJobPod(t, ns, jobV1, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
 
@@ -207,13 +203,8 @@ func TestMigrationsRunOneAtATime(t *testing.T) {
 // serves, and the status says that rather than naming an empty image.
 func TestFirstMigrationFailure(t *testing.T) {
 	RegisterTestingT(t)
-	ctx := context.Background()
 	ns := newNamespace(t)
-	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
-	Expect(k8s.Create(ctx, cb)).To(Succeed())
-	jobV1 := migrationJobName(cb, "registry.example.com/chat-apiserver:v1", "postgres://db/chat")
-	Eventually(func() error { return k8s.Get(ctx, key(ns, jobV1), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	_, jobV1 := createMigrating(t, ns, "postgres://db/chat")
 
 	finishJob(t, ns, jobV1, false)
 	c := eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed,
@@ -571,11 +562,23 @@ func TestCORSOriginsMatchTheAPIServer(t *testing.T) {
 // and lets its migration succeed, so the Deployment exists.
 func createMigrated(t *testing.T, ns, dbURL string) *chatv1alpha1.ChatBackend {
 	t.Helper()
-	Expect(k8s.Create(context.Background(), secret(ns, "db", map[string]string{"url": dbURL}))).To(Succeed())
-	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
-	Expect(k8s.Create(context.Background(), cb)).To(Succeed())
+	cb, _ := createMigrating(t, ns, dbURL)
 	migrate(t, ns, cb, dbURL)
 	return cb
+}
+
+// createMigrating creates the Secret "db" holding dbURL and the ChatBackend
+// "chat" on image v1, and waits for its migrations Job, whose name it
+// returns; the Job is left running.
+func createMigrating(t *testing.T, ns, dbURL string) (*chatv1alpha1.ChatBackend, string) {
+	t.Helper()
+	ctx := context.Background()
+	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": dbURL}))).To(Succeed())
+	cb := chatBackend(ns, "chat", "registry.example.com/chat-apiserver:v1")
+	Expect(k8s.Create(ctx, cb)).To(Succeed())
+	job := migrationJobName(cb, cb.Spec.Image, dbURL)
+	Eventually(func() error { return k8s.Get(ctx, key(ns, job), &batchv1.Job{}) }, timeout, interval).Should(Succeed())
+	return cb, job
 }
 
 // migrate waits for the migrations Job of cb's image on dbURL and lets it
