@@ -87,10 +87,10 @@ func TestFailedMigrationRetriesByItself(t *testing.T) {
 	// message; the Job failed just now, so the backoff has a minute to run.
 	startJobPod(t, ns, name, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 		ExitCode: 1, Reason: "Error", FinishedAt: metav1.Now(),
-		Message: "Error: migrate: connect to database: dial tcp 10.0.0.5:5432: connect: connection refused\n"}})
+		Message: "Error: migrate: connect to database: dial tcp 198.18.3.5:5432: connect: connection refused\n"}})
 	finishJob(t, ns, name, false)
 	c := eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed,
-		"migrate: connect to database: dial tcp 10.0.0.5:5432: connect: connection refused")
+		"migrate: connect to database: dial tcp 198.18.3.5:5432: connect: connection refused")
 	Expect(c.Message).To(ContainSubstring("attempt 1"))
 	Expect(c.Message).To(ContainSubstring(chatv1alpha1.AnnotationRetryMigration))
 	st := getCB(Default, ns, "chat").Status.Migration
