@@ -109,10 +109,12 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
-	// v1 keeps serving while v2 is migrated: Ready stays True, Progressing
-	// says what is under way.
+	// v2 is not realised until migrated and rolled out: Ready is False
+	// (Migrating) and says v1 keeps serving, which Available confirms.
 	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonMigrating, jobV2)
-	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v1")
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating,
+		"keeps serving image registry.example.com/chat-apiserver:v1")
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
 
 	// A pod of the v2 Job fails but the Job retries it within its
 	// backoffLimit: status.failed > 0 without a Failed condition is still a
@@ -163,9 +165,10 @@ func TestMigrationGatesTheDeployment(t *testing.T) {
 		g.Expect(*dep.Spec.Replicas).To(Equal(int32(1)))
 	}, timeout, interval).Should(Succeed())
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
-	// The new template is rolling out while the v1 pods serve: still Ready.
+	// The new template is rolling out while the v1 pods serve: not Ready
+	// until the rollout completes.
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut)
-	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonRollingOut, "previous pods keep serving")
 	// The Deployment controller reports the rollout done.
 	rollOut(t, ns, "chat", 1)
 	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
@@ -595,14 +598,23 @@ func migrate(t *testing.T, ns string, cb *chatv1alpha1.ChatBackend, dbURL string
 // replicas pods runs the current template and is available.
 func rollOut(t *testing.T, ns, name string, replicas int32) {
 	t.Helper()
+	setDeploymentStatus(t, ns, name, appsv1.DeploymentStatus{
+		Replicas: replicas, UpdatedReplicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas,
+	})
+}
+
+// setDeploymentStatus writes st as the Deployment controller would, for the
+// Deployment's current generation and with Available=True.
+func setDeploymentStatus(t *testing.T, ns, name string, st appsv1.DeploymentStatus) {
+	t.Helper()
 	EventuallyWithOffset(1, func(g Gomega) {
 		dep := &appsv1.Deployment{}
 		g.Expect(k8s.Get(context.Background(), key(ns, name), dep)).To(Succeed())
-		dep.Status = appsv1.DeploymentStatus{
-			ObservedGeneration: dep.Generation, Replicas: replicas, UpdatedReplicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas,
-			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
-				Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
-		}
+		now := metav1.Now()
+		st.ObservedGeneration = dep.Generation
+		st.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
+			Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now}}
+		dep.Status = st
 		g.Expect(k8s.Status().Update(context.Background(), dep)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 }

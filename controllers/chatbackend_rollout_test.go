@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -62,6 +63,49 @@ func TestStuckRolloutNamesThePodsReason(t *testing.T) {
 	Expect(c.Message).NotTo(ContainSubstring("CrashLoopBackOff"), "an old pod's trouble is not the rollout's")
 	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck, "ImagePullBackOff")
 	eventuallyEvent(t, ns, "chat", chatv1alpha1.ReasonRolloutStuck, "pod chat-new-1: ImagePullBackOff")
+	Expect(reconcileErrors(ns)).To(BeZero())
+}
+
+// TestReadyFollowsRolloutStatus: Ready means the desired state is realised
+// (kstatus, kubectl rollout status), so a new image that migrated but is
+// only partly rolled out is Ready=False, RollingOut, while Available stays
+// True because the previous pods serve; Ready turns True when every replica
+// runs the new template and no old pod is left.
+func TestReadyFollowsRolloutStatus(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cb := createMigrated(t, ns, "postgres://db/chat")
+	rollOut(t, ns, "chat", 2)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v1")
+
+	const v2 = "registry.example.com/chat-apiserver:v2"
+	patchCB(ns, "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Image = v2 })
+	cb.Spec.Image = v2
+	migrate(t, ns, cb, "postgres://db/chat")
+	dep := &appsv1.Deployment{}
+	Eventually(func(g Gomega) string {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		return dep.Spec.Template.Spec.Containers[0].Image
+	}, timeout, interval).Should(Equal(v2))
+
+	// What the Deployment controller reports mid-rollout: one new pod,
+	// two old ones available, and then every replica new while an old pod
+	// still terminates.
+	for _, st := range []struct{ replicas, updated int32 }{{3, 1}, {3, 2}} {
+		setDeploymentStatus(t, ns, "chat", appsv1.DeploymentStatus{
+			Replicas: st.replicas, UpdatedReplicas: st.updated, ReadyReplicas: 2, AvailableReplicas: 2,
+		})
+		eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionFalse, chatv1alpha1.ReasonRollingOut,
+			fmt.Sprintf("image %s rolling out: %d/2 replicas run the current pod template; the previous pods keep serving", v2, st.updated))
+		eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionAvailable, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable)
+		eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionDegraded, metav1.ConditionFalse, chatv1alpha1.ReasonAsExpected)
+		eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionTrue, chatv1alpha1.ReasonRollingOut)
+	}
+
+	rollOut(t, ns, "chat", 2)
+	eventuallyConditionWith(t, ns, "chat", chatv1alpha1.ConditionReady, metav1.ConditionTrue, chatv1alpha1.ReasonReady, "chat-apiserver:v2")
+	eventuallyCondition(t, ns, "chat", chatv1alpha1.ConditionProgressing, metav1.ConditionFalse, chatv1alpha1.ReasonRolledOut)
 	Expect(reconcileErrors(ns)).To(BeZero())
 }
 

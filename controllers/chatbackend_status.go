@@ -167,12 +167,16 @@ func degradedCondition(s *scope, migrated, progressing condition) condition {
 	}
 }
 
-// readyCondition is True when the API serves and nothing needs a human: the
-// referenced Secrets resolve, no migration or rollout failed, and the
-// Deployment is available. A migration or rollout of a new version while
-// the previous one keeps serving leaves Ready True; Progressing tells that
-// story, so Ready does not flip on every upgrade. When several things are
-// wrong, the first a user has to fix wins.
+// readyCondition is True when the desired state is fully realised, the
+// kstatus convention that Flux, Argo CD and `kubectl wait
+// --for=condition=Ready` rely on: the referenced Secrets resolve, the spec's
+// image is migrated on the database the env Secret points at, the
+// Deployment has rolled out its current template (rolledOut, what `kubectl
+// rollout status` waits for) and nothing is degraded. A migration or
+// rollout of a new version therefore makes Ready False (Migrating,
+// RollingOut) even while the previous version keeps serving: Available
+// is the condition that says the API serves, and the message says so too.
+// When several things are wrong, the first a user has to fix wins.
 func readyCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated, available, progressing, degraded condition) condition {
 	switch {
 	case degraded.status == metav1.ConditionTrue:
@@ -182,12 +186,15 @@ func readyCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated, available,
 		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	case available.status != metav1.ConditionTrue:
 		return condition{metav1.ConditionFalse, available.reason, available.message}
+	case progressing.reason == chatv1alpha1.ReasonMigrating:
+		return condition{metav1.ConditionFalse, progressing.reason,
+			progressing.message + "; " + servingNote(cb.Status.MigratedImage)}
+	case progressing.status == metav1.ConditionTrue:
+		return condition{metav1.ConditionFalse, progressing.reason, fmt.Sprintf(
+			"image %s rolling out: %s; the previous pods keep serving", cb.Status.MigratedImage, progressing.message)}
 	}
-	msg := fmt.Sprintf("image %s serves at %s", cb.Status.MigratedImage, cb.Status.URL)
-	if progressing.status == metav1.ConditionTrue {
-		msg += "; " + progressing.message
-	}
-	return condition{metav1.ConditionTrue, chatv1alpha1.ReasonReady, msg}
+	return condition{metav1.ConditionTrue, chatv1alpha1.ReasonReady,
+		fmt.Sprintf("image %s serves at %s", cb.Status.MigratedImage, cb.Status.URL)}
 }
 
 func deploymentCondition(dep *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {

@@ -14,9 +14,10 @@ import (
 )
 
 // TestSetConditions checks the status computation on its own: which reason
-// wins when several things are wrong, that a rollout of a new version while
-// the old one serves keeps Ready True (Progressing tells it), and that every
-// condition carries the generation it was computed for.
+// wins when several things are wrong, that Ready is False until a new
+// version is migrated and fully rolled out (kubectl rollout status) while
+// Available says the old one serves, and that every condition carries the
+// generation it was computed for.
 func TestSetConditions(t *testing.T) {
 	// available is a Deployment of generation 4 whose controller observed
 	// generation observed, with updated of total pods on the current
@@ -56,16 +57,17 @@ func TestSetConditions(t *testing.T) {
 			metav1.ConditionFalse, chatv1alpha1.ReasonMigrationStuck, chatv1alpha1.ReasonMigrationStuck, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable,
 			chatv1alpha1.ReasonNotReconciled},
 		{"rolling out while the old pods serve", scope{migration: migrationSucceeded, deployment: available(2, 1, 3, 4)}, "v1",
-			metav1.ConditionTrue, chatv1alpha1.ReasonReady, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
+			metav1.ConditionFalse, chatv1alpha1.ReasonRollingOut, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
 			chatv1alpha1.ReasonNotReconciled},
 		{"old pods still terminating", scope{migration: migrationSucceeded, deployment: available(2, 2, 3, 4)}, "v1",
-			metav1.ConditionTrue, chatv1alpha1.ReasonReady, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
+			metav1.ConditionFalse, chatv1alpha1.ReasonRollingOut, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
 			chatv1alpha1.ReasonNotReconciled},
 		{"deployment controller has not seen the new generation", scope{migration: migrationSucceeded, deployment: available(2, 2, 2, 3)}, "v1",
-			metav1.ConditionTrue, chatv1alpha1.ReasonReady, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
+			metav1.ConditionFalse, chatv1alpha1.ReasonRollingOut, chatv1alpha1.ReasonRollingOut, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
 			chatv1alpha1.ReasonNotReconciled},
-		{"upgrade migrating while the old version serves", scope{migration: migrationRunning, deployment: available(2, 2, 2, 4)}, "v1",
-			metav1.ConditionTrue, chatv1alpha1.ReasonReady, chatv1alpha1.ReasonMigrating, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
+		{"upgrade migrating while the old version serves", scope{migration: migrationRunning, migrationMessage: "Job chat-migrate-1 is migrating the database for image v2",
+			deployment: available(2, 2, 2, 4)}, "v1",
+			metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, chatv1alpha1.ReasonMigrating, metav1.ConditionFalse, chatv1alpha1.ReasonDeploymentAvailable,
 			chatv1alpha1.ReasonNotReconciled},
 		{"rollout past its deadline", scope{migration: migrationSucceeded, deployment: stuck}, "v1",
 			metav1.ConditionFalse, chatv1alpha1.ReasonRolloutStuck, chatv1alpha1.ReasonRolloutStuck, metav1.ConditionTrue, chatv1alpha1.ReasonDeploymentAvailable,
@@ -103,6 +105,12 @@ func TestSetConditions(t *testing.T) {
 			ready := meta.FindStatusCondition(cb.Status.Conditions, chatv1alpha1.ConditionReady)
 			g.Expect(ready.Status).To(Equal(tc.wantReady), ready.Message)
 			g.Expect(ready.Reason).To(Equal(tc.wantReason), ready.Message)
+			switch {
+			case tc.wantReason == chatv1alpha1.ReasonRollingOut:
+				g.Expect(ready.Message).To(And(ContainSubstring("image v1 rolling out"), ContainSubstring("the previous pods keep serving")))
+			case tc.wantReason == chatv1alpha1.ReasonMigrating && tc.migratedImage != "":
+				g.Expect(ready.Message).To(And(ContainSubstring("image v2"), ContainSubstring("keeps serving image v1")))
+			}
 			progressing := meta.FindStatusCondition(cb.Status.Conditions, chatv1alpha1.ConditionProgressing)
 			g.Expect(progressing.Reason).To(Equal(tc.wantProgressing), progressing.Message)
 			g.Expect(progressing.Status == metav1.ConditionTrue).To(Equal(tc.wantProgressing == chatv1alpha1.ReasonRollingOut || tc.wantProgressing == chatv1alpha1.ReasonMigrating))

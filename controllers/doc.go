@@ -60,8 +60,11 @@
 // (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
 // Available, Degraded and MonitoringReady, with every reason a constant of
 // api/v1alpha1. The operator's own metric chatbackend_desired_replicas
-// (metrics.go) is updated from the same scope. A new version being migrated or rolled out while the
-// previous one serves keeps Ready True and shows in Progressing.
+// (metrics.go) is updated from the same scope. Ready means the desired
+// state is realised (kstatus, `kubectl rollout status`): while a new
+// version is migrated or rolled out it is False (Migrating, RollingOut)
+// and Available, True while the previous version serves, is what says the
+// API is up.
 //
 // Reconcile returns either an error (controller-runtime then retries with
 // backoff) or the soonest requeue a phase asked for, never both.

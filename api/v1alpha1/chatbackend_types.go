@@ -8,14 +8,21 @@ import (
 // Condition types of a ChatBackend. Each is a metav1.Condition in
 // status.conditions; together they say where the rollout stands.
 const (
-	// ConditionReady is True when the desired state is fully realised: the
-	// referenced Secrets resolve, the spec's image is migrated and the
-	// Deployment running it is available.
+	// ConditionReady is True when the desired state is fully realised (the
+	// kstatus convention that `kubectl wait --for=condition=Ready`, Flux and
+	// Argo CD rely on): the referenced Secrets resolve, the spec's image is
+	// migrated on the database the env Secret points at, the Deployment
+	// running it has rolled out its current template (what `kubectl rollout
+	// status` waits for) and nothing is degraded. While a new version is
+	// migrated or rolled out it is False (reason Migrating or RollingOut)
+	// even though the previous version keeps serving: Available says that.
 	ConditionReady = "Ready"
 	// ConditionMigrated is True when the migrations Job of the spec's image
 	// has succeeded.
 	ConditionMigrated = "Migrated"
-	// ConditionAvailable mirrors the Deployment's Available condition.
+	// ConditionAvailable mirrors the Deployment's Available condition: True
+	// while enough pods serve, the previous version's during an upgrade
+	// included. It is the condition that says the API serves.
 	ConditionAvailable = "Available"
 	// ConditionDegraded is True when the operator cannot converge without
 	// help: a failed migration, a missing referenced Secret, a stuck rollout
@@ -25,9 +32,9 @@ const (
 	// PrometheusRule asked for are in place.
 	ConditionMonitoringReady = "MonitoringReady"
 	// ConditionProgressing is True while a change is on its way to the
-	// pods: a migration runs or the Deployment rolls out. It is kept apart
-	// from Ready so that a rollout of a new version, while the previous one
-	// keeps serving, does not flip Ready to False.
+	// pods: a migration runs or the Deployment rolls out, and Ready is
+	// False with the same reason meanwhile. Afterwards it is False with
+	// reason RolledOut, or RolloutStuck when the Deployment gave up.
 	ConditionProgressing = "Progressing"
 )
 
@@ -50,7 +57,8 @@ const (
 	ReasonMonitoringReconciled   = "Reconciled"
 	ReasonMonitoringApplyFailure = "ApplyFailed"
 	// ReasonRollingOut: the Deployment is available but not all its pods run
-	// the current template yet (Progressing=True).
+	// the current template yet, or old pods are left (Progressing=True,
+	// Ready=False); the previous pods serve meanwhile (Available=True).
 	ReasonRollingOut = "RollingOut"
 	// ReasonRolloutStuck: the Deployment exceeded its progress deadline
 	// (for example an image that cannot be pulled); the previous pods keep
@@ -456,7 +464,7 @@ type ChatBackendStatus struct {
 // +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=cb
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`,description="Ready API pods / desired API pods"
-// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition"
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition: Ready, or what it waits for (Migrating, RollingOut, a failure)"
 // +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=`.status.updatedReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Progressing",type=string,JSONPath=`.status.conditions[?(@.type=="Progressing")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.migratedImage`

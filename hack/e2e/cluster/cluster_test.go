@@ -186,6 +186,10 @@ func condition(u *unstructured.Unstructured, typ string) (status, reason, messag
 	return "", "", ""
 }
 
+// waitReady waits for Ready=True of the current generation. Ready means the
+// desired state is realised (kstatus): after an image or Secret change it
+// waits for the migration and the whole rollout, old pods gone, not just
+// for something to serve.
 func (e *env) waitReady(t *testing.T, d time.Duration) {
 	t.Helper()
 	eventually(t, d, "ChatBackend Ready=True", func() (bool, string) {
