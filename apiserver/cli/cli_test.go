@@ -183,6 +183,49 @@ func TestServeBadSettingFailsBeforeConnecting(t *testing.T) {
 	}
 }
 
+// From start-up until the database answers, serve's /metrics (up before the
+// wait) exports chatbackend_dependency_up{dependency="database"} 0: a pod
+// that cannot reach its database is what ChatBackendDatabaseUnreachable
+// must see, not a missing series. The wait still gives up, after
+// --connect-timeout, with the database error.
+func TestServeReportsTheDatabaseDownWhileWaiting(t *testing.T) {
+	g := NewWithT(t)
+	clearEnv(t)
+	// A free port nobody listens on: every connect attempt is refused.
+	t.Setenv("DATABASE_URL", "postgres://u:hunter2@"+testutil.FreeAddr(t)+"/db?sslmode=disable")
+	t.Setenv("BETTER_AUTH_URL", "http://127.0.0.1:1")
+	metrics := testutil.FreeAddr(t)
+	t.Setenv("LISTEN_ADDR", testutil.FreeAddr(t))
+	t.Setenv("METRICS_ADDR", metrics)
+
+	const connectTimeout = 4 * time.Second
+	root := cli.NewRoot()
+	root.SetArgs([]string{"serve", "--connect-timeout=" + connectTimeout.String()})
+	root.SetErr(io.Discard)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(context.Background()) }()
+
+	const down = `chatbackend_dependency_up{dependency="database"} 0`
+	g.Eventually(func() string {
+		res, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			return err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}).WithTimeout(connectTimeout/2).WithPolling(50*time.Millisecond).Should(ContainSubstring(down), "while serve waits for the database")
+
+	var err error
+	g.Eventually(done).WithTimeout(connectTimeout+10*time.Second).Should(Receive(&err), "the wait is bounded")
+	g.Expect(err).To(MatchError(ContainSubstring("connect to database")))
+	g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
+	g.Expect(time.Since(start)).To(BeNumerically(">=", connectTimeout), "it waited for --connect-timeout")
+	_, dialErr := net.DialTimeout("tcp", metrics, time.Second)
+	g.Expect(dialErr).To(HaveOccurred(), "metrics port closed once serve gave up")
+}
+
 // serve against a real PostgreSQL and BetterAuth: ready, metrics on their own
 // port, and a clean exit when asked to stop.
 func TestServe(t *testing.T) {
@@ -231,6 +274,7 @@ func TestServe(t *testing.T) {
 	g.Expect(code).To(Equal(200))
 	g.Expect(body).To(ContainSubstring(`chatbackend_http_requests_total{code="200",method="GET",route="/v1/me"} 1`))
 	g.Expect(body).To(ContainSubstring("chatbackend_jwks_keys"))
+	g.Expect(body).To(ContainSubstring(`chatbackend_dependency_up{dependency="database"} 1`))
 	g.Expect(body).To(ContainSubstring("go_goroutines"))
 	code, _ = get("http://" + api + "/metrics")
 	g.Expect(code).To(Equal(404), "metrics are not on the API port")

@@ -33,10 +33,14 @@ import (
 const ShutdownTimeout = 25 * time.Second
 
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var connectTimeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the API on LISTEN_ADDR and metrics on METRICS_ADDR",
-		Args:  cobra.NoArgs,
+		Long: "Serves the API on LISTEN_ADDR and Prometheus metrics on METRICS_ADDR. The metrics come up first;\n" +
+			"a database that is starting or failing over is then waited for, with backoff, up to --connect-timeout,\n" +
+			"and reported down (chatbackend_dependency_up{dependency=\"database\"} 0) meanwhile.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Every setting is parsed here, before anything connects: a typo
 			// fails at once instead of after the database wait.
@@ -45,10 +49,19 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			return serve(cmd.Context(), cfg, logger)
+			return serve(cmd.Context(), cfg, connectTimeout, logger)
 		},
 	}
+	// The operator's startup probe budget is built on the default
+	// (controllers/specs lifecycle contract); the flag is for runs by hand.
+	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", store.DefaultConnectTimeout,
+		"how long to wait for the database to answer at start-up before giving up")
+	return cmd
 }
+
+// errDatabaseNotReached is what the database gauge reports from start-up
+// until the first ping succeeds.
+var errDatabaseNotReached = errors.New("database not reached since start-up")
 
 // listen opens the API and metrics listeners, each error naming its variable.
 func listen(cfg config.Config) (api, metrics net.Listener, err error) {
@@ -84,7 +97,8 @@ func newVerifier(ctx context.Context, cfg config.Config, reg prometheus.Register
 }
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+// It waits up to connectTimeout for the database at start-up.
+func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration, logger *slog.Logger) error {
 	logger.Info("starting chat-apiserver", "version", version.Version)
 
 	reg := prometheus.NewRegistry()
@@ -93,6 +107,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Down until reached: a pod that cannot reach its database at start-up
+	// must show as 0, which the ChatBackendDatabaseUnreachable alert
+	// watches, not as a missing series that no alert sees.
+	deps.Observe(dependency.Database, errDatabaseNotReached)
 
 	// Listen before the slow parts, so a taken port fails at once.
 	apiLn, metricsLn, err := listen(cfg)
@@ -114,11 +132,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	// One pool for the whole process: the store owns the chat tables, the
 	// PostgreSQL vector store its chunk tables.
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: logger})
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ConnectTimeout: connectTimeout, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	deps.Observe(dependency.Database, nil) // Open pinged it; /readyz keeps it current
 	db := store.New(pool)
 
 	verifier, err := newVerifier(ctx, cfg, reg, deps, logger)

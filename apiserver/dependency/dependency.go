@@ -4,7 +4,8 @@
 // traffic: /readyz pings the database (every readiness probe), the JWKS
 // refresh fetches the keys, and every chat turn retrieves (embedding and
 // vector store) and generates (the model). A dependency never checked yet
-// has no series.
+// has no series, except the database: serve reports it 0 from start-up
+// until it first answers, so a pod that cannot reach it is seen.
 package dependency
 
 import (
