@@ -18,8 +18,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 )
 
@@ -356,6 +358,47 @@ func TestReadyAfterJWKSComesUp(t *testing.T) {
 	proxy.down.Store(false)
 	g.Eventually(v.Ready, 15*time.Second, 50*time.Millisecond).Should(Succeed())
 	g.Expect(refreshes(v, "success")).To(Equal(1.0))
+}
+
+// chatbackend_dependency_up{dependency="jwks"}, which
+// ChatBackendDependencyDown watches, follows every JWKS fetch: 1 once the
+// keys load from BetterAuth, 0 while its JWKS endpoint answers 500 or drops
+// the connection, 1 again when it recovers.
+func TestJWKSDependencyGauge(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	proxy := newJWKSProxy(t, ba.URL)
+	reg := prometheus.NewRegistry()
+	deps, err := dependency.New(reg)
+	g.Expect(err).NotTo(HaveOccurred())
+	// No background refresh: each fetch below is the test's own.
+	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour, Dependencies: deps})
+	jwksUp := func(want int) error {
+		return testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
+# HELP chatbackend_dependency_up 1 if the last check of the dependency (database, jwks, vector_store, llm) succeeded, 0 if it failed.
+# TYPE chatbackend_dependency_up gauge
+chatbackend_dependency_up{dependency="jwks"} %d
+`, want)), dependency.MetricName)
+	}
+	g.Expect(v.Ready()).To(Succeed())
+	g.Expect(jwksUp(1)).To(Succeed(), "the JWKS loaded at start")
+
+	for _, outage := range []struct {
+		name  string
+		start func()
+	}{
+		{"500", func() { proxy.status.Store(http.StatusInternalServerError) }},
+		{"connection dropped", func() { proxy.down.Store(true) }},
+	} {
+		outage.start()
+		g.Expect(v.store.refresh()).To(HaveOccurred(), outage.name)
+		g.Expect(jwksUp(0)).To(Succeed(), outage.name)
+		proxy.status.Store(0)
+		proxy.down.Store(false)
+		g.Expect(v.store.refresh()).To(Succeed(), "after "+outage.name)
+		g.Expect(jwksUp(1)).To(Succeed(), "recovered after "+outage.name)
+	}
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

@@ -125,12 +125,14 @@ func newEd25519(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
 }
 
 // jwksProxy is a reverse proxy in front of BetterAuth that counts requests and
-// can play an unreachable endpoint.
+// can play an unreachable endpoint (down) or a failing one (status).
 type jwksProxy struct {
 	*httptest.Server
 	JWKSURL string
 	fetches atomic.Int64
 	down    atomic.Bool
+	// status, when not zero, answers every request with this HTTP status.
+	status atomic.Int32
 }
 
 func newJWKSProxy(t *testing.T, target string) *jwksProxy {
@@ -152,6 +154,10 @@ func newJWKSProxy(t *testing.T, target string) *jwksProxy {
 				}
 			}
 			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		if code := p.status.Load(); code != 0 {
+			http.Error(w, http.StatusText(int(code)), int(code))
 			return
 		}
 		rp.ServeHTTP(w, r)
