@@ -36,9 +36,9 @@ const FetchTimeout = 10 * time.Second
 
 const (
 	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
-	MaxLeeway             = 60 * time.Second
-	defaultLeeway         = 30 * time.Second
-	defaultRefresh        = 5 * time.Minute
+	MaxLeeway      = 60 * time.Second
+	defaultLeeway  = 30 * time.Second
+	defaultRefresh = 5 * time.Minute
 	// defaultRefetchSpacing spaces the refetches caused by unknown kids:
 	// short, so a rotation is picked up within seconds, yet a flood of
 	// made-up kids costs BetterAuth one fetch every few seconds.
