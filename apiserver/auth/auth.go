@@ -36,10 +36,13 @@ const FetchTimeout = 10 * time.Second
 
 const (
 	// MaxLeeway is the largest clock skew tolerated on exp and nbf.
-	MaxLeeway             = 60 * time.Second
-	defaultLeeway         = 30 * time.Second
-	defaultRefresh        = 5 * time.Minute
-	defaultRefetchSpacing = 30 * time.Second
+	MaxLeeway      = 60 * time.Second
+	defaultLeeway  = 30 * time.Second
+	defaultRefresh = 5 * time.Minute
+	// defaultRefetchSpacing spaces the refetches caused by unknown kids:
+	// short, so a rotation is picked up within seconds, yet a flood of
+	// made-up kids costs BetterAuth one fetch every few seconds.
+	defaultRefetchSpacing = 2 * time.Second
 	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
 	maxTokenBytes = 16 << 10
 )
@@ -69,7 +72,8 @@ type Options struct {
 	// 5 min when zero.
 	RefreshInterval time.Duration
 	// RefetchSpacing is the least time between two refetches caused by
-	// tokens with an unknown kid: 30 s when zero.
+	// tokens with an unknown kid: 2 s when zero. A token with an unknown kid
+	// waits (at most this long) for the next refetch.
 	RefetchSpacing time.Duration
 	// HTTPClient fetches the JWKS; a client with a 10 s timeout when nil.
 	HTTPClient *http.Client

@@ -343,6 +343,33 @@ func TestUnknownKIDRefetchRateLimited(t *testing.T) {
 	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "known kids need no fetch")
 }
 
+// A probe with a made-up kid just before BetterAuth rotates its key must
+// not lock the new key out: with the default spacing the token of the new
+// key waits for the next refetch (a few seconds) instead of being refused
+// until a whole spacing has passed.
+func TestUnknownKIDProbeDoesNotHoldBackARotation(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ba := betterauthtest.Start(t)
+	ba.SignUp(t, "probe@example.com", "Probe", password)
+	token := ba.Token(t, "probe@example.com", password)
+	proxy := newJWKSProxy(t, ba.URL)
+	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour})
+
+	_, priv := newEd25519(t)
+	_, payload := segments(t, token)
+	probe := sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": "made-up"}, payload)
+	g.Expect(call(v, "Bearer "+probe).status).To(Equal(http.StatusUnauthorized))
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "the probe spent a refetch")
+
+	ba.RotateKeys(t)
+	rotated := ba.Token(t, "probe@example.com", password)
+	start := time.Now()
+	g.Expect(call(v, "Bearer "+rotated).status).To(Equal(http.StatusOK), "the new key is picked up despite the probe")
+	g.Expect(time.Since(start)).To(BeNumerically("<", defaultRefetchSpacing+FetchTimeout))
+	g.Expect(proxy.fetches.Load()).To(Equal(int64(3)))
+}
+
 // Readiness waits for the first successful JWKS fetch, which the background
 // loop retries quickly when BetterAuth is not up yet.
 func TestReadyAfterJWKSComesUp(t *testing.T) {

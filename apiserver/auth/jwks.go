@@ -22,8 +22,13 @@ import (
 // maxJWKSBytes bounds the JWKS response; a real set is a few hundred bytes.
 const maxJWKSBytes = 1 << 20
 
+// maxRefetchWait bounds how long a token with an unknown kid waits for the
+// refetch limiter's next slot; beyond it (a spacing longer than this) the
+// token is refused at once with errRefetchLimited.
+const maxRefetchWait = 5 * time.Second
+
 // errRefetchLimited is returned for an unknown kid while the rate limiter
-// holds back another JWKS fetch.
+// holds back another JWKS fetch for longer than maxRefetchWait.
 var errRefetchLimited = errors.New("JWKS refetch rate limited")
 
 // keyStore is the jwkset.Storage behind keyfunc: the keys of the last good
@@ -32,8 +37,8 @@ var errRefetchLimited = errors.New("JWKS refetch rate limited")
 // It fetches by itself instead of using jwkset's HTTP storage because the
 // server needs what that storage does not offer: an observable result of
 // every fetch (metrics, readiness), a quick retry until the first success
-// (BetterAuth may start after us), and an unknown-kid refetch that never
-// blocks a request waiting for the rate limiter.
+// (BetterAuth may start after us), and an unknown-kid refetch shared by
+// every request that waits for it and bounded by the request's context.
 //
 // A failed fetch leaves the cached keys untouched, so tokens of known keys
 // keep verifying while BetterAuth is unreachable.
@@ -54,25 +59,51 @@ type keyStore struct {
 	lastErr error
 }
 
-// KeyRead returns the key with id kid. For an unknown kid (BetterAuth may have
-// rotated) it refetches the JWKS once, unless the limiter says a refetch
-// happened too recently: a stream of made-up kids costs at most one fetch
-// per interval. Requests that arrive while that refetch runs share it.
+// KeyRead returns the key with id kid. For an unknown kid (BetterAuth may
+// have rotated) it refetches the JWKS, at most once per refetch spacing: a
+// stream of made-up kids costs at most one fetch per spacing. A kid that
+// arrives while the last refetch is too recent waits for the next one
+// rather than being refused, so a real rotation just after a probe with a
+// made-up kid is picked up within the spacing (a few seconds), not after a
+// refresh interval. Requests that arrive meanwhile share that refetch.
 func (s *keyStore) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	jwk, err := s.Storage.KeyRead(ctx, kid)
 	if !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return jwk, err
 	}
-	_, err, _ = s.group.Do("unknown-kid", func() (any, error) {
-		if !s.refetch.Allow() {
-			return nil, errRefetchLimited
-		}
-		return nil, s.refresh()
-	})
+	select {
+	case r := <-s.group.DoChan("unknown-kid", s.refetchWhenAllowed):
+		err = r.Err
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	if err != nil {
 		return jwkset.JWK{}, fmt.Errorf("%w: %q (%w)", jwkset.ErrKeyNotFound, kid, err)
 	}
 	return s.Storage.KeyRead(ctx, kid)
+}
+
+// refetchWhenAllowed waits for the refetch limiter's next slot (at most the
+// spacing: the singleflight group lets one caller reserve at a time, and at
+// most maxRefetchWait), then refreshes.
+func (s *keyStore) refetchWhenAllowed() (any, error) {
+	r := s.refetch.Reserve()
+	wait := r.Delay()
+	if wait > maxRefetchWait {
+		r.Cancel()
+		return nil, errRefetchLimited
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.baseCtx.Done():
+			r.Cancel()
+			return nil, s.baseCtx.Err()
+		}
+	}
+	return nil, s.refresh()
 }
 
 // refresh fetches the JWKS once; concurrent callers share one fetch. It runs

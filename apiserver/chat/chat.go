@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +39,8 @@ var (
 	ErrClientGone      = errors.New("the client went away; the answer is stored as incomplete")
 	ErrRetrievalFailed = errors.New("the documentation could not be searched")
 	ErrModelFailed     = errors.New("the language model failed; the answer is incomplete")
+	// ErrShuttingDown: the server cut the turn to shut down (see Cut).
+	ErrShuttingDown = errors.New("the server is shutting down; the answer is stored as incomplete")
 	// ErrAnswerNotStored wraps the store's error when the answer itself
 	// could not be saved.
 	ErrAnswerNotStored = errors.New("the answer could not be stored")
@@ -93,6 +96,14 @@ type Service struct {
 	log    *slog.Logger
 	// metrics is nil until Instrument.
 	metrics *metrics
+	// cut is cancelled by Cut: the turns in progress stop generating.
+	cut    context.Context
+	cutNow context.CancelFunc
+	// mu guards running, the turns in progress, and idle, closed (and
+	// cleared) when running drops to zero while Wait waits.
+	mu      sync.Mutex
+	running int
+	idle    chan struct{}
 }
 
 // New returns the service. logger nil means slog.Default().
@@ -100,7 +111,52 @@ func New(st *store.Store, engine *rag.Engine, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{store: st, engine: engine, log: logger}
+	cut, cutNow := context.WithCancel(context.Background())
+	return &Service{store: st, engine: engine, log: logger, cut: cut, cutNow: cutNow}
+}
+
+// Cut stops the turns in progress, for a shutdown that cannot wait for
+// them any longer: each stops retrieving or generating, stores its answer
+// as incomplete with the text produced so far, and returns
+// ErrShuttingDown, so a streaming client is told why its answer ends.
+func (s *Service) Cut() { s.cutNow() }
+
+// Wait returns once no turn is in progress (every answer stored), or when
+// ctx ends. The server closes the database pool only after it: a turn cut
+// by the shutdown still needs the pool to store its answer.
+func (s *Service) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat turns still in progress: %w", ctx.Err())
+	}
+}
+
+// begin and end count a turn in progress.
+func (s *Service) begin() {
+	s.mu.Lock()
+	s.running++
+	s.mu.Unlock()
+}
+
+func (s *Service) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running--; s.running == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 }
 
 // ValidQuestion trims q and checks its length.
@@ -156,6 +212,8 @@ func (l *listener) note(err error) error {
 }
 
 func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sink Sink) (Turn, error) {
+	s.begin()
+	defer s.end()
 	t := Turn{ConversationID: conversationID, Sources: []rag.Source{}}
 	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages)
 	if err != nil {
@@ -170,7 +228,13 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	l := &listener{}
 	_ = l.note(sink.Started(Started{ConversationID: conversationID, UserMessageID: t.Question.ID, AnswerID: answerID}))
 
-	retrieved, retrErr := s.engine.Retrieve(ctx, q)
+	// Retrieval and generation stop when the client leaves (ctx) or the
+	// server cuts the turn (Cut); storing the answer does not.
+	work, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
+
+	retrieved, retrErr := s.engine.Retrieve(work, q)
 	if retrieved.Sources != nil {
 		t.Sources = retrieved.Sources
 	}
@@ -182,22 +246,15 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 		for i, m := range history {
 			turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
 		}
-		res, genErr = s.engine.Generator.Generate(ctx, generate.Request{
+		res, genErr = s.engine.Generator.Generate(work, generate.Request{
 			Question: q, History: turns, Passages: retrieved.Passages,
 		}, func(d string) error { return l.note(sink.Delta(d)) })
 	}
 
-	status, outcome := store.StatusComplete, error(nil)
 	clientGone := ctx.Err() != nil || l.err != nil
-	switch {
-	case (retrErr != nil || genErr != nil) && clientGone:
-		status, outcome = store.StatusIncomplete, ErrClientGone
-	case retrErr != nil:
-		status, outcome = store.StatusFailed, fmt.Errorf("%w: %w", ErrRetrievalFailed, retrErr)
-	case genErr != nil:
-		status, outcome = store.StatusFailed, fmt.Errorf("%w: %w", ErrModelFailed, genErr)
-	}
-	s.metrics.observe(status, clientGone, retrErr == nil, retrErr, genErr)
+	cut := errors.Is(context.Cause(work), ErrShuttingDown)
+	status, outcome := ending(retrErr, genErr, cut, clientGone)
+	s.metrics.observe(status, clientGone || cut, retrErr == nil, retrErr, genErr)
 	if status == store.StatusFailed {
 		s.log.Warn("chat answer failed", "conversation_id", conversationID, "message_id", answerID, "error", outcome.Error())
 	}
@@ -219,6 +276,24 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	}
 	t.Answer = saved[0]
 	return t, outcome
+}
+
+// ending is the status of an answer and the error its turn reports: what
+// stopped retrieval or generation, if anything did. The server cutting the
+// turn, or the client leaving, explain a failure before the dependency does.
+func ending(retrErr, genErr error, cut, clientGone bool) (status string, outcome error) {
+	stopped := retrErr != nil || genErr != nil
+	switch {
+	case stopped && cut:
+		return store.StatusIncomplete, ErrShuttingDown
+	case stopped && clientGone:
+		return store.StatusIncomplete, ErrClientGone
+	case retrErr != nil:
+		return store.StatusFailed, fmt.Errorf("%w: %w", ErrRetrievalFailed, retrErr)
+	case genErr != nil:
+		return store.StatusFailed, fmt.Errorf("%w: %w", ErrModelFailed, genErr)
+	}
+	return store.StatusComplete, nil
 }
 
 // Rate records userID's rating ("up" or "down") of an answer, with an

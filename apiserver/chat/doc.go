@@ -20,11 +20,13 @@
 //     vector search) and tell the sink the sources.
 //  6. Generate the answer from question, history and passages; every delta
 //     the model writes goes to the sink as it arrives. A sink that fails
-//     means the client went away: generation stops.
+//     means the client went away: generation stops. The generator bounds
+//     the model's silences (first token, between tokens).
 //  7. Decide the answer's status: complete; incomplete when retrieval or
 //     generation stopped because the client went away (request context
-//     cancelled or the sink failing); failed when retrieval or the model
-//     failed on their own.
+//     cancelled or the sink failing) or the server cut the turn to shut
+//     down (Cut: ErrShuttingDown); failed when retrieval or the model
+//     failed on their own (a model silent past its timeouts included).
 //  8. Store the answer with that status, whatever text was produced, the
 //     model and its token usage. The request context may have ended (the
 //     client left), so the save runs on a context detached from it and
@@ -32,6 +34,10 @@
 //  9. Report: the Turn, and an error saying how it ended when it did not
 //     complete (ErrClientGone, ErrRetrievalFailed, ErrModelFailed, or
 //     ErrAnswerNotStored when step 8 failed).
+//
+// On shutdown the server calls Cut once the drain is nearly over, then
+// Wait: the turns still running store their answers before the database
+// pool closes, so nothing the user sent or was shown is lost.
 //
 // Service.Run is the documentation widget's entry: it validates the
 // question, starts a conversation titled from it when none is given, and

@@ -32,6 +32,25 @@ import (
 // built on it (controllers/specs, checked by its lifecycle contract test).
 const ShutdownTimeout = 25 * time.Second
 
+const (
+	// streamCutMargin is what is left of the drain when the chat turns
+	// still running are cut: time for each to store its answer and send
+	// its last event before the drain ends.
+	streamCutMargin = 5 * time.Second
+	// stragglersTimeout bounds the wait for turns whose connection the end
+	// of the drain closed; they were cut already and only store their
+	// answer. It fits in the operator's margin after ShutdownTimeout.
+	stragglersTimeout = 2 * time.Second
+)
+
+// drainTiming is when the shutdown cuts the streams (cutAfter) and when it
+// gives up on the requests still in flight (total), both from SIGTERM.
+type drainTiming struct {
+	total, cutAfter time.Duration
+}
+
+var productionDrain = drainTiming{total: ShutdownTimeout, cutAfter: ShutdownTimeout - streamCutMargin}
+
 func newServeCmd() *cobra.Command {
 	var connectTimeout time.Duration
 	cmd := &cobra.Command{
@@ -49,7 +68,7 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			return serve(cmd.Context(), cfg, connectTimeout, logger)
+			return serve(cmd.Context(), cfg, connectTimeout, logger, productionDrain)
 		},
 	}
 	// The operator's startup probe budget is built on the default
@@ -96,9 +115,10 @@ func newVerifier(ctx context.Context, cfg config.Config, reg prometheus.Register
 	return v, nil
 }
 
-// serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
-// It waits up to connectTimeout for the database at start-up.
-func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration, logger *slog.Logger) error {
+// serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully
+// (see drainThenRelease). It waits up to connectTimeout for the database
+// at start-up.
+func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration, logger *slog.Logger, drain drainTiming) error {
 	logger.Info("starting chat-apiserver", "version", version.Version)
 
 	reg := prometheus.NewRegistry()
@@ -122,17 +142,20 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 
 	// Metrics and probes of the process come up first: Prometheus sees a
 	// slow start-up (database waking up) instead of a missing target.
-	metricsSrv := &http.Server{
-		Handler:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	metricsSrv := httpapi.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), cfg.HTTP)
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(metricsSrv, metricsLn, "metrics") }()
 	defer shutdown(metricsSrv, logger, "metrics")
 
 	// One pool for the whole process: the store owns the chat tables, the
 	// PostgreSQL vector store its chunk tables.
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ConnectTimeout: connectTimeout, Logger: logger})
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
+		ConnectTimeout: connectTimeout,
+		MaxConns:       int32(cfg.Database.MaxConns), //nolint:gosec // config bounds it to MaxDatabaseMaxConns
+		AcquireTimeout: cfg.Database.AcquireTimeout,
+		QueryTimeout:   cfg.Database.QueryTimeout,
+		Logger:         logger,
+	})
 	if err != nil {
 		return err
 	}
@@ -163,6 +186,7 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
 		ShuttingDown: ctx.Done(),
+		Timeouts:     cfg.HTTP,
 		Logger:       logger,
 		Registerer:   reg,
 		Dependencies: deps,
@@ -171,12 +195,7 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 		release(closeEngine, logger)
 		return err
 	}
-	apiSrv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// No WriteTimeout: answers stream for as long as the model writes.
-	}
+	apiSrv := httpapi.NewServer(handler, cfg.HTTP)
 	go func() { errc <- serveHTTP(apiSrv, apiLn, "api") }()
 	logger.Info("serving", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String())
 
@@ -187,17 +206,44 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 	case runErr = <-errc:
 	}
 	// Also when the metrics server failed: the API may have requests in
-	// flight, and neither the vector store nor the deferred closers may go
-	// away under them.
-	drainThenRelease(apiSrv, closeEngine, logger)
+	// flight, and neither the vector store nor the deferred closers (the
+	// pool) may go away under them.
+	drainThenRelease(apiSrv, chatSvc, drain, closeEngine, logger)
 	return runErr
 }
 
-// drainThenRelease shuts srv down gracefully and only then runs closeFn:
-// requests still in flight during the drain (an answer being retrieved)
-// use what closeFn releases, such as the Qdrant connection.
-func drainThenRelease(srv *http.Server, closeFn func() error, logger *slog.Logger) {
-	shutdown(srv, logger, "api")
+// drainThenRelease shuts the API down in the order that loses nothing:
+//
+//  1. stop accepting connections (at once) and let the requests in flight
+//     finish;
+//  2. at d.cutAfter, cut the chat turns still running: each stores its
+//     answer as incomplete with what was streamed and tells its client so
+//     in a last event, then its request ends;
+//  3. at d.total, close the connections of requests still in flight;
+//  4. wait (bounded) for the turns to have stored their answers;
+//  5. only then run closeFn (the vector store) and return, after which
+//     serve closes the database pool.
+//
+// Before, an answer still streaming when the drain ended found the pool
+// closed and was lost.
+func drainThenRelease(srv *http.Server, chatSvc *chat.Service, d drainTiming, closeFn func() error, logger *slog.Logger) {
+	cut := time.AfterFunc(d.cutAfter, func() {
+		logger.Warn("shutdown: cutting the chat answers still streaming", "after", d.cutAfter.String())
+		chatSvc.Cut()
+	})
+	defer cut.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), d.total)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("shutdown incomplete; closing the remaining connections", "server", "api", "error", err.Error())
+		_ = srv.Close()
+	}
+	chatSvc.Cut() // a turn that survived the closed connection stops now
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), stragglersTimeout)
+	defer cancelWait()
+	if err := chatSvc.Wait(waitCtx); err != nil {
+		logger.Error("shutdown: answers not stored", "error", err.Error())
+	}
 	release(closeFn, logger)
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/chat"
 )
 
 // On SIGTERM the chat store (the Qdrant connection) must outlive the
@@ -44,7 +46,7 @@ func TestDrainThenReleaseClosesAfterInFlightRequests(t *testing.T) {
 
 	stopped := make(chan struct{})
 	go func() {
-		drainThenRelease(srv, func() error {
+		drainThenRelease(srv, chat.New(nil, nil, nil), productionDrain, func() error {
 			releasedBeforeHandler.Store(!handlerDone.Load())
 			released.Store(true)
 			return nil

@@ -49,6 +49,43 @@ const (
 	MaxHistoryTokens     = 100000
 )
 
+// Defaults of the bounded waits: how long the server waits on a client, the
+// database or the model before it gives up on them. A wait on a client
+// closes its connection; a wait on the database answers 503 with
+// Retry-After; a wait on the model stores the answer as failed.
+const (
+	// DefaultDatabaseMaxConns sizes the connection pool of one replica;
+	// PostgreSQL's own default max_connections is 100.
+	DefaultDatabaseMaxConns = 10
+	MaxDatabaseMaxConns     = 1000
+	// DefaultDatabaseAcquireTimeout is the wait for a pooled connection
+	// (all busy, or a new one being opened); DefaultDatabaseQueryTimeout
+	// bounds each statement. Together they stay under
+	// DefaultHTTPRequestTimeout, so a database that hangs answers 503 from
+	// the store before the request's own deadline.
+	DefaultDatabaseAcquireTimeout = 3 * time.Second
+	DefaultDatabaseQueryTimeout   = 10 * time.Second
+
+	// DefaultHTTPReadHeaderTimeout bounds a request's line and headers;
+	// DefaultHTTPReadBodyTimeout its body (at most 1 MiB), counted from the
+	// end of the headers; DefaultHTTPIdleTimeout a keep-alive connection
+	// waiting for its next request.
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	DefaultHTTPReadBodyTimeout   = 30 * time.Second
+	DefaultHTTPIdleTimeout       = 120 * time.Second
+	// DefaultHTTPRequestTimeout is the deadline of every API request but
+	// the chat routes, which get DefaultHTTPChatTimeout: they last as long
+	// as the model writes, bounded more tightly by the model timeouts.
+	DefaultHTTPRequestTimeout = 30 * time.Second
+	DefaultHTTPChatTimeout    = 5 * time.Minute
+
+	// DefaultOpenAIFirstTokenTimeout is the wait for the model's first
+	// token (a long prompt takes a while to read); DefaultOpenAIIdleTimeout
+	// the longest silence between two tokens once it writes.
+	DefaultOpenAIFirstTokenTimeout = 60 * time.Second
+	DefaultOpenAIIdleTimeout       = 30 * time.Second
+)
+
 // DefaultJWTAlgorithms are the algorithms accepted when JWT_ALGORITHMS is
 // unset: what BetterAuth's jwt plugin can be configured to sign with.
 var DefaultJWTAlgorithms = []string{"EdDSA", "ES256", "ES512", "RS256", "PS256"}
@@ -79,10 +116,34 @@ type RAG struct {
 	TopK int
 	// HistoryTokens bounds the conversation history sent to the model.
 	HistoryTokens int
+	// FirstTokenTimeout and IdleTimeout bound the model's silence before
+	// its first token and between two tokens (0: unbounded).
+	FirstTokenTimeout time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Offline reports whether no model API is configured.
 func (c RAG) Offline() bool { return c.OpenAIAPIKey == "" }
+
+// Database sizes and bounds `serve`'s connection pool (DATABASE_MAX_CONNS,
+// DATABASE_ACQUIRE_TIMEOUT, DATABASE_QUERY_TIMEOUT).
+type Database struct {
+	MaxConns       int
+	AcquireTimeout time.Duration
+	QueryTimeout   time.Duration
+}
+
+// HTTP bounds what the server waits for on its listeners (HTTP_*_TIMEOUT).
+// Zero durations are unbounded.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration
+	ReadBodyTimeout   time.Duration
+	IdleTimeout       time.Duration
+	// RequestTimeout is the deadline of an API request; ChatTimeout that of
+	// the chat routes.
+	RequestTimeout time.Duration
+	ChatTimeout    time.Duration
+}
 
 // Config is what `serve` needs.
 type Config struct {
@@ -108,6 +169,11 @@ type Config struct {
 	// (CHAT_RATE_LIMIT_PER_MINUTE, CHAT_RATE_LIMIT_BURST).
 	ChatRatePerMinute float64
 	ChatBurst         int
+
+	// Database sizes the pool and bounds its waits.
+	Database Database
+	// HTTP bounds the waits on clients and the requests' deadlines.
+	HTTP HTTP
 }
 
 // Lookup reads one variable; os.LookupEnv in production, a map in tests.
@@ -170,14 +236,58 @@ func LoadFrom(env Lookup) (Config, error) {
 	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxChatBurst); err != nil {
 		return Config{}, err
 	}
+	if c.Database, err = databaseFrom(get); err != nil {
+		return Config{}, err
+	}
+	if c.HTTP, err = httpFrom(get); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+func databaseFrom(get func(string) string) (Database, error) {
+	var d Database
+	var err error
+	if d.MaxConns, err = intSetting(envvar.DatabaseMaxConns, get(envvar.DatabaseMaxConns), DefaultDatabaseMaxConns, 1, MaxDatabaseMaxConns); err != nil {
+		return Database{}, err
+	}
+	if d.AcquireTimeout, err = durationSetting(envvar.DatabaseAcquireTimeout, get(envvar.DatabaseAcquireTimeout), DefaultDatabaseAcquireTimeout); err != nil {
+		return Database{}, err
+	}
+	if d.QueryTimeout, err = durationSetting(envvar.DatabaseQueryTimeout, get(envvar.DatabaseQueryTimeout), DefaultDatabaseQueryTimeout); err != nil {
+		return Database{}, err
+	}
+	return d, nil
+}
+
+func httpFrom(get func(string) string) (HTTP, error) {
+	var h HTTP
+	for _, s := range []struct {
+		name string
+		def  time.Duration
+		to   *time.Duration
+	}{
+		{envvar.HTTPReadHeaderTimeout, DefaultHTTPReadHeaderTimeout, &h.ReadHeaderTimeout},
+		{envvar.HTTPReadBodyTimeout, DefaultHTTPReadBodyTimeout, &h.ReadBodyTimeout},
+		{envvar.HTTPIdleTimeout, DefaultHTTPIdleTimeout, &h.IdleTimeout},
+		{envvar.HTTPRequestTimeout, DefaultHTTPRequestTimeout, &h.RequestTimeout},
+		{envvar.HTTPChatTimeout, DefaultHTTPChatTimeout, &h.ChatTimeout},
+	} {
+		d, err := durationSetting(s.name, get(s.name), s.def)
+		if err != nil {
+			return HTTP{}, err
+		}
+		*s.to = d
+	}
+	return h, nil
 }
 
 // RAGFrom reads the retrieval and generation settings:
 //
 //	QDRANT_URL, QDRANT_API_KEY, QDRANT_COLLECTION, QDRANT_HYBRID (true|false),
 //	OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_CHAT_MODEL, OPENAI_EMBEDDING_MODEL,
-//	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget).
+//	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget),
+//	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences).
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
@@ -208,6 +318,12 @@ func RAGFrom(env Lookup) (RAG, error) {
 	if c.HistoryTokens, err = intSetting(envvar.RAGHistoryTokens, get(envvar.RAGHistoryTokens), DefaultHistoryTokens, 0, MaxHistoryTokens); err != nil {
 		return RAG{}, err
 	}
+	if c.FirstTokenTimeout, err = durationSetting(envvar.OpenAIFirstTokenTimeout, get(envvar.OpenAIFirstTokenTimeout), DefaultOpenAIFirstTokenTimeout); err != nil {
+		return RAG{}, err
+	}
+	if c.IdleTimeout, err = durationSetting(envvar.OpenAIIdleTimeout, get(envvar.OpenAIIdleTimeout), DefaultOpenAIIdleTimeout); err != nil {
+		return RAG{}, err
+	}
 	return c, nil
 }
 
@@ -235,6 +351,14 @@ func positiveDuration(name, v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: want a positive duration such as 30s or 5m, got %q", name, v)
 	}
 	return d, nil
+}
+
+// durationSetting parses an optional positive duration, def when unset.
+func durationSetting(name, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	return positiveDuration(name, v)
 }
 
 func intSetting(name, v string, def, lo, hi int) (int, error) {

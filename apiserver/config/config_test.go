@@ -4,6 +4,7 @@ import (
 	"go/build"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -33,6 +34,11 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(2000))
 	g.Expect(c.ChatRatePerMinute).To(Equal(20.0))
 	g.Expect(c.ChatBurst).To(Equal(5))
+	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 10, AcquireTimeout: 3 * time.Second, QueryTimeout: 10 * time.Second}))
+	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadBodyTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, RequestTimeout: 30 * time.Second, ChatTimeout: 5 * time.Minute}))
+	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(time.Minute))
+	g.Expect(c.RAG.IdleTimeout).To(Equal(30 * time.Second))
 }
 
 func TestOverrides(t *testing.T) {
@@ -52,6 +58,16 @@ func TestOverrides(t *testing.T) {
 	env["RAG_HISTORY_TOKENS"] = "500"
 	env["CHAT_RATE_LIMIT_PER_MINUTE"] = "0.5"
 	env["CHAT_RATE_LIMIT_BURST"] = "12"
+	env["DATABASE_MAX_CONNS"] = "25"
+	env["DATABASE_ACQUIRE_TIMEOUT"] = "1s"
+	env["DATABASE_QUERY_TIMEOUT"] = "2s"
+	env["HTTP_READ_HEADER_TIMEOUT"] = "3s"
+	env["HTTP_READ_BODY_TIMEOUT"] = "4s"
+	env["HTTP_IDLE_TIMEOUT"] = "5s"
+	env["HTTP_REQUEST_TIMEOUT"] = "6s"
+	env["HTTP_CHAT_TIMEOUT"] = "7m"
+	env["OPENAI_FIRST_TOKEN_TIMEOUT"] = "8s"
+	env["OPENAI_IDLE_TIMEOUT"] = "9s"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -68,6 +84,11 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(500))
 	g.Expect(c.ChatRatePerMinute).To(Equal(0.5))
 	g.Expect(c.ChatBurst).To(Equal(12))
+	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 25, AcquireTimeout: time.Second, QueryTimeout: 2 * time.Second}))
+	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 3 * time.Second, ReadBodyTimeout: 4 * time.Second,
+		IdleTimeout: 5 * time.Second, RequestTimeout: 6 * time.Second, ChatTimeout: 7 * time.Minute}))
+	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(8 * time.Second))
+	g.Expect(c.RAG.IdleTimeout).To(Equal(9 * time.Second))
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
@@ -124,6 +145,17 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"burst zero", "CHAT_RATE_LIMIT_BURST", "0"},
 		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
+		{"pool size zero", "DATABASE_MAX_CONNS", "0"},
+		{"pool size not a number", "DATABASE_MAX_CONNS", "many"},
+		{"acquire timeout not a duration", "DATABASE_ACQUIRE_TIMEOUT", "3"},
+		{"query timeout zero", "DATABASE_QUERY_TIMEOUT", "0s"},
+		{"header timeout negative", "HTTP_READ_HEADER_TIMEOUT", "-1s"},
+		{"body timeout not a duration", "HTTP_READ_BODY_TIMEOUT", "slow"},
+		{"idle timeout zero", "HTTP_IDLE_TIMEOUT", "0"},
+		{"request timeout not a duration", "HTTP_REQUEST_TIMEOUT", "30"},
+		{"chat timeout negative", "HTTP_CHAT_TIMEOUT", "-5m"},
+		{"first token timeout not a duration", "OPENAI_FIRST_TOKEN_TIMEOUT", "soon"},
+		{"model idle timeout zero", "OPENAI_IDLE_TIMEOUT", "0s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,13 @@ const (
 	// DatabaseURL: migrations take a session advisory lock that a
 	// transaction pooler cannot hold.
 	DatabaseDirectURL = "DATABASE_DIRECT_URL"
+	// DatabaseMaxConns sizes `serve`'s connection pool.
+	DatabaseMaxConns = "DATABASE_MAX_CONNS"
+	// DatabaseAcquireTimeout bounds the wait for a pooled connection, and
+	// DatabaseQueryTimeout each statement: past either the request answers
+	// 503 instead of waiting on a database that does not answer.
+	DatabaseAcquireTimeout = "DATABASE_ACQUIRE_TIMEOUT"
+	DatabaseQueryTimeout   = "DATABASE_QUERY_TIMEOUT"
 )
 
 // Authentication (BetterAuth's JWT plugin).
@@ -35,6 +42,17 @@ const (
 	MetricsAddr        = "METRICS_ADDR"
 	ChatRatePerMinute  = "CHAT_RATE_LIMIT_PER_MINUTE"
 	ChatRateBurst      = "CHAT_RATE_LIMIT_BURST"
+	// HTTPReadHeaderTimeout bounds the request line and headers,
+	// HTTPReadBodyTimeout the request body, HTTPIdleTimeout a keep-alive
+	// connection between requests (both listeners).
+	HTTPReadHeaderTimeout = "HTTP_READ_HEADER_TIMEOUT"
+	HTTPReadBodyTimeout   = "HTTP_READ_BODY_TIMEOUT"
+	HTTPIdleTimeout       = "HTTP_IDLE_TIMEOUT"
+	// HTTPRequestTimeout is the deadline of a request to the API, and
+	// HTTPChatTimeout that of a chat request (it lasts as long as the
+	// model writes).
+	HTTPRequestTimeout = "HTTP_REQUEST_TIMEOUT"
+	HTTPChatTimeout    = "HTTP_CHAT_TIMEOUT"
 )
 
 // Retrieval and generation.
@@ -49,14 +67,19 @@ const (
 	OpenAIEmbeddingModel = "OPENAI_EMBEDDING_MODEL"
 	RAGTopK              = "RAG_TOP_K"
 	RAGHistoryTokens     = "RAG_HISTORY_TOKENS"
+	// OpenAIFirstTokenTimeout bounds the wait for the model's first token,
+	// OpenAIIdleTimeout the silence between two tokens.
+	OpenAIFirstTokenTimeout = "OPENAI_FIRST_TOKEN_TIMEOUT"
+	OpenAIIdleTimeout       = "OPENAI_IDLE_TIMEOUT"
 )
 
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
-	DatabaseURL, DatabaseDirectURL,
+	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
+	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
-	RAGTopK, RAGHistoryTokens,
+	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
 }

@@ -67,6 +67,9 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer)})
 	case errors.Is(err, chat.ErrClientGone):
 		c.Abort() // nobody is listening any more
+	case errors.Is(err, chat.ErrShuttingDown):
+		_ = sink.sse.send(EventError, gin.H{"error": httperr.Detail{Code: httperr.CodeUnavailable, Message: chat.ErrShuttingDown.Error()},
+			"message_id": sink.answerID})
 	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
 		_ = sink.sse.send(EventError, gin.H{"error": httperr.Detail{Code: httperr.CodeUpstream, Message: publicMessage(err)},
 			"message_id": sink.answerID})

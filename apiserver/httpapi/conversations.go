@@ -246,6 +246,8 @@ func (h *handlers) fail(c *gin.Context, err error) {
 		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, "invalid cursor")
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
 		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+	case errors.Is(err, chat.ErrShuttingDown):
+		unavailable(c, chat.ErrShuttingDown.Error())
 	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
 		httperr.Abort(c, http.StatusBadGateway, httperr.CodeUpstream, publicMessage(err))
 	case store.IsUnavailable(err):

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbackend/chatbackend/apiserver/chat"
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/openapi"
@@ -57,6 +58,9 @@ type Deps struct {
 	// then on /readyz answers 503 so that the pod leaves the Service's
 	// endpoints while it drains. Nil: never.
 	ShuttingDown <-chan struct{}
+	// Timeouts gives each request its deadline (RequestTimeout, ChatTimeout
+	// on the chat routes; zero: none). NewServer applies the others.
+	Timeouts config.HTTP
 	// Heartbeat is the interval of SSE heartbeat comments. Default:
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -96,7 +100,8 @@ func New(d Deps) (http.Handler, error) {
 
 	// Order matters: the access log and metrics see the final status,
 	// including the 500 that recovery writes after a panic.
-	r.Use(accessLog(d.Logger), m.middleware(), recovery(d.Logger), cors(d.CORSAllowedOrigins), limitBody(MaxBodyBytes))
+	r.Use(accessLog(d.Logger), m.middleware(), recovery(d.Logger), cors(d.CORSAllowedOrigins), limitBody(MaxBodyBytes),
+		deadline(d.Timeouts))
 	r.NoRoute(func(c *gin.Context) {
 		httperr.Abort(c, http.StatusNotFound, httperr.CodeNotFound, "no such route")
 	})

@@ -38,7 +38,8 @@ func NewGenerator(c Config) (generate.Generator, error) {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
-		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens})
+		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens,
+		FirstTokenTimeout: c.FirstTokenTimeout, IdleTimeout: c.IdleTimeout})
 }
 
 // NewStore returns Qdrant when configured, else the PostgreSQL store on pool.

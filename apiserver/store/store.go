@@ -45,7 +45,12 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// MaxConns caps the pool. Default: pgxpool's (max(4, CPUs)).
 	MaxConns int32
-	Logger   *slog.Logger
+	// AcquireTimeout bounds the wait for a pooled connection, QueryTimeout
+	// each statement (zero: only the caller's context bounds them). `serve`
+	// sets both; `migrate` leaves them zero, its statements may be long.
+	AcquireTimeout time.Duration
+	QueryTimeout   time.Duration
+	Logger         *slog.Logger
 }
 
 // Store runs the queries. It is safe for concurrent use.
@@ -75,6 +80,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = connectAttemptTimeout
+	}
+	if opts.AcquireTimeout > 0 || opts.QueryTimeout > 0 {
+		cfg.ConnConfig.Tracer = waitBounds{acquire: opts.AcquireTimeout, query: opts.QueryTimeout}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -139,7 +150,8 @@ func (s *Store) SchemaVersions(ctx context.Context) (current, latest int64, err 
 }
 
 // ErrUnavailable marks errors of a database that cannot be reached right
-// now (connection refused or reset, server shutting down or starting up):
+// now (connection refused or reset, server shutting down or starting up, no
+// answer within the pool's acquire or query timeout):
 // the request may succeed if retried later, so handlers
 // answer 503 with Retry-After instead of 500.
 var ErrUnavailable = errors.New("database unavailable")
@@ -150,7 +162,9 @@ func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrUnavailable) {
+	// A deadline that ran out: the database did not answer in time (the
+	// pool's bounds, see waitBounds, or the request's deadline).
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var connectErr *pgconn.ConnectError

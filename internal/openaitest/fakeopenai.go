@@ -34,6 +34,11 @@ type Reply struct {
 	Deltas []string
 	// Delay is slept before each delta (to let a test disconnect mid-stream).
 	Delay time.Duration
+	// Stall is slept once, before delta StallAt (0: before the first, once
+	// the response has started), or until the client goes away: a model
+	// that stops writing without closing the stream.
+	Stall   time.Duration
+	StallAt int
 	// AbortAfter > 0 cuts the connection after that many deltas, without
 	// [DONE], like a crashed upstream.
 	AbortAfter                     int
@@ -205,12 +210,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if reply.Delay > 0 {
-			select {
-			case <-time.After(reply.Delay):
-			case <-r.Context().Done():
-				return
-			}
+		if reply.Stall > 0 && i == reply.StallAt && !sleep(r, reply.Stall) {
+			return
+		}
+		if reply.Delay > 0 && !sleep(r, reply.Delay) {
+			return
 		}
 		send(chunk(map[string]any{"content": d}, nil))
 	}
@@ -225,6 +229,16 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
+}
+
+// sleep waits d, or until the client goes away (false).
+func sleep(r *http.Request, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // Deltas splits text into word-sized deltas, for scripting replies.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -134,4 +135,41 @@ func TestHistoryStaysWithinTheTokenBudget(t *testing.T) {
 	g.Expect(kept).To(Equal(turns[1:]))
 	g.Expect(generate.RecentHistory(turns, 10000)).To(Equal(turns))
 	g.Expect(generate.RecentHistory(turns, 1)).To(BeEmpty())
+}
+
+// A model that goes silent, before its first token or in the middle of the
+// answer, fails the answer within the configured bound, keeping what it
+// wrote; without the bounds the generation waits as long as the model.
+func TestOpenAIBoundsTheModelsSilences(t *testing.T) {
+	oai := openaitest.Start(t)
+	const bound = 300 * time.Millisecond
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL,
+		FirstTokenTimeout: bound, IdleTimeout: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		stallAt int
+		kept    string
+	}{
+		{name: "before the first token", stallAt: 0, kept: ""},
+		{name: "between two tokens", stallAt: 2, kept: "a b "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+				// The stall outlasts the test: only the bound can end it.
+				return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, Stall: time.Minute, StallAt: tc.stallAt}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := gen.Generate(ctx, generate.Request{Question: "q"}, func(string) error { return nil })
+			g.Expect(err).To(MatchError(generate.ErrSilent))
+			g.Expect(ctx.Err()).NotTo(HaveOccurred(), "the bound ended it, not the test's deadline")
+			g.Expect(time.Since(start)).To(BeNumerically("<", bound+2*time.Second))
+			g.Expect(res.Text).To(Equal(tc.kept))
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -20,7 +21,16 @@ type OpenAIOptions struct {
 	HistoryTokens int
 	// MaxTokens bounds the answer (0: the server's default).
 	MaxTokens int64
+	// FirstTokenTimeout bounds the wait for the first token of the answer,
+	// IdleTimeout the silence between two tokens (0: unbounded); config
+	// resolves their defaults.
+	FirstTokenTimeout time.Duration
+	IdleTimeout       time.Duration
 }
+
+// ErrSilent is the error of a model that wrote nothing for longer than
+// OpenAIOptions allow.
+var ErrSilent = errors.New("the model stopped writing")
 
 // DefaultChatModel is used when OPENAI_CHAT_MODEL is unset.
 const DefaultChatModel = "gpt-4o-mini"
@@ -76,7 +86,25 @@ func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessag
 	return append(msgs, openai.UserMessage(req.Question))
 }
 
-// Generate implements Generator.
+// silenceWatch cancels a generation when its timer fires; Stop disarms it.
+type silenceWatch interface{ Stop() bool }
+
+type unbounded struct{}
+
+func (unbounded) Stop() bool { return false }
+
+// watchSilence cancels with ErrSilent once d passes without being stopped
+// (d zero: never). Each token replaces the watch with a fresh one.
+func watchSilence(cancel context.CancelCauseFunc, d time.Duration, what string) silenceWatch {
+	if d <= 0 {
+		return unbounded{}
+	}
+	return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w: no %s within %s", ErrSilent, what, d)) })
+}
+
+// Generate implements Generator. The model's silences are bounded: the
+// answer fails with ErrSilent, keeping what was written, when the first
+// token or the next one takes longer than the options allow.
 func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string) error) (Result, error) {
 	params := openai.ChatCompletionNewParams{
 		Model:         g.opts.Model,
@@ -86,6 +114,10 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	if g.opts.MaxTokens > 0 {
 		params.MaxCompletionTokens = openai.Int(g.opts.MaxTokens)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, "first token")
+	defer watch.Stop()
 	stream := g.client.Chat.Completions.NewStreaming(ctx, params)
 	defer stream.Close()
 	res := Result{Model: g.opts.Model}
@@ -106,6 +138,8 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 			if c.Delta.Content == "" {
 				continue
 			}
+			watch.Stop()
+			watch = watchSilence(cancel, g.opts.IdleTimeout, "next token")
 			text.WriteString(c.Delta.Content)
 			if err := onDelta(c.Delta.Content); err != nil {
 				res.Text = text.String()
@@ -115,6 +149,9 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	}
 	res.Text = text.String()
 	if err := stream.Err(); err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrSilent) {
+			err = cause
+		}
 		return res, fmt.Errorf("chat completion (model %s): %w", g.opts.Model, err)
 	}
 	if !finished {
