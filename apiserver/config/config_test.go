@@ -33,6 +33,9 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(2000))
 	g.Expect(c.ChatRatePerMinute).To(Equal(20.0))
 	g.Expect(c.ChatBurst).To(Equal(5))
+	g.Expect(c.WriteRatePerMinute).To(Equal(60.0))
+	g.Expect(c.WriteBurst).To(Equal(20))
+	g.Expect(c.MaxStreams).To(Equal(100))
 }
 
 func TestOverrides(t *testing.T) {
@@ -52,6 +55,9 @@ func TestOverrides(t *testing.T) {
 	env["RAG_HISTORY_TOKENS"] = "500"
 	env["CHAT_RATE_LIMIT_PER_MINUTE"] = "0.5"
 	env["CHAT_RATE_LIMIT_BURST"] = "12"
+	env["WRITE_RATE_LIMIT_PER_MINUTE"] = "600"
+	env["WRITE_RATE_LIMIT_BURST"] = "50"
+	env["CHAT_MAX_STREAMS"] = "7"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -68,6 +74,9 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(500))
 	g.Expect(c.ChatRatePerMinute).To(Equal(0.5))
 	g.Expect(c.ChatBurst).To(Equal(12))
+	g.Expect(c.WriteRatePerMinute).To(Equal(600.0))
+	g.Expect(c.WriteBurst).To(Equal(50))
+	g.Expect(c.MaxStreams).To(Equal(7))
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
@@ -122,6 +131,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"rate NaN", "CHAT_RATE_LIMIT_PER_MINUTE", "NaN"},
 		{"burst fractional", "CHAT_RATE_LIMIT_BURST", "2.5"},
 		{"burst zero", "CHAT_RATE_LIMIT_BURST", "0"},
+		{"write rate negative", "WRITE_RATE_LIMIT_PER_MINUTE", "-1"},
+		{"write burst zero", "WRITE_RATE_LIMIT_BURST", "0"},
+		{"streams zero", "CHAT_MAX_STREAMS", "0"},
+		{"streams not a number", "CHAT_MAX_STREAMS", "many"},
 		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
 	}

@@ -35,6 +35,12 @@ const (
 	MetricsAddr        = "METRICS_ADDR"
 	ChatRatePerMinute  = "CHAT_RATE_LIMIT_PER_MINUTE"
 	ChatRateBurst      = "CHAT_RATE_LIMIT_BURST"
+	// WriteRatePerMinute and WriteRateBurst: each user's budget of the
+	// other write routes (conversations, feedback).
+	WriteRatePerMinute = "WRITE_RATE_LIMIT_PER_MINUTE"
+	WriteRateBurst     = "WRITE_RATE_LIMIT_BURST"
+	// MaxStreams caps the answers one replica streams at once.
+	MaxStreams = "CHAT_MAX_STREAMS"
 )
 
 // Retrieval and generation.
@@ -56,6 +62,7 @@ var All = []string{
 	DatabaseURL, DatabaseDirectURL,
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
+	WriteRatePerMinute, WriteRateBurst, MaxStreams,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens,
