@@ -55,9 +55,6 @@ func BenchmarkUpsertUserUnchanged(b *testing.B) {
 func BenchmarkTakeRateToken(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
-	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
-		b.Fatal(err)
-	}
 	limit := store.RateLimit{PerMinute: 1e6, Burst: 1_000_000}
 	for b.Loop() {
 		if ok, _, err := s.TakeRateToken(ctx, "u", "write", limit); err != nil || !ok {
