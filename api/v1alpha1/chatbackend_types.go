@@ -223,6 +223,42 @@ type CORSSpec struct {
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
+// LimitsSpec bounds what each user, and each replica, may ask of the API.
+// Unset fields keep chat-apiserver's defaults. The per-user budgets are
+// token buckets kept in the database, so they hold across every replica.
+type LimitsSpec struct {
+	// questionsPerMinute is each user's rate of questions (sending a
+	// message, /agents/run); 20 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	QuestionsPerMinute int32 `json:"questionsPerMinute,omitempty"`
+	// questionBurst is how many questions a user may ask at once before
+	// questionsPerMinute applies; 5 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	QuestionBurst int32 `json:"questionBurst,omitempty"`
+	// writesPerMinute is each user's rate of the other writes (creating,
+	// renaming and deleting conversations, feedback); 60 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	WritesPerMinute int32 `json:"writesPerMinute,omitempty"`
+	// writeBurst is how many of those a user may send at once; 20 when
+	// unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	WriteBurst int32 `json:"writeBurst,omitempty"`
+	// maxStreams is how many answers each replica streams at once; more
+	// are refused with 503 too_many_streams. 100 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	MaxStreams int32 `json:"maxStreams,omitempty"`
+}
+
 // ServiceSpec shapes the Service in front of the API pods.
 type ServiceSpec struct {
 	// type of the Service; ClusterIP when unset.
@@ -350,6 +386,9 @@ type ChatBackendSpec struct {
 	// cors lists the browser origins allowed to call the API.
 	// +optional
 	CORS *CORSSpec `json:"cors,omitempty"`
+	// limits bounds each user's requests and each replica's streams.
+	// +optional
+	Limits *LimitsSpec `json:"limits,omitempty"`
 	// service shapes the Service in front of the API pods.
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`

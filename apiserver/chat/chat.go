@@ -299,11 +299,19 @@ func ending(retrErr, genErr error, cut, clientGone bool) (status string, outcome
 // Rate records userID's rating ("up" or "down") of an answer, with an
 // optional comment; rating again replaces the earlier rating.
 func (s *Service) Rate(ctx context.Context, userID, messageID, rating, comment string) (store.Feedback, error) {
-	if rating != store.RatingUp && rating != store.RatingDown {
-		return store.Feedback{}, &InvalidError{Message: fmt.Sprintf("rating must be %q or %q", store.RatingUp, store.RatingDown)}
-	}
-	if utf8.RuneCountInString(comment) > store.MaxCommentChars {
-		return store.Feedback{}, &InvalidError{Message: fmt.Sprintf("comment is longer than %d characters", store.MaxCommentChars)}
+	if err := ValidFeedback(rating, comment); err != nil {
+		return store.Feedback{}, err
 	}
 	return s.store.SetFeedback(ctx, userID, messageID, rating, comment)
+}
+
+// ValidFeedback checks a rating ("up" or "down") and its comment's length.
+func ValidFeedback(rating, comment string) error {
+	if rating != store.RatingUp && rating != store.RatingDown {
+		return &InvalidError{Message: fmt.Sprintf("rating must be %q or %q", store.RatingUp, store.RatingDown)}
+	}
+	if utf8.RuneCountInString(comment) > store.MaxCommentChars {
+		return &InvalidError{Message: fmt.Sprintf("comment is longer than %d characters", store.MaxCommentChars)}
+	}
+	return nil
 }

@@ -183,6 +183,8 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 		Chat:               chatSvc,
 		Auth:               verifier,
 		ChatRateLimit:      httpapi.RateLimit{PerMinute: cfg.ChatRatePerMinute, Burst: cfg.ChatBurst},
+		WriteRateLimit:     httpapi.RateLimit{PerMinute: cfg.WriteRatePerMinute, Burst: cfg.WriteBurst},
+		MaxStreams:         cfg.MaxStreams,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
 		ShuttingDown: ctx.Done(),

@@ -38,7 +38,17 @@ const (
 	// budget: 20 requests a minute, bursts of 5.
 	DefaultChatRatePerMinute = 20
 	DefaultChatBurst         = 5
-	MaxChatBurst             = 1_000_000
+	MaxRateBurst             = 1_000_000
+	// DefaultWriteRatePerMinute and DefaultWriteBurst are each user's
+	// budget of the other writes (creating, renaming and deleting
+	// conversations, feedback): 60 a minute, bursts of 20. Generous for a
+	// person clicking, tight for a script filling the database.
+	DefaultWriteRatePerMinute = 60
+	DefaultWriteBurst         = 20
+	// DefaultMaxStreams answers are streamed at once by one replica, at
+	// most MaxMaxStreams.
+	DefaultMaxStreams = 100
+	MaxMaxStreams     = 100_000
 
 	// DefaultTopK sources per answer, at most MaxTopK.
 	DefaultTopK = 5
@@ -169,6 +179,12 @@ type Config struct {
 	// (CHAT_RATE_LIMIT_PER_MINUTE, CHAT_RATE_LIMIT_BURST).
 	ChatRatePerMinute float64
 	ChatBurst         int
+	// WriteRatePerMinute and WriteBurst limit each user's other writes
+	// (WRITE_RATE_LIMIT_PER_MINUTE, WRITE_RATE_LIMIT_BURST).
+	WriteRatePerMinute float64
+	WriteBurst         int
+	// MaxStreams caps the answers streamed at once (CHAT_MAX_STREAMS).
+	MaxStreams int
 
 	// Database sizes the pool and bounds its waits.
 	Database Database
@@ -233,7 +249,16 @@ func LoadFrom(env Lookup) (Config, error) {
 	if c.ChatRatePerMinute, err = positiveFloat(envvar.ChatRatePerMinute, get(envvar.ChatRatePerMinute), DefaultChatRatePerMinute); err != nil {
 		return Config{}, err
 	}
-	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxChatBurst); err != nil {
+	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxRateBurst); err != nil {
+		return Config{}, err
+	}
+	if c.WriteRatePerMinute, err = positiveFloat(envvar.WriteRatePerMinute, get(envvar.WriteRatePerMinute), DefaultWriteRatePerMinute); err != nil {
+		return Config{}, err
+	}
+	if c.WriteBurst, err = intSetting(envvar.WriteRateBurst, get(envvar.WriteRateBurst), DefaultWriteBurst, 1, MaxRateBurst); err != nil {
+		return Config{}, err
+	}
+	if c.MaxStreams, err = intSetting(envvar.MaxStreams, get(envvar.MaxStreams), DefaultMaxStreams, 1, MaxMaxStreams); err != nil {
 		return Config{}, err
 	}
 	if c.Database, err = databaseFrom(get); err != nil {

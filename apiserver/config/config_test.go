@@ -39,6 +39,9 @@ func TestDefaults(t *testing.T) {
 		IdleTimeout: 2 * time.Minute, RequestTimeout: 30 * time.Second, ChatTimeout: 5 * time.Minute}))
 	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(time.Minute))
 	g.Expect(c.RAG.IdleTimeout).To(Equal(30 * time.Second))
+	g.Expect(c.WriteRatePerMinute).To(Equal(60.0))
+	g.Expect(c.WriteBurst).To(Equal(20))
+	g.Expect(c.MaxStreams).To(Equal(100))
 }
 
 func TestOverrides(t *testing.T) {
@@ -68,6 +71,9 @@ func TestOverrides(t *testing.T) {
 	env["HTTP_CHAT_TIMEOUT"] = "7m"
 	env["OPENAI_FIRST_TOKEN_TIMEOUT"] = "8s"
 	env["OPENAI_IDLE_TIMEOUT"] = "9s"
+	env["WRITE_RATE_LIMIT_PER_MINUTE"] = "600"
+	env["WRITE_RATE_LIMIT_BURST"] = "50"
+	env["CHAT_MAX_STREAMS"] = "7"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -89,6 +95,9 @@ func TestOverrides(t *testing.T) {
 		IdleTimeout: 5 * time.Second, RequestTimeout: 6 * time.Second, ChatTimeout: 7 * time.Minute}))
 	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(8 * time.Second))
 	g.Expect(c.RAG.IdleTimeout).To(Equal(9 * time.Second))
+	g.Expect(c.WriteRatePerMinute).To(Equal(600.0))
+	g.Expect(c.WriteBurst).To(Equal(50))
+	g.Expect(c.MaxStreams).To(Equal(7))
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
@@ -143,6 +152,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"rate NaN", "CHAT_RATE_LIMIT_PER_MINUTE", "NaN"},
 		{"burst fractional", "CHAT_RATE_LIMIT_BURST", "2.5"},
 		{"burst zero", "CHAT_RATE_LIMIT_BURST", "0"},
+		{"write rate negative", "WRITE_RATE_LIMIT_PER_MINUTE", "-1"},
+		{"write burst zero", "WRITE_RATE_LIMIT_BURST", "0"},
+		{"streams zero", "CHAT_MAX_STREAMS", "0"},
+		{"streams not a number", "CHAT_MAX_STREAMS", "many"},
 		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
 		{"pool size zero", "DATABASE_MAX_CONNS", "0"},

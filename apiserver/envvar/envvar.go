@@ -53,6 +53,12 @@ const (
 	// model writes).
 	HTTPRequestTimeout = "HTTP_REQUEST_TIMEOUT"
 	HTTPChatTimeout    = "HTTP_CHAT_TIMEOUT"
+	// WriteRatePerMinute and WriteRateBurst: each user's budget of the
+	// other write routes (conversations, feedback).
+	WriteRatePerMinute = "WRITE_RATE_LIMIT_PER_MINUTE"
+	WriteRateBurst     = "WRITE_RATE_LIMIT_BURST"
+	// MaxStreams caps the answers one replica streams at once.
+	MaxStreams = "CHAT_MAX_STREAMS"
 )
 
 // Retrieval and generation.
@@ -79,6 +85,7 @@ var All = []string{
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
 	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,
+	WriteRatePerMinute, WriteRateBurst, MaxStreams,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,

@@ -30,11 +30,21 @@ func (h *handlers) postMessage(c *gin.Context) {
 	var body struct {
 		Content string `json:"content"`
 	}
-	if !decodeJSON(c, &body, false) {
+	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Content) {
 		return
 	}
 	if wantsSSE(c) {
-		h.streamAnswer(c, body.Content)
+		// A full server refuses before the user's budget is charged.
+		if !h.streams.acquire(c) {
+			return
+		}
+		defer h.streams.release()
+		if h.admit(c) {
+			h.streamAnswer(c, body.Content)
+		}
+		return
+	}
+	if !h.admit(c) {
 		return
 	}
 	t, err := h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, chat.Discard)
@@ -85,7 +95,7 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		Question       string `json:"question"`
 		ConversationID string `json:"conversation_id"`
 	}
-	if !decodeJSON(c, &body, false) {
+	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Question) || !h.admit(c) {
 		return
 	}
 	t, err := h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question)
@@ -109,12 +119,29 @@ func (h *handlers) feedback(c *gin.Context) {
 	if !decodeJSON(c, &body, false) {
 		return
 	}
+	if err := chat.ValidFeedback(body.Rating, body.Comment); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if !h.admit(c) {
+		return
+	}
 	f, err := h.chat.Rate(c.Request.Context(), userID(c), c.Param("id"), body.Rating, body.Comment)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"message_id": f.MessageID, "rating": f.Rating, "comment": f.Comment, "updated_at": f.UpdatedAt.UTC()})
+}
+
+// validQuestion answers 400 unless q is a question the chat service takes:
+// checked before the user's budget is charged.
+func (h *handlers) validQuestion(c *gin.Context, q string) bool {
+	if _, err := chat.ValidQuestion(q); err != nil {
+		h.fail(c, err)
+		return false
+	}
+	return true
 }
 
 // publicMessage is what a client is told about a failed turn: the

@@ -28,6 +28,7 @@ type handlers struct {
 	heartbeat time.Duration
 	stopping  <-chan struct{}
 	deps      *dependency.Gauges
+	streams   streamSlots
 	// schemaBehind: /readyz last found the schema older than this binary's
 	// (logged once per change).
 	schemaBehind atomic.Bool
@@ -126,7 +127,7 @@ func (h *handlers) createConversation(c *gin.Context) {
 	if body.Title != nil {
 		title = *body.Title
 	}
-	if !validTitle(c, title) {
+	if !validTitle(c, title) || !h.admit(c) {
 		return
 	}
 	conv, err := h.store.CreateConversation(c.Request.Context(), userID(c), title)
@@ -172,7 +173,7 @@ func (h *handlers) renameConversation(c *gin.Context) {
 		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, `field "title" is required`)
 		return
 	}
-	if !validTitle(c, *body.Title) {
+	if !validTitle(c, *body.Title) || !h.admit(c) {
 		return
 	}
 	conv, err := h.store.RenameConversation(c.Request.Context(), userID(c), c.Param("id"), *body.Title)
@@ -184,6 +185,9 @@ func (h *handlers) renameConversation(c *gin.Context) {
 }
 
 func (h *handlers) deleteConversation(c *gin.Context) {
+	if !h.admit(c) {
+		return
+	}
 	if err := h.store.DeleteConversation(c.Request.Context(), userID(c), c.Param("id")); err != nil {
 		h.fail(c, err)
 		return

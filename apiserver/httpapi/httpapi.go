@@ -1,6 +1,7 @@
 // Package httpapi is chat-apiserver's HTTP surface: the gin router, its
 // middleware (recovery, access log, route-templated metrics, CORS, body
-// limit, authentication, user sync, per-user rate limit) and the handlers.
+// limit, authentication, user sync), the per-user rate limits, the cap on
+// streams, and the handlers.
 // Handlers decode input, call the store or the chat service, and map their
 // results and errors to JSON, SSE and the one error body (httperr).
 //
@@ -48,9 +49,14 @@ type Deps struct {
 	Store *store.Store
 	Chat  *chat.Service
 	Auth  Authenticator
-	// ChatRateLimit is each user's budget of chat requests (both numbers
-	// positive; config resolves the defaults).
-	ChatRateLimit RateLimit
+	// ChatRateLimit is each user's budget of questions (POST
+	// .../messages, /agents/run), WriteRateLimit of every other write
+	// route; both shared by every replica through the database (both
+	// numbers positive; config resolves the defaults).
+	ChatRateLimit  RateLimit
+	WriteRateLimit RateLimit
+	// MaxStreams caps the answers this replica streams at once (positive).
+	MaxStreams int
 	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) that
 	// browsers may call the API from.
 	CORSAllowedOrigins []string
@@ -74,8 +80,13 @@ type Deps struct {
 
 // New builds the router with every route of the API.
 func New(d Deps) (http.Handler, error) {
-	if d.ChatRateLimit.PerMinute <= 0 || d.ChatRateLimit.Burst <= 0 {
-		return nil, errors.New("httpapi: the chat rate limit needs a positive rate and burst")
+	for _, l := range []RateLimit{d.ChatRateLimit, d.WriteRateLimit} {
+		if l.PerMinute <= 0 || l.Burst <= 0 {
+			return nil, errors.New("httpapi: the rate limits need a positive rate and burst")
+		}
+	}
+	if d.MaxStreams <= 0 {
+		return nil, errors.New("httpapi: MaxStreams must be positive")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
@@ -110,8 +121,10 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
-		heartbeat: d.Heartbeat, stopping: d.ShuttingDown, deps: d.Dependencies}
-	limited := newUserLimiter(d.ChatRateLimit).middleware
+		heartbeat: d.Heartbeat, stopping: d.ShuttingDown, deps: d.Dependencies, streams: newStreamSlots(d.MaxStreams)}
+	// Every write route spends a token of one of the user's budgets.
+	chatBudget := limit(budget{name: budgetChat, limit: d.ChatRateLimit})
+	writeBudget := limit(budget{name: budgetWrite, limit: d.WriteRateLimit})
 
 	// Probes and the API description: no authentication.
 	r.GET("/healthz", h.healthz)
@@ -122,17 +135,17 @@ func New(d Deps) (http.Handler, error) {
 	authn := []gin.HandlerFunc{d.Auth.Middleware(), h.syncUser}
 	v1 := r.Group("/v1", authn...)
 	v1.GET("/me", h.me)
-	v1.POST("/conversations", h.createConversation)
+	v1.POST("/conversations", writeBudget, h.createConversation)
 	v1.GET("/conversations", h.listConversations)
 	v1.GET("/conversations/:id", h.getConversation)
-	v1.PATCH("/conversations/:id", h.renameConversation)
-	v1.DELETE("/conversations/:id", h.deleteConversation)
+	v1.PATCH("/conversations/:id", writeBudget, h.renameConversation)
+	v1.DELETE("/conversations/:id", writeBudget, h.deleteConversation)
 	v1.GET("/conversations/:id/messages", h.listMessages)
-	v1.POST("/conversations/:id/messages", limited, h.postMessage)
-	v1.POST("/messages/:id/feedback", h.feedback)
+	v1.POST("/conversations/:id/messages", chatBudget, h.postMessage)
+	v1.POST("/messages/:id/feedback", writeBudget, h.feedback)
 
 	agents := r.Group("/agents", authn...)
-	agents.POST("/run", limited, h.agentsRun)
+	agents.POST("/run", chatBudget, h.agentsRun)
 	return r, nil
 }
 

@@ -52,6 +52,8 @@ type env struct {
 	logs  *testutil.SyncBuffer
 	// stop is the router's ShuttingDown channel.
 	stop chan struct{}
+	// deps built the router, for a second replica (replica).
+	deps httpapi.Deps
 }
 
 type option func(*env, *httpapi.Deps)
@@ -89,11 +91,13 @@ func newEnv(t *testing.T, opts ...option) *env {
 	deps := httpapi.Deps{
 		Store: e.store, Chat: chat.New(e.store, engine, logger), Auth: v,
 		ChatRateLimit: httpapi.RateLimit{PerMinute: 6000, Burst: 100}, ShuttingDown: e.stop,
+		WriteRateLimit: httpapi.RateLimit{PerMinute: 6000, Burst: 1000}, MaxStreams: 100,
 		Logger: logger, Registerer: e.reg, CORSAllowedOrigins: []string{allowedOrigin},
 	}
 	for _, o := range opts {
 		o(e, &deps)
 	}
+	e.deps = deps
 	h, err := httpapi.New(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -635,6 +639,7 @@ func TestReadyzFailsOnlyForPodLocalProblems(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	newRouter := func(a httpapi.Authenticator) http.Handler {
 		h, err := httpapi.New(httpapi.Deps{Store: store.New(pool), Auth: a, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1},
+			WriteRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1}, MaxStreams: 1,
 			Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Dependencies: deps})
 		g.Expect(err).NotTo(HaveOccurred())
 		return h
@@ -678,6 +683,7 @@ func TestReadyzNotReadyOnAnOlderSchema(t *testing.T) {
 	defer pool.Close()
 	var logs testutil.SyncBuffer
 	h, err := httpapi.New(httpapi.Deps{Store: store.New(pool), Auth: noAuth{}, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1},
+		WriteRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1}, MaxStreams: 1,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	g.Expect(err).NotTo(HaveOccurred())
 	readyz := func() *httptest.ResponseRecorder {

@@ -32,7 +32,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	g := NewWithT(t)
 	// Every route `chat-apiserver serve` has: httpapi.New registers them
 	// all. No handler runs, so no store or chat service is needed.
-	h, err := httpapi.New(httpapi.Deps{Auth: noAuth{}, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1}})
+	h, err := httpapi.New(httpapi.Deps{Auth: noAuth{}, ChatRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1},
+		WriteRateLimit: httpapi.RateLimit{PerMinute: 1, Burst: 1}, MaxStreams: 1})
 	g.Expect(err).NotTo(HaveOccurred())
 	engine, ok := h.(*gin.Engine)
 	g.Expect(ok).To(BeTrue(), "httpapi.New should return the *gin.Engine")

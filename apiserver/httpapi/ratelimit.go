@@ -1,81 +1,97 @@
 package httpapi
 
-// Per-user rate limiting of the chat routes (each answer costs model
-// tokens). Feedback and the conversation routes are not limited.
+// Per-user rate limits of the write routes and the cap on the answer
+// streams one replica serves at once.
+//
+// Each write route is given a budget where it is registered (limit, in
+// New); its handler spends a token with admit once the request is valid, so
+// a malformed request is answered 400 and costs nothing. The budgets live
+// in PostgreSQL (store.TakeRateToken), shared by every replica: see there
+// for why.
 
 import (
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/time/rate"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
+	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
-// RateLimit is each user's budget of chat requests: a token bucket that
-// refills PerMinute tokens a minute and holds at most Burst.
-type RateLimit struct {
-	PerMinute float64
-	Burst     int
+// RateLimit is a per-user budget: a token bucket that refills PerMinute
+// tokens a minute and holds at most Burst.
+type RateLimit = store.RateLimit
+
+// Budget names, the rate_limits rows of a user.
+const (
+	// budgetChat: questions to the model, which cost its tokens.
+	budgetChat = "chat"
+	// budgetWrite: every other write (conversations, feedback).
+	budgetWrite = "write"
+)
+
+// RetryAfterStreams is the Retry-After, in seconds, of a 503 answered
+// because this replica serves as many streams as it may.
+const RetryAfterStreams = 5
+
+type budget struct {
+	name  string
+	limit RateLimit
 }
 
-// userLimiter is a token bucket per user. Idle buckets (full again) are
-// dropped now and then, so memory follows the active users only.
-type userLimiter struct {
-	mu        sync.Mutex
-	limit     rate.Limit
-	burst     int
-	buckets   map[string]*rate.Limiter
-	lastSweep time.Time
+const budgetKey = "chatbackend.budget"
+
+// limit gives the route budget b, which its handler charges with admit.
+func limit(b budget) gin.HandlerFunc {
+	return func(c *gin.Context) { c.Set(budgetKey, b) }
 }
 
-func newUserLimiter(r RateLimit) *userLimiter {
-	return &userLimiter{limit: rate.Limit(r.PerMinute / 60), burst: r.Burst,
-		buckets: map[string]*rate.Limiter{}, lastSweep: time.Now()}
-}
-
-// allow takes a token for user, or says how long until one is available.
-func (u *userLimiter) allow(user string, now time.Time) (bool, time.Duration) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if now.Sub(u.lastSweep) > time.Minute {
-		for id, l := range u.buckets {
-			if l.TokensAt(now) >= float64(u.burst) {
-				delete(u.buckets, id)
-			}
-		}
-		u.lastSweep = now
-	}
-	l, ok := u.buckets[user]
+// admit spends one token of the route's budget for the user. Handlers call
+// it once the request is valid, before they act. Over the limit it answers
+// 429 with Retry-After; when the database cannot be reached, 503. It
+// returns false when it has answered.
+func (h *handlers) admit(c *gin.Context) bool {
+	b, ok := c.MustGet(budgetKey).(budget)
 	if !ok {
-		l = rate.NewLimiter(u.limit, u.burst)
-		u.buckets[user] = l
+		panic("httpapi: the route's budget is not a budget")
 	}
-	r := l.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Minute
+	allowed, wait, err := h.store.TakeRateToken(c.Request.Context(), userID(c), b.name, b.limit)
+	if err != nil {
+		h.fail(c, err)
+		return false
 	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
+	if !allowed {
+		secs := max(int(math.Ceil(wait.Seconds())), 1)
+		c.Header("Retry-After", strconv.Itoa(secs))
+		httperr.Abort(c, http.StatusTooManyRequests, httperr.CodeRateLimited,
+			fmt.Sprintf("too many %s requests; retry in %d s", b.name, secs))
 	}
-	return true, 0
+	return allowed
 }
 
-// middleware answers 429 with Retry-After once the user's bucket is empty.
-func (u *userLimiter) middleware(c *gin.Context) {
-	ok, wait := u.allow(userID(c), time.Now())
-	if ok {
-		c.Next()
-		return
+// streamSlots caps the answer streams (SSE) of this replica: each holds a
+// connection, goroutines and a model request for as long as the answer
+// takes, so without a cap a burst of streams exhausts the pod instead of
+// being refused early.
+type streamSlots struct{ sem *semaphore.Weighted }
+
+func newStreamSlots(n int) streamSlots { return streamSlots{sem: semaphore.NewWeighted(int64(n))} }
+
+// acquire takes a slot, or answers 503 too_many_streams with Retry-After
+// and returns false. The caller releases the slot when the stream ends,
+// however it ends (done, error, client gone).
+func (s streamSlots) acquire(c *gin.Context) bool {
+	if s.sem.TryAcquire(1) {
+		return true
 	}
-	secs := max(int(math.Ceil(wait.Seconds())), 1)
-	c.Header("Retry-After", strconv.Itoa(secs))
-	httperr.Abort(c, http.StatusTooManyRequests, httperr.CodeRateLimited,
-		fmt.Sprintf("too many chat requests; retry in %d s", secs))
+	c.Header("Retry-After", strconv.Itoa(RetryAfterStreams))
+	httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeTooManyStreams,
+		"this server is streaming as many answers as it may; retry shortly")
+	return false
 }
+
+func (s streamSlots) release() { s.sem.Release(1) }

@@ -37,6 +37,10 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 )
 
+// CodeTooManyStreams: the replica streams as many answers as it may (503
+// with Retry-After).
+const CodeTooManyStreams = "too_many_streams"
+
 // Abort writes the error body with status and stops the gin chain.
 func Abort(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, Body{Error: Detail{Code: code, Message: message}})

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"testing"
+
+	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
 // BenchmarkListConversationsPage measures one keyset page (the default 20)
@@ -43,6 +45,20 @@ func BenchmarkUpsertUserUnchanged(b *testing.B) {
 	for b.Loop() {
 		if changed, err := s.UpsertUser(ctx, "u", "a@example.com", "A"); err != nil || changed {
 			b.Fatalf("changed=%v err=%v", changed, err)
+		}
+	}
+}
+
+// BenchmarkTakeRateToken measures what the shared rate limit adds to every
+// write request: one upsert of the user's budget row (a generous limit, so
+// every call is let through and writes).
+func BenchmarkTakeRateToken(b *testing.B) {
+	ctx := context.Background()
+	s := newStoreTB(b)
+	limit := store.RateLimit{PerMinute: 1e6, Burst: 1_000_000}
+	for b.Loop() {
+		if ok, _, err := s.TakeRateToken(ctx, "u", "write", limit); err != nil || !ok {
+			b.Fatalf("ok=%v err=%v", ok, err)
 		}
 	}
 }

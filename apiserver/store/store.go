@@ -3,7 +3,8 @@
 // another's rows.
 //
 // Who owns which table (see migrations/): store is the only package that
-// reads or writes users, conversations, messages and message_feedback.
+// reads or writes users, conversations, messages, message_feedback and
+// rate_limits.
 // rag_chunks and rag_index_state belong to the PostgreSQL vector store
 // (rag/vectorstore/pgstore). Both get the one pool Open returns, so the
 // server keeps a single set of connections, yet no package runs SQL on a

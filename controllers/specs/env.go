@@ -30,6 +30,18 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	if s.CORS != nil {
 		add(envvar.CORSAllowedOrigins, strings.Join(s.CORS.AllowedOrigins, ","))
 	}
+	if l := s.Limits; l != nil {
+		addInt := func(name string, v int32) {
+			if v != 0 {
+				add(name, strconv.Itoa(int(v)))
+			}
+		}
+		addInt(envvar.ChatRatePerMinute, l.QuestionsPerMinute)
+		addInt(envvar.ChatRateBurst, l.QuestionBurst)
+		addInt(envvar.WriteRatePerMinute, l.WritesPerMinute)
+		addInt(envvar.WriteRateBurst, l.WriteBurst)
+		addInt(envvar.MaxStreams, l.MaxStreams)
+	}
 	add(envvar.ListenAddr, ":"+strconv.Itoa(int(HTTPPort)))
 	add(envvar.MetricsAddr, ":"+strconv.Itoa(int(MetricsPort)))
 	if q := s.Qdrant; q != nil {

@@ -34,6 +34,8 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 		Algorithms:    []string{"EdDSA", "RS256"},
 	}
 	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com"}}
+	cb.Spec.Limits = &chatv1alpha1.LimitsSpec{QuestionsPerMinute: 21, QuestionBurst: 6, WritesPerMinute: 61,
+		WriteBurst: 22, MaxStreams: 101}
 	cb.Spec.Database.DirectURLSecretRef = &chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
 		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}}
@@ -101,6 +103,11 @@ var invalidValues = map[string]string{
 	envvar.MetricsAddr:        ":99999",
 	envvar.QdrantURL:          "qdrant:6333",
 	envvar.OpenAIBaseURL:      "llm.example.com/v1",
+	envvar.ChatRatePerMinute:  "0",
+	envvar.ChatRateBurst:      "1.5",
+	envvar.WriteRatePerMinute: "-1",
+	envvar.WriteRateBurst:     "0",
+	envvar.MaxStreams:         "0",
 }
 
 // freeForm are variables with no invalid value: any string is a valid
@@ -186,6 +193,11 @@ var crdToEnv = []struct {
 	{field: "spec.openai.baseURL", env: envvar.OpenAIBaseURL, value: "https://llm.example.com/v1"},
 	{field: "spec.openai.chatModel", env: envvar.OpenAIChatModel, value: "chat-model-contract"},
 	{field: "spec.openai.embeddingModel", env: envvar.OpenAIEmbeddingModel, value: "embedding-model-contract"},
+	{field: "spec.limits.questionsPerMinute", env: envvar.ChatRatePerMinute, value: "21"},
+	{field: "spec.limits.questionBurst", env: envvar.ChatRateBurst, value: "6"},
+	{field: "spec.limits.writesPerMinute", env: envvar.WriteRatePerMinute, value: "61"},
+	{field: "spec.limits.writeBurst", env: envvar.WriteRateBurst, value: "22"},
+	{field: "spec.limits.maxStreams", env: envvar.MaxStreams, value: "101"},
 	{field: "spec.database.urlSecretRef", env: envvar.DatabaseURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}},
 	{field: "spec.database.directURLSecretRef", env: envvar.DatabaseDirectURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}},
 	{field: "spec.qdrant.apiKeySecretRef", env: envvar.QdrantAPIKey, ref: chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}},
@@ -220,7 +232,7 @@ func TestEveryServerSettingOfTheCRDIsEmitted(t *testing.T) {
 
 	spec := reflect.TypeOf(chatv1alpha1.ChatBackendSpec{})
 	var exposed []string
-	for _, section := range []string{"Auth", "Database", "Qdrant", "OpenAI", "CORS"} {
+	for _, section := range []string{"Auth", "Database", "Qdrant", "OpenAI", "CORS", "Limits"} {
 		f, ok := spec.FieldByName(section)
 		if !ok {
 			t.Fatalf("ChatBackendSpec has no field %s", section)
