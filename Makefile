@@ -187,8 +187,9 @@ image: ## The image of the Dockerfile as a reproducible OCI archive, no Docker (
 	  --manager $(BIN)/image/manager --apiserver $(BIN)/image/chat-apiserver
 	@echo "import: ctr --address <containerd socket> -n k8s.io images import $(IMAGE_ARCHIVE)"
 
-.PHONY: tools-cluster
+.PHONY: tools-cluster tools-prometheus-operator
 tools-cluster: ; hack/tools.sh cluster
+tools-prometheus-operator: ; hack/tools.sh prometheus-operator
 
 .PHONY: cluster-up cluster-down cluster-status
 cluster-up: tools-cluster ## A single-node cluster on this machine (KUBECONFIG=/tmp/chatbackend-cluster/kubeconfig).
@@ -199,5 +200,5 @@ cluster-status: ## What of it runs.
 	hack/cluster.sh status
 
 .PHONY: e2e-cluster
-e2e-cluster: tools-cluster test-deps-apiserver ## The chart, a ChatBackend and its day-2 paths on a real single-node cluster (root).
+e2e-cluster: tools-cluster tools-prometheus-operator test-deps-apiserver ## The chart, a ChatBackend, its day-2 paths and its alerts (prometheus-operator) on a real single-node cluster (root).
 	hack/e2e/cluster/run.sh

@@ -7,7 +7,7 @@
 # symlinks to them.
 #
 # Usage: hack/tools.sh [postgres] [node] [etcd] [kube-apiserver] [envtest] [helm] [controller-gen] [golangci-lint] [kube-api-linter] [prometheus] [chromium]
-#                     [cluster] [kubelet] [kube-controller-manager] [kube-scheduler] [kube-proxy] [kubectl] [all]
+#                     [cluster] [kubelet] [kube-controller-manager] [kube-scheduler] [kube-proxy] [kubectl] [prometheus-operator] [all]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +18,9 @@ HELM_VERSION="${HELM_VERSION:-v3.19.2}"
 CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.19.0}"
 # Also the version hack/tools/kube-api-linter/go.mod requires (checked below).
 GOLANGCI_LINT_VERSION="${GOLANGCI_LINT_VERSION:-v2.15.0}"
+# The release line of pkg/apis/monitoring in go.mod (v0.93.x): the newest
+# patch release whose main module and pkg/client the module proxy serves.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.93.1}"
 mkdir -p "$BIN" "$CACHE"
 # The Makefile puts bin/ first on PATH; system binaries are looked up without
 # it, or `link "$(type -P etcd)" etcd` would link bin/etcd to itself.
@@ -152,6 +155,50 @@ prometheus() {
   link "$(type -P prometheus)" prometheus
 }
 
+prometheus_operator() {
+  # prometheus-operator, its config reloader and the Prometheus its release
+  # is built against, for `make e2e-cluster`, with the CRDs and RBAC examples
+  # of the release, in one cached directory that bin/prometheus-operator
+  # links to:
+  #   operator, prometheus-config-reloader, prometheus, crd/, rbac/prometheus-operator/, rbac/prometheus/
+  # `go install ...@version` refuses both modules (their go.mod files have
+  # replace directives), so, like the Kubernetes components, a throwaway
+  # module requires the operator and points its pkg/apis/monitoring and
+  # pkg/client at their releases of the same version.
+  # Why not Debian's prometheus (2.42, which `make e2e-prometheus` uses): it
+  # is built without Kubernetes service discovery, and the config the
+  # operator renders fails to load ("field kubernetes_sd_configs not found
+  # in type config.ScrapeConfig").
+  local v=$PROMETHEUS_OPERATOR_VERSION mod=github.com/prometheus-operator/prometheus-operator
+  local out="$CACHE/prometheus-operator-$v"
+  if [ ! -x "$out/prometheus" ]; then
+    log "building prometheus-operator $v and Prometheus from source (minutes, once per machine)"
+    local dir; dir=$(mktemp -d)
+    printf 'module pobuild\ngo 1.26\nrequire %s %s\nreplace %s/pkg/apis/monitoring => %s/pkg/apis/monitoring %s\nreplace %s/pkg/client => %s/pkg/client %s\n' \
+      "$mod" "$v" "$mod" "$mod" "$v" "$mod" "$mod" "$v" >"$dir/go.mod"
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp/rbac"
+    local src c
+    src=$(cd "$dir" && go mod download -json "$mod@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    for c in operator prometheus-config-reloader; do
+      (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "-s -w" -o "$out.tmp/$c" "$mod/cmd/$c") || {
+        log "prometheus-operator $c build failed (work dir $dir)"; return 1; }
+    done
+    # Prometheus 3.x is the Go module v0.3MM.P: 3.MM.P. Only the
+    # Kubernetes, file and HTTP service discoveries are compiled in (the
+    # release's build tags), which saves most of the build.
+    local pm; pm=$(sed -n 's/^\s*github.com\/prometheus\/prometheus \(v0\.[0-9]*\.[0-9]*\)$/\1/p' "$src/go.mod")
+    local pv=${pm#v0.}; pv="${pv:0:1}.$((10#${pv:1:2})).${pv#*.}"
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -tags remove_all_sd,enable_kubernetes_sd \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=$pv" -o "$out.tmp/prometheus" github.com/prometheus/prometheus/cmd/prometheus) || {
+      log "prometheus $pm build failed (work dir $dir)"; return 1; }
+    cp -r "$src/example/prometheus-operator-crd" "$out.tmp/crd"
+    cp -r "$src/example/rbac/prometheus-operator" "$src/example/rbac/prometheus" "$out.tmp/rbac/"
+    chmod -R u+w "$out.tmp"
+    rm -rf "$dir" "$out" && mv "$out.tmp" "$out"
+  fi
+  ln -sfn "$out" "$BIN/prometheus-operator"
+}
+
 postgres() {
   # Tests and `make dev` start throwaway clusters from the server binaries.
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_install postgresql; fi
@@ -184,6 +231,7 @@ for t in "$@"; do
     envtest) etcd; kube_apiserver ;;
     cluster) cluster ;;
     kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl) kube_component "$t" ;;
+    prometheus-operator) prometheus_operator ;;
     all) postgres; node; etcd; kube_apiserver; helm; controller_gen; golangci_lint; kube_api_linter; prometheus; chromium ;;
     *) log "unknown tool $t"; exit 2 ;;
   esac

@@ -6,8 +6,10 @@
 //
 //	image app    --tag T --out F --manager BIN --apiserver BIN [--version V]
 //	    the image of the Dockerfile (manager + chat-apiserver, user 65532)
-//	image binary --tag T --out F --bin BIN
-//	    one static binary as /NAME, the entrypoint, user 65532 (test clients)
+//	image binary --tag T --out F --bin BIN [--path /bin/NAME]
+//	    one static binary as /NAME (or --path), the entrypoint, user 65532:
+//	    test clients, and prometheus-operator, its config reloader and
+//	    Prometheus for the cluster test
 //	image pause  --tag T --out F
 //	    builds hack/image/pause (static) and makes the CRI sandbox image of it
 //
@@ -71,13 +73,13 @@ func AppSpec(version string, manager, apiserver []byte, base []File) Spec {
 	}
 }
 
-// BinarySpec is one static binary as /NAME, run as nonroot.
-func BinarySpec(name string, bin []byte) Spec {
+// BinarySpec is one static binary at path, the entrypoint, run as nonroot.
+func BinarySpec(path string, bin []byte) Spec {
 	return Spec{
-		Entrypoint: []string{"/" + name},
+		Entrypoint: []string{path},
 		User:       fmt.Sprintf("%d:%d", nonroot, nonroot),
 		Env:        []string{pathEnv},
-		Files:      []File{{Path: "/" + name, Mode: 0o755, Data: bin}},
+		Files:      []File{{Path: path, Mode: 0o755, Data: bin}},
 	}
 }
 
@@ -100,6 +102,9 @@ func run(cmd string, args []string) error {
 	apiserver := fs.String("apiserver", "bin/image/chat-apiserver", "app: static chat-apiserver binary")
 	version := fs.String("version", "dev", "app: org.opencontainers.image.version")
 	bin := fs.String("bin", "", "binary: static binary")
+	// prometheus-operator names the config reloader's command
+	// (/bin/prometheus-config-reloader) in the pods it renders.
+	binPath := fs.String("path", "", "binary: its path in the image (default /NAME)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,13 +132,17 @@ func run(cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
-		spec = BinarySpec(filepath.Base(*bin), b)
+		p := *binPath
+		if p == "" {
+			p = "/" + filepath.Base(*bin)
+		}
+		spec = BinarySpec(p, b)
 	case "pause":
 		b, err := buildPause()
 		if err != nil {
 			return err
 		}
-		spec = BinarySpec("pause", b)
+		spec = BinarySpec("/pause", b)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}

@@ -29,15 +29,18 @@ import (
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,6 +72,7 @@ type env struct {
 	client   string
 	auth     *betterauthtest.Server
 	token    string
+	mon      *monitoring
 }
 
 func mustEnv(t *testing.T, k string) string {
@@ -82,7 +86,7 @@ func mustEnv(t *testing.T, k string) string {
 func TestCluster(t *testing.T) {
 	e := &env{t: t, hostIP: mustEnv(t, "E2E_HOST_IP"), dbURL: mustEnv(t, "E2E_DATABASE_URL"),
 		image: mustEnv(t, "E2E_IMAGE"), next: mustEnv(t, "E2E_IMAGE_NEXT"),
-		clientIm: mustEnv(t, "E2E_CLIENT_IMAGE"), client: mustEnv(t, "E2E_CLIENT")}
+		clientIm: mustEnv(t, "E2E_CLIENT_IMAGE"), client: mustEnv(t, "E2E_CLIENT"), mon: monitoringFromEnv(t)}
 	mustEnv(t, "KUBECONFIG")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
@@ -91,7 +95,13 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.c, err = client.New(cfg, client.Options{}); err != nil {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		t.Fatal(err)
 	}
 	if e.cs, err = kubernetes.NewForConfig(cfg); err != nil {
@@ -113,13 +123,16 @@ func TestCluster(t *testing.T) {
 		fn       func(*testing.T)
 		required bool
 	}{
+		{"prometheus-operator and a Prometheus", e.installMonitoring, false},
 		{"helm install", e.helmInstall, true},
 		{"ChatBackend READY", e.applyChatBackend, true},
+		{"a ChatBackend whose JWKS cannot be fetched", e.startJWKSDown, false},
 		{"requests through the Service from a pod", e.checkFromPod, true},
 		{"requests through kubectl port-forward", e.checkPortForward, false},
 		{"upgrade under load", e.upgrade, false},
 		{"broken image keeps old pods serving", e.brokenImage, false},
 		{"Secret change rolls the pods", e.secretChange, false},
+		{"Prometheus scrapes, loads the rules, an alert fires", e.checkMonitoring, false},
 		{"deleting the ChatBackend removes what it created", e.deleteChatBackend, true},
 		{"helm uninstall leaves the CRD and ChatBackends", e.helmUninstall, false},
 	}
@@ -307,10 +320,11 @@ func (e *env) podResult(t *testing.T, name string, d time.Duration) string {
 
 func (e *env) helmInstall(t *testing.T) {
 	repo, tag, _ := strings.Cut(e.image, ":")
-	e.run(t, "helm", "install", release, filepath.Join(e.root, "charts/chatbackend-operator"),
+	args := []string{"install", release, filepath.Join(e.root, "charts/chatbackend-operator"),
 		"--namespace", releaseNS, "--create-namespace",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
-		"--wait", "--timeout", "3m")
+		"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+		"--wait", "--timeout", "3m"}
+	e.run(t, "helm", append(args, helmMonitoringArgs()...)...)
 }
 
 func (e *env) applyChatBackend(t *testing.T) {
@@ -333,6 +347,15 @@ func (e *env) applyChatBackend(t *testing.T) {
 // BetterAuth URL pointed at the test's server.
 func (e *env) createSample(t *testing.T) {
 	t.Helper()
+	if err := e.c.Create(e.ctx, e.sample(t)); err != nil {
+		t.Fatalf("create ChatBackend: %v", err)
+	}
+}
+
+// sample is config/samples/chatbackend-minimal.yaml in namespace ns, its
+// BetterAuth URL pointed at the test's server.
+func (e *env) sample(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.root, "config/samples/chatbackend-minimal.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -345,9 +368,7 @@ func (e *env) createSample(t *testing.T) {
 	if err := unstructured.SetNestedField(u.Object, e.auth.URL, "spec", "auth", "betterAuthURL"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.c.Create(e.ctx, u); err != nil {
-		t.Fatalf("create ChatBackend: %v", err)
-	}
+	return u
 }
 
 type checkResult struct {

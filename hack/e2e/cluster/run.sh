@@ -3,7 +3,9 @@
 # lifecycle the Go scenario (hack/e2e/cluster/cluster_test.go) runs in:
 #
 #   cluster up → images (make image, a second tag, the client) imported into
-#   the node's containerd → PostgreSQL on the host address → go test -tags e2e
+#   the node's containerd → images of prometheus-operator, its config
+#   reloader and Prometheus (built by hack/tools.sh prometheus-operator) →
+#   PostgreSQL on the host address → go test -tags e2e
 #
 # and always tears everything down on exit (Ctrl-C included). On failure the
 # logs of every pod and host process, `kubectl describe` of everything and the
@@ -81,6 +83,23 @@ for a in "chatbackend-$tag1.oci.tar" "chatbackend-$tag2.oci.tar" client.oci.tar;
   "${CTR[@]}" images import "$BIN/image/$a" >/dev/null
 done
 
+phase "images: prometheus-operator, Prometheus"
+PO="$BIN/prometheus-operator"
+po_version=$(basename "$(readlink -f "$PO")"); po_version=${po_version#prometheus-operator-}
+# "prometheus, version 3.13.1 (...)": the operator renders flags and config
+# for the version the Prometheus resource names.
+prom_version=v$("$PO/prometheus" --version 2>&1 | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')
+go build -o "$BIN/e2e/image" ./hack/image
+"$BIN/e2e/image" binary --tag "localhost/prometheus-operator:$po_version" --out "$BIN/image/prometheus-operator.oci.tar" \
+  --bin "$PO/operator" --path /bin/operator >/dev/null
+"$BIN/e2e/image" binary --tag "localhost/prometheus-config-reloader:$po_version" --out "$BIN/image/prometheus-config-reloader.oci.tar" \
+  --bin "$PO/prometheus-config-reloader" --path /bin/prometheus-config-reloader >/dev/null
+"$BIN/e2e/image" binary --tag "localhost/prometheus:$prom_version" --out "$BIN/image/prometheus.oci.tar" \
+  --bin "$PO/prometheus" --path /bin/prometheus >/dev/null
+for a in prometheus-operator.oci.tar prometheus-config-reloader.oci.tar prometheus.oci.tar; do
+  "${CTR[@]}" images import "$BIN/image/$a" >/dev/null
+done
+
 phase "PostgreSQL on $HOST_IP"
 stack_start_postgres "$PG_PORT" "$HOST_IP"
 
@@ -88,4 +107,7 @@ phase "go test (scenario)"
 KUBECONFIG="$CLUSTER_DIR/kubeconfig" E2E_HOST_IP=$HOST_IP E2E_DATABASE_URL="$DATABASE_URL" \
   E2E_IMAGE="localhost/chatbackend:$tag1" E2E_IMAGE_NEXT="localhost/chatbackend:$tag2" \
   E2E_CLIENT_IMAGE=localhost/chatbackend-e2e-client:v1 E2E_CLIENT="$BIN/e2e/client" \
+  E2E_PROMETHEUS_OPERATOR="$PO" E2E_PROMETHEUS_OPERATOR_IMAGE="localhost/prometheus-operator:$po_version" \
+  E2E_CONFIG_RELOADER_IMAGE="localhost/prometheus-config-reloader:$po_version" \
+  E2E_PROMETHEUS_IMAGE="localhost/prometheus:$prom_version" E2E_PROMETHEUS_VERSION="$prom_version" \
   go test -tags e2e -count=1 -timeout 30m -v ./hack/e2e/cluster/
