@@ -297,8 +297,18 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	if c.Subject == "" {
 		return Identity{}, reject(ResultMalformed, errors.New("token has no sub"))
 	}
-	return Identity{UserID: c.Subject, Email: c.Email, Name: c.Name, EmailVerified: c.EmailVerified}, nil
+	if strings.ContainsRune(c.Subject, 0) {
+		// BetterAuth's ids never hold one; the id could not be stored.
+		return Identity{}, reject(ResultMalformed, errors.New("token's sub contains a NUL character"))
+	}
+	return Identity{UserID: c.Subject, Email: storable(c.Email), Name: storable(c.Name), EmailVerified: c.EmailVerified}, nil
 }
+
+// storable drops the NUL characters of a claim the users row records:
+// BetterAuth accepts them in a name, PostgreSQL text cannot hold them, and
+// refusing the token would lock its user out for good. (encoding/json has
+// already replaced invalid UTF-8.)
+func storable(claim string) string { return strings.ReplaceAll(claim, "\x00", "") }
 
 // keyFor picks the verification key by kid through keyfunc, marking why a
 // lookup failed.

@@ -35,6 +35,9 @@ const (
 	CodeUnavailable      = "unavailable"
 	CodeUpstream         = "upstream_error"
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeUserInactive: the token is valid but the account is deactivated
+	// (users.is_active = false).
+	CodeUserInactive = "user_inactive"
 )
 
 // Abort writes the error body with status and stops the gin chain.

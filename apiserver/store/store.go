@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -139,18 +140,31 @@ func (s *Store) SchemaVersions(ctx context.Context) (current, latest int64, err 
 }
 
 // ErrUnavailable marks errors of a database that cannot be reached right
-// now (connection refused or reset, server shutting down or starting up):
-// the request may succeed if retried later, so handlers
+// now (connection refused or reset, server shutting down or starting up, no
+// answer in time): the request may succeed if retried later, so handlers
 // answer 503 with Retry-After instead of 500.
 var ErrUnavailable = errors.New("database unavailable")
 
-// IsUnavailable reports whether err means the database cannot be reached,
-// as opposed to a query that failed on a reachable database.
+// IsUnavailable reports whether err means the database cannot be reached
+// (or did not answer in time), as opposed to a query that failed on a
+// reachable database. It is the one classification of connection errors:
+// every handler maps it to 503.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
 	if errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	// A query or pool acquisition that ran out of time: the database is too
+	// slow or unreachable right now. (A client that went away is
+	// context.Canceled, which the handlers tell apart before asking.)
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return true
+	}
+	// pgx marks errors that happened before anything was sent: connecting,
+	// a dead connection taken from the pool.
+	if pgconn.SafeToRetry(err) {
 		return true
 	}
 	var connectErr *pgconn.ConnectError
@@ -159,6 +173,11 @@ func IsUnavailable(err error) bool {
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
+		return true
+	}
+	// A connection cut mid-query (the server was killed, a proxy dropped it)
+	// surfaces as an EOF from the wire, not as a net.Error.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
 	var pgErr *pgconn.PgError
