@@ -71,6 +71,9 @@ type Options struct {
 	// RefetchSpacing is the least time between two refetches caused by
 	// tokens with an unknown kid: 30 s when zero.
 	RefetchSpacing time.Duration
+	// MaxTokenAge is the longest lifetime a token may claim (exp - iat, or
+	// exp - now without iat): config.DefaultJWTMaxTokenAge when zero.
+	MaxTokenAge time.Duration
 	// HTTPClient fetches the JWKS; a client with a 10 s timeout when nil.
 	HTTPClient *http.Client
 }
@@ -101,6 +104,7 @@ var messages = map[string]string{
 	ResultBadIssuer:    "wrong token issuer",
 	ResultBadAudience:  "wrong token audience",
 	ResultBadAlgorithm: "token signing algorithm not allowed",
+	ResultBadLifetime:  "token lifetime longer than allowed",
 }
 
 func (e *Error) Error() string { return "invalid token: " + messages[e.Result] }
@@ -173,6 +177,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 			jwt.WithIssuer(opts.Issuer),
 			jwt.WithAudience(opts.Audience),
 			jwt.WithLeeway(opts.Leeway),
+			jwt.WithIssuedAt(),
 		),
 		keyfunc: kf,
 		store:   store,
@@ -223,6 +228,9 @@ func withDefaults(opts Options) (Options, []string, error) {
 	if opts.RefetchSpacing <= 0 {
 		opts.RefetchSpacing = defaultRefetchSpacing
 	}
+	if opts.MaxTokenAge <= 0 {
+		opts.MaxTokenAge = config.DefaultJWTMaxTokenAge
+	}
 	return opts, algs, nil
 }
 
@@ -254,9 +262,37 @@ func (v *Verifier) Close() {
 // claims are the parts of a BetterAuth jwt-plugin payload the API uses.
 type claims struct {
 	jwt.RegisteredClaims
-	Email         string `json:"email"`
-	Name          string `json:"name"`
-	EmailVerified bool   `json:"emailVerified"`
+	// The time claims, which shadow RegisteredClaims' own (encoding/json
+	// fills the least nested field): RFC 7519 makes them numbers, and jwt's
+	// type would also take a string such as "1767225600".
+	ExpiresAt     *strictDate `json:"exp,omitempty"`
+	NotBefore     *strictDate `json:"nbf,omitempty"`
+	IssuedAt      *strictDate `json:"iat,omitempty"`
+	Email         string      `json:"email"`
+	Name          string      `json:"name"`
+	EmailVerified bool        `json:"emailVerified"`
+}
+
+// The parser validates the time claims through these.
+func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.numeric(), nil }
+func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.numeric(), nil }
+func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.numeric(), nil }
+
+// strictDate is a NumericDate that must be a JSON number.
+type strictDate struct{ jwt.NumericDate }
+
+func (d *strictDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a time claim must be a number")
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *strictDate) numeric() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 // Key-lookup failures, told apart for the metrics.
@@ -264,6 +300,10 @@ var (
 	errNoKID       = errors.New("token header has no kid")
 	errUnknownKID  = errors.New("no JWKS key with the token's kid")
 	errKeyMismatch = errors.New("JWKS key does not fit the token")
+	// errCritical: RFC 7515 requires refusing a token whose "crit" header
+	// names extensions the verifier does not understand; it understands
+	// none, and BetterAuth sets none.
+	errCritical = errors.New(`token header has "crit" extensions`)
 )
 
 // Verify checks raw (the token without "Bearer ") and returns the caller.
@@ -297,6 +337,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	if c.Subject == "" {
 		return Identity{}, reject(ResultMalformed, errors.New("token has no sub"))
 	}
+	if err := v.checkLifetime(&c); err != nil {
+		return Identity{}, reject(ResultBadLifetime, err)
+	}
 	if strings.ContainsRune(c.Subject, 0) {
 		// BetterAuth's ids never hold one; the id could not be stored.
 		return Identity{}, reject(ResultMalformed, errors.New("token's sub contains a NUL character"))
@@ -310,6 +353,21 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 // already replaced invalid UTF-8.)
 func storable(claim string) string { return strings.ReplaceAll(claim, "\x00", "") }
 
+// checkLifetime refuses a token that claims to live longer than
+// MaxTokenAge: counted from iat, or from now when the token has no iat, so
+// that leaving iat out does not lift the bound. exp is present (required by
+// the parser).
+func (v *Verifier) checkLifetime(c *claims) error {
+	from := time.Now()
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time
+	}
+	if life := c.ExpiresAt.Sub(from); life > v.opts.MaxTokenAge+v.opts.Leeway {
+		return fmt.Errorf("token lives %s, at most %s is allowed", life.Round(time.Second), v.opts.MaxTokenAge)
+	}
+	return nil
+}
+
 // keyFor picks the verification key by kid through keyfunc, marking why a
 // lookup failed.
 func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
@@ -319,6 +377,9 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 		// its key, so a token that does not is not one of its tokens.
 		if kid, _ := t.Header["kid"].(string); kid == "" {
 			return nil, errNoKID
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
 		}
 		key, err := lookup(t)
 		switch {
@@ -343,6 +404,8 @@ func (v *Verifier) classify(token *jwt.Token, c *claims, err error) string {
 		return ResultMalformed
 	case !v.algAllowed(token.Header["alg"]), errors.Is(err, errKeyMismatch):
 		return ResultBadAlgorithm
+	case errors.Is(err, errCritical):
+		return ResultMalformed
 	case errors.Is(err, errNoKID), errors.Is(err, errUnknownKID):
 		return ResultUnknownKey
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -360,7 +423,8 @@ func (v *Verifier) classify(token *jwt.Token, c *claims, err error) string {
 		if c.ExpiresAt == nil {
 			return ResultMalformed
 		}
-		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) {
+		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) ||
+			errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
 			return ResultExpired
 		}
 		return ResultMalformed

@@ -73,6 +73,7 @@ func newVerifier(ctx context.Context, cfg config.Config, reg prometheus.Register
 		Audience:        cfg.Audience,
 		Algorithms:      cfg.Algorithms,
 		RefreshInterval: cfg.JWKSRefreshInterval,
+		MaxTokenAge:     cfg.JWTMaxTokenAge,
 		Registerer:      reg,
 		Dependencies:    deps,
 		Logger:          logger,
@@ -142,6 +143,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Auth:               verifier,
 		ChatRateLimit:      httpapi.RateLimit{PerMinute: cfg.ChatRatePerMinute, Burst: cfg.ChatBurst},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		TrustedProxies:     cfg.TrustedProxies,
 		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
 		ShuttingDown: ctx.Done(),
 		Logger:       logger,

@@ -4,6 +4,7 @@ import (
 	"go/build"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -33,6 +34,8 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(2000))
 	g.Expect(c.ChatRatePerMinute).To(Equal(20.0))
 	g.Expect(c.ChatBurst).To(Equal(5))
+	g.Expect(c.JWTMaxTokenAge).To(Equal(24 * time.Hour))
+	g.Expect(c.TrustedProxies).To(BeEmpty(), "no proxy is trusted unless configured")
 }
 
 func TestOverrides(t *testing.T) {
@@ -52,6 +55,8 @@ func TestOverrides(t *testing.T) {
 	env["RAG_HISTORY_TOKENS"] = "500"
 	env["CHAT_RATE_LIMIT_PER_MINUTE"] = "0.5"
 	env["CHAT_RATE_LIMIT_BURST"] = "12"
+	env["JWT_MAX_TOKEN_AGE"] = "2h"
+	env["TRUSTED_PROXIES"] = "198.18.0.0/15, 198.19.0.1 ,fd00::/8"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -68,6 +73,8 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(500))
 	g.Expect(c.ChatRatePerMinute).To(Equal(0.5))
 	g.Expect(c.ChatBurst).To(Equal(12))
+	g.Expect(c.JWTMaxTokenAge).To(Equal(2 * time.Hour))
+	g.Expect(c.TrustedProxies).To(Equal([]string{"198.18.0.0/15", "198.19.0.1", "fd00::/8"}))
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
@@ -124,6 +131,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"burst zero", "CHAT_RATE_LIMIT_BURST", "0"},
 		{"jwks refresh not a duration", "JWKS_REFRESH_INTERVAL", "often"},
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
+		{"token age not a duration", "JWT_MAX_TOKEN_AGE", "a day"},
+		{"token age negative", "JWT_MAX_TOKEN_AGE", "-1h"},
+		{"proxy not an address", "TRUSTED_PROXIES", "198.18.0.1,ingress-nginx"},
+		{"proxy bad CIDR", "TRUSTED_PROXIES", "198.18.0.0/99"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,9 @@ const (
 	Audience            = "BETTER_AUTH_AUDIENCE"
 	JWTAlgorithms       = "JWT_ALGORITHMS"
 	JWKSRefreshInterval = "JWKS_REFRESH_INTERVAL"
+	// JWTMaxTokenAge refuses tokens whose lifetime (exp - iat) is longer:
+	// a token minted to live for years is a forgery or a misconfiguration.
+	JWTMaxTokenAge = "JWT_MAX_TOKEN_AGE"
 )
 
 // HTTP.
@@ -35,6 +38,9 @@ const (
 	MetricsAddr        = "METRICS_ADDR"
 	ChatRatePerMinute  = "CHAT_RATE_LIMIT_PER_MINUTE"
 	ChatRateBurst      = "CHAT_RATE_LIMIT_BURST"
+	// TrustedProxies are the peers (IPs or CIDRs, comma-separated) whose
+	// X-Forwarded-For / X-Real-IP headers name the client; by default none.
+	TrustedProxies = "TRUSTED_PROXIES"
 )
 
 // Retrieval and generation.
@@ -54,8 +60,8 @@ const (
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
 	DatabaseURL, DatabaseDirectURL,
-	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
-	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
+	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval, JWTMaxTokenAge,
+	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst, TrustedProxies,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens,

@@ -167,7 +167,9 @@ func TestFailedAgentsRunReturnsItsConversation(t *testing.T) {
 	e := newEnv(t, withChat(t, oai))
 	_, token := e.user("run.fail@example.com", "Run Fail")
 
-	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply { return openaitest.Reply{Status: http.StatusInternalServerError} })
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Status: http.StatusInternalServerError}
+	})
 	r := e.do(http.MethodPost, "/agents/run", token, str(`{"question":"How do I rotate the signing keys?"}`))
 	g.Expect(r.status).To(Equal(http.StatusBadGateway), string(r.body))
 	g.Expect(errorCode(g, r)).To(Equal("upstream_error"))
@@ -189,7 +191,9 @@ func TestFailedAgentsRunReturnsItsConversation(t *testing.T) {
 	g.Expect(list.json()["items"]).To(HaveLen(1), "no second conversation: %s", list.body)
 
 	// A conversation the caller named but cannot use is not echoed back.
-	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply { return openaitest.Reply{Status: http.StatusInternalServerError} })
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Status: http.StatusInternalServerError}
+	})
 	r = e.do(http.MethodPost, "/agents/run", token, str(`{"question":"hi","conversation_id":"00000000-0000-4000-8000-000000000000"}`))
 	g.Expect(r.status).To(Equal(http.StatusNotFound))
 	g.Expect(r.json()).NotTo(HaveKey("conversation_id"))

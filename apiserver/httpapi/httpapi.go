@@ -53,6 +53,11 @@ type Deps struct {
 	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) that
 	// browsers may call the API from.
 	CORSAllowedOrigins []string
+	// TrustedProxies are the peers (IPs, CIDRs) whose X-Forwarded-For and
+	// X-Real-IP name the client in the access log. Empty: none; the
+	// headers are ignored and the TCP peer is logged, so a client cannot
+	// put any address it likes in the log.
+	TrustedProxies []string
 	// ShuttingDown is closed when the server starts shutting down; from
 	// then on /readyz answers 503 so that the pod leaves the Service's
 	// endpoints while it drains. Nil: never.
@@ -93,6 +98,10 @@ func New(d Deps) (http.Handler, error) {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// gin trusts every peer's X-Forwarded-For unless told otherwise.
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("httpapi: trusted proxies: %w", err)
+	}
 
 	// Order matters: the access log and metrics see the final status,
 	// including the 500 that recovery writes after a panic.
