@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/cli"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
@@ -59,6 +62,34 @@ func TestMigrate(t *testing.T) {
 	g.Expect(code).To(Equal(0))
 	g.Expect(out).NotTo(ContainSubstring("applied 0"))
 	g.Expect(out).To(ContainSubstring("up to date"))
+}
+
+// A database migrated by a newer release (a rollback of the server, an old
+// Job re-run) is not "up to date": migrate says the schema is newer than it
+// knows and fails, changing nothing.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t)
+	clearEnv(t)
+	t.Setenv("DATABASE_URL", db)
+	code, _, errOut := run("migrate")
+	g.Expect(code).To(Equal(0), errOut)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(ctx)
+	newer := migrations.Latest() + 1
+	_, err = conn.Exec(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, newer)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	code, out, errOut := run("migrate")
+	g.Expect(code).NotTo(Equal(0), out)
+	g.Expect(out).NotTo(ContainSubstring("up to date"))
+	g.Expect(errOut).To(ContainSubstring(fmt.Sprintf("the database schema is at version %d, newer than this binary's %d", newer, migrations.Latest())))
+	g.Expect(strings.Count(strings.TrimSpace(errOut), "\n")).To(BeZero(), "one line: %s", errOut)
+	var versions int
+	g.Expect(conn.QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&versions)).To(Succeed())
+	g.Expect(versions).To(BeEquivalentTo(migrations.Latest() + 2)) // version 0, 1..Latest, newer
 }
 
 // TestMigrateWaitsForTheDatabase: a migrations Job started while its
