@@ -40,9 +40,20 @@ const (
 	defaultLeeway         = 30 * time.Second
 	defaultRefresh        = 5 * time.Minute
 	defaultRefetchSpacing = 30 * time.Second
-	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
-	maxTokenBytes = 16 << 10
 )
+
+// MaxTokenBytes bounds the bearer tokens verified; a longer one is refused
+// with 431 (ErrTokenTooLarge). BetterAuth's tokens carry the user's name,
+// email and image URL, which BetterAuth does not bound: an ordinary user's
+// token is under 1 KiB, and 32 KiB leaves room for a name of about 20,000
+// characters. httpapi.MaxHeaderBytes, the server's limit on all headers,
+// is above it, so such a token gets this clear answer rather than the
+// server's bare one.
+const MaxTokenBytes = 32 << 10
+
+// ErrTokenTooLarge is the cause of the *Error of a token longer than
+// MaxTokenBytes.
+var ErrTokenTooLarge = fmt.Errorf("bearer token longer than %d bytes", MaxTokenBytes)
 
 // Options configure a Verifier.
 type Options struct {
@@ -326,8 +337,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	if raw == "" {
 		return Identity{}, reject(ResultMissing, nil)
 	}
-	if len(raw) > maxTokenBytes {
-		return Identity{}, reject(ResultMalformed, fmt.Errorf("token longer than %d bytes", maxTokenBytes))
+	if len(raw) > MaxTokenBytes {
+		return Identity{}, reject(ResultMalformed, ErrTokenTooLarge)
 	}
 	var c claims
 	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))

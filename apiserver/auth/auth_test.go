@@ -291,6 +291,33 @@ func TestClaimRules(t *testing.T) {
 	}
 }
 
+// A token over MaxTokenBytes is not parsed: 431 in the error JSON (a 401
+// would send the client to sign in again for the same token), counted as
+// malformed. One at the limit is parsed (and judged on its merits).
+func TestTokenSizeLimit(t *testing.T) {
+	g := NewWithT(t)
+	pub, priv := newEd25519(t)
+	srv := staticJWKS(t, map[string]ed25519.PublicKey{"k": pub})
+	const iss = "https://auth.example"
+	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: iss})
+	token := func(nameLen int) string {
+		return sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": "k"}, jwt.MapClaims{
+			"sub": "u", "iss": iss, "aud": iss, "exp": time.Now().Add(time.Minute).Unix(),
+			"name": strings.Repeat("n", nameLen)})
+	}
+	fits := token(20_000)
+	g.Expect(len(fits)).To(BeNumerically("<=", MaxTokenBytes))
+	g.Expect(call(v, "Bearer "+fits).status).To(Equal(http.StatusOK))
+
+	before := validations(v, ResultMalformed)
+	big := token(25_000)
+	g.Expect(len(big)).To(BeNumerically(">", MaxTokenBytes))
+	res := call(v, "Bearer "+big)
+	g.Expect(res.status).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
+	g.Expect(res.body).To(ContainSubstring(`"code":"header_too_large"`))
+	g.Expect(validations(v, ResultMalformed)).To(Equal(before + 1))
+}
+
 // When BetterAuth starts signing with a new key, its tokens are accepted
 // without restarting the verifier; when the JWKS endpoint goes away, tokens
 // of keys already fetched keep passing and the failed fetches are counted.

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
@@ -27,6 +28,14 @@ import (
 
 // MaxBodyBytes is the largest request body accepted (413 above).
 const MaxBodyBytes = 1 << 20
+
+// MaxHeaderBytes is the http.Server's limit on a request's line and
+// headers; above it net/http itself answers 431 (in plain text). It leaves
+// room for a bearer token of auth.MaxTokenBytes (refused above that with a
+// 431 in the error JSON) plus ordinary headers, and stays well below Go's
+// default of 1 MiB, which an unauthenticated client could make every
+// connection buffer.
+const MaxHeaderBytes = 2 * auth.MaxTokenBytes
 
 // ReadyzTimeout bounds the database check /readyz reports in its body. The
 // kubelet's readiness probe timeout must be above it, or a slow database
