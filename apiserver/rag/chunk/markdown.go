@@ -376,10 +376,13 @@ func sections(lines []string, title *string) []Section {
 		} else {
 			slugs.seen[anchor] = 0
 		}
-		if len(m[1]) == 1 && cur.Heading == "" {
+		if len(m[1]) == 1 && cur.Heading == "" || anchor == "" {
 			// The H1 is the page title: the text around it is the page top,
-			// one section. (Two would share the page top's chunk id, and
-			// the second would overwrite the first in the index.)
+			// one section. A heading with no anchor (empty, or punctuation
+			// only) cannot be linked to: its text continues the section it
+			// is in. Either would otherwise start a second section without
+			// an anchor, with the page top's chunk id, and the later one
+			// would overwrite the page top in the index.
 			continue
 		}
 		flush()
