@@ -114,6 +114,11 @@ e2e-browser: build test-deps-apiserver tools-chromium ## A docs page on its own 
 e2e-prometheus: build tools-prometheus test-deps-apiserver ## A real Prometheus scrapes chat-apiserver; alerts go pending and firing.
 	CHAT_APISERVER=$(BIN)/chat-apiserver go test -tags e2e -count=1 -timeout 10m -v ./hack/e2e/prometheus/
 
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIME each (make test runs their seeds).
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
 .PHONY: bench
 bench: ## Run the benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...

@@ -43,9 +43,20 @@ const (
 	// short, so a rotation is picked up within seconds, yet a flood of
 	// made-up kids costs BetterAuth one fetch every few seconds.
 	defaultRefetchSpacing = 2 * time.Second
-	// maxTokenBytes bounds what is parsed; BetterAuth's tokens are < 1 KiB.
-	maxTokenBytes = 16 << 10
 )
+
+// MaxTokenBytes bounds the bearer tokens verified; a longer one is refused
+// with 431 (ErrTokenTooLarge). BetterAuth's tokens carry the user's name,
+// email and image URL, which BetterAuth does not bound: an ordinary user's
+// token is under 1 KiB, and 32 KiB leaves room for a name of about 20,000
+// characters. httpapi.MaxHeaderBytes, the server's limit on all headers,
+// is above it, so such a token gets this clear answer rather than the
+// server's bare one.
+const MaxTokenBytes = 32 << 10
+
+// ErrTokenTooLarge is the cause of the *Error of a token longer than
+// MaxTokenBytes.
+var ErrTokenTooLarge = fmt.Errorf("bearer token longer than %d bytes", MaxTokenBytes)
 
 // Options configure a Verifier.
 type Options struct {
@@ -75,6 +86,9 @@ type Options struct {
 	// tokens with an unknown kid: 2 s when zero. A token with an unknown kid
 	// waits (at most this long) for the next refetch.
 	RefetchSpacing time.Duration
+	// MaxTokenAge is the longest lifetime a token may claim (exp - iat, or
+	// exp - now without iat): config.DefaultJWTMaxTokenAge when zero.
+	MaxTokenAge time.Duration
 	// HTTPClient fetches the JWKS; a client with a 10 s timeout when nil.
 	HTTPClient *http.Client
 }
@@ -105,6 +119,7 @@ var messages = map[string]string{
 	ResultBadIssuer:    "wrong token issuer",
 	ResultBadAudience:  "wrong token audience",
 	ResultBadAlgorithm: "token signing algorithm not allowed",
+	ResultBadLifetime:  "token lifetime longer than allowed",
 }
 
 func (e *Error) Error() string { return "invalid token: " + messages[e.Result] }
@@ -177,6 +192,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 			jwt.WithIssuer(opts.Issuer),
 			jwt.WithAudience(opts.Audience),
 			jwt.WithLeeway(opts.Leeway),
+			jwt.WithIssuedAt(),
 		),
 		keyfunc: kf,
 		store:   store,
@@ -227,6 +243,9 @@ func withDefaults(opts Options) (Options, []string, error) {
 	if opts.RefetchSpacing <= 0 {
 		opts.RefetchSpacing = defaultRefetchSpacing
 	}
+	if opts.MaxTokenAge <= 0 {
+		opts.MaxTokenAge = config.DefaultJWTMaxTokenAge
+	}
 	return opts, algs, nil
 }
 
@@ -258,9 +277,37 @@ func (v *Verifier) Close() {
 // claims are the parts of a BetterAuth jwt-plugin payload the API uses.
 type claims struct {
 	jwt.RegisteredClaims
-	Email         string `json:"email"`
-	Name          string `json:"name"`
-	EmailVerified bool   `json:"emailVerified"`
+	// The time claims, which shadow RegisteredClaims' own (encoding/json
+	// fills the least nested field): RFC 7519 makes them numbers, and jwt's
+	// type would also take a string such as "1767225600".
+	ExpiresAt     *strictDate `json:"exp,omitempty"`
+	NotBefore     *strictDate `json:"nbf,omitempty"`
+	IssuedAt      *strictDate `json:"iat,omitempty"`
+	Email         string      `json:"email"`
+	Name          string      `json:"name"`
+	EmailVerified bool        `json:"emailVerified"`
+}
+
+// The parser validates the time claims through these.
+func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.numeric(), nil }
+func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.numeric(), nil }
+func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.numeric(), nil }
+
+// strictDate is a NumericDate that must be a JSON number.
+type strictDate struct{ jwt.NumericDate }
+
+func (d *strictDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("a time claim must be a number")
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *strictDate) numeric() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 // Key-lookup failures, told apart for the metrics.
@@ -268,6 +315,10 @@ var (
 	errNoKID       = errors.New("token header has no kid")
 	errUnknownKID  = errors.New("no JWKS key with the token's kid")
 	errKeyMismatch = errors.New("JWKS key does not fit the token")
+	// errCritical: RFC 7515 requires refusing a token whose "crit" header
+	// names extensions the verifier does not understand; it understands
+	// none, and BetterAuth sets none.
+	errCritical = errors.New(`token header has "crit" extensions`)
 )
 
 // Verify checks raw (the token without "Bearer ") and returns the caller.
@@ -290,8 +341,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	if raw == "" {
 		return Identity{}, reject(ResultMissing, nil)
 	}
-	if len(raw) > maxTokenBytes {
-		return Identity{}, reject(ResultMalformed, fmt.Errorf("token longer than %d bytes", maxTokenBytes))
+	if len(raw) > MaxTokenBytes {
+		return Identity{}, reject(ResultMalformed, ErrTokenTooLarge)
 	}
 	var c claims
 	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))
@@ -301,7 +352,35 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	if c.Subject == "" {
 		return Identity{}, reject(ResultMalformed, errors.New("token has no sub"))
 	}
-	return Identity{UserID: c.Subject, Email: c.Email, Name: c.Name, EmailVerified: c.EmailVerified}, nil
+	if err := v.checkLifetime(&c); err != nil {
+		return Identity{}, reject(ResultBadLifetime, err)
+	}
+	if strings.ContainsRune(c.Subject, 0) {
+		// BetterAuth's ids never hold one; the id could not be stored.
+		return Identity{}, reject(ResultMalformed, errors.New("token's sub contains a NUL character"))
+	}
+	return Identity{UserID: c.Subject, Email: storable(c.Email), Name: storable(c.Name), EmailVerified: c.EmailVerified}, nil
+}
+
+// storable drops the NUL characters of a claim the users row records:
+// BetterAuth accepts them in a name, PostgreSQL text cannot hold them, and
+// refusing the token would lock its user out for good. (encoding/json has
+// already replaced invalid UTF-8.)
+func storable(claim string) string { return strings.ReplaceAll(claim, "\x00", "") }
+
+// checkLifetime refuses a token that claims to live longer than
+// MaxTokenAge: counted from iat, or from now when the token has no iat, so
+// that leaving iat out does not lift the bound. exp is present (required by
+// the parser).
+func (v *Verifier) checkLifetime(c *claims) error {
+	from := time.Now()
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time
+	}
+	if life := c.ExpiresAt.Sub(from); life > v.opts.MaxTokenAge+v.opts.Leeway {
+		return fmt.Errorf("token lives %s, at most %s is allowed", life.Round(time.Second), v.opts.MaxTokenAge)
+	}
+	return nil
 }
 
 // keyFor picks the verification key by kid through keyfunc, marking why a
@@ -313,6 +392,9 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 		// its key, so a token that does not is not one of its tokens.
 		if kid, _ := t.Header["kid"].(string); kid == "" {
 			return nil, errNoKID
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
 		}
 		key, err := lookup(t)
 		switch {
@@ -337,6 +419,8 @@ func (v *Verifier) classify(token *jwt.Token, c *claims, err error) string {
 		return ResultMalformed
 	case !v.algAllowed(token.Header["alg"]), errors.Is(err, errKeyMismatch):
 		return ResultBadAlgorithm
+	case errors.Is(err, errCritical):
+		return ResultMalformed
 	case errors.Is(err, errNoKID), errors.Is(err, errUnknownKID):
 		return ResultUnknownKey
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -354,7 +438,8 @@ func (v *Verifier) classify(token *jwt.Token, c *claims, err error) string {
 		if c.ExpiresAt == nil {
 			return ResultMalformed
 		}
-		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) {
+		if errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) ||
+			errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
 			return ResultExpired
 		}
 		return ResultMalformed

@@ -10,9 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,11 +102,34 @@ func TestBetterAuthTokens(t *testing.T) {
 		return parts[0] + "." + parts[1] + "."
 	}()
 
+	// Header fields that name a key by URL or embed one: a verifier that
+	// followed them would let the token choose its own key. The attacker's
+	// JWKS counts the fetches it gets (none expected).
+	var attackerFetches atomic.Int64
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		attackerFetches.Add(1)
+		http.Error(w, "no", http.StatusNotFound)
+	}))
+	t.Cleanup(attacker.Close)
+	strangerPub, _ := strangerKey.Public().(ed25519.PublicKey)
+	strangerJWK := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(strangerPub)}
+	byStranger := func(header map[string]any) string {
+		return "Bearer " + sign(t, jwt.SigningMethodEdDSA, strangerKey, header, realClaims)
+	}
+
 	cases := []struct {
 		name   string
 		header string // the Authorization header
 		result string
 	}{
+		{"jku to the attacker's JWKS", byStranger(map[string]any{"kid": "attacker", "jku": attacker.URL}), ResultUnknownKey},
+		{"jku with the real kid", byStranger(map[string]any{"kid": realKID, "jku": attacker.URL}), ResultBadSignature},
+		{"x5u to the attacker", byStranger(map[string]any{"kid": realKID, "x5u": attacker.URL}), ResultBadSignature},
+		{"embedded jwk with the real kid", byStranger(map[string]any{"kid": realKID, "jwk": strangerJWK}), ResultBadSignature},
+		{"embedded jwk, no kid", byStranger(map[string]any{"jwk": strangerJWK}), ResultUnknownKey},
+		{"kid path traversal", byStranger(map[string]any{"kid": "../../../../../../dev/null"}), ResultUnknownKey},
+		{"kid SQL", byStranger(map[string]any{"kid": "' OR '1'='1"}), ResultUnknownKey},
+		{"kid not a string", byStranger(map[string]any{"kid": 7}), ResultUnknownKey},
 		{"no token", "", ResultMissing},
 		{"other scheme", "Basic YWRhOnBhc3N3b3Jk", ResultMissing},
 		{"empty bearer", "Bearer ", ResultMissing},
@@ -134,6 +160,8 @@ func TestBetterAuthTokens(t *testing.T) {
 			g.Expect(validations(v, tc.result)).To(Equal(before+1), "counted as %s", tc.result)
 		})
 	}
+
+	g.Expect(attackerFetches.Load()).To(BeZero(), "a token's jku/x5u is never fetched")
 
 	// The same real token, judged by verifiers pinned to something else.
 	t.Run("wrong issuer", func(t *testing.T) {
@@ -200,7 +228,7 @@ func TestClaimRules(t *testing.T) {
 	pub, priv := newEd25519(t)
 	const kid, iss, aud = "test-key", "https://auth.example", "https://api.example"
 	srv := staticJWKS(t, map[string]ed25519.PublicKey{kid: pub})
-	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: iss, Audience: aud, Leeway: 30 * time.Second})
+	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: iss, Audience: aud, Leeway: 30 * time.Second, MaxTokenAge: time.Hour})
 
 	now := time.Now()
 	claims := func(change func(jwt.MapClaims)) jwt.MapClaims {
@@ -215,25 +243,42 @@ func TestClaimRules(t *testing.T) {
 		name   string
 		claims jwt.MapClaims
 		result string
+		header map[string]any // added to the kid
 	}{
-		{"valid", claims(nil), ResultOK},
-		{"aud as array", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://other", aud} }), ResultOK},
-		{"expired within the leeway", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-10 * time.Second).Unix() }), ResultOK},
-		{"expired", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), ResultExpired},
-		{"not yet valid", claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), ResultExpired},
-		{"no exp", claims(func(c jwt.MapClaims) { delete(c, "exp") }), ResultMalformed},
-		{"no sub", claims(func(c jwt.MapClaims) { delete(c, "sub") }), ResultMalformed},
-		{"no iss", claims(func(c jwt.MapClaims) { delete(c, "iss") }), ResultBadIssuer},
-		{"wrong iss", claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), ResultBadIssuer},
-		{"no aud", claims(func(c jwt.MapClaims) { delete(c, "aud") }), ResultBadAudience},
-		{"aud array without ours", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://a", "https://b"} }), ResultBadAudience},
-		{"email of the wrong type", claims(func(c jwt.MapClaims) { c["email"] = 42 }), ResultMalformed},
+		{"valid", claims(nil), ResultOK, nil},
+		{"aud as array", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://other", aud} }), ResultOK, nil},
+		{"expired within the leeway", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-10 * time.Second).Unix() }), ResultOK, nil},
+		{"expired", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), ResultExpired, nil},
+		{"not yet valid", claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), ResultExpired, nil},
+		{"no exp", claims(func(c jwt.MapClaims) { delete(c, "exp") }), ResultMalformed, nil},
+		{"no sub", claims(func(c jwt.MapClaims) { delete(c, "sub") }), ResultMalformed, nil},
+		{"no iss", claims(func(c jwt.MapClaims) { delete(c, "iss") }), ResultBadIssuer, nil},
+		{"wrong iss", claims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }), ResultBadIssuer, nil},
+		{"no aud", claims(func(c jwt.MapClaims) { delete(c, "aud") }), ResultBadAudience, nil},
+		{"aud array without ours", claims(func(c jwt.MapClaims) { c["aud"] = []string{"https://a", "https://b"} }), ResultBadAudience, nil},
+		{"email of the wrong type", claims(func(c jwt.MapClaims) { c["email"] = 42 }), ResultMalformed, nil},
+		{"exp as a string", claims(func(c jwt.MapClaims) { c["exp"] = fmt.Sprint(now.Add(time.Minute).Unix()) }), ResultMalformed, nil},
+		{"exp as a date", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(time.Minute).Format(time.RFC3339) }), ResultMalformed, nil},
+		{"crit header", claims(nil), ResultMalformed, map[string]any{"crit": []string{"exp"}}},
+		{"crit extension", claims(nil), ResultMalformed, map[string]any{"crit": []string{"x-acme"}, "x-acme": true}},
+		{"iat in the future", claims(func(c jwt.MapClaims) { c["iat"] = now.Add(10 * time.Minute).Unix() }), ResultExpired, nil},
+		{"lifetime at the maximum", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(time.Hour).Unix() }), ResultOK, nil},
+		{"lifetime of a year", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(365 * 24 * time.Hour).Unix() }), ResultBadLifetime, nil},
+		{"lifetime over the maximum, iat in the past", claims(func(c jwt.MapClaims) {
+			c["iat"], c["exp"] = now.Add(-50*time.Minute).Unix(), now.Add(20*time.Minute).Unix()
+		}), ResultBadLifetime, nil},
+		{"no iat, exp beyond the maximum", claims(func(c jwt.MapClaims) {
+			delete(c, "iat")
+			c["exp"] = now.Add(2 * time.Hour).Unix()
+		}), ResultBadLifetime, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			before := validations(v, tc.result)
-			tok := sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": kid}, tc.claims)
+			header := map[string]any{"kid": kid}
+			maps.Copy(header, tc.header)
+			tok := sign(t, jwt.SigningMethodEdDSA, priv, header, tc.claims)
 			_, err := v.Verify(context.Background(), tok)
 			if tc.result == ResultOK {
 				g.Expect(err).NotTo(HaveOccurred())
@@ -246,6 +291,33 @@ func TestClaimRules(t *testing.T) {
 			g.Expect(validations(v, tc.result)).To(Equal(before + 1))
 		})
 	}
+}
+
+// A token over MaxTokenBytes is not parsed: 431 in the error JSON (a 401
+// would send the client to sign in again for the same token), counted as
+// malformed. One at the limit is parsed (and judged on its merits).
+func TestTokenSizeLimit(t *testing.T) {
+	g := NewWithT(t)
+	pub, priv := newEd25519(t)
+	srv := staticJWKS(t, map[string]ed25519.PublicKey{"k": pub})
+	const iss = "https://auth.example"
+	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: iss})
+	token := func(nameLen int) string {
+		return sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": "k"}, jwt.MapClaims{
+			"sub": "u", "iss": iss, "aud": iss, "exp": time.Now().Add(time.Minute).Unix(),
+			"name": strings.Repeat("n", nameLen)})
+	}
+	fits := token(20_000)
+	g.Expect(len(fits)).To(BeNumerically("<=", MaxTokenBytes))
+	g.Expect(call(v, "Bearer "+fits).status).To(Equal(http.StatusOK))
+
+	before := validations(v, ResultMalformed)
+	big := token(25_000)
+	g.Expect(len(big)).To(BeNumerically(">", MaxTokenBytes))
+	res := call(v, "Bearer "+big)
+	g.Expect(res.status).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
+	g.Expect(res.body).To(ContainSubstring(`"code":"header_too_large"`))
+	g.Expect(validations(v, ResultMalformed)).To(Equal(before + 1))
 }
 
 // When BetterAuth starts signing with a new key, its tokens are accepted

@@ -25,7 +25,7 @@ func init() { gin.SetMode(gin.TestMode) }
 
 // newVerifier builds a Verifier with its own metrics registry and closes it
 // when the test ends.
-func newVerifier(t *testing.T, opts Options) (*Verifier, *prometheus.Registry) {
+func newVerifier(t testing.TB, opts Options) (*Verifier, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
@@ -102,7 +102,7 @@ func segments(t *testing.T, token string) (header, payload map[string]any) {
 }
 
 // sign makes a token with method, header fields and claims.
-func sign(t *testing.T, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
+func sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
 	for k, v := range header {
@@ -115,7 +115,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, header map[string]any
 	return s
 }
 
-func newEd25519(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+func newEd25519(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -168,7 +168,7 @@ func newJWKSProxy(t *testing.T, target string) *jwksProxy {
 }
 
 // staticJWKS serves a JWKS holding the given Ed25519 public keys.
-func staticJWKS(t *testing.T, keys map[string]ed25519.PublicKey) *httptest.Server {
+func staticJWKS(t testing.TB, keys map[string]ed25519.PublicKey) *httptest.Server {
 	t.Helper()
 	var set struct {
 		Keys []map[string]string `json:"keys"`

@@ -18,11 +18,14 @@ const (
 	ResultBadIssuer    = "bad_issuer"
 	ResultBadAudience  = "bad_audience"
 	ResultBadAlgorithm = "bad_algorithm"
+	// ResultBadLifetime: exp is further from iat than the configured
+	// maximum token age.
+	ResultBadLifetime = "bad_lifetime"
 )
 
 var allResults = []string{
 	ResultOK, ResultMissing, ResultMalformed, ResultExpired, ResultBadSignature,
-	ResultUnknownKey, ResultBadIssuer, ResultBadAudience, ResultBadAlgorithm,
+	ResultUnknownKey, ResultBadIssuer, ResultBadAudience, ResultBadAlgorithm, ResultBadLifetime,
 }
 
 type metrics struct {

@@ -16,10 +16,18 @@ const identityKey = "chatbackend.auth.identity"
 // Middleware requires a valid "Authorization: Bearer <JWT>" and stores the
 // caller for IdentityFrom. Otherwise it answers 401 with the API's error
 // JSON and a WWW-Authenticate challenge (RFC 6750): plain for a missing
-// token, error="invalid_token" for a bad one.
+// token, error="invalid_token" for a bad one. A token longer than
+// MaxTokenBytes is a 431.
 func (v *Verifier) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, err := v.Verify(c.Request.Context(), bearerToken(c.GetHeader("Authorization")))
+		if errors.Is(err, ErrTokenTooLarge) {
+			// Not a bad token: one this server will not read. 401 would send
+			// the client to sign in again, for the same token.
+			httperr.Abort(c, http.StatusRequestHeaderFieldsTooLarge, httperr.CodeHeaderTooLarge,
+				ErrTokenTooLarge.Error()+"; the user's name or image claim is too long")
+			return
+		}
 		if err != nil {
 			var authErr *Error
 			if errors.As(err, &authErr) && authErr.Result == ResultMissing {

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,10 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/cli"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
+	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
@@ -59,6 +64,34 @@ func TestMigrate(t *testing.T) {
 	g.Expect(code).To(Equal(0))
 	g.Expect(out).NotTo(ContainSubstring("applied 0"))
 	g.Expect(out).To(ContainSubstring("up to date"))
+}
+
+// A database migrated by a newer release (a rollback of the server, an old
+// Job re-run) is not "up to date": migrate says the schema is newer than it
+// knows and fails, changing nothing.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t)
+	clearEnv(t)
+	t.Setenv("DATABASE_URL", db)
+	code, _, errOut := run("migrate")
+	g.Expect(code).To(Equal(0), errOut)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(ctx)
+	newer := migrations.Latest() + 1
+	_, err = conn.Exec(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, newer)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	code, out, errOut := run("migrate")
+	g.Expect(code).NotTo(Equal(0), out)
+	g.Expect(out).NotTo(ContainSubstring("up to date"))
+	g.Expect(errOut).To(ContainSubstring(fmt.Sprintf("the database schema is at version %d, newer than this binary's %d", newer, migrations.Latest())))
+	g.Expect(strings.Count(strings.TrimSpace(errOut), "\n")).To(BeZero(), "one line: %s", errOut)
+	var versions int
+	g.Expect(conn.QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&versions)).To(Succeed())
+	g.Expect(versions).To(BeEquivalentTo(migrations.Latest() + 2)) // version 0, 1..Latest, newer
 }
 
 // TestMigrateWaitsForTheDatabase: a migrations Job started while its
@@ -284,4 +317,79 @@ func TestServe(t *testing.T) {
 	_, err = net.DialTimeout("tcp", api, time.Second)
 	g.Expect(err).To(HaveOccurred(), "API port closed after shutdown")
 	g.Expect(logs.String()).NotTo(ContainSubstring(token))
+}
+
+// The header limits, at their boundaries, on the server `serve` runs: a
+// BetterAuth user with a very long name (BetterAuth does not bound it) gets
+// in while the token fits auth.MaxTokenBytes, gets a 431 in the error JSON
+// beyond it (not a 401 that would only send them to sign in again), and
+// headers beyond httpapi.MaxHeaderBytes get net/http's own 431.
+func TestServeHeaderLimits(t *testing.T) {
+	g := NewWithT(t)
+	db := pgtest.New(t)
+	clearEnv(t)
+	ba := betterauthtest.Start(t)
+	t.Setenv("DATABASE_URL", db)
+	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
+	api := testutil.FreeAddr(t)
+	t.Setenv("BETTER_AUTH_URL", ba.URL)
+	t.Setenv("LISTEN_ADDR", api)
+	t.Setenv("METRICS_ADDR", testutil.FreeAddr(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	root := cli.NewRoot()
+	root.SetArgs([]string{"serve"})
+	root.SetErr(io.Discard)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		g.Eventually(done).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+	}()
+	g.Eventually(func() int {
+		res, err := http.Get("http://" + api + "/readyz")
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
+
+	me := func(token string, extra ...string) (int, string, string) {
+		req, err := http.NewRequest("GET", "http://"+api+"/v1/me", nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+token)
+		for i := 0; i+1 < len(extra); i += 2 {
+			req.Header.Set(extra[i], extra[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+	}
+	tokenFor := func(email string, nameLen int) string {
+		ba.SignUp(t, email, strings.Repeat("n", nameLen), "correct horse battery staple")
+		return ba.Token(t, email, "correct horse battery staple")
+	}
+
+	long := tokenFor("long@example.com", 20_000)
+	g.Expect(len(long)).To(BeNumerically(">", 16<<10), "over the old limit")
+	g.Expect(len(long)).To(BeNumerically("<=", auth.MaxTokenBytes))
+	code, _, body := me(long)
+	g.Expect(code).To(Equal(http.StatusOK), body)
+
+	tooLong := tokenFor("toolong@example.com", 26_000)
+	g.Expect(len(tooLong)).To(BeNumerically(">", auth.MaxTokenBytes))
+	g.Expect(len(tooLong)).To(BeNumerically("<", httpapi.MaxHeaderBytes-4096))
+	code, ctype, body := me(tooLong)
+	g.Expect(code).To(Equal(http.StatusRequestHeaderFieldsTooLarge), body)
+	g.Expect(ctype).To(HavePrefix("application/json"))
+	g.Expect(body).To(ContainSubstring(`"code":"header_too_large"`))
+
+	// The whole header block over the server's limit (net/http allows 4 KiB
+	// of slack above MaxHeaderBytes).
+	code, _, _ = me(long, "X-Padding", strings.Repeat("p", httpapi.MaxHeaderBytes-len(long)+8192))
+	g.Expect(code).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
+	code, _, _ = me(long, "X-Padding", strings.Repeat("p", httpapi.MaxHeaderBytes-len(long)-1024))
+	g.Expect(code).To(Equal(http.StatusOK), "just under the limit")
 }

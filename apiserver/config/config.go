@@ -17,6 +17,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -49,6 +50,11 @@ const (
 	// most MaxMaxStreams.
 	DefaultMaxStreams = 100
 	MaxMaxStreams     = 100_000
+
+	// DefaultJWTMaxTokenAge is the longest token lifetime accepted by
+	// default: generous next to BetterAuth's 15 minutes, yet it refuses a
+	// token minted to live for years.
+	DefaultJWTMaxTokenAge = 24 * time.Hour
 
 	// DefaultTopK sources per answer, at most MaxTopK.
 	DefaultTopK = 5
@@ -171,6 +177,13 @@ type Config struct {
 	// background (0: the verifier's default). The JWKS alert assumes it is
 	// well under its 10-minute limit.
 	JWKSRefreshInterval time.Duration
+	// JWTMaxTokenAge is the longest lifetime (exp - iat) a token may claim
+	// (JWT_MAX_TOKEN_AGE; DefaultJWTMaxTokenAge when unset).
+	JWTMaxTokenAge time.Duration
+	// TrustedProxies are the IPs and CIDRs (TRUSTED_PROXIES) whose
+	// X-Forwarded-For and X-Real-IP are believed for the client address in
+	// the access log; empty: none, the TCP peer is the client.
+	TrustedProxies []string
 
 	// RAG selects retrieval and generation (QDRANT_*, OPENAI_*, RAG_*);
 	// see RAGFrom.
@@ -241,6 +254,15 @@ func LoadFrom(env Lookup) (Config, error) {
 		return Config{}, fmt.Errorf("%s: must differ from %s (both %q)", envvar.MetricsAddr, envvar.ListenAddr, c.ListenAddr)
 	}
 	if c.JWKSRefreshInterval, err = positiveDuration(envvar.JWKSRefreshInterval, get(envvar.JWKSRefreshInterval)); err != nil {
+		return Config{}, err
+	}
+	if c.JWTMaxTokenAge, err = positiveDuration(envvar.JWTMaxTokenAge, get(envvar.JWTMaxTokenAge)); err != nil {
+		return Config{}, err
+	}
+	if c.JWTMaxTokenAge == 0 {
+		c.JWTMaxTokenAge = DefaultJWTMaxTokenAge
+	}
+	if c.TrustedProxies, err = trustedProxies(get(envvar.TrustedProxies)); err != nil {
 		return Config{}, err
 	}
 	if c.RAG, err = RAGFrom(env); err != nil {
@@ -456,6 +478,24 @@ func algorithms(v string) ([]string, error) {
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: empty list", envvar.JWTAlgorithms)
+	}
+	return out, nil
+}
+
+// trustedProxies parses a comma-separated list of IP addresses and CIDRs.
+func trustedProxies(v string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("%s: %q is neither an IP address nor a CIDR like 10.0.0.0/8", envvar.TrustedProxies, p)
+			}
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

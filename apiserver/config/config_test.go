@@ -42,6 +42,8 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.WriteRatePerMinute).To(Equal(60.0))
 	g.Expect(c.WriteBurst).To(Equal(20))
 	g.Expect(c.MaxStreams).To(Equal(100))
+	g.Expect(c.JWTMaxTokenAge).To(Equal(24 * time.Hour))
+	g.Expect(c.TrustedProxies).To(BeEmpty(), "no proxy is trusted unless configured")
 }
 
 func TestOverrides(t *testing.T) {
@@ -74,6 +76,8 @@ func TestOverrides(t *testing.T) {
 	env["WRITE_RATE_LIMIT_PER_MINUTE"] = "600"
 	env["WRITE_RATE_LIMIT_BURST"] = "50"
 	env["CHAT_MAX_STREAMS"] = "7"
+	env["JWT_MAX_TOKEN_AGE"] = "2h"
+	env["TRUSTED_PROXIES"] = "198.18.0.0/15, 198.19.0.1 ,fd00::/8"
 	c, err := config.LoadFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.JWKSURL).To(Equal("http://auth.internal:3000/keys"))
@@ -98,6 +102,8 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.WriteRatePerMinute).To(Equal(600.0))
 	g.Expect(c.WriteBurst).To(Equal(50))
 	g.Expect(c.MaxStreams).To(Equal(7))
+	g.Expect(c.JWTMaxTokenAge).To(Equal(2 * time.Hour))
+	g.Expect(c.TrustedProxies).To(Equal([]string{"198.18.0.0/15", "198.19.0.1", "fd00::/8"}))
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
@@ -169,6 +175,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"chat timeout negative", "HTTP_CHAT_TIMEOUT", "-5m"},
 		{"first token timeout not a duration", "OPENAI_FIRST_TOKEN_TIMEOUT", "soon"},
 		{"model idle timeout zero", "OPENAI_IDLE_TIMEOUT", "0s"},
+		{"token age not a duration", "JWT_MAX_TOKEN_AGE", "a day"},
+		{"token age negative", "JWT_MAX_TOKEN_AGE", "-1h"},
+		{"proxy not an address", "TRUSTED_PROXIES", "198.18.0.1,ingress-nginx"},
+		{"proxy bad CIDR", "TRUSTED_PROXIES", "198.18.0.0/99"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

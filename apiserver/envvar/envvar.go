@@ -33,6 +33,9 @@ const (
 	Audience            = "BETTER_AUTH_AUDIENCE"
 	JWTAlgorithms       = "JWT_ALGORITHMS"
 	JWKSRefreshInterval = "JWKS_REFRESH_INTERVAL"
+	// JWTMaxTokenAge refuses tokens whose lifetime (exp - iat) is longer:
+	// a token minted to live for years is a forgery or a misconfiguration.
+	JWTMaxTokenAge = "JWT_MAX_TOKEN_AGE"
 )
 
 // HTTP.
@@ -59,6 +62,9 @@ const (
 	WriteRateBurst     = "WRITE_RATE_LIMIT_BURST"
 	// MaxStreams caps the answers one replica streams at once.
 	MaxStreams = "CHAT_MAX_STREAMS"
+	// TrustedProxies are the peers (IPs or CIDRs, comma-separated) whose
+	// X-Forwarded-For / X-Real-IP headers name the client; by default none.
+	TrustedProxies = "TRUSTED_PROXIES"
 )
 
 // Retrieval and generation.
@@ -82,8 +88,8 @@ const (
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
 	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
-	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
-	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
+	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval, JWTMaxTokenAge,
+	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst, TrustedProxies,
 	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,
 	WriteRatePerMinute, WriteRateBurst, MaxStreams,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,

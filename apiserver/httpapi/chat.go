@@ -26,10 +26,24 @@ import (
 // DefaultHeartbeat is the interval of SSE heartbeat comments.
 const DefaultHeartbeat = 15 * time.Second
 
-func (h *handlers) postMessage(c *gin.Context) {
-	var body struct {
+// The chat routes' bodies. Their texts' own rules (length, rating values)
+// are the chat service's, which answers *chat.InvalidError.
+type (
+	messageBody struct {
 		Content string `json:"content"`
 	}
+	agentsRunBody struct {
+		Question       string `json:"question"`
+		ConversationID string `json:"conversation_id"`
+	}
+	feedbackBody struct {
+		Rating  string `json:"rating"`
+		Comment string `json:"comment"`
+	}
+)
+
+func (h *handlers) postMessage(c *gin.Context) {
+	var body messageBody
 	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Content) {
 		return
 	}
@@ -91,16 +105,13 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 
 // agentsRun is the route the docs widget calls.
 func (h *handlers) agentsRun(c *gin.Context) {
-	var body struct {
-		Question       string `json:"question"`
-		ConversationID string `json:"conversation_id"`
-	}
+	var body agentsRunBody
 	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Question) || !h.admit(c) {
 		return
 	}
 	t, err := h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question)
 	if err != nil {
-		h.fail(c, err)
+		h.failWith(c, err, runFailure(body.ConversationID, t))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{
@@ -111,11 +122,25 @@ func (h *handlers) agentsRun(c *gin.Context) {
 	})
 }
 
-func (h *handlers) feedback(c *gin.Context) {
-	var body struct {
-		Rating  string `json:"rating"`
-		Comment string `json:"comment"`
+// runFailure is what a failed /agents/run adds to its error body, so that
+// the client can show the turn and retry in the same conversation (a new
+// /agents/run with conversation_id) instead of the failure leaving an
+// orphan conversation behind: the conversation's id when this call started
+// it or stored the question in it, and the failed answer's id when it was
+// stored.
+func runFailure(requestedConversation string, t chat.Turn) gin.H {
+	extra := gin.H{}
+	if t.ConversationID != "" && (requestedConversation == "" || t.Question.ID != "") {
+		extra["conversation_id"] = t.ConversationID
 	}
+	if t.Answer.ID != "" {
+		extra["message_id"] = t.Answer.ID
+	}
+	return extra
+}
+
+func (h *handlers) feedback(c *gin.Context) {
+	var body feedbackBody
 	if !decodeJSON(c, &body, false) {
 		return
 	}

@@ -1,10 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -105,21 +106,39 @@ func (h *handlers) me(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"id": u.ID, "email": u.Email, "name": u.Name})
 }
 
-type titleBody struct {
+// createConversationBody is POST /v1/conversations: the title is optional.
+type createConversationBody struct {
 	Title *string `json:"title"`
 }
 
-func validTitle(c *gin.Context, t string) bool {
-	if n := utf8.RuneCountInString(t); n > store.MaxTitleLen {
-		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest,
-			fmt.Sprintf("title has %d characters, at most %d are allowed", n, store.MaxTitleLen))
-		return false
+func (b *createConversationBody) validate() error {
+	if b.Title == nil {
+		return nil
 	}
-	return true
+	return checkTitle(*b.Title)
+}
+
+// renameBody is PATCH /v1/conversations/{id}: the title is required.
+type renameBody struct {
+	Title *string `json:"title"`
+}
+
+func (b *renameBody) validate() error {
+	if b.Title == nil {
+		return invalidf(`field "title" is required`)
+	}
+	return checkTitle(*b.Title)
+}
+
+func checkTitle(t string) error {
+	if n := utf8.RuneCountInString(t); n > store.MaxTitleLen {
+		return invalidf("title has %d characters, at most %d are allowed", n, store.MaxTitleLen)
+	}
+	return nil
 }
 
 func (h *handlers) createConversation(c *gin.Context) {
-	var body titleBody
+	var body createConversationBody
 	if !decodeJSON(c, &body, true) {
 		return
 	}
@@ -127,7 +146,7 @@ func (h *handlers) createConversation(c *gin.Context) {
 	if body.Title != nil {
 		title = *body.Title
 	}
-	if !validTitle(c, title) || !h.admit(c) {
+	if !h.admit(c) {
 		return
 	}
 	conv, err := h.store.CreateConversation(c.Request.Context(), userID(c), title)
@@ -165,15 +184,11 @@ func (h *handlers) getConversation(c *gin.Context) {
 }
 
 func (h *handlers) renameConversation(c *gin.Context) {
-	var body titleBody
+	var body renameBody
 	if !decodeJSON(c, &body, false) {
 		return
 	}
-	if body.Title == nil {
-		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, `field "title" is required`)
-		return
-	}
-	if !validTitle(c, *body.Title) || !h.admit(c) {
+	if !h.admit(c) {
 		return
 	}
 	conv, err := h.store.RenameConversation(c.Request.Context(), userID(c), c.Param("id"), *body.Title)
@@ -231,40 +246,62 @@ func pageLimit(c *gin.Context) (int, bool) {
 // because the database cannot be reached.
 const RetryAfterUnavailable = 5
 
-// fail answers the error of a store or chat call: not found → 404 (whether
-// missing, deleted or another user's), refused input → 400, a failed
-// model or retrieval → 502, an unreachable database → 503 with
-// Retry-After, else 500 (logged, not shown). A client that went away gets
-// nothing.
-func (h *handlers) fail(c *gin.Context, err error) {
-	var invalid *chat.InvalidError
-	switch {
-	case errors.Is(err, chat.ErrClientGone),
-		c.Request.Context().Err() != nil && errors.Is(err, c.Request.Context().Err()):
+// fail answers the error of a store or chat call (see classify) with the
+// error body. A client that went away gets nothing.
+func (h *handlers) fail(c *gin.Context, err error) { h.failWith(c, err, nil) }
+
+// failWith is fail with extra fields next to "error" in the body.
+func (h *handlers) failWith(c *gin.Context, err error, extra gin.H) {
+	status, detail, ok := h.classify(c, err)
+	if !ok {
 		c.Abort() // nobody reads the answer
-	case errors.As(err, &invalid):
-		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, invalid.Message)
-	case errors.Is(err, store.ErrNotFound):
-		httperr.Abort(c, http.StatusNotFound, httperr.CodeNotFound, "not found")
-	case errors.Is(err, store.ErrBadCursor):
-		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, "invalid cursor")
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
-		httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
-	case errors.Is(err, chat.ErrShuttingDown):
-		unavailable(c, chat.ErrShuttingDown.Error())
-	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
-		httperr.Abort(c, http.StatusBadGateway, httperr.CodeUpstream, publicMessage(err))
-	case store.IsUnavailable(err):
-		h.log.Warn("database unreachable", "route", route(c), "error", err.Error())
-		unavailable(c, "the database is not reachable; retry shortly")
-	default:
-		h.log.Error("request failed", "route", route(c), "error", err.Error())
-		httperr.Abort(c, http.StatusInternalServerError, httperr.CodeInternal, "internal error")
+		return
 	}
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+	}
+	if len(extra) == 0 {
+		c.AbortWithStatusJSON(status, httperr.Body{Error: detail})
+		return
+	}
+	body := gin.H{"error": detail}
+	maps.Copy(body, extra)
+	c.AbortWithStatusJSON(status, body)
 }
 
-// unavailable answers 503 with Retry-After: the request may succeed later.
-func unavailable(c *gin.Context, message string) {
-	c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
-	httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, message)
+// classify is the one mapping of errors to responses: not found → 404
+// (whether missing, deleted or another user's), refused input → 400, a
+// deactivated user → 403, a failed model or retrieval → 502, a database
+// that cannot be reached or did not answer in time → 503 (with
+// Retry-After, set by the caller), else 500 (logged, not shown). ok is
+// false when the client went away: nobody reads an answer.
+func (h *handlers) classify(c *gin.Context, err error) (status int, detail httperr.Detail, ok bool) {
+	var invalid *chat.InvalidError
+	reqCtx := c.Request.Context()
+	d := func(code, message string) httperr.Detail { return httperr.Detail{Code: code, Message: message} }
+	switch {
+	case errors.Is(err, chat.ErrClientGone),
+		errors.Is(reqCtx.Err(), context.Canceled) && errors.Is(err, context.Canceled):
+		return 0, httperr.Detail{}, false
+	case errors.As(err, &invalid):
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, invalid.Message), true
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, d(httperr.CodeNotFound, "not found"), true
+	case errors.Is(err, store.ErrBadCursor):
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, "invalid cursor"), true
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, err.Error()), true
+	case errors.Is(err, store.ErrUserInactive):
+		return http.StatusForbidden, d(httperr.CodeUserInactive, store.ErrUserInactive.Error()), true
+	case errors.Is(err, chat.ErrShuttingDown):
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, chat.ErrShuttingDown.Error()), true
+	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
+		return http.StatusBadGateway, d(httperr.CodeUpstream, publicMessage(err)), true
+	case store.IsUnavailable(err):
+		h.log.Warn("database unreachable", "route", route(c), "error", err.Error())
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the database is not reachable; retry shortly"), true
+	default:
+		h.log.Error("request failed", "route", route(c), "error", err.Error())
+		return http.StatusInternalServerError, d(httperr.CodeInternal, "internal error"), true
+	}
 }

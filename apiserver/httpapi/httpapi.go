@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/dependency"
@@ -29,6 +30,14 @@ import (
 
 // MaxBodyBytes is the largest request body accepted (413 above).
 const MaxBodyBytes = 1 << 20
+
+// MaxHeaderBytes is the http.Server's limit on a request's line and
+// headers; above it net/http itself answers 431 (in plain text). It leaves
+// room for a bearer token of auth.MaxTokenBytes (refused above that with a
+// 431 in the error JSON) plus ordinary headers, and stays well below Go's
+// default of 1 MiB, which an unauthenticated client could make every
+// connection buffer.
+const MaxHeaderBytes = 2 * auth.MaxTokenBytes
 
 // ReadyzTimeout bounds the database check /readyz reports in its body. The
 // kubelet's readiness probe timeout must be above it, or a slow database
@@ -60,6 +69,11 @@ type Deps struct {
 	// CORSAllowedOrigins are the exact origins (scheme://host[:port]) that
 	// browsers may call the API from.
 	CORSAllowedOrigins []string
+	// TrustedProxies are the peers (IPs, CIDRs) whose X-Forwarded-For and
+	// X-Real-IP name the client in the access log. Empty: none; the
+	// headers are ignored and the TCP peer is logged, so a client cannot
+	// put any address it likes in the log.
+	TrustedProxies []string
 	// ShuttingDown is closed when the server starts shutting down; from
 	// then on /readyz answers 503 so that the pod leaves the Service's
 	// endpoints while it drains. Nil: never.
@@ -108,6 +122,10 @@ func New(d Deps) (http.Handler, error) {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// gin trusts every peer's X-Forwarded-For unless told otherwise.
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("httpapi: trusted proxies: %w", err)
+	}
 
 	// Order matters: the access log and metrics see the final status,
 	// including the 500 that recovery writes after a panic.

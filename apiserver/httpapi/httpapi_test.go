@@ -736,40 +736,79 @@ func TestSuccessfulProbesAreNotLogged(t *testing.T) {
 	g.Expect(e.do("GET", "/v1/me", token, nil).status).To(Equal(200), "still serving while draining")
 }
 
-// A request whose store call fails because the database cannot be reached
-// answers 503 with Retry-After (retry later), not 500.
+// While the database cannot be reached, every route that needs it answers
+// 503 with Retry-After in the error JSON, never a 500: connections the pool
+// holds are cut mid-flight (EOF on the next query), new ones are refused,
+// and the server's own sessions are killed by PostgreSQL (57P01, as on a
+// shutdown). Once the database is back, the same server serves again.
 func TestUnreachableDatabaseAnswers503WithRetryAfter(t *testing.T) {
 	g := NewWithT(t)
-	e := newEnv(t)
+	e := newEnv(t, withChat(t, nil))
 	_, token := e.user("outage@example.com", "Outage")
-	// The user row is synced and cached by this router.
-	g.Expect(e.do("GET", "/v1/me", token, nil).status).To(Equal(200))
-	// The database goes away: every connection of the pool is closed and
-	// nothing listens where it was any more.
-	e.db.cut()
-	e.pool.Reset()
-	for _, req := range [][2]string{{"GET", "/v1/conversations"}, {"POST", "/agents/run"}} {
-		var body io.Reader
-		if req[0] == "POST" {
-			body = str(`{"question":"anyone there?"}`)
-		}
-		r := e.do(req[0], req[1], token, body)
-		g.Expect(r.status).To(Equal(503), "%s %s: %s", req[0], req[1], r.body)
-		g.Expect(errorCode(g, r)).To(Equal("unavailable"))
-		g.Expect(r.header.Get("Retry-After")).To(Equal(strconv.Itoa(httpapi.RetryAfterUnavailable)))
+	conv := e.newConversation(token)
+	r := e.do("POST", "/agents/run", token, str(`{"question":"How do I install with Helm?","conversation_id":"`+conv+`"}`))
+	g.Expect(r.status).To(Equal(200), string(r.body))
+	answer := r.json()["message_id"].(string)
+	routes := []struct{ method, path, body string }{
+		{"GET", "/v1/me", ""},
+		{"POST", "/v1/conversations", `{"title":"x"}`},
+		{"GET", "/v1/conversations", ""},
+		{"GET", "/v1/conversations/" + conv, ""},
+		{"PATCH", "/v1/conversations/" + conv, `{"title":"y"}`},
+		{"GET", "/v1/conversations/" + conv + "/messages", ""},
+		{"POST", "/v1/conversations/" + conv + "/messages", `{"content":"anyone there?"}`},
+		{"POST", "/v1/messages/" + answer + "/feedback", `{"rating":"up"}`},
+		{"POST", "/agents/run", `{"question":"anyone there?"}`},
+		{"DELETE", "/v1/conversations/" + conv, ""},
 	}
+	expect503 := func(why string) {
+		for _, req := range routes {
+			for _, accept := range []string{"application/json", "text/event-stream"} {
+				r := e.do(req.method, req.path, token, str(req.body), "Accept", accept)
+				g.Expect(r.status).To(Equal(503), "%s: %s %s (%s): %s", why, req.method, req.path, accept, r.body)
+				g.Expect(errorCode(g, r)).To(Equal("unavailable"))
+				g.Expect(r.header.Get("Retry-After")).To(Equal(strconv.Itoa(httpapi.RetryAfterUnavailable)))
+			}
+		}
+	}
+
+	// PostgreSQL ends the server's sessions (what clients of a database
+	// that shuts down get), and accepts no new connection meanwhile.
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, e.dbURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer admin.Close()
+	e.db.cut()
+	_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	g.Expect(err).NotTo(HaveOccurred())
+	expect503("database down")
+
 	_, other := e.user("newcomer@example.com", "Newcomer")
-	r := e.do("GET", "/v1/me", other, nil)
+	r = e.do("GET", "/v1/me", other, nil)
 	g.Expect(r.status).To(Equal(503), "syncing a new user needs the database too")
 	g.Expect(r.header.Get("Retry-After")).NotTo(BeEmpty())
+	g.Expect(e.logs.String()).NotTo(ContainSubstring(`"status":500`))
+
+	// Back: the same server and pool recover without a restart.
+	e.db.resume()
+	g.Eventually(func() int { return e.do("GET", "/v1/me", other, nil).status }).
+		WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
+	for _, req := range routes {
+		r := e.do(req.method, req.path, token, str(req.body))
+		g.Expect(r.status).To(BeNumerically("<", 300), "after recovery: %s %s: %s", req.method, req.path, r.body)
+	}
 }
 
-// proxy forwards loopback TCP connections to PostgreSQL until cut.
+// proxy forwards loopback TCP connections to PostgreSQL until cut, and
+// again once resumed.
 type proxy struct {
-	url   string
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	url    string
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
 }
 
 func startProxy(t *testing.T, dbURL string) *proxy {
@@ -778,21 +817,29 @@ func startProxy(t *testing.T, dbURL string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := u.Host
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Host = ln.Addr().String()
-	p := &proxy{url: u.String(), ln: ln}
+	p := &proxy{addr: ln.Addr().String(), target: u.Host}
+	u.Host = p.addr
+	p.url = u.String()
 	t.Cleanup(p.cut)
+	p.serve(ln)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", target)
+			up, err := net.Dial("tcp", p.target)
 			if err != nil {
 				c.Close()
 				continue
@@ -804,19 +851,27 @@ func startProxy(t *testing.T, dbURL string) *proxy {
 			go func() { _, _ = io.Copy(c, up); c.Close() }()
 		}
 	}()
-	return p
 }
 
 // cut stops accepting (connections are refused from now on) and closes
 // every forwarded connection.
 func (p *proxy) cut() {
-	p.ln.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.ln.Close()
 	for _, c := range p.conns {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// resume accepts connections again, on the same address.
+func (p *proxy) resume() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		panic(err)
+	}
+	p.serve(ln)
 }
 
 func mustJSON(v any) string {

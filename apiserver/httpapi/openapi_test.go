@@ -150,6 +150,7 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	call(http.MethodGet, "/v1/me", "", "", http.StatusUnauthorized)
 	conv := call(http.MethodPost, "/v1/conversations", token, `{"title":"Keys"}`, http.StatusCreated)["id"].(string)
 	call(http.MethodPost, "/v1/conversations", token, `{"title":`, http.StatusBadRequest)
+	call(http.MethodPost, "/v1/conversations", token, `{"title":"\u0000"}`, http.StatusBadRequest)
 	call(http.MethodGet, "/v1/conversations?limit=1", token, "", http.StatusOK)
 	call(http.MethodGet, "/v1/conversations/"+conv, token, "", http.StatusOK)
 	call(http.MethodPatch, "/v1/conversations/"+conv, token, `{"title":"Signing keys"}`, http.StatusOK)
@@ -167,6 +168,10 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	call(http.MethodDelete, "/v1/conversations/"+conv, token, "", http.StatusNoContent)
 	call(http.MethodGet, "/v1/conversations/"+conv, token, "", http.StatusNotFound)
 	call(http.MethodGet, "/v1/conversations/"+conv+"/messages", token, "", http.StatusNotFound)
+
+	_, err = e.pool.Exec(context.Background(), `UPDATE users SET is_active = FALSE`)
+	g.Expect(err).NotTo(HaveOccurred())
+	call(http.MethodGet, "/v1/me", token, "", http.StatusForbidden)
 }
 
 // strictObjects forbids undocumented properties in every object schema

@@ -11,12 +11,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/httperr"
 )
 
 // NewServer returns the http.Server of a listener (the API's and the
@@ -34,6 +36,7 @@ import (
 func NewServer(h http.Handler, t config.HTTP) *http.Server {
 	return &http.Server{
 		Handler:           boundBody(h, t.ReadBodyTimeout),
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: t.ReadHeaderTimeout,
 		IdleTimeout:       t.IdleTimeout,
 	}
@@ -111,7 +114,8 @@ func deadline(t config.HTTP) gin.HandlerFunc {
 		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !c.Writer.Written() {
-			unavailable(c, "the request took too long; retry shortly")
+			c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+			httperr.Abort(c, http.StatusServiceUnavailable, httperr.CodeUnavailable, "the request took too long; retry shortly")
 		}
 	}
 }

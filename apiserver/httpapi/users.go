@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"sync"
 
@@ -8,6 +10,7 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
+	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
 const userIDKey = "chatbackend.user_id"
@@ -49,7 +52,16 @@ func (u *userCache) put(id string, c userClaims) {
 	u.m[id] = c
 }
 
-// syncUser creates or updates the users row from the verified claims.
+// syncUser creates or updates the users row from the verified claims, then
+// lets the request through only if that row is active.
+//
+// The row is checked on every request (one primary-key read): an
+// administrator's users.is_active = false takes effect at once on every
+// route and every replica (403). A row removed while this replica had it
+// cached is created again from the claims: the token is valid, BetterAuth
+// decides who may sign in and the row only mirrors its claims (removing it
+// erased the user's conversations, through ON DELETE CASCADE); deactivating
+// is how a user is kept out.
 func (h *handlers) syncUser(c *gin.Context) {
 	id, ok := auth.IdentityFrom(c)
 	if !ok || id.UserID == "" {
@@ -57,17 +69,32 @@ func (h *handlers) syncUser(c *gin.Context) {
 		httperr.Abort(c, http.StatusUnauthorized, httperr.CodeUnauthorized, "no authenticated user")
 		return
 	}
+	ctx := c.Request.Context()
 	claims := userClaims{email: id.Email, name: id.Name}
-	if !h.users.fresh(id.UserID, claims) {
-		if _, err := h.store.UpsertUser(c.Request.Context(), id.UserID, id.Email, id.Name); err != nil {
-			// Every request of the user needs this row: whatever the cause,
-			// the request can only be retried later.
-			h.log.Error("sync user", "error", err.Error())
-			unavailable(c, "database unavailable")
-			return
+	err := h.upsertUser(ctx, id.UserID, claims, false)
+	if err == nil {
+		err = h.store.CheckUser(ctx, id.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			err = h.upsertUser(ctx, id.UserID, claims, true)
 		}
-		h.users.put(id.UserID, claims)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
 	c.Set(userIDKey, id.UserID)
 	c.Next()
+}
+
+// upsertUser writes the users row when this replica has not written these
+// claims yet, or always when force.
+func (h *handlers) upsertUser(ctx context.Context, userID string, claims userClaims, force bool) error {
+	if !force && h.users.fresh(userID, claims) {
+		return nil
+	}
+	if _, err := h.store.UpsertUser(ctx, userID, claims.email, claims.name); err != nil {
+		return err
+	}
+	h.users.put(userID, claims)
+	return nil
 }

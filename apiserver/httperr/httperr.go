@@ -30,11 +30,15 @@ const (
 	CodeUnauthorized     = "unauthorized"
 	CodeNotFound         = "not_found"
 	CodeTooLarge         = "request_too_large"
+	CodeHeaderTooLarge   = "header_too_large"
 	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
 	CodeUnavailable      = "unavailable"
 	CodeUpstream         = "upstream_error"
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeUserInactive: the token is valid but the account is deactivated
+	// (users.is_active = false).
+	CodeUserInactive = "user_inactive"
 )
 
 // CodeTooManyStreams: the replica streams as many answers as it may (503

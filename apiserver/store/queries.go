@@ -107,6 +107,25 @@ func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
+// ErrUserInactive: the user's row is marked inactive (users.is_active =
+// false, set by an administrator): the user may not use the API.
+var ErrUserInactive = errors.New("this account is deactivated")
+
+// CheckUser tells whether userID may use the API: nil when their row exists
+// and is active, ErrUserInactive when it is deactivated, ErrNotFound when
+// there is no row (never synced, or removed).
+func (s *Store) CheckUser(ctx context.Context, id string) error {
+	var active bool
+	err := s.pool.QueryRow(ctx, `SELECT is_active FROM users WHERE id = $1`, id).Scan(&active)
+	switch {
+	case err != nil:
+		return notFound("check user", err)
+	case !active:
+		return ErrUserInactive
+	}
+	return nil
+}
+
 // CreateConversation starts a conversation owned by userID.
 func (s *Store) CreateConversation(ctx context.Context, userID, title string) (Conversation, error) {
 	if err := checkTitle(title); err != nil {

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -157,8 +158,10 @@ func (s *Store) SchemaVersions(ctx context.Context) (current, latest int64, err 
 // answer 503 with Retry-After instead of 500.
 var ErrUnavailable = errors.New("database unavailable")
 
-// IsUnavailable reports whether err means the database cannot be reached,
-// as opposed to a query that failed on a reachable database.
+// IsUnavailable reports whether err means the database cannot be reached
+// (or did not answer in time), as opposed to a query that failed on a
+// reachable database. It is the one classification of connection errors:
+// every handler maps it to 503.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -168,12 +171,28 @@ func IsUnavailable(err error) bool {
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
+	// A query or pool acquisition that ran out of time: the database is too
+	// slow or unreachable right now. (A client that went away is
+	// context.Canceled, which the handlers tell apart before asking.)
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return true
+	}
+	// pgx marks errors that happened before anything was sent: connecting,
+	// a dead connection taken from the pool.
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
 		return true
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
+		return true
+	}
+	// A connection cut mid-query (the server was killed, a proxy dropped it)
+	// surfaces as an EOF from the wire, not as a net.Error.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
 	var pgErr *pgconn.PgError

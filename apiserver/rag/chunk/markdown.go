@@ -370,18 +370,22 @@ func sections(lines []string, title *string) []Section {
 		if len(m[1]) == 1 && *title == "" {
 			*title = text
 		}
-		flush()
 		anchor := m[3]
 		if anchor == "" {
 			anchor = slugs.slug(text)
 		} else {
 			slugs.seen[anchor] = 0
 		}
-		if len(m[1]) == 1 {
-			// The H1 is the page title: its text belongs to the page top.
-			cur = Section{}
+		if len(m[1]) == 1 && cur.Heading == "" || anchor == "" {
+			// The H1 is the page title: the text around it is the page top,
+			// one section. A heading with no anchor (empty, or punctuation
+			// only) cannot be linked to: its text continues the section it
+			// is in. Either would otherwise start a second section without
+			// an anchor, with the page top's chunk id, and the later one
+			// would overwrite the page top in the index.
 			continue
 		}
+		flush()
 		cur = Section{Heading: text, Anchor: anchor}
 	}
 	flush()

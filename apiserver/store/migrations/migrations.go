@@ -31,6 +31,9 @@ var FS embed.FS
 // constant works as long as every migrate run uses the same one.
 const lockID int64 = 0x636861746264 // "chatbd"
 
+// ErrSchemaNewer: the database was migrated by a newer binary than this one.
+var ErrSchemaNewer = errors.New("schema newer than this binary")
+
 // Applied is one migration applied by Migrate.
 type Applied struct {
 	Version int64
@@ -70,6 +73,17 @@ func MigrateDB(ctx context.Context, db *sql.DB, out io.Writer, logger *slog.Logg
 	p, err := goose.NewProvider(goose.DialectPostgres, db, FS, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	// goose ignores versions it has no file for: without this check a
+	// binary older than the schema would report "up to date" and its
+	// server would run queries against tables it does not know.
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the schema version: %w", err)
+	}
+	if current > Latest() {
+		return nil, fmt.Errorf("%w: the database schema is at version %d, newer than this binary's %d "+
+			"(a newer release migrated it): run that release, or its migrate", ErrSchemaNewer, current, Latest())
 	}
 	results, err := p.Up(ctx)
 	applied := make([]Applied, 0, len(results))
