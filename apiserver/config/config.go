@@ -268,19 +268,7 @@ func LoadFrom(env Lookup) (Config, error) {
 	if c.RAG, err = RAGFrom(env); err != nil {
 		return Config{}, err
 	}
-	if c.ChatRatePerMinute, err = positiveFloat(envvar.ChatRatePerMinute, get(envvar.ChatRatePerMinute), DefaultChatRatePerMinute); err != nil {
-		return Config{}, err
-	}
-	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxRateBurst); err != nil {
-		return Config{}, err
-	}
-	if c.WriteRatePerMinute, err = positiveFloat(envvar.WriteRatePerMinute, get(envvar.WriteRatePerMinute), DefaultWriteRatePerMinute); err != nil {
-		return Config{}, err
-	}
-	if c.WriteBurst, err = intSetting(envvar.WriteRateBurst, get(envvar.WriteRateBurst), DefaultWriteBurst, 1, MaxRateBurst); err != nil {
-		return Config{}, err
-	}
-	if c.MaxStreams, err = intSetting(envvar.MaxStreams, get(envvar.MaxStreams), DefaultMaxStreams, 1, MaxMaxStreams); err != nil {
+	if err = limitsFrom(get, &c); err != nil {
 		return Config{}, err
 	}
 	if c.Database, err = databaseFrom(get); err != nil {
@@ -290,6 +278,25 @@ func LoadFrom(env Lookup) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// limitsFrom reads the per-user budgets and the stream cap into c.
+func limitsFrom(get func(string) string, c *Config) error {
+	var err error
+	if c.ChatRatePerMinute, err = positiveFloat(envvar.ChatRatePerMinute, get(envvar.ChatRatePerMinute), DefaultChatRatePerMinute); err != nil {
+		return err
+	}
+	if c.ChatBurst, err = intSetting(envvar.ChatRateBurst, get(envvar.ChatRateBurst), DefaultChatBurst, 1, MaxRateBurst); err != nil {
+		return err
+	}
+	if c.WriteRatePerMinute, err = positiveFloat(envvar.WriteRatePerMinute, get(envvar.WriteRatePerMinute), DefaultWriteRatePerMinute); err != nil {
+		return err
+	}
+	if c.WriteBurst, err = intSetting(envvar.WriteRateBurst, get(envvar.WriteRateBurst), DefaultWriteBurst, 1, MaxRateBurst); err != nil {
+		return err
+	}
+	c.MaxStreams, err = intSetting(envvar.MaxStreams, get(envvar.MaxStreams), DefaultMaxStreams, 1, MaxMaxStreams)
+	return err
 }
 
 func databaseFrom(get func(string) string) (Database, error) {
