@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -73,8 +75,11 @@ type ChatBackendReconciler struct {
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
 	// (chatbackend_monitoring.go).
-	controller        controller.Controller
-	cache             cache.Cache
+	controller controller.Controller
+	cache      cache.Cache
+	// apiReader reads from the API server, past the cache, which holds
+	// only the operator's own objects (ManagerCacheOptions).
+	apiReader         client.Reader
 	monitoringMu      sync.Mutex
 	monitoringSources []source.SyncingSource
 	monitoringSynced  bool
@@ -197,6 +202,59 @@ func ManagerClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.Pod{}}}}
 }
 
+// ManagerCacheOptions are the cache options the manager of this reconciler
+// must use (main.go and the envtest suite share them): the cache holds only
+// what the operator made. In a cluster shared with hundreds of other
+// workloads, caching every Deployment, Job, Service and PodDisruptionBudget
+// costs memory in proportion to the cluster, not to the ChatBackends, and
+// the initial LIST of all of them delays the first reconcile.
+//
+//   - The child kinds are listed and watched with the label every child
+//     carries (specs.LabelManagedBy), so only the operator's own objects are
+//     cached. An object of a child's name without that label (someone
+//     else's, or one whose labels were edited away) is invisible to the
+//     cache; checkOwnership and deleteOwned confirm a cache miss with the
+//     API server, so such an object is still neither adopted nor
+//     overwritten.
+//   - Secrets are cached as metadata only (ManagerClientOptions) and
+//     without annotations: `kubectl apply` of a Secret stores its whole
+//     data in the kubectl.kubernetes.io/last-applied-configuration
+//     annotation, so metadata-only alone would still keep Secret values in
+//     the heap. The Secrets a ChatBackend references carry no label of
+//     ours, so their watch cannot be narrowed by a selector; name,
+//     namespace, labels and owner references are all it needs.
+//   - managedFields, the largest part of most objects' metadata and never
+//     read by the operator, are stripped from everything cached.
+func ManagerCacheOptions() cache.Options {
+	strip := cache.TransformStripManagedFields()
+	return cache.Options{
+		// The default covers every child kind, the ServiceMonitors and
+		// PrometheusRules too, whose CRDs may only appear later (a ByObject
+		// entry would need them at start-up); the two kinds not made by
+		// the operator are the exceptions.
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{specs.LabelManagedBy: specs.ManagedBy}),
+		DefaultTransform:     strip,
+		ByObject: map[client.Object]cache.ByObject{
+			&chatv1alpha1.ChatBackend{}: {Label: labels.Everything(), Transform: strip},
+			&corev1.Secret{}:            {Label: labels.Everything(), Transform: stripSecretMetadata},
+		},
+	}
+}
+
+// stripSecretMetadata keeps of a Secret's cached metadata what the watches
+// use: no annotations (see ManagerCacheOptions) and no managedFields. Data
+// never reaches the cache (metadata-only watches), but a full Secret is
+// cleared too, should one ever be cached by mistake.
+func stripSecretMetadata(in any) (any, error) {
+	switch o := in.(type) {
+	case *metav1.PartialObjectMetadata:
+		o.Annotations, o.ManagedFields = nil, nil
+	case *corev1.Secret:
+		o.Annotations, o.ManagedFields, o.Data, o.StringData = nil, nil, nil, nil
+	}
+	return in, nil
+}
+
 // SetupWithManager registers the controller: it owns every child (so
 // edits and deletions are reverted) and watches the Secrets the
 // ChatBackends reference (metadata only, see ManagerClientOptions).
@@ -233,6 +291,7 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	r.controller = c
 	r.cache = mgr.GetCache()
+	r.apiReader = mgr.GetAPIReader()
 	return nil
 }
 
