@@ -71,6 +71,9 @@ type ChatBackendReconciler struct {
 	// MonitoringLabels go on every ServiceMonitor and PrometheusRule
 	// (--monitoring-labels), under those of each spec.monitoring.
 	MonitoringLabels map[string]string
+	// MaxConcurrentReconciles is how many ChatBackends are reconciled at
+	// once (--max-concurrent-reconciles); controller-runtime's 1 when zero.
+	MaxConcurrentReconciles int
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -285,6 +288,7 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&corev1.Service{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
 		Named("chatbackend").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
 		return fmt.Errorf("build the ChatBackend controller: %w", err)

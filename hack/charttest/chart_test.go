@@ -34,6 +34,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -649,4 +650,36 @@ func TestChartPassesMonitoringLabels(t *testing.T) {
 	out, err = run(context.Background(), helm, "template", "t", chartDir, "--show-only", "templates/deployment.yaml")
 	g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
 	g.Expect(out).NotTo(ContainSubstring("--monitoring-labels"))
+}
+
+// TestChartSizesTheOperatorForAFleet: the reconcile concurrency and the
+// API client's rate limit reach the manager as flags, with defaults sized
+// for a fleet, and GOMEMLIMIT follows the container's memory limit. (The
+// install test runs the manager with the rendered flags, so they parse.)
+func TestChartSizesTheOperatorForAFleet(t *testing.T) {
+	g := NewWithT(t)
+	render := func(args ...string) *appsv1.Deployment {
+		out, err := run(context.Background(), filepath.Join(root, "bin", "helm"),
+			append([]string{"template", "t", chartDir, "--show-only", "templates/deployment.yaml"}, args...)...)
+		g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
+		objs, err := decodeAll(strings.NewReader(out))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(objs).To(HaveLen(1))
+		dep := &appsv1.Deployment{}
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, dep)).To(Succeed())
+		return dep
+	}
+
+	c := render().Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"))
+	g.Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+		ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: c.Name, Resource: "limits.memory", Divisor: resource.MustParse("1")},
+	}}))
+	g.Expect(c.Resources.Limits.Memory().IsZero()).To(BeFalse(), "GOMEMLIMIT needs a memory limit to follow")
+
+	c = render("--set", "maxConcurrentReconciles=16", "--set-json", `kubeAPI={"qps":7.5,"burst":15}`).Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=16", "--kube-api-qps=7.5", "--kube-api-burst=15"))
+
+	out, err := run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "maxConcurrentReconciles=0")
+	g.Expect(err).To(HaveOccurred(), "the values schema refuses 0 reconciles:\n%s", out)
 }
