@@ -125,6 +125,11 @@ type SecretKeyRef struct {
 	Key string `json:"key"`
 }
 
+// The URL fields refuse user info (user:password@): a ChatBackend is
+// readable by everyone who may read the namespace's objects (the "view"
+// role included), unlike a Secret, and the URLs also reach the pods as
+// plain environment variables. Credentials belong in the *SecretRef fields.
+
 // AuthSpec configures how the API verifies BetterAuth JWTs.
 type AuthSpec struct {
 	// betterAuthURL is the BetterAuth base URL; it is the tokens' issuer and,
@@ -133,12 +138,14 @@ type AuthSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="betterAuthURL must be an absolute http(s) URL, e.g. https://auth.example.com"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="betterAuthURL must not contain credentials (user:password@): the API only fetches the public JWKS from it"
 	BetterAuthURL string `json:"betterAuthURL,omitempty"`
 	// jwksURL overrides where the signing keys are fetched from.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="jwksURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="jwksURL must not contain credentials (user:password@): the API only fetches the public JWKS from it"
 	JWKSURL string `json:"jwksURL,omitempty"`
 	// audience the tokens must carry; defaults to betterAuthURL.
 	// +optional
@@ -171,6 +178,7 @@ type QdrantSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="qdrant.url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="qdrant.url must not contain credentials (user:password@): put the API key in a Secret and reference it with qdrant.apiKeySecretRef"
 	URL string `json:"url,omitempty"`
 	// collection to search.
 	// +optional
@@ -192,6 +200,7 @@ type OpenAISpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="openai.baseURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="openai.baseURL must not contain credentials (user:password@): put the API key in a Secret and reference it with openai.apiKeySecretRef"
 	BaseURL string `json:"baseURL,omitempty"`
 	// chatModel generates answers.
 	// +optional
