@@ -74,7 +74,7 @@ func bindFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.defaultImage, "default-apiserver-image", defaultImageRepository+":"+version.Version,
 		"chat-apiserver image of ChatBackends that set no spec.image.")
 	fs.DurationVar(&o.monitoringRecheck, "monitoring-recheck-interval", controllers.DefaultMonitoringRecheckInterval,
-		"How often a ChatBackend looks again for the prometheus-operator CRDs while they are missing.")
+		"How often the operator looks again for the prometheus-operator CRDs while they are missing.")
 	fs.Func("monitoring-labels", "Labels k=v,... put on every ServiceMonitor and PrometheusRule, so that Prometheus selects them "+
 		"(kube-prometheus-stack: release=<its release name>); spec.monitoring.*.labels add to and override them.",
 		func(v string) (err error) { o.monitoringLabels, err = labels.ConvertSelectorToLabelsMap(v); return err })

@@ -23,8 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -41,7 +43,7 @@ const (
 	// reference, so a Secret event finds its ChatBackends without a scan.
 	secretRefIndex = ".spec.secretRefs"
 
-	// DefaultMonitoringRecheckInterval is how often a ChatBackend looks for
+	// DefaultMonitoringRecheckInterval is how often the operator looks for
 	// the prometheus-operator CRDs while they are absent. CRDs are rarely
 	// installed, so a slow poll beats watching every CRD in the cluster.
 	DefaultMonitoringRecheckInterval = 5 * time.Minute
@@ -86,6 +88,11 @@ type ChatBackendReconciler struct {
 	monitoringMu      sync.Mutex
 	monitoringSources []source.SyncingSource
 	monitoringSynced  bool
+	// monitoringCRDs is shared by every ChatBackend, and
+	// monitoringAppeared reconciles them all when the CRDs appear
+	// (pollMonitoringCRDs).
+	monitoringCRDs     monitoringCRDs
+	monitoringAppeared chan event.GenericEvent
 }
 
 // Permissions of the manager, rendered into config/rbac by controller-gen.
@@ -275,6 +282,10 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		return fmt.Errorf("index ChatBackends by Secret: %w", err)
 	}
 
+	r.monitoringAppeared = make(chan event.GenericEvent)
+	if err := mgr.Add(manager.RunnableFunc(r.pollMonitoringCRDs)); err != nil {
+		return fmt.Errorf("add the monitoring CRD poller: %w", err)
+	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Annotations do not change the generation, but pausing and
 		// resuming (AnnotationReconcile) and chat.chatbackend.io/retry-migration
@@ -287,6 +298,7 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
+		WatchesRawSource(source.Channel(r.monitoringAppeared, handler.EnqueueRequestsFromMapFunc(r.allChatBackends))).
 		Named("chatbackend").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Build(r)
