@@ -96,18 +96,25 @@ type ChatBackendReconciler struct {
 }
 
 // Permissions of the manager, rendered into config/rbac by controller-gen.
+// Only the verbs a code path uses (rbac_test.go names each path): every
+// write is a server-side apply, a PATCH (plus create when the object is
+// new), so there is no update; delete only where the operator deletes
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget or monitoring
+// object the spec no longer wants), never Deployments or Services, which
+// the garbage collector removes with the ChatBackend.
 //
-// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
+// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=patch
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;patch;delete
 //
 // No permission on CustomResourceDefinitions is needed to notice
 // prometheus-operator: the RESTMapper reads the discovery endpoints (/apis),
