@@ -129,6 +129,7 @@ func TestFleetFlags(t *testing.T) {
 	g.Expect(o.maxConcurrentReconciles).To(Equal(4))
 	g.Expect(o.kubeAPIQPS).To(Equal(50.0))
 	g.Expect(o.kubeAPIBurst).To(Equal(100))
+	g.Expect(o.metricsSecure).To(BeTrue(), "metrics are served over HTTPS to authorized scrapers by default")
 
 	o, err = parse("--max-concurrent-reconciles=8", "--kube-api-qps=20.5", "--kube-api-burst=40")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -116,6 +116,12 @@ type ChatBackendReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;patch;delete
 //
+// The secure metrics endpoint (main.go, --metrics-secure) asks the API
+// server who a scraper is and whether it may get /metrics.
+//
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+//
 // No permission on CustomResourceDefinitions is needed to notice
 // prometheus-operator: the RESTMapper reads the discovery endpoints (/apis),
 // which every authenticated client may read (system:discovery).

@@ -49,6 +49,8 @@ func TestRBACGrantsOnlyWhatTheCodeUses(t *testing.T) {
 			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
 			"delete": "deleteOwned when disabled",
 		},
+		"authentication.k8s.io/tokenreviews":        {"create": "the secure metrics endpoint authenticates scrapers"},
+		"authorization.k8s.io/subjectaccessreviews": {"create": "the secure metrics endpoint authorizes scrapers"},
 		"monitoring.coreos.com/prometheusrules": {
 			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
 			"delete": "deleteOwned when disabled",

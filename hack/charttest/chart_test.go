@@ -13,6 +13,7 @@ package charttest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -320,8 +322,23 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	}
 
 	// The operator's own metrics are served where the chart's Service
-	// points (its metrics port).
-	g.Eventually(func() (string, error) { return httpBody("http://" + metricsAddr + "/metrics") }).
+	// points (its metrics port), over HTTPS, to a bearer of a token the
+	// API server says may get /metrics: the chart's metrics-reader
+	// ClusterRole, which Prometheus's ServiceAccount is bound to.
+	metricsURL := "https://" + metricsAddr + "/metrics"
+	code, err = scrape(metricsURL, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(code).To(Equal(http.StatusUnauthorized), "no token")
+	reader := serviceAccountToken(t, ctx, admin, namespace, "prometheus")
+	outsider := serviceAccountToken(t, ctx, admin, namespace, "outsider")
+	g.Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-reads-operator-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release + "-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: namespace}},
+	})).To(Succeed())
+	g.Eventually(func() (int, error) { return scrape(metricsURL, outsider) }).
+		WithTimeout(10*time.Second).Should(Equal(http.StatusForbidden), "a token without the metrics-reader role")
+	g.Eventually(func() (string, error) { return scrapeBody(metricsURL, reader) }).
 		WithTimeout(10 * time.Second).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="chatbackend"`))
 
 	// 7. helm uninstall removes the operator's objects (the CRD stays, as
@@ -510,8 +527,50 @@ func httpStatus(url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func httpBody(url string) (string, error) {
-	resp, err := http.Get(url)
+// serviceAccountToken creates ServiceAccount ns/name and returns a token
+// of it (TokenRequest), as the kubelet gives a pod of it.
+func serviceAccountToken(t *testing.T, ctx context.Context, c client.Client, ns, name string) string {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := c.Create(ctx, sa); err != nil {
+		t.Fatalf("create ServiceAccount %s: %v", name, err)
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := c.SubResource("token").Create(ctx, sa, req); err != nil {
+		t.Fatalf("request a token of ServiceAccount %s: %v", name, err)
+	}
+	return req.Status.Token
+}
+
+// scrapeClient trusts the operator's self-signed metrics certificate, as
+// the chart's ServiceMonitor does (insecureSkipVerify).
+var scrapeClient = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+}
+
+func scrapeResponse(url, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return scrapeClient.Do(req)
+}
+
+func scrape(url, token string) (int, error) {
+	resp, err := scrapeResponse(url, token)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func scrapeBody(url, token string) (string, error) {
+	resp, err := scrapeResponse(url, token)
 	if err != nil {
 		return "", err
 	}
