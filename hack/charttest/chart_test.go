@@ -32,6 +32,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -744,4 +745,60 @@ func TestChartSizesTheOperatorForAFleet(t *testing.T) {
 
 	out, err := run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "maxConcurrentReconciles=0")
 	g.Expect(err).To(HaveOccurred(), "the values schema refuses 0 reconciles:\n%s", out)
+}
+
+// TestChartNetworkPolicy: off by default; on, it selects the operator's
+// pods and admits only the listed peers, only to the metrics port, and
+// nobody when none are listed (an empty "from" would admit everyone). The
+// install test applies it (ci/full-values.yaml) with strict validation.
+func TestChartNetworkPolicy(t *testing.T) {
+	g := NewWithT(t)
+	helm := filepath.Join(root, "bin", "helm")
+	render := func(args ...string) []*unstructured.Unstructured {
+		var policies []*unstructured.Unstructured
+		for _, o := range decodeRendered(t, helm, args...) {
+			if o.GetKind() == "NetworkPolicy" {
+				policies = append(policies, o)
+			}
+		}
+		return policies
+	}
+	g.Expect(render()).To(BeEmpty(), "off by default")
+
+	policies := render("--set", "networkPolicy.enabled=true")
+	g.Expect(policies).To(HaveLen(1))
+	np := &networkingv1.NetworkPolicy{}
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(policies[0].Object, np)).To(Succeed())
+	g.Expect(np.Spec.Ingress).To(BeEmpty(), "no peers listed: nobody")
+	g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress))
+
+	policies = render("--set", "networkPolicy.enabled=true", "--set-json",
+		`networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(policies[0].Object, np)).To(Succeed())
+	g.Expect(np.Spec.Ingress).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].From).To(ConsistOf(networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+	}))
+	g.Expect(np.Spec.Ingress[0].Ports).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].Ports[0].Port.StrVal).To(Equal("metrics"))
+
+	dep := &appsv1.Deployment{}
+	for _, o := range decodeRendered(t, helm, "--show-only", "templates/deployment.yaml") {
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, dep)).To(Succeed())
+	}
+	g.Expect(np.Spec.PodSelector.MatchLabels).To(Equal(dep.Spec.Selector.MatchLabels), "it selects the operator's pods")
+	g.Expect(dep.Spec.Template.Spec.Containers[0].Ports).To(ContainElement(HaveField("Name", "metrics")))
+}
+
+func decodeRendered(t *testing.T, helm string, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := run(context.Background(), helm, append([]string{"template", "t", chartDir}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	objs, err := decodeAll(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }
