@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -105,5 +106,44 @@ func TestManager(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	case <-time.After(30 * time.Second):
 		t.Fatal("manager did not stop within 30s of SIGTERM")
+	}
+}
+
+// TestFleetFlags: the flags that size the operator for a fleet default to
+// values that converge many ChatBackends quickly (not controller-runtime's
+// one reconcile at a time and client-go's 5 QPS), are parsed, and nonsense
+// is refused before the manager starts.
+func TestFleetFlags(t *testing.T) {
+	g := NewWithT(t)
+	parse := func(args ...string) (*options, error) {
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		o := bindFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		return o, o.validate()
+	}
+
+	o, err := parse()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(o.maxConcurrentReconciles).To(Equal(4))
+	g.Expect(o.kubeAPIQPS).To(Equal(50.0))
+	g.Expect(o.kubeAPIBurst).To(Equal(100))
+	g.Expect(o.metricsSecure).To(BeTrue(), "metrics are served over HTTPS to authorized scrapers by default")
+
+	o, err = parse("--max-concurrent-reconciles=8", "--kube-api-qps=20.5", "--kube-api-burst=40")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(o.maxConcurrentReconciles).To(Equal(8))
+	g.Expect(o.kubeAPIQPS).To(Equal(20.5))
+	g.Expect(o.kubeAPIBurst).To(Equal(40))
+
+	for args, msg := range map[string]string{
+		"--max-concurrent-reconciles=0": "--max-concurrent-reconciles must be at least 1",
+		"--kube-api-qps=0":              "--kube-api-qps must be positive",
+		"--kube-api-burst=10":           "--kube-api-burst (10) must be at least --kube-api-qps (50)",
+		"--default-apiserver-image=":    "--default-apiserver-image must not be empty",
+	} {
+		_, err := parse(args)
+		g.Expect(err).To(MatchError(ContainSubstring(msg)), args)
 	}
 }

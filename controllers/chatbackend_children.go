@@ -65,7 +65,7 @@ func (r *ChatBackendReconciler) reconcileService(ctx context.Context, s *scope) 
 // deleteOwned deletes the object named name if this ChatBackend controls
 // it; an object of the same name that someone else made is left alone.
 func (r *ChatBackendReconciler) deleteOwned(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object, name string) error {
-	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, obj)
+	err := r.getChild(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, obj)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -21,8 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -39,7 +43,7 @@ const (
 	// reference, so a Secret event finds its ChatBackends without a scan.
 	secretRefIndex = ".spec.secretRefs"
 
-	// DefaultMonitoringRecheckInterval is how often a ChatBackend looks for
+	// DefaultMonitoringRecheckInterval is how often the operator looks for
 	// the prometheus-operator CRDs while they are absent. CRDs are rarely
 	// installed, so a slow poll beats watching every CRD in the cluster.
 	DefaultMonitoringRecheckInterval = 5 * time.Minute
@@ -69,30 +73,54 @@ type ChatBackendReconciler struct {
 	// MonitoringLabels go on every ServiceMonitor and PrometheusRule
 	// (--monitoring-labels), under those of each spec.monitoring.
 	MonitoringLabels map[string]string
+	// MaxConcurrentReconciles is how many ChatBackends are reconciled at
+	// once (--max-concurrent-reconciles); controller-runtime's 1 when zero.
+	MaxConcurrentReconciles int
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
 	// (chatbackend_monitoring.go).
-	controller        controller.Controller
-	cache             cache.Cache
+	controller controller.Controller
+	cache      cache.Cache
+	// apiReader reads from the API server, past the cache, which holds
+	// only the operator's own objects (ManagerCacheOptions).
+	apiReader         client.Reader
 	monitoringMu      sync.Mutex
 	monitoringSources []source.SyncingSource
 	monitoringSynced  bool
+	// monitoringCRDs is shared by every ChatBackend, and
+	// monitoringAppeared reconciles them all when the CRDs appear
+	// (pollMonitoringCRDs).
+	monitoringCRDs     monitoringCRDs
+	monitoringAppeared chan event.GenericEvent
 }
 
 // Permissions of the manager, rendered into config/rbac by controller-gen.
+// Only the verbs a code path uses (rbac_test.go names each path): every
+// write is a server-side apply, a PATCH (plus create when the object is
+// new), so there is no update; delete only where the operator deletes
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget or monitoring
+// object the spec no longer wants), never Deployments or Services, which
+// the garbage collector removes with the ChatBackend.
 //
-// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
+// +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=patch
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;patch;delete
+//
+// The secure metrics endpoint (main.go, --metrics-secure) asks the API
+// server who a scraper is and whether it may get /metrics.
+//
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 //
 // No permission on CustomResourceDefinitions is needed to notice
 // prometheus-operator: the RESTMapper reads the discovery endpoints (/apis),
@@ -197,6 +225,59 @@ func ManagerClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.Pod{}}}}
 }
 
+// ManagerCacheOptions are the cache options the manager of this reconciler
+// must use (main.go and the envtest suite share them): the cache holds only
+// what the operator made. In a cluster shared with hundreds of other
+// workloads, caching every Deployment, Job, Service and PodDisruptionBudget
+// costs memory in proportion to the cluster, not to the ChatBackends, and
+// the initial LIST of all of them delays the first reconcile.
+//
+//   - The child kinds are listed and watched with the label every child
+//     carries (specs.LabelManagedBy), so only the operator's own objects are
+//     cached. An object of a child's name without that label (someone
+//     else's, or one whose labels were edited away) is invisible to the
+//     cache; checkOwnership and deleteOwned confirm a cache miss with the
+//     API server, so such an object is still neither adopted nor
+//     overwritten.
+//   - Secrets are cached as metadata only (ManagerClientOptions) and
+//     without annotations: `kubectl apply` of a Secret stores its whole
+//     data in the kubectl.kubernetes.io/last-applied-configuration
+//     annotation, so metadata-only alone would still keep Secret values in
+//     the heap. The Secrets a ChatBackend references carry no label of
+//     ours, so their watch cannot be narrowed by a selector; name,
+//     namespace, labels and owner references are all it needs.
+//   - managedFields, the largest part of most objects' metadata and never
+//     read by the operator, are stripped from everything cached.
+func ManagerCacheOptions() cache.Options {
+	strip := cache.TransformStripManagedFields()
+	return cache.Options{
+		// The default covers every child kind, the ServiceMonitors and
+		// PrometheusRules too, whose CRDs may only appear later (a ByObject
+		// entry would need them at start-up); the two kinds not made by
+		// the operator are the exceptions.
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{specs.LabelManagedBy: specs.ManagedBy}),
+		DefaultTransform:     strip,
+		ByObject: map[client.Object]cache.ByObject{
+			&chatv1alpha1.ChatBackend{}: {Label: labels.Everything(), Transform: strip},
+			&corev1.Secret{}:            {Label: labels.Everything(), Transform: stripSecretMetadata},
+		},
+	}
+}
+
+// stripSecretMetadata keeps of a Secret's cached metadata what the watches
+// use: no annotations (see ManagerCacheOptions) and no managedFields. Data
+// never reaches the cache (metadata-only watches), but a full Secret is
+// cleared too, should one ever be cached by mistake.
+func stripSecretMetadata(in any) (any, error) {
+	switch o := in.(type) {
+	case *metav1.PartialObjectMetadata:
+		o.Annotations, o.ManagedFields = nil, nil
+	case *corev1.Secret:
+		o.Annotations, o.ManagedFields, o.Data, o.StringData = nil, nil, nil, nil
+	}
+	return in, nil
+}
+
 // SetupWithManager registers the controller: it owns every child (so
 // edits and deletions are reverted) and watches the Secrets the
 // ChatBackends reference (metadata only, see ManagerClientOptions).
@@ -214,6 +295,10 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		return fmt.Errorf("index ChatBackends by Secret: %w", err)
 	}
 
+	r.monitoringAppeared = make(chan event.GenericEvent)
+	if err := mgr.Add(manager.RunnableFunc(r.pollMonitoringCRDs)); err != nil {
+		return fmt.Errorf("add the monitoring CRD poller: %w", err)
+	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Annotations do not change the generation, but pausing and
 		// resuming (AnnotationReconcile) and chat.chatbackend.io/retry-migration
@@ -226,13 +311,16 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
+		WatchesRawSource(source.Channel(r.monitoringAppeared, handler.EnqueueRequestsFromMapFunc(r.allChatBackends))).
 		Named("chatbackend").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
 		return fmt.Errorf("build the ChatBackend controller: %w", err)
 	}
 	r.controller = c
 	r.cache = mgr.GetCache()
+	r.apiReader = mgr.GetAPIReader()
 	return nil
 }
 

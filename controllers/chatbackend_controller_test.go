@@ -467,6 +467,27 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			"service.port must be between 1 and 65535"},
 		{"bad qdrant URL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "qdrant:6333"} },
 			"qdrant.url must be an absolute http(s) URL"},
+		{"credentials in qdrant.url", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "https://admin:s3cret@qdrant.example.com:6333"}
+		}, "qdrant.url must not contain credentials (user:password@): put the API key in a Secret and reference it with qdrant.apiKeySecretRef"},
+		{"credentials in openai.baseURL", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://sk-key@llm.example.com/v1"}
+		}, "openai.baseURL must not contain credentials (user:password@)"},
+		{"credentials in betterAuthURL", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.BetterAuthURL = "https://u:p@auth.example.com" },
+			"betterAuthURL must not contain credentials (user:password@)"},
+		{"credentials in jwksURL", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.Auth.JWKSURL = "http://user@auth.example.com/api/auth/jwks"
+		}, "jwksURL must not contain credentials (user:password@)"},
+		{"volume named tmp", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, "volume name tmp is reserved for the operator's /tmp"},
+		{"mount on /tmp", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp"}}
+		}, "mount path /tmp and volume tmp are reserved"},
+		// The least accepted grace period is the one the drain needs.
+		{"grace period shorter than the drain", "chat", func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.TerminationGracePeriodSeconds = specs.TerminationGracePeriodSeconds - 1
+		}, "terminationGracePeriodSeconds must be at least 35: the 5 s preStop delay and the server's 25 s drain must fit in it"},
 		{"migration deadline too short", "chat", func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Migration.ActiveDeadlineSeconds = 5 },
 			"migration.activeDeadlineSeconds must be between 30 and 86400"},
 		{"name too long", "a23456789012345678901234567890123456789012345678", func(*chatv1alpha1.ChatBackend) {},
@@ -498,10 +519,14 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 	cb.Spec.Auth.JWKSURL = "https://auth.example.com/api/auth/jwks"
 	cb.Spec.Auth.Algorithms = []string{"EdDSA", "RS256"}
 	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com", "http://localhost:3000"}}
-	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "docs"}
+	// An @ after the host (path, query) is no user info.
+	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333/base@v1?x=a@b", Collection: "docs"}
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://api.openai.com/v1", ChatModel: "gpt-4o-mini"}
 	cb.Spec.Service = chatv1alpha1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Port: 8080}
 	cb.Spec.Monitoring.ServiceMonitor.Interval = "30s"
+	cb.Spec.TerminationGracePeriodSeconds = specs.TerminationGracePeriodSeconds
+	cb.Spec.Volumes = []corev1.Volume{{Name: "db-ca", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-ca"}}}}
+	cb.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "db-ca", MountPath: "/etc/db-ca", ReadOnly: true}}
 	Expect(k8s.Create(context.Background(), cb)).To(Succeed())
 }
 

@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
@@ -24,9 +30,9 @@ import (
 const monitoringWatchSyncTimeout = 30 * time.Second
 
 // reconcileMonitoring creates the ServiceMonitor and PrometheusRule when
-// prometheus-operator's CRDs are installed. They are looked up at every
-// reconcile (the RESTMapper re-discovers unknown groups), so installing
-// prometheus-operator later is picked up by the periodic requeue.
+// prometheus-operator's CRDs are installed. While they are missing nothing
+// is requeued: one poller for the whole operator (pollMonitoringCRDs)
+// notices them appear and reconciles every ChatBackend then.
 func (r *ChatBackendReconciler) reconcileMonitoring(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cb := s.cb
 	wantSM := cb.Spec.Monitoring.ServiceMonitor.IsEnabled()
@@ -44,7 +50,7 @@ func (r *ChatBackendReconciler) reconcileMonitoring(ctx context.Context, s *scop
 		}
 		s.monitoring = condition{metav1.ConditionFalse, chatv1alpha1.ReasonCRDNotInstalled,
 			"the monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule CRDs are not installed (install prometheus-operator)"}
-		return ctrl.Result{RequeueAfter: orDefault(r.MonitoringRecheckInterval, DefaultMonitoringRecheckInterval)}, nil
+		return ctrl.Result{}, nil
 	}
 	if err := r.watchMonitoring(ctx); err != nil {
 		return ctrl.Result{}, err
@@ -88,20 +94,96 @@ func (r *ChatBackendReconciler) reconcileMonitoring(ctx context.Context, s *scop
 	return ctrl.Result{}, nil
 }
 
-// monitoringCRDsInstalled asks the RESTMapper, which refreshes its discovery
-// data when a group is unknown, so no restart is needed after installing
-// prometheus-operator.
+// monitoringCRDs is what the operator knows of the prometheus-operator
+// CRDs, shared by every ChatBackend.
+type monitoringCRDs struct {
+	mu        sync.Mutex
+	installed bool
+	checked   time.Time
+}
+
+// monitoringCRDsInstalled says whether the prometheus-operator CRDs are
+// served. Once seen they are assumed to stay. While they are missing the
+// answer of the last discovery is reused for the recheck interval: asking
+// the RESTMapper, which re-reads the API server's discovery for an unknown
+// group, for each ChatBackend would cost a discovery request per
+// ChatBackend reconciled.
 func (r *ChatBackendReconciler) monitoringCRDsInstalled() (bool, error) {
+	return r.checkMonitoringCRDs(false)
+}
+
+// checkMonitoringCRDs is monitoringCRDsInstalled; force discovers again even
+// within the recheck interval (the poller's tick).
+func (r *ChatBackendReconciler) checkMonitoringCRDs(force bool) (bool, error) {
+	m := &r.monitoringCRDs
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.installed || (!force && !m.checked.IsZero() && time.Since(m.checked) < r.monitoringRecheckInterval()) {
+		return m.installed, nil
+	}
 	for _, kind := range []string{monitoringv1.ServiceMonitorsKind, monitoringv1.PrometheusRuleKind} {
 		_, err := r.RESTMapper().RESTMapping(monitoringv1.SchemeGroupVersion.WithKind(kind).GroupKind(), monitoringv1.Version)
 		if meta.IsNoMatchError(err) {
+			m.checked = time.Now()
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("discover %s: %w", kind, err)
 		}
 	}
+	m.installed, m.checked = true, time.Now()
 	return true, nil
+}
+
+func (r *ChatBackendReconciler) monitoringRecheckInterval() time.Duration {
+	return orDefault(r.MonitoringRecheckInterval, DefaultMonitoringRecheckInterval)
+}
+
+// pollMonitoringCRDs looks for the prometheus-operator CRDs every recheck
+// interval until they appear, then reconciles every ChatBackend once, which
+// creates their ServiceMonitors and PrometheusRules and starts watching
+// those kinds. One poller instead of a requeue per ChatBackend: a fleet
+// without prometheus-operator is then at rest, not reconciled (Secrets
+// read, children applied) every few minutes each. It runs on the leader
+// only, like the controller.
+func (r *ChatBackendReconciler) pollMonitoringCRDs(ctx context.Context) error {
+	tick := time.NewTicker(r.monitoringRecheckInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		installed, err := r.checkMonitoringCRDs(true)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "look for the prometheus-operator CRDs")
+			continue
+		}
+		if !installed {
+			continue
+		}
+		select {
+		case r.monitoringAppeared <- event.GenericEvent{Object: &chatv1alpha1.ChatBackend{}}:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+}
+
+// allChatBackends maps the appearance of the monitoring CRDs to every
+// ChatBackend.
+func (r *ChatBackendReconciler) allChatBackends(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list chatv1alpha1.ChatBackendList
+	if err := r.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "list ChatBackends")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, cb := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: cb.Namespace, Name: cb.Name}})
+	}
+	return reqs
 }
 
 // watchMonitoring starts watching ServiceMonitors and PrometheusRules the

@@ -28,15 +28,14 @@ func (e *ownershipConflict) Error() string {
 }
 
 // checkOwnership reads the object obj would become, if it exists, and
-// refuses to go on unless this ChatBackend controls it. The read goes
-// through the manager's client: the cache for the kinds the controller
-// watches anyway, the API server for Secrets (never cached).
+// refuses to go on unless this ChatBackend controls it (getChild says how
+// it is read).
 func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object) error {
 	existing, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
 		return fmt.Errorf("copy %T %s: not a client.Object", obj, obj.GetName())
 	}
-	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: obj.GetName()}, existing)
+	err := r.getChild(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: obj.GetName()}, existing)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -51,6 +50,20 @@ func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1al
 		owner = fmt.Sprintf("controlled by %s %s", ref.Kind, ref.Name)
 	}
 	return &ownershipConflict{kind: obj.GetObjectKind().GroupVersionKind().Kind, name: obj.GetName(), owner: owner}
+}
+
+// getChild reads the object of a child's name, whoever it belongs to:
+// from the cache, which holds only objects carrying the operator's label
+// (ManagerCacheOptions), and on a miss from the API server, where an
+// object of the same name without that label, someone else's, may be. The
+// API server is asked only on a miss, so a reconcile of children that exist
+// reads the cache alone.
+func (r *ChatBackendReconciler) getChild(ctx context.Context, key types.NamespacedName, obj client.Object) error {
+	err := r.Get(ctx, key, obj)
+	if !apierrors.IsNotFound(err) || r.apiReader == nil {
+		return err
+	}
+	return r.apiReader.Get(ctx, key, obj)
 }
 
 // recordConflict keeps the first conflict of the reconcile for the status

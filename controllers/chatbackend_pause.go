@@ -6,7 +6,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
@@ -28,8 +27,5 @@ func (r *ChatBackendReconciler) patchPaused(ctx context.Context, cb *chatv1alpha
 			chatv1alpha1.AnnotationReconcile, chatv1alpha1.ReconcileDisabled),
 		ObservedGeneration: cb.Generation,
 	})
-	if err := r.Status().Patch(ctx, cb, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("patch status: %w", err)
-	}
-	return nil
+	return r.writeStatus(ctx, cb, before)
 }

@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +23,18 @@ import (
 // status never lags behind what the operator knows.
 func (r *ChatBackendReconciler) patchStatus(ctx context.Context, s *scope, before *chatv1alpha1.ChatBackend) error {
 	setStatus(s.cb, s)
-	if err := r.Status().Patch(ctx, s.cb, client.MergeFrom(before)); err != nil {
+	return r.writeStatus(ctx, s.cb, before)
+}
+
+// writeStatus patches cb's status from before, unless it is unchanged: an
+// empty merge patch still costs an API request, and across a fleet of
+// ChatBackends requeued for rechecks those add up to a steady load that
+// changes nothing.
+func (r *ChatBackendReconciler) writeStatus(ctx context.Context, cb, before *chatv1alpha1.ChatBackend) error {
+	if equality.Semantic.DeepEqual(before.Status, cb.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, cb, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil // deleted while being reconciled: nothing to report on
 		}

@@ -47,6 +47,9 @@
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
 //     ServiceMonitor and PrometheusRule once their CRDs are discovered, and
 //     starts watching those kinds then (they cannot be watched before).
+//     While they are missing, one poller for the whole operator looks for
+//     them and reconciles every ChatBackend when they appear; no
+//     ChatBackend is requeued for that.
 //
 // Each phase checks its own preconditions in the scope and records what it
 // saw there; a failing phase does not stop the later ones. Every write is a

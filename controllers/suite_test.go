@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,9 +101,11 @@ func runSuite(m *testing.M) int {
 	// second; client-go's default 20 QPS would throttle that into timeouts.
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
+	mgrCfg.Wrap(countStatusWrites)
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Client:                 controllers.ManagerClientOptions(),
+		Cache:                  controllers.ManagerCacheOptions(),
 		NewCache:               newRecordingCache,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -188,10 +192,39 @@ var cachedTypes sync.Map // reflect type name → true
 
 type recordingCache struct{ cache.Cache }
 
+// mgrCache is the manager's cache, for tests that check what it holds.
+var mgrCache cache.Cache
+
 func newRecordingCache(cfg *rest.Config, opts cache.Options) (cache.Cache, error) {
 	c, err := cache.New(cfg, opts)
+	mgrCache = c
 	return recordingCache{c}, err
 }
+
+// statusWrites counts the manager's requests to the ChatBackend status
+// subresource, by namespace.
+var statusWrites sync.Map // namespace → *atomic.Int64
+
+func statusWriteCount(ns string) int64 {
+	n, _ := statusWrites.LoadOrStore(ns, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
+}
+
+func countStatusWrites(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		// /apis/chat.chatbackend.io/v1alpha1/namespaces/<ns>/chatbackends/<name>/status
+		parts := strings.Split(req.URL.Path, "/")
+		if req.Method != http.MethodGet && len(parts) == 9 && parts[6] == "chatbackends" && parts[8] == "status" {
+			n, _ := statusWrites.LoadOrStore(parts[5], new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func (c recordingCache) record(obj runtime.Object) { cachedTypes.Store(fmt.Sprintf("%T", obj), true) }
 

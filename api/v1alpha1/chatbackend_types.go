@@ -125,6 +125,11 @@ type SecretKeyRef struct {
 	Key string `json:"key"`
 }
 
+// The URL fields refuse user info (user:password@): a ChatBackend is
+// readable by everyone who may read the namespace's objects (the "view"
+// role included), unlike a Secret, and the URLs also reach the pods as
+// plain environment variables. Credentials belong in the *SecretRef fields.
+
 // AuthSpec configures how the API verifies BetterAuth JWTs.
 type AuthSpec struct {
 	// betterAuthURL is the BetterAuth base URL; it is the tokens' issuer and,
@@ -133,12 +138,14 @@ type AuthSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="betterAuthURL must be an absolute http(s) URL, e.g. https://auth.example.com"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="betterAuthURL must not contain credentials (user:password@): the API only fetches the public JWKS from it"
 	BetterAuthURL string `json:"betterAuthURL,omitempty"`
 	// jwksURL overrides where the signing keys are fetched from.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="jwksURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="jwksURL must not contain credentials (user:password@): the API only fetches the public JWKS from it"
 	JWKSURL string `json:"jwksURL,omitempty"`
 	// audience the tokens must carry; defaults to betterAuthURL.
 	// +optional
@@ -171,6 +178,7 @@ type QdrantSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="qdrant.url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="qdrant.url must not contain credentials (user:password@): put the API key in a Secret and reference it with qdrant.apiKeySecretRef"
 	URL string `json:"url,omitempty"`
 	// collection to search.
 	// +optional
@@ -192,6 +200,7 @@ type OpenAISpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHost() != ''",message="openai.baseURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')",message="openai.baseURL must not contain credentials (user:password@): put the API key in a Secret and reference it with openai.apiKeySecretRef"
 	BaseURL string `json:"baseURL,omitempty"`
 	// chatModel generates answers.
 	// +optional
@@ -327,6 +336,29 @@ type MigrationSpec struct {
 	// +kubebuilder:validation:Maximum=86400
 	// +kubebuilder:validation:XValidation:rule="self >= 30 && self <= 86400",message="migration.activeDeadlineSeconds must be between 30 and 86400 (one day)"
 	ActiveDeadlineSeconds int64 `json:"activeDeadlineSeconds,omitempty"`
+	// resources of the migrations container; spec.resources (and the same
+	// defaults) when unset. A migration usually needs less than the server.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// podMetadata adds labels and annotations to the migrations pod (a
+	// service-mesh opt-out, for example: a sidecar that never exits keeps
+	// the Job from completing). spec.podMetadata does not apply to it.
+	// +optional
+	PodMetadata *PodMetadata `json:"podMetadata,omitempty"`
+}
+
+// PodMetadata are labels and annotations added to pods. The operator's own
+// (app.kubernetes.io/* labels, chat.chatbackend.io/* annotations) win over
+// them: they select the pods and roll them.
+type PodMetadata struct {
+	// labels added to the pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations added to the pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // ChatBackendSpec is the desired state of a chat API deployment.
@@ -369,6 +401,91 @@ type ChatBackendSpec struct {
 	// affinity of the API and migrations pods.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// topologySpreadConstraints of the API pods. When unset, the pods
+	// spread softly over nodes (kubernetes.io/hostname, maxSkew 1,
+	// ScheduleAnyway, counting the pods of the current ReplicaSet), so two
+	// replicas share a node only when no other fits. Setting any
+	// constraint replaces that default.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// imagePullSecrets of the API and migrations pods, for a private
+	// registry.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// serviceAccountName of the API and migrations pods, for workload
+	// identity (IRSA, GKE or Azure workload identity) towards the database
+	// or the model endpoint; the namespace's default when unset. The
+	// Kubernetes API token is still not mounted: chat-apiserver does not
+	// call the Kubernetes API (workload identity webhooks project their
+	// own token).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// priorityClassName of the API and migrations pods.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// podMetadata adds labels and annotations to the API pods (not the
+	// migrations pod: spec.migration.podMetadata).
+	// +optional
+	PodMetadata *PodMetadata `json:"podMetadata,omitempty"`
+	// env adds environment variables to the API and migrations containers,
+	// for settings the spec has no field for. A variable the operator sets
+	// itself (from the fields above or the referenced Secrets) is left out:
+	// the spec's own fields win.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// envFrom adds ConfigMaps and Secrets to the API and migrations
+	// containers' environment. They come before the operator's own: a key
+	// the operator sets wins. Changes to them are not watched; they apply
+	// when the pods restart.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+	// volumes added to the API and migrations pods, mounted with
+	// volumeMounts. The name tmp is the operator's.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(v, v.name != 'tmp')",message="volume name tmp is reserved for the operator's /tmp"
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
+	// volumeMounts added to the API and migrations containers. /tmp is the
+	// operator's.
+	// +optional
+	// +listType=map
+	// +listMapKey=mountPath
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/tmp' && m.name != 'tmp')",message="mount path /tmp and volume tmp are reserved for the operator's /tmp"
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// terminationGracePeriodSeconds of the API pods; 35 when unset, which
+	// is also the least accepted: the preStop delay (5 s) and the server's
+	// drain of in-flight requests and streams (25 s) must fit in it
+	// (controllers/specs.TerminationGracePeriodSeconds; an envtest keeps the
+	// markers equal to it). Longer lets long answers finish during a
+	// rollout.
+	// +optional
+	// +kubebuilder:validation:Minimum=35
+	// +kubebuilder:validation:Maximum=3600
+	// +kubebuilder:validation:XValidation:rule="self >= 35",message="terminationGracePeriodSeconds must be at least 35: the 5 s preStop delay and the server's 25 s drain must fit in it"
+	TerminationGracePeriodSeconds int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	// revisionHistoryLimit of the Deployment: old ReplicaSets kept for
+	// `kubectl rollout undo` (rolling back is done with spec.image, though);
+	// the Deployment's default of 10 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 
 	// auth configures how the API verifies BetterAuth JWTs.
 	// +required

@@ -58,7 +58,11 @@ const (
 // on the pod template, so a change of the referenced Secrets rolls the pods.
 func Deployment(cb *chatv1alpha1.ChatBackend, image, envHash string) *appsv1.Deployment {
 	pod := podSpec(cb, image, envHash, []string{"serve"})
-	pod.TerminationGracePeriodSeconds = ptr.To(TerminationGracePeriodSeconds)
+	pod.TerminationGracePeriodSeconds = ptr.To(max(cb.Spec.TerminationGracePeriodSeconds, TerminationGracePeriodSeconds))
+	pod.TopologySpreadConstraints = cb.Spec.TopologySpreadConstraints
+	if pod.TopologySpreadConstraints == nil {
+		pod.TopologySpreadConstraints = DefaultTopologySpread(cb)
+	}
 	c := &pod.Containers[0]
 	c.Ports = []corev1.ContainerPort{
 		{Name: HTTPPortName, ContainerPort: HTTPPort, Protocol: corev1.ProtocolTCP},
@@ -93,13 +97,13 @@ func Deployment(cb *chatv1alpha1.ChatBackend, image, envHash string) *appsv1.Dep
 		FailureThreshold: 3,
 	}
 
-	labels := Labels(cb, ComponentAPI)
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(cb, cb.Name, ComponentAPI),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(cb.Spec.ReplicasOrDefault()),
-			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(cb)},
+			Replicas:             ptr.To(cb.Spec.ReplicasOrDefault()),
+			RevisionHistoryLimit: cb.Spec.RevisionHistoryLimit,
+			Selector:             &metav1.LabelSelector{MatchLabels: SelectorLabels(cb)},
 			// Surge first, never drop below the desired count: a rollout
 			// must not cost capacity.
 			Strategy: appsv1.DeploymentStrategy{
@@ -110,14 +114,27 @@ func Deployment(cb *chatv1alpha1.ChatBackend, image, envHash string) *appsv1.Dep
 				},
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels:      labels,
-					Annotations: map[string]string{AnnotationEnvHash: envHash},
-				},
-				Spec: pod,
+				ObjectMeta: podMetadata(cb.Spec.PodMetadata, Labels(cb, ComponentAPI), map[string]string{AnnotationEnvHash: envHash}),
+				Spec:       pod,
 			},
 		},
 	}
+}
+
+// DefaultTopologySpread spreads the API pods over nodes when the spec sets
+// no topologySpreadConstraints: two replicas on one node go down together
+// when it drains or fails, which the PodDisruptionBudget cannot prevent.
+// Soft (ScheduleAnyway), so a one-node cluster or a full pool still
+// schedules them. pod-template-hash limits the count to the current
+// ReplicaSet: during a rollout the old pods, about to go, do not skew it.
+func DefaultTopologySpread(cb *chatv1alpha1.ChatBackend) []corev1.TopologySpreadConstraint {
+	return []corev1.TopologySpreadConstraint{{
+		MaxSkew:           1,
+		TopologyKey:       corev1.LabelHostname,
+		WhenUnsatisfiable: corev1.ScheduleAnyway,
+		LabelSelector:     &metav1.LabelSelector{MatchLabels: SelectorLabels(cb)},
+		MatchLabelKeys:    []string{appsv1.DefaultDeploymentUniqueLabelKey},
+	}}
 }
 
 func httpGet(path string) corev1.ProbeHandler {

@@ -32,6 +32,9 @@ func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash, database string)
 		AnnotationEnvHash:    envHash,
 	}
 	pod := podSpec(cb, image, envHash, []string{"migrate"})
+	if r := cb.Spec.Migration.Resources; r != nil {
+		pod.Containers[0].Resources = DefaultResources(*r)
+	}
 	// A failed attempt leaves its pod for `kubectl logs`; the Job's
 	// backoffLimit makes the retries.
 	pod.RestartPolicy = corev1.RestartPolicyNever
@@ -49,7 +52,7 @@ func MigrationJob(cb *chatv1alpha1.ChatBackend, image, envHash, database string)
 			// later upgrade waiting behind it, running for ever.
 			ActiveDeadlineSeconds: ptr.To(cb.Spec.Migration.ActiveDeadlineSecondsOrDefault()),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: Labels(cb, ComponentMigrations)},
+				ObjectMeta: podMetadata(cb.Spec.Migration.PodMetadata, Labels(cb, ComponentMigrations), nil),
 				Spec:       pod,
 			},
 		},

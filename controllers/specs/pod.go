@@ -1,8 +1,12 @@
 package specs
 
 import (
+	"maps"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
@@ -76,13 +80,18 @@ func containerSecurityContext() *corev1.SecurityContext {
 const tmpVolume = "tmp"
 
 // podSpec is what the API pods and the migrations pod share: the same image,
-// configuration, scheduling, resources and hardening, so a migration runs in
-// the same conditions as the server that follows it.
+// configuration, scheduling, resources, identity, volumes and hardening, so
+// a migration runs in the same conditions as the server that follows it.
 func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string) corev1.PodSpec {
 	s := &cb.Spec
 	return corev1.PodSpec{
-		// chat-apiserver does not talk to the Kubernetes API.
+		// chat-apiserver does not talk to the Kubernetes API. Workload
+		// identity (spec.serviceAccountName) needs no API token: its
+		// webhooks project a token of their own, or none is needed (GKE).
 		AutomountServiceAccountToken: ptr.To(false),
+		ServiceAccountName:           s.ServiceAccountName,
+		ImagePullSecrets:             s.ImagePullSecrets,
+		PriorityClassName:            s.PriorityClassName,
 		SecurityContext:              podSecurityContext(),
 		NodeSelector:                 s.NodeSelector,
 		Tolerations:                  s.Tolerations,
@@ -93,17 +102,61 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string)
 			ImagePullPolicy: s.ImagePullPolicy,
 			Command:         []string{Binary},
 			Args:            args,
-			Env:             Env(cb),
-			EnvFrom: []corev1.EnvFromSource{{
+			Env:             containerEnv(cb),
+			// The spec's envFrom first: for a key in several sources the
+			// last one wins, so the operator's env Secret beats them.
+			EnvFrom: append(slices.Clone(s.EnvFrom), corev1.EnvFromSource{
 				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(cb, envHash)}},
-			}},
+			}),
 			Resources:       DefaultResources(ptr.Deref(s.Resources, corev1.ResourceRequirements{})),
 			SecurityContext: containerSecurityContext(),
-			VolumeMounts:    []corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
+			VolumeMounts:    append([]corev1.VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}}, s.VolumeMounts...),
 		}},
-		Volumes: []corev1.Volume{{
+		Volumes: append([]corev1.Volume{{
 			Name:         tmpVolume,
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
-		}},
+		}}, s.Volumes...),
 	}
+}
+
+// containerEnv is the spec's extra env, without the variables the operator
+// sets itself, followed by the operator's (Env). The operator's win because
+// they are what the spec's fields mean: an `env` entry would otherwise beat
+// them, and also the env Secret's keys (DATABASE_URL...), since env takes
+// precedence over envFrom in Kubernetes.
+func containerEnv(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
+	own := Env(cb)
+	owned := map[string]bool{}
+	for _, e := range own {
+		owned[e.Name] = true
+	}
+	for _, ref := range EnvSecretRefs(&cb.Spec) {
+		owned[ref.EnvName] = true
+	}
+	env := make([]corev1.EnvVar, 0, len(cb.Spec.Env)+len(own))
+	for _, e := range cb.Spec.Env {
+		if !owned[e.Name] {
+			env = append(env, e)
+		}
+	}
+	return append(env, own...)
+}
+
+// podMetadata is the metadata of a pod template: the spec's labels and
+// annotations, then the operator's, which win (they select and roll the
+// pods).
+func podMetadata(extra *chatv1alpha1.PodMetadata, labels, annotations map[string]string) metav1.ObjectMeta {
+	m := metav1.ObjectMeta{}
+	if extra != nil {
+		m.Labels, m.Annotations = maps.Clone(extra.Labels), maps.Clone(extra.Annotations)
+	}
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	maps.Copy(m.Labels, labels)
+	if len(annotations) > 0 && m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	maps.Copy(m.Annotations, annotations)
+	return m
 }

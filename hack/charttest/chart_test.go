@@ -13,6 +13,7 @@ package charttest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,13 +28,16 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -273,6 +277,9 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: jobName}, &job)).To(Succeed())
 		g.Expect(job.Spec.ActiveDeadlineSeconds).To(HaveValue(Equal(cb.Spec.Migration.ActiveDeadlineSeconds)))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(cb.Spec.Image))
+		// The pod settings reach the migrations pod too.
+		g.Expect(job.Spec.Template.Annotations).To(Equal(cb.Spec.Migration.PodMetadata.Annotations))
+		g.Expect(job.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Name", cb.Spec.Volumes[0].Name)))
 		expectCondition(g, cb, chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
 
@@ -316,8 +323,23 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	}
 
 	// The operator's own metrics are served where the chart's Service
-	// points (its metrics port).
-	g.Eventually(func() (string, error) { return httpBody("http://" + metricsAddr + "/metrics") }).
+	// points (its metrics port), over HTTPS, to a bearer of a token the
+	// API server says may get /metrics: the chart's metrics-reader
+	// ClusterRole, which Prometheus's ServiceAccount is bound to.
+	metricsURL := "https://" + metricsAddr + "/metrics"
+	code, err = scrape(metricsURL, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(code).To(Equal(http.StatusUnauthorized), "no token")
+	reader := serviceAccountToken(t, ctx, admin, namespace, "prometheus")
+	outsider := serviceAccountToken(t, ctx, admin, namespace, "outsider")
+	g.Expect(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-reads-operator-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release + "-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: namespace}},
+	})).To(Succeed())
+	g.Eventually(func() (int, error) { return scrape(metricsURL, outsider) }).
+		WithTimeout(10*time.Second).Should(Equal(http.StatusForbidden), "a token without the metrics-reader role")
+	g.Eventually(func() (string, error) { return scrapeBody(metricsURL, reader) }).
 		WithTimeout(10 * time.Second).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="chatbackend"`))
 
 	// 7. helm uninstall removes the operator's objects (the CRD stays, as
@@ -506,8 +528,50 @@ func httpStatus(url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func httpBody(url string) (string, error) {
-	resp, err := http.Get(url)
+// serviceAccountToken creates ServiceAccount ns/name and returns a token
+// of it (TokenRequest), as the kubelet gives a pod of it.
+func serviceAccountToken(t *testing.T, ctx context.Context, c client.Client, ns, name string) string {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := c.Create(ctx, sa); err != nil {
+		t.Fatalf("create ServiceAccount %s: %v", name, err)
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := c.SubResource("token").Create(ctx, sa, req); err != nil {
+		t.Fatalf("request a token of ServiceAccount %s: %v", name, err)
+	}
+	return req.Status.Token
+}
+
+// scrapeClient trusts the operator's self-signed metrics certificate, as
+// the chart's ServiceMonitor does (insecureSkipVerify).
+var scrapeClient = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+}
+
+func scrapeResponse(url, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return scrapeClient.Do(req)
+}
+
+func scrape(url, token string) (int, error) {
+	resp, err := scrapeResponse(url, token)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func scrapeBody(url, token string) (string, error) {
+	resp, err := scrapeResponse(url, token)
 	if err != nil {
 		return "", err
 	}
@@ -649,4 +713,92 @@ func TestChartPassesMonitoringLabels(t *testing.T) {
 	out, err = run(context.Background(), helm, "template", "t", chartDir, "--show-only", "templates/deployment.yaml")
 	g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
 	g.Expect(out).NotTo(ContainSubstring("--monitoring-labels"))
+}
+
+// TestChartSizesTheOperatorForAFleet: the reconcile concurrency and the
+// API client's rate limit reach the manager as flags, with defaults sized
+// for a fleet, and GOMEMLIMIT follows the container's memory limit. (The
+// install test runs the manager with the rendered flags, so they parse.)
+func TestChartSizesTheOperatorForAFleet(t *testing.T) {
+	g := NewWithT(t)
+	render := func(args ...string) *appsv1.Deployment {
+		out, err := run(context.Background(), filepath.Join(root, "bin", "helm"),
+			append([]string{"template", "t", chartDir, "--show-only", "templates/deployment.yaml"}, args...)...)
+		g.Expect(err).NotTo(HaveOccurred(), "helm template:\n%s", out)
+		objs, err := decodeAll(strings.NewReader(out))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(objs).To(HaveLen(1))
+		dep := &appsv1.Deployment{}
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, dep)).To(Succeed())
+		return dep
+	}
+
+	c := render().Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"))
+	g.Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+		ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: c.Name, Resource: "limits.memory", Divisor: resource.MustParse("1")},
+	}}))
+	g.Expect(c.Resources.Limits.Memory().IsZero()).To(BeFalse(), "GOMEMLIMIT needs a memory limit to follow")
+
+	c = render("--set", "maxConcurrentReconciles=16", "--set-json", `kubeAPI={"qps":7.5,"burst":15}`).Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=16", "--kube-api-qps=7.5", "--kube-api-burst=15"))
+
+	out, err := run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "maxConcurrentReconciles=0")
+	g.Expect(err).To(HaveOccurred(), "the values schema refuses 0 reconciles:\n%s", out)
+}
+
+// TestChartNetworkPolicy: off by default; on, it selects the operator's
+// pods and admits only the listed peers, only to the metrics port, and
+// nobody when none are listed (an empty "from" would admit everyone). The
+// install test applies it (ci/full-values.yaml) with strict validation.
+func TestChartNetworkPolicy(t *testing.T) {
+	g := NewWithT(t)
+	helm := filepath.Join(root, "bin", "helm")
+	render := func(args ...string) []*unstructured.Unstructured {
+		var policies []*unstructured.Unstructured
+		for _, o := range decodeRendered(t, helm, args...) {
+			if o.GetKind() == "NetworkPolicy" {
+				policies = append(policies, o)
+			}
+		}
+		return policies
+	}
+	g.Expect(render()).To(BeEmpty(), "off by default")
+
+	policies := render("--set", "networkPolicy.enabled=true")
+	g.Expect(policies).To(HaveLen(1))
+	np := &networkingv1.NetworkPolicy{}
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(policies[0].Object, np)).To(Succeed())
+	g.Expect(np.Spec.Ingress).To(BeEmpty(), "no peers listed: nobody")
+	g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress))
+
+	policies = render("--set", "networkPolicy.enabled=true", "--set-json",
+		`networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(policies[0].Object, np)).To(Succeed())
+	g.Expect(np.Spec.Ingress).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].From).To(ConsistOf(networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+	}))
+	g.Expect(np.Spec.Ingress[0].Ports).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].Ports[0].Port.StrVal).To(Equal("metrics"))
+
+	dep := &appsv1.Deployment{}
+	for _, o := range decodeRendered(t, helm, "--show-only", "templates/deployment.yaml") {
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, dep)).To(Succeed())
+	}
+	g.Expect(np.Spec.PodSelector.MatchLabels).To(Equal(dep.Spec.Selector.MatchLabels), "it selects the operator's pods")
+	g.Expect(dep.Spec.Template.Spec.Containers[0].Ports).To(ContainElement(HaveField("Name", "metrics")))
+}
+
+func decodeRendered(t *testing.T, helm string, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := run(context.Background(), helm, append([]string{"template", "t", chartDir}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	objs, err := decodeAll(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }

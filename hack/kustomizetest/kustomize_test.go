@@ -119,6 +119,7 @@ func TestConfigDefaultAgreesWithTheChart(t *testing.T) {
 		{"chatbackend-manager-role", release + "-manager"},
 		{"chatbackend-chatbackend-editor-role", release + "-chatbackend-editor"},
 		{"chatbackend-chatbackend-viewer-role", release + "-chatbackend-viewer"},
+		{"chatbackend-metrics-reader", release + "-metrics-reader"},
 	} {
 		g.Expect(get[rbacv1.ClusterRole](t, kust, "ClusterRole", "", pair[0]).Rules).To(
 			Equal(get[rbacv1.ClusterRole](t, chart, "ClusterRole", "", pair[1]).Rules), "ClusterRole %s vs %s", pair[0], pair[1])
