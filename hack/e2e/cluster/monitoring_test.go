@@ -78,7 +78,11 @@ func helmMonitoringArgs() []string {
 	for k, v := range monitoringLabels {
 		args = append(args, "--set", "monitoringLabels."+k+"="+v, "--set", "serviceMonitor.labels."+k+"="+v)
 	}
-	return append(args, "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.interval=5s")
+	// The operator's metrics are HTTPS with authorization (metrics.secure):
+	// the Prometheus's ServiceAccount gets the chart's metrics-reader role.
+	return append(args, "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.interval=5s",
+		"--set", "metrics.readerServiceAccounts[0].name=prometheus",
+		"--set", "metrics.readerServiceAccounts[0].namespace="+promNS)
 }
 
 // installMonitoring installs prometheus-operator's CRDs (before the chart, so
