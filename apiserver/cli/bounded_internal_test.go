@@ -239,13 +239,14 @@ func TestSlowClientsLoseTheirConnection(t *testing.T) {
 	withBody := func(path, auth string) string {
 		return "POST " + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
 	}
-	for _, tc := range []struct{ name, addr, request string }{
-		{"api, no body, anonymous", s.api, withBody("/v1/conversations", "")},
-		{"api, no body, authenticated", s.api, withBody("/v1/conversations", "Authorization: Bearer "+token+"\r\n")},
-		{"api, no body, no route", s.api, withBody("/nowhere", "")},
-		{"metrics, no body", s.metrics, withBody("/metrics", "")},
-		{"api, headers never end", s.api, "GET /healthz HTTP/1.1\r\nHost: x\r\n"},
-		{"metrics, headers never end", s.metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\n"},
+	for _, tc := range []struct{ name, addr, request, status string }{
+		{"api, no body, anonymous", s.api, withBody("/v1/conversations", ""), ""},
+		// The handler reads the body: the client hears why it was cut.
+		{"api, no body, authenticated", s.api, withBody("/v1/conversations", "Authorization: Bearer "+token+"\r\n"), "408"},
+		{"api, no body, no route", s.api, withBody("/nowhere", ""), ""},
+		{"metrics, no body", s.metrics, withBody("/metrics", ""), ""},
+		{"api, headers never end", s.api, "GET /healthz HTTP/1.1\r\nHost: x\r\n", ""},
+		{"metrics, headers never end", s.metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -264,6 +265,9 @@ func TestSlowClientsLoseTheirConnection(t *testing.T) {
 			g.Expect(time.Since(start)).To(BeNumerically(">=", bound-100*time.Millisecond), "not cut before the bound")
 			if len(got) > 0 {
 				g.Expect(string(got)).To(MatchRegexp(`^HTTP/1\.1 [24]\d\d `), "never a server error")
+			}
+			if tc.status != "" {
+				g.Expect(string(got)).To(HavePrefix("HTTP/1.1 "+tc.status+" "), "answered with the status that says why")
 			}
 		})
 	}

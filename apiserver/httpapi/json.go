@@ -14,7 +14,7 @@ import (
 
 // decodeJSON reads the request body strictly into v: one JSON value, no
 // unknown fields, at most MaxBodyBytes. On failure it has already answered
-// (400 or 413) and returns false. An empty body is an error unless
+// (400, 408 or 413) and returns false. An empty body is an error unless
 // allowEmpty, in which case v is left as is.
 func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 	if c.Request.Body == nil || c.Request.Body == http.NoBody {
@@ -46,6 +46,11 @@ func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 	if errors.As(err, &tooBig) {
 		httperr.Abort(c, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+		return false
+	}
+	if errors.Is(err, errBodyTimeout) {
+		// The body is fine as far as we know; the client was too slow.
+		httperr.Abort(c, http.StatusRequestTimeout, httperr.CodeRequestTimeout, errBodyTimeout.Error())
 		return false
 	}
 	httperr.Abort(c, http.StatusBadRequest, httperr.CodeBadRequest, "invalid JSON body: "+describe(err))

@@ -30,6 +30,7 @@ const (
 	CodeUnauthorized     = "unauthorized"
 	CodeNotFound         = "not_found"
 	CodeTooLarge         = "request_too_large"
+	CodeRequestTimeout   = "request_timeout"
 	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
 	CodeUnavailable      = "unavailable"
