@@ -53,6 +53,9 @@ const (
 	// model writes).
 	HTTPRequestTimeout = "HTTP_REQUEST_TIMEOUT"
 	HTTPChatTimeout    = "HTTP_CHAT_TIMEOUT"
+	// HTTPStreamWriteTimeout bounds each write of a streamed answer to a
+	// client that stopped reading it.
+	HTTPStreamWriteTimeout = "HTTP_STREAM_WRITE_TIMEOUT"
 )
 
 // Retrieval and generation.
@@ -79,6 +82,7 @@ var All = []string{
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst,
 	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,
+	HTTPStreamWriteTimeout,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,

@@ -26,8 +26,10 @@ type handlers struct {
 	log       *slog.Logger
 	users     *userCache
 	heartbeat time.Duration
-	stopping  <-chan struct{}
-	deps      *dependency.Gauges
+	// streamWrite bounds each write of a streamed answer (zero: none).
+	streamWrite time.Duration
+	stopping    <-chan struct{}
+	deps        *dependency.Gauges
 	// schemaBehind: /readyz last found the schema older than this binary's
 	// (logged once per change).
 	schemaBehind atomic.Bool

@@ -110,7 +110,7 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
-		heartbeat: d.Heartbeat, stopping: d.ShuttingDown, deps: d.Dependencies}
+		heartbeat: d.Heartbeat, streamWrite: d.Timeouts.StreamWriteTimeout, stopping: d.ShuttingDown, deps: d.Dependencies}
 	limited := newUserLimiter(d.ChatRateLimit).middleware
 
 	// Probes and the API description: no authentication.
