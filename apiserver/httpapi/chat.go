@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,10 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 	case err == nil:
 		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer)})
 	case errors.Is(err, chat.ErrClientGone):
+		if sink.sse.stuck() {
+			h.log.Warn("chat stream cut: the client stopped reading", "message_id", sink.answerID,
+				"write_timeout", h.streamWrite.String())
+		}
 		c.Abort() // nobody is listening any more
 	case errors.Is(err, chat.ErrShuttingDown):
 		_ = sink.sse.send(EventError, gin.H{"error": httperr.Detail{Code: httperr.CodeUnavailable, Message: chat.ErrShuttingDown.Error()},
@@ -270,6 +275,14 @@ func (s *sseWriter) send(event string, data any) error {
 		s.flushLocked()
 	}
 	return s.err
+}
+
+// stuck reports whether a write ran out of time: the client is connected
+// but stopped reading.
+func (s *sseWriter) stuck() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Is(s.err, os.ErrDeadlineExceeded)
 }
 
 // close stops the heartbeat and lifts the write deadline (the connection
