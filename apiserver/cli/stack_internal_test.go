@@ -65,8 +65,9 @@ func startServe(t *testing.T, dbURL string, env func(*stack) map[string]string, 
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": s.ba.URL, "LISTEN_ADDR": s.api, "METRICS_ADDR": s.metrics,
 		"OPENAI_API_KEY": openaitest.APIKey, "OPENAI_BASE_URL": s.oai.URL,
-		// The load is one user's: the per-user limit is not under test.
+		// The load is one user's: the per-user limits are not under test.
 		"CHAT_RATE_LIMIT_PER_MINUTE": "6000", "CHAT_RATE_LIMIT_BURST": "100",
+		"WRITE_RATE_LIMIT_PER_MINUTE": "6000", "WRITE_RATE_LIMIT_BURST": "1000",
 	}
 	if env != nil {
 		for k, v := range env(s) {
