@@ -114,6 +114,10 @@ e2e-browser: build test-deps-apiserver tools-chromium ## A docs page on its own 
 e2e-prometheus: build tools-prometheus test-deps-apiserver ## A real Prometheus scrapes chat-apiserver; alerts go pending and firing.
 	CHAT_APISERVER=$(BIN)/chat-apiserver go test -tags e2e -count=1 -timeout 10m -v ./hack/e2e/prometheus/
 
+.PHONY: chaos
+chaos: test-deps-apiserver ## Fault-injection and slow-client suite against the real serve, PostgreSQL and BetterAuth; prints a results table (about 2 min).
+	go test -tags chaos -count=1 -timeout 15m -run '^TestChaos$$' -v ./apiserver/cli/ | grep -v '^=== '
+
 FUZZTIME ?= 10s
 .PHONY: fuzz
 fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIME each (make test runs their seeds).

@@ -94,6 +94,11 @@ const (
 	// as the model writes, bounded more tightly by the model timeouts.
 	DefaultHTTPRequestTimeout = 30 * time.Second
 	DefaultHTTPChatTimeout    = 5 * time.Minute
+	// DefaultHTTPStreamWriteTimeout bounds each write of a streamed answer:
+	// a client that reads nothing for that long (once the socket's buffers
+	// are full) loses the stream, and its answer is stored as incomplete.
+	// Twice the heartbeat interval, so a reading client never hits it.
+	DefaultHTTPStreamWriteTimeout = 30 * time.Second
 
 	// DefaultOpenAIFirstTokenTimeout is the wait for the model's first
 	// token (a long prompt takes a while to read); DefaultOpenAIIdleTimeout
@@ -159,6 +164,8 @@ type HTTP struct {
 	// the chat routes.
 	RequestTimeout time.Duration
 	ChatTimeout    time.Duration
+	// StreamWriteTimeout bounds each write of a streamed answer.
+	StreamWriteTimeout time.Duration
 }
 
 // Config is what `serve` needs.
@@ -326,6 +333,7 @@ func httpFrom(get func(string) string) (HTTP, error) {
 		{envvar.HTTPIdleTimeout, DefaultHTTPIdleTimeout, &h.IdleTimeout},
 		{envvar.HTTPRequestTimeout, DefaultHTTPRequestTimeout, &h.RequestTimeout},
 		{envvar.HTTPChatTimeout, DefaultHTTPChatTimeout, &h.ChatTimeout},
+		{envvar.HTTPStreamWriteTimeout, DefaultHTTPStreamWriteTimeout, &h.StreamWriteTimeout},
 	} {
 		d, err := durationSetting(s.name, get(s.name), s.def)
 		if err != nil {

@@ -36,7 +36,8 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.ChatBurst).To(Equal(5))
 	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 10, AcquireTimeout: 3 * time.Second, QueryTimeout: 10 * time.Second}))
 	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadBodyTimeout: 30 * time.Second,
-		IdleTimeout: 2 * time.Minute, RequestTimeout: 30 * time.Second, ChatTimeout: 5 * time.Minute}))
+		IdleTimeout: 2 * time.Minute, RequestTimeout: 30 * time.Second, ChatTimeout: 5 * time.Minute,
+		StreamWriteTimeout: 30 * time.Second}))
 	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(time.Minute))
 	g.Expect(c.RAG.IdleTimeout).To(Equal(30 * time.Second))
 	g.Expect(c.WriteRatePerMinute).To(Equal(60.0))
@@ -71,6 +72,7 @@ func TestOverrides(t *testing.T) {
 	env["HTTP_IDLE_TIMEOUT"] = "5s"
 	env["HTTP_REQUEST_TIMEOUT"] = "6s"
 	env["HTTP_CHAT_TIMEOUT"] = "7m"
+	env["HTTP_STREAM_WRITE_TIMEOUT"] = "10s"
 	env["OPENAI_FIRST_TOKEN_TIMEOUT"] = "8s"
 	env["OPENAI_IDLE_TIMEOUT"] = "9s"
 	env["WRITE_RATE_LIMIT_PER_MINUTE"] = "600"
@@ -96,7 +98,8 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.ChatBurst).To(Equal(12))
 	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 25, AcquireTimeout: time.Second, QueryTimeout: 2 * time.Second}))
 	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 3 * time.Second, ReadBodyTimeout: 4 * time.Second,
-		IdleTimeout: 5 * time.Second, RequestTimeout: 6 * time.Second, ChatTimeout: 7 * time.Minute}))
+		IdleTimeout: 5 * time.Second, RequestTimeout: 6 * time.Second, ChatTimeout: 7 * time.Minute,
+		StreamWriteTimeout: 10 * time.Second}))
 	g.Expect(c.RAG.FirstTokenTimeout).To(Equal(8 * time.Second))
 	g.Expect(c.RAG.IdleTimeout).To(Equal(9 * time.Second))
 	g.Expect(c.WriteRatePerMinute).To(Equal(600.0))

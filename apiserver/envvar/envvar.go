@@ -56,6 +56,9 @@ const (
 	// model writes).
 	HTTPRequestTimeout = "HTTP_REQUEST_TIMEOUT"
 	HTTPChatTimeout    = "HTTP_CHAT_TIMEOUT"
+	// HTTPStreamWriteTimeout bounds each write of a streamed answer to a
+	// client that stopped reading it.
+	HTTPStreamWriteTimeout = "HTTP_STREAM_WRITE_TIMEOUT"
 	// WriteRatePerMinute and WriteRateBurst: each user's budget of the
 	// other write routes (conversations, feedback).
 	WriteRatePerMinute = "WRITE_RATE_LIMIT_PER_MINUTE"
@@ -91,7 +94,7 @@ var All = []string{
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval, JWTMaxTokenAge,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst, TrustedProxies,
 	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,
-	WriteRatePerMinute, WriteRateBurst, MaxStreams,
+	HTTPStreamWriteTimeout, WriteRatePerMinute, WriteRateBurst, MaxStreams,
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,

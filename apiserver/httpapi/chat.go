@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,7 @@ func (h *handlers) postMessage(c *gin.Context) {
 // question is stored (the stream starts then) errors are ordinary JSON
 // error responses; afterwards they are an error event.
 func (h *handlers) streamAnswer(c *gin.Context, question string) {
-	sink := &sseSink{c: c, heartbeat: h.heartbeat}
+	sink := &sseSink{c: c, heartbeat: h.heartbeat, writeTimeout: h.streamWrite}
 	t, err := h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), question, sink)
 	if sink.sse == nil {
 		if err != nil {
@@ -90,6 +91,10 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 	case err == nil:
 		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer)})
 	case errors.Is(err, chat.ErrClientGone):
+		if sink.sse.stuck() {
+			h.log.Warn("chat stream cut: the client stopped reading", "message_id", sink.answerID,
+				"write_timeout", h.streamWrite.String())
+		}
 		c.Abort() // nobody is listening any more
 	case errors.Is(err, chat.ErrShuttingDown):
 		_ = sink.sse.send(EventError, gin.H{"error": httperr.Detail{Code: httperr.CodeUnavailable, Message: chat.ErrShuttingDown.Error()},
@@ -183,15 +188,16 @@ func publicMessage(err error) string {
 // sseSink is a chat.Sink that starts the event stream once the question is
 // stored and sends each event as it comes.
 type sseSink struct {
-	c         *gin.Context
-	heartbeat time.Duration
-	sse       *sseWriter
-	answerID  string
+	c            *gin.Context
+	heartbeat    time.Duration
+	writeTimeout time.Duration
+	sse          *sseWriter
+	answerID     string
 }
 
 func (s *sseSink) Started(st chat.Started) error {
 	s.answerID = st.AnswerID
-	s.sse = startSSE(s.c, s.heartbeat)
+	s.sse = startSSE(s.c, s.heartbeat, s.writeTimeout)
 	return s.sse.send(EventMessageStart, gin.H{
 		"conversation_id": st.ConversationID, "user_message_id": st.UserMessageID, "message_id": st.AnswerID,
 	})
@@ -221,16 +227,26 @@ func wantsSSE(c *gin.Context) bool {
 // sseWriter serialises events and heartbeat comments on one response. The
 // heartbeat keeps proxies and load balancers from closing a stream during
 // a long retrieval or a slow model.
+//
+// Each write has writeTimeout to reach the client's socket: a client that
+// stops reading (its socket's buffers full) would otherwise block the
+// write, and with it the turn, until the connection dies, whatever the
+// request's deadline says. Past it the write fails, the client counts as
+// gone, and the turn stores its answer as incomplete. Memory stays bounded
+// either way: a write blocks rather than buffers.
 type sseWriter struct {
-	mu      sync.Mutex
-	w       gin.ResponseWriter
-	flusher http.Flusher
-	err     error // first write error: the client is gone
-	stop    chan struct{}
-	stopped sync.WaitGroup
+	mu sync.Mutex
+	w  gin.ResponseWriter
+	// rc controls the connection under gin's writer: gin's Flush drops
+	// the error a flush that ran out of time returns.
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	err          error // first write error: the client is gone
+	stop         chan struct{}
+	stopped      sync.WaitGroup
 }
 
-func startSSE(c *gin.Context, heartbeat time.Duration) *sseWriter {
+func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -238,8 +254,13 @@ func startSSE(c *gin.Context, heartbeat time.Duration) *sseWriter {
 	// nginx (ingress) buffers responses unless told not to.
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	s := &sseWriter{w: c.Writer, flusher: c.Writer, stop: make(chan struct{})}
+	var under http.ResponseWriter = c.Writer
+	if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
+		under = u.Unwrap()
+	}
+	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout, stop: make(chan struct{})}
 	s.mu.Lock()
+	s.boundWriteLocked()
 	c.Writer.WriteHeaderNow()
 	s.flushLocked()
 	s.mu.Unlock()
@@ -255,6 +276,7 @@ func startSSE(c *gin.Context, heartbeat time.Duration) *sseWriter {
 			case <-t.C:
 				s.mu.Lock()
 				if s.err == nil {
+					s.boundWriteLocked()
 					_, s.err = fmt.Fprint(s.w, ": heartbeat\n\n")
 					s.flushLocked()
 				}
@@ -265,6 +287,17 @@ func startSSE(c *gin.Context, heartbeat time.Duration) *sseWriter {
 	return s
 }
 
+// boundWriteLocked gives the next write and flush writeTimeout to reach
+// the client. A writer without deadlines (none in production) stays
+// unbounded.
+func (s *sseWriter) boundWriteLocked() {
+	if s.writeTimeout > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	}
+}
+
+// flushLocked sends what is buffered; a flush that fails (ran out of time)
+// means the client is gone.
 func (s *sseWriter) flushLocked() {
 	defer func() {
 		// Flushing a connection the client closed can panic in some
@@ -273,7 +306,9 @@ func (s *sseWriter) flushLocked() {
 			s.err = fmt.Errorf("flush: %v", r)
 		}
 	}()
-	s.flusher.Flush()
+	if err := s.rc.Flush(); err != nil && s.err == nil {
+		s.err = fmt.Errorf("flush: %w", err)
+	}
 }
 
 // send writes one event; it returns an error once the client is gone.
@@ -287,14 +322,27 @@ func (s *sseWriter) send(event string, data any) error {
 	if s.err != nil {
 		return s.err
 	}
+	s.boundWriteLocked()
 	if _, s.err = fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b); s.err == nil {
 		s.flushLocked()
 	}
 	return s.err
 }
 
-// close stops the heartbeat; no event may follow.
+// stuck reports whether a write ran out of time: the client is connected
+// but stopped reading.
+func (s *sseWriter) stuck() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Is(s.err, os.ErrDeadlineExceeded)
+}
+
+// close stops the heartbeat and lifts the write deadline (the connection
+// may serve another request); no event may follow.
 func (s *sseWriter) close() {
 	close(s.stop)
 	s.stopped.Wait()
+	if s.writeTimeout > 0 {
+		_ = s.rc.SetWriteDeadline(time.Time{})
+	}
 }

@@ -27,9 +27,11 @@ type handlers struct {
 	log       *slog.Logger
 	users     *userCache
 	heartbeat time.Duration
-	stopping  <-chan struct{}
-	deps      *dependency.Gauges
-	streams   streamSlots
+	// streamWrite bounds each write of a streamed answer (zero: none).
+	streamWrite time.Duration
+	stopping    <-chan struct{}
+	deps        *dependency.Gauges
+	streams     streamSlots
 	// schemaBehind: /readyz last found the schema older than this binary's
 	// (logged once per change).
 	schemaBehind atomic.Bool

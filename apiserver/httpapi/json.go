@@ -37,7 +37,7 @@ func invalidf(format string, args ...any) error {
 var errEmptyBody = &inputError{message: "request body required"}
 
 // decodeJSON reads the request body into v and checks it (parseBody). On
-// failure it has already answered (400 or 413) and returns false. An empty
+// failure it has already answered (400, 408 or 413) and returns false. An empty
 // body is an error unless allowEmpty, in which case v is left as is (and
 // still validated).
 func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
@@ -50,6 +50,11 @@ func decodeJSON(c *gin.Context, v any, allowEmpty bool) bool {
 			if errors.As(err, &tooBig) {
 				httperr.Abort(c, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge,
 					fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+				return false
+			}
+			if errors.Is(err, errBodyTimeout) {
+				// The body is fine as far as we know; the client was too slow.
+				httperr.Abort(c, http.StatusRequestTimeout, httperr.CodeRequestTimeout, errBodyTimeout.Error())
 				return false
 			}
 			// The client stopped sending mid-body: it is not listening either.

@@ -30,6 +30,7 @@ const (
 	CodeUnauthorized     = "unauthorized"
 	CodeNotFound         = "not_found"
 	CodeTooLarge         = "request_too_large"
+	CodeRequestTimeout   = "request_timeout"
 	CodeHeaderTooLarge   = "header_too_large"
 	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"

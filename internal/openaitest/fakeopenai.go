@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,7 +42,10 @@ type Reply struct {
 	StallAt int
 	// AbortAfter > 0 cuts the connection after that many deltas, without
 	// [DONE], like a crashed upstream.
-	AbortAfter                     int
+	AbortAfter int
+	// Reset makes that cut a TCP reset (RST) rather than a close (FIN),
+	// like an upstream whose host or proxy died mid-stream.
+	Reset                          bool
 	PromptTokens, CompletionTokens int64
 }
 
@@ -205,6 +209,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			// Cut the connection: no [DONE], no finish_reason.
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
+					if tcp, ok := conn.(*net.TCPConn); ok && reply.Reset {
+						_ = tcp.SetLinger(0) // close sends RST
+					}
 					_ = conn.Close()
 				}
 			}

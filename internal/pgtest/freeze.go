@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Cluster is a PostgreSQL cluster of one test's own, for tests that do to
@@ -16,10 +17,11 @@ type Cluster struct {
 }
 
 // NewCluster starts a throwaway cluster that is stopped and removed when t
-// ends. It ignores DATABASE_URL: freezing needs the server's processes.
+// ends. It ignores DATABASE_URL: freezing needs the server's processes. Its
+// commits are synchronous, so killing it loses no acknowledged write.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := startCluster()
+	c, err := startCluster(true)
 	if err != nil {
 		t.Fatalf("pgtest: start PostgreSQL: %v", err)
 	}
@@ -84,4 +86,45 @@ func children(pid int) []int {
 		}
 	}
 	return out
+}
+
+// Kill kills every process of the cluster (SIGKILL), like the OOM killer
+// or a node lost: no shutdown, every connection reset. The data directory
+// stays; Restart brings the cluster back on the same port.
+func (c *Cluster) Kill(t testing.TB) {
+	t.Helper()
+	pid := c.c.cmd.Process.Pid
+	// Listed first: once the postmaster is gone its children are re-parented.
+	kids := children(pid)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("pgtest: kill postmaster: %v", err)
+	}
+	for _, child := range kids {
+		_ = syscall.Kill(child, syscall.SIGKILL)
+	}
+	select {
+	case <-c.c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pgtest: the killed postmaster did not exit within 10s")
+	}
+	// A backend still attached to the old shared memory would make the
+	// restarted postmaster refuse to start.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, child := range kids {
+		for syscall.Kill(child, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("pgtest: backend %d outlived its killed postmaster", child)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Restart starts the killed cluster again on its port and data directory
+// (PostgreSQL runs crash recovery) and waits until it accepts connections.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	if err := c.c.startPostgres(c.c.port); err != nil {
+		t.Fatalf("pgtest: restart PostgreSQL on port %d: %v", c.c.port, err)
+	}
 }

@@ -55,7 +55,7 @@ func New(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("DATABASE_URL")
 	if admin == "" {
-		once.Do(func() { shared, initErr = startCluster() })
+		once.Do(func() { shared, initErr = startCluster(false) })
 		if initErr != nil {
 			t.Fatalf("pgtest: start PostgreSQL: %v", initErr)
 		}
@@ -134,9 +134,15 @@ func redact(raw string) string {
 type cluster struct {
 	dir  string
 	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // set before done is closed
+	// bin, data and cred start postgres again after a kill (Restart).
+	bin, data string
+	cred      *syscall.Credential
+	// durable: a commit is on disk (well, in the OS) when it returns, so a
+	// killed server loses nothing a client was told was stored.
+	durable bool
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
 func (c *cluster) adminURL() string {
@@ -218,7 +224,7 @@ func sweep() {
 	}
 }
 
-func startCluster() (*cluster, error) {
+func startCluster(durable bool) (*cluster, error) {
 	sweep()
 	bin, err := binDir()
 	if err != nil {
@@ -251,9 +257,12 @@ func startCluster() (*cluster, error) {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
 
-	c := &cluster{dir: dir}
+	c := &cluster{dir: dir, bin: bin, data: data, cred: cred, durable: durable}
 	for attempt := 1; ; attempt++ {
-		err := c.startPostgres(bin, data, cred)
+		port, err := testutil.FreePort()
+		if err == nil {
+			err = c.startPostgres(port)
+		}
 		if err == nil {
 			return c, nil
 		}
@@ -265,24 +274,29 @@ func startCluster() (*cluster, error) {
 	}
 }
 
-func (c *cluster) startPostgres(bin, data string, cred *syscall.Credential) error {
-	port, err := testutil.FreePort()
+// startPostgres starts postgres on port and waits until it is ready.
+func (c *cluster) startPostgres(port int) error {
+	// Appended: a restarted server's log follows the first one's.
+	logf, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(c.dir, "postgres.log"))
-	if err != nil {
-		return err
+	// Without fsync a kill of postgres alone loses nothing (the OS keeps
+	// what was written); without synchronous_commit it may lose the last
+	// commits, which only the durable clusters of NewCluster must not.
+	syncCommit := "off"
+	if c.durable {
+		syncCommit = "on"
 	}
 	c.port = port
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+	c.cmd = exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-p", strconv.Itoa(port),
 		"-k", c.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
+		"-c", "synchronous_commit="+syncCommit, "-c", "full_page_writes=off", "-c", "max_connections=300")
 	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	// SIGQUIT is PostgreSQL's immediate shutdown: if the test binary dies
 	// (timeout, kill), the cluster goes with it.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
 	if err := startOnSpawner(c.cmd); err != nil {
 		logf.Close()
 		return fmt.Errorf("start postgres: %w", err)
