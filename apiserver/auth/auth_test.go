@@ -329,21 +329,21 @@ func TestKeyRotationAndOutage(t *testing.T) {
 	ba := betterauthtest.Start(t)
 	ba.SignUp(t, "rot@example.com", "Rot", password)
 	oldToken := ba.Token(t, "rot@example.com", password)
-	proxy := newJWKSProxy(t, ba.URL)
+	proxy := betterauthtest.NewJWKSProxy(t, ba.URL)
 	// No background refresh during the test: a new key can only arrive
 	// through the unknown-kid refetch, which is not rate limited here
 	// (TestUnknownKIDRefetchRateLimited covers that).
 	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour, RefetchSpacing: time.Millisecond})
 	g.Expect(v.Ready()).To(Succeed())
 	g.Expect(call(v, "Bearer "+oldToken).status).To(Equal(http.StatusOK))
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(1)))
+	g.Expect(proxy.Fetches()).To(Equal(int64(1)))
 
 	newKID := ba.RotateKeys(t)
 	newToken := ba.Token(t, "rot@example.com", password)
 	h, _ := segments(t, newToken)
 	g.Expect(h["kid"]).To(Equal(newKID))
 	g.Expect(call(v, "Bearer "+newToken).status).To(Equal(http.StatusOK), "the rotated key is fetched on first sight")
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)))
+	g.Expect(proxy.Fetches()).To(Equal(int64(2)))
 	g.Expect(call(v, "Bearer "+oldToken).status).To(Equal(http.StatusOK), "the old key stays published")
 	g.Expect(testutil.ToFloat64(v.metrics.keys)).To(Equal(2.0))
 
@@ -352,7 +352,7 @@ func TestKeyRotationAndOutage(t *testing.T) {
 	bg, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: 100 * time.Millisecond})
 	g.Expect(bg.Ready()).To(Succeed())
 
-	proxy.down.Store(true)
+	proxy.SetFault(betterauthtest.Drop)
 	g.Eventually(func() float64 { return refreshes(bg, "error") }, 15*time.Second, 20*time.Millisecond).
 		Should(BeNumerically(">=", 2), "background refreshes fail and are counted")
 	for _, verifier := range []*Verifier{v, bg} {
@@ -374,7 +374,7 @@ func TestKeyRotationAndOutage(t *testing.T) {
 	g.Expect(refreshes(v, "error")).To(Equal(errorsBefore + 1))
 
 	// Back up: the background refresh alone brings the newest key in.
-	proxy.down.Store(false)
+	proxy.SetFault(betterauthtest.Healthy)
 	g.Eventually(func() float64 { return testutil.ToFloat64(bg.metrics.keys) }, 15*time.Second, 20*time.Millisecond).
 		Should(Equal(3.0))
 	g.Expect(call(bg, "Bearer "+newestToken).status).To(Equal(http.StatusOK))
@@ -388,9 +388,9 @@ func TestUnknownKIDRefetchRateLimited(t *testing.T) {
 	ba := betterauthtest.Start(t)
 	ba.SignUp(t, "rl@example.com", "RL", password)
 	token := ba.Token(t, "rl@example.com", password)
-	proxy := newJWKSProxy(t, ba.URL)
+	proxy := betterauthtest.NewJWKSProxy(t, ba.URL)
 	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour, RefetchSpacing: time.Hour})
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(1)), "the initial fetch")
+	g.Expect(proxy.Fetches()).To(Equal(int64(1)), "the initial fetch")
 
 	_, priv := newEd25519(t)
 	_, payload := segments(t, token)
@@ -410,9 +410,9 @@ func TestUnknownKIDRefetchRateLimited(t *testing.T) {
 	}
 	wg.Wait()
 	g.Expect(validations(v, ResultUnknownKey)).To(Equal(50.0))
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "one refetch for all unknown kids")
+	g.Expect(proxy.Fetches()).To(Equal(int64(2)), "one refetch for all unknown kids")
 	g.Expect(call(v, "Bearer "+token).status).To(Equal(http.StatusOK))
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "known kids need no fetch")
+	g.Expect(proxy.Fetches()).To(Equal(int64(2)), "known kids need no fetch")
 }
 
 // A probe with a made-up kid just before BetterAuth rotates its key must
@@ -425,21 +425,21 @@ func TestUnknownKIDProbeDoesNotHoldBackARotation(t *testing.T) {
 	ba := betterauthtest.Start(t)
 	ba.SignUp(t, "probe@example.com", "Probe", password)
 	token := ba.Token(t, "probe@example.com", password)
-	proxy := newJWKSProxy(t, ba.URL)
+	proxy := betterauthtest.NewJWKSProxy(t, ba.URL)
 	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL, RefreshInterval: time.Hour})
 
 	_, priv := newEd25519(t)
 	_, payload := segments(t, token)
 	probe := sign(t, jwt.SigningMethodEdDSA, priv, map[string]any{"kid": "made-up"}, payload)
 	g.Expect(call(v, "Bearer "+probe).status).To(Equal(http.StatusUnauthorized))
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(2)), "the probe spent a refetch")
+	g.Expect(proxy.Fetches()).To(Equal(int64(2)), "the probe spent a refetch")
 
 	ba.RotateKeys(t)
 	rotated := ba.Token(t, "probe@example.com", password)
 	start := time.Now()
 	g.Expect(call(v, "Bearer "+rotated).status).To(Equal(http.StatusOK), "the new key is picked up despite the probe")
 	g.Expect(time.Since(start)).To(BeNumerically("<", defaultRefetchSpacing+FetchTimeout))
-	g.Expect(proxy.fetches.Load()).To(Equal(int64(3)))
+	g.Expect(proxy.Fetches()).To(Equal(int64(3)))
 }
 
 // Readiness waits for the first successful JWKS fetch, which the background
@@ -448,13 +448,13 @@ func TestReadyAfterJWKSComesUp(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ba := betterauthtest.Start(t)
-	proxy := newJWKSProxy(t, ba.URL)
-	proxy.down.Store(true)
+	proxy := betterauthtest.NewJWKSProxy(t, ba.URL)
+	proxy.SetFault(betterauthtest.Drop)
 	v, _ := newVerifier(t, Options{JWKSURL: proxy.JWKSURL, Issuer: ba.URL})
 	g.Expect(v.Ready()).To(MatchError(ContainSubstring("not loaded yet")))
 	g.Expect(refreshes(v, "error")).To(BeNumerically(">=", 1))
 
-	proxy.down.Store(false)
+	proxy.SetFault(betterauthtest.Healthy)
 	g.Eventually(v.Ready, 15*time.Second, 50*time.Millisecond).Should(Succeed())
 	g.Expect(refreshes(v, "success")).To(Equal(1.0))
 }
@@ -467,7 +467,7 @@ func TestJWKSDependencyGauge(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ba := betterauthtest.Start(t)
-	proxy := newJWKSProxy(t, ba.URL)
+	proxy := betterauthtest.NewJWKSProxy(t, ba.URL)
 	reg := prometheus.NewRegistry()
 	deps, err := dependency.New(reg)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -487,14 +487,13 @@ chatbackend_dependency_up{dependency="jwks"} %d
 		name  string
 		start func()
 	}{
-		{"500", func() { proxy.status.Store(http.StatusInternalServerError) }},
-		{"connection dropped", func() { proxy.down.Store(true) }},
+		{"500", func() { proxy.SetFault(betterauthtest.Status500) }},
+		{"connection dropped", func() { proxy.SetFault(betterauthtest.Drop) }},
 	} {
 		outage.start()
 		g.Expect(v.store.refresh()).To(HaveOccurred(), outage.name)
 		g.Expect(jwksUp(0)).To(Succeed(), outage.name)
-		proxy.status.Store(0)
-		proxy.down.Store(false)
+		proxy.SetFault(betterauthtest.Healthy)
 		g.Expect(v.store.refresh()).To(Succeed(), "after "+outage.name)
 		g.Expect(jwksUp(1)).To(Succeed(), "recovered after "+outage.name)
 	}

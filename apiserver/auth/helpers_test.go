@@ -9,10 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -122,49 +119,6 @@ func newEd25519(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	return pub, priv
-}
-
-// jwksProxy is a reverse proxy in front of BetterAuth that counts requests and
-// can play an unreachable endpoint (down) or a failing one (status).
-type jwksProxy struct {
-	*httptest.Server
-	JWKSURL string
-	fetches atomic.Int64
-	down    atomic.Bool
-	// status, when not zero, answers every request with this HTTP status.
-	status atomic.Int32
-}
-
-func newJWKSProxy(t *testing.T, target string) *jwksProxy {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &jwksProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.fetches.Add(1)
-		if p.down.Load() {
-			// Like a dead upstream behind an ingress: the connection drops.
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-			}
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		if code := p.status.Load(); code != 0 {
-			http.Error(w, http.StatusText(int(code)), int(code))
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.Close)
-	p.JWKSURL = p.URL + "/api/auth/jwks"
-	return p
 }
 
 // staticJWKS serves a JWKS holding the given Ed25519 public keys.
