@@ -56,4 +56,7 @@ const (
 	migrationFailed
 	// migrationStuck: a pod of the current Job cannot start.
 	migrationStuck
+	// migrationRefused: the spec's image is a downgrade from the migrated
+	// one and no Job runs (chatbackend_downgrade.go).
+	migrationRefused
 )

@@ -30,7 +30,11 @@
 //     runs, its pods are looked at (polled, not watched): one that cannot
 //     start makes the migration stuck (Degraded), and a superseded Job none
 //     of whose containers ever started is deleted rather than waited for.
-//     Jobs have a deadline (spec.migration.activeDeadlineSeconds).
+//     Jobs have a deadline (spec.migration.activeDeadlineSeconds). A
+//     spec image with a lower semantic version than the migrated one is
+//     refused (chatbackend_downgrade.go: no Job, Degraded
+//     DowngradeRefused) unless annotation chat.chatbackend.io/allow-downgrade
+//     names it.
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema; and it uses the
 //     current env Secret only once that Secret's database is the migrated

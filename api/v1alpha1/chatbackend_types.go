@@ -82,6 +82,11 @@ const (
 	// ReasonReconcileDisabled: the ChatBackend carries
 	// AnnotationReconcile=ReconcileDisabled (Paused=True).
 	ReasonReconcileDisabled = "ReconcileDisabled"
+	// ReasonDowngradeRefused: the spec's image has a lower semantic version
+	// than status.migratedImage (same repository) and AnnotationAllowDowngrade
+	// does not name it. No migrations Job runs and the Deployment keeps the
+	// migrated image (Degraded=True, Ready=False).
+	ReasonDowngradeRefused = "DowngradeRefused"
 )
 
 // ConditionPaused is True while AnnotationReconcile is ReconcileDisabled:
@@ -106,6 +111,12 @@ const (
 // before (a timestamp, say). status.migration.retryAnnotation records the
 // last value honoured.
 const AnnotationRetryMigration = "chat.chatbackend.io/retry-migration"
+
+// AnnotationAllowDowngrade on a ChatBackend lets the operator migrate and
+// roll out a spec.image older than status.migratedImage (ReasonDowngradeRefused).
+// Its value must be that image, exactly: an annotation left in place then
+// allows this one downgrade, not a later accidental one.
+const AnnotationAllowDowngrade = "chat.chatbackend.io/allow-downgrade"
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
 type SecretKeyRef struct {
