@@ -21,6 +21,9 @@ type scope struct {
 	// database is the fingerprint of the database the env Secret points at
 	// (specs.DatabaseFingerprint), set with envHash.
 	database string
+	// ignoredEnv names the spec.env entries the operator sets itself
+	// (specs.IgnoredEnv), for status.ignoredEnv.
+	ignoredEnv []string
 
 	migration migrationState
 	// migrationMessage details the migration state for the conditions.

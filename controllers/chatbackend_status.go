@@ -57,6 +57,7 @@ func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
 	if s.serviceURL != "" {
 		cb.Status.URL = s.serviceURL
 	}
+	cb.Status.IgnoredEnv = s.ignoredEnv
 	setConditions(cb, s)
 }
 

@@ -17,9 +17,11 @@
 //  1. reconcileEnvSecret (chatbackend_envsecret.go) copies the referenced
 //     Secret keys into `<name>-env-<hash>` under the variable names
 //     chat-apiserver reads, and fingerprints the database they point at
-//     (host, port, database, user; not the password). A missing Secret or
-//     key is recorded in the scope (it is the user's to fix, not an error
-//     to retry with backoff) and polled slowly, besides the Secret watch.
+//     (host, port, database, user; not the password). It also lists the
+//     spec.env entries the operator overrides (status.ignoredEnv, with a
+//     Warning Event). A missing Secret or key is recorded in the scope (it
+//     is the user's to fix, not an error to retry with backoff) and polled
+//     slowly, besides the Secret watch.
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
 //     migrate` with the spec's image on the fingerprinted database, in a
 //     Job named after both, one Job at a time, and advances

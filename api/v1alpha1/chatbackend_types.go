@@ -89,6 +89,10 @@ const (
 	ReasonDowngradeRefused = "DowngradeRefused"
 )
 
+// ReasonEnvIgnored is the reason of the Warning Event recorded when
+// spec.env names variables the operator sets itself (status.ignoredEnv).
+const ReasonEnvIgnored = "EnvIgnored"
+
 // ConditionPaused is True while AnnotationReconcile is ReconcileDisabled:
 // the operator then writes nothing for the ChatBackend but this condition.
 // The other conditions keep the values of the last reconcile before the
@@ -449,7 +453,8 @@ type ChatBackendSpec struct {
 	// env adds environment variables to the API and migrations containers,
 	// for settings the spec has no field for. A variable the operator sets
 	// itself (from the fields above or the referenced Secrets) is left out:
-	// the spec's own fields win.
+	// the spec's own fields win. status.ignoredEnv lists such variables and
+	// a Warning Event (reason EnvIgnored) names them.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -585,6 +590,15 @@ type ChatBackendStatus struct {
 	// migration tracks the failed attempts of the current migration.
 	// +optional
 	Migration *MigrationStatus `json:"migration,omitempty"`
+	// ignoredEnv are the names of spec.env entries left out because the
+	// operator sets those variables itself (from other spec fields or the
+	// referenced Secrets).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	IgnoredEnv []string `json:"ignoredEnv,omitempty"`
 	// The counts below are pointers because 0 is a value they report (no pod
 	// ready yet, scaled to zero), not the same as unknown.
 
