@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 // requeue) brings the reconcile back, instead of an error backoff loop.
 func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cb := s.cb
+	r.recordIgnoredEnv(ctx, s)
 	data := map[string][]byte{}
 	for _, ref := range specs.EnvSecretRefs(&cb.Spec) {
 		sec := &corev1.Secret{}
@@ -53,6 +55,28 @@ func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope
 	s.envHash = specs.HashData(data)
 	s.database = specs.DatabaseFingerprint(data)
 	return ctrl.Result{}, nil
+}
+
+// recordIgnoredEnv notes in the scope the spec.env entries the pods will
+// not get because the operator sets those variables itself, and records a
+// Warning Event when that list changes: silently dropping a variable the
+// user asked for (DATABASE_URL pointing elsewhere, say) would leave them
+// debugging the wrong thing. status.ignoredEnv is the memory that makes the
+// Event once per change, as eventOnce uses a condition's message.
+//
+// Why not refuse such entries at admission with CEL: which variables the
+// operator sets depends on the spec (QDRANT_URL only with spec.qdrant, the
+// Secret-fed ones only with their reference), so a CEL rule would either
+// refuse entries that work today or copy that logic, and a stricter rule
+// would make existing ChatBackends fail validation on their next edit.
+func (r *ChatBackendReconciler) recordIgnoredEnv(ctx context.Context, s *scope) {
+	s.ignoredEnv = specs.IgnoredEnv(s.cb)
+	if len(s.ignoredEnv) == 0 || slices.Equal(s.ignoredEnv, s.cb.Status.IgnoredEnv) {
+		return
+	}
+	r.event(ctx, s.cb, corev1.EventTypeWarning, chatv1alpha1.ReasonEnvIgnored, "ResolveEnv", fmt.Sprintf(
+		"spec.env sets %s, which the operator sets itself from the spec's fields or referenced Secrets: those entries are ignored (status.ignoredEnv)",
+		strings.Join(s.ignoredEnv, ", ")))
 }
 
 // collectEnvSecrets deletes the env Secrets nothing uses any more: not the

@@ -21,12 +21,21 @@ import (
 )
 
 // reconcileMigration makes sure the spec's image has been migrated on the
-// database the env Secret points at before anything runs it.
+// database the env Secret points at before anything runs it, unless it is
+// a downgrade from the migrated image (downgradeRefusal).
 // status.migratedImage and status.migratedDatabase record the last pair
 // whose Job succeeded; until the new pair's Job succeeds the Deployment
 // keeps its image and its env Secret.
 func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cb := s.cb
+	if msg := downgradeRefusal(cb, s.image); msg != "" {
+		// Nothing runs: the spec or the annotation must change, and both
+		// bring a reconcile (watch predicates), so no requeue.
+		s.migration = migrationRefused
+		s.migrationMessage = msg
+		r.eventOnce(ctx, cb, chatv1alpha1.ConditionDegraded, corev1.EventTypeWarning, chatv1alpha1.ReasonDowngradeRefused, "Migrate", msg)
+		return ctrl.Result{}, nil
+	}
 	if s.envHash == "" {
 		if cb.Status.MigratedImage == s.image {
 			s.migration = migrationSucceeded

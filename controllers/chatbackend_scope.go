@@ -21,6 +21,9 @@ type scope struct {
 	// database is the fingerprint of the database the env Secret points at
 	// (specs.DatabaseFingerprint), set with envHash.
 	database string
+	// ignoredEnv names the spec.env entries the operator sets itself
+	// (specs.IgnoredEnv), for status.ignoredEnv.
+	ignoredEnv []string
 
 	migration migrationState
 	// migrationMessage details the migration state for the conditions.
@@ -56,4 +59,7 @@ const (
 	migrationFailed
 	// migrationStuck: a pod of the current Job cannot start.
 	migrationStuck
+	// migrationRefused: the spec's image is a downgrade from the migrated
+	// one and no Job runs (chatbackend_downgrade.go).
+	migrationRefused
 )

@@ -57,6 +57,7 @@ func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
 	if s.serviceURL != "" {
 		cb.Status.URL = s.serviceURL
 	}
+	cb.Status.IgnoredEnv = s.ignoredEnv
 	setConditions(cb, s)
 }
 
@@ -98,6 +99,8 @@ func migratedCondition(s *scope) condition {
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrationFailed, s.migrationMessage}
 	case migrationStuck:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrationStuck, s.migrationMessage}
+	case migrationRefused:
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDowngradeRefused, s.migrationMessage}
 	case migrationRunning:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, s.migrationMessage}
 	default:
@@ -168,7 +171,7 @@ func degradedCondition(s *scope, migrated, progressing condition) condition {
 	switch {
 	case s.conflict != nil:
 		return *s.conflict
-	case s.migration == migrationFailed || s.migration == migrationStuck:
+	case s.migration == migrationFailed || s.migration == migrationStuck || s.migration == migrationRefused:
 		return condition{metav1.ConditionTrue, migrated.reason, migrated.message}
 	case s.secretProblem != nil:
 		return condition{metav1.ConditionTrue, s.secretProblem.reason, s.secretProblem.message}

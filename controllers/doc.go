@@ -17,9 +17,11 @@
 //  1. reconcileEnvSecret (chatbackend_envsecret.go) copies the referenced
 //     Secret keys into `<name>-env-<hash>` under the variable names
 //     chat-apiserver reads, and fingerprints the database they point at
-//     (host, port, database, user; not the password). A missing Secret or
-//     key is recorded in the scope (it is the user's to fix, not an error
-//     to retry with backoff) and polled slowly, besides the Secret watch.
+//     (host, port, database, user; not the password). It also lists the
+//     spec.env entries the operator overrides (status.ignoredEnv, with a
+//     Warning Event). A missing Secret or key is recorded in the scope (it
+//     is the user's to fix, not an error to retry with backoff) and polled
+//     slowly, besides the Secret watch.
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
 //     migrate` with the spec's image on the fingerprinted database, in a
 //     Job named after both, one Job at a time, and advances
@@ -30,7 +32,11 @@
 //     runs, its pods are looked at (polled, not watched): one that cannot
 //     start makes the migration stuck (Degraded), and a superseded Job none
 //     of whose containers ever started is deleted rather than waited for.
-//     Jobs have a deadline (spec.migration.activeDeadlineSeconds).
+//     Jobs have a deadline (spec.migration.activeDeadlineSeconds). A
+//     spec image with a lower semantic version than the migrated one is
+//     refused (chatbackend_downgrade.go: no Job, Degraded
+//     DowngradeRefused) unless annotation chat.chatbackend.io/allow-downgrade
+//     names it.
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema; and it uses the
 //     current env Secret only once that Secret's database is the migrated

@@ -82,7 +82,16 @@ const (
 	// ReasonReconcileDisabled: the ChatBackend carries
 	// AnnotationReconcile=ReconcileDisabled (Paused=True).
 	ReasonReconcileDisabled = "ReconcileDisabled"
+	// ReasonDowngradeRefused: the spec's image has a lower semantic version
+	// than status.migratedImage (same repository) and AnnotationAllowDowngrade
+	// does not name it. No migrations Job runs and the Deployment keeps the
+	// migrated image (Degraded=True, Ready=False).
+	ReasonDowngradeRefused = "DowngradeRefused"
 )
+
+// ReasonEnvIgnored is the reason of the Warning Event recorded when
+// spec.env names variables the operator sets itself (status.ignoredEnv).
+const ReasonEnvIgnored = "EnvIgnored"
 
 // ConditionPaused is True while AnnotationReconcile is ReconcileDisabled:
 // the operator then writes nothing for the ChatBackend but this condition.
@@ -106,6 +115,12 @@ const (
 // before (a timestamp, say). status.migration.retryAnnotation records the
 // last value honoured.
 const AnnotationRetryMigration = "chat.chatbackend.io/retry-migration"
+
+// AnnotationAllowDowngrade on a ChatBackend lets the operator migrate and
+// roll out a spec.image older than status.migratedImage (ReasonDowngradeRefused).
+// Its value must be that image, exactly: an annotation left in place then
+// allows this one downgrade, not a later accidental one.
+const AnnotationAllowDowngrade = "chat.chatbackend.io/allow-downgrade"
 
 // SecretKeyRef points at one key of a Secret in the ChatBackend's namespace.
 type SecretKeyRef struct {
@@ -438,7 +453,8 @@ type ChatBackendSpec struct {
 	// env adds environment variables to the API and migrations containers,
 	// for settings the spec has no field for. A variable the operator sets
 	// itself (from the fields above or the referenced Secrets) is left out:
-	// the spec's own fields win.
+	// the spec's own fields win. status.ignoredEnv lists such variables and
+	// a Warning Event (reason EnvIgnored) names them.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -574,6 +590,15 @@ type ChatBackendStatus struct {
 	// migration tracks the failed attempts of the current migration.
 	// +optional
 	Migration *MigrationStatus `json:"migration,omitempty"`
+	// ignoredEnv are the names of spec.env entries left out because the
+	// operator sets those variables itself (from other spec fields or the
+	// referenced Secrets).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	IgnoredEnv []string `json:"ignoredEnv,omitempty"`
 	// The counts below are pointers because 0 is a value they report (no pod
 	// ready yet, scaled to zero), not the same as unknown.
 

@@ -249,6 +249,11 @@ func (in *ChatBackendStatus) DeepCopyInto(out *ChatBackendStatus) {
 		*out = new(MigrationStatus)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.IgnoredEnv != nil {
+		in, out := &in.IgnoredEnv, &out.IgnoredEnv
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Replicas != nil {
 		in, out := &in.Replicas, &out.Replicas
 		*out = new(int32)

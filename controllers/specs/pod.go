@@ -126,13 +126,7 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string)
 // precedence over envFrom in Kubernetes.
 func containerEnv(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	own := Env(cb)
-	owned := map[string]bool{}
-	for _, e := range own {
-		owned[e.Name] = true
-	}
-	for _, ref := range EnvSecretRefs(&cb.Spec) {
-		owned[ref.EnvName] = true
-	}
+	owned := ownedEnv(cb, own)
 	env := make([]corev1.EnvVar, 0, len(cb.Spec.Env)+len(own))
 	for _, e := range cb.Spec.Env {
 		if !owned[e.Name] {
@@ -140,6 +134,33 @@ func containerEnv(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		}
 	}
 	return append(env, own...)
+}
+
+// IgnoredEnv names the spec.env entries containerEnv leaves out, in the
+// spec's order, so that the status can say so (status.ignoredEnv).
+func IgnoredEnv(cb *chatv1alpha1.ChatBackend) []string {
+	owned := ownedEnv(cb, Env(cb))
+	var ignored []string
+	for _, e := range cb.Spec.Env {
+		if owned[e.Name] {
+			ignored = append(ignored, e.Name)
+		}
+	}
+	return ignored
+}
+
+// ownedEnv is the set of variables the operator sets: own (Env) and the
+// env Secret's keys. Which they are depends on the spec (QDRANT_URL only
+// with spec.qdrant, say), so an env entry is ignored only when it clashes.
+func ownedEnv(cb *chatv1alpha1.ChatBackend, own []corev1.EnvVar) map[string]bool {
+	owned := map[string]bool{}
+	for _, e := range own {
+		owned[e.Name] = true
+	}
+	for _, ref := range EnvSecretRefs(&cb.Spec) {
+		owned[ref.EnvName] = true
+	}
+	return owned
 }
 
 // podMetadata is the metadata of a pod template: the spec's labels and

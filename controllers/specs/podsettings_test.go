@@ -48,6 +48,21 @@ func withPodSettings() *chatv1alpha1.ChatBackend {
 	return cb
 }
 
+// TestIgnoredEnv: the spec.env entries left out are exactly those the
+// operator sets for this spec; a name it would only set from a field left
+// unset (spec.qdrant here) passes through.
+func TestIgnoredEnv(t *testing.T) {
+	g := NewWithT(t)
+	cb := withPodSettings()
+	g.Expect(specs.IgnoredEnv(cb)).To(Equal([]string{envvar.BetterAuthURL, envvar.DatabaseURL}))
+
+	cb = minimal()
+	cb.Spec.Env = []corev1.EnvVar{{Name: envvar.QdrantURL, Value: "http://qdrant:6333"}, {Name: "HTTP_PROXY", Value: "http://proxy:3128"}}
+	g.Expect(specs.IgnoredEnv(cb)).To(BeEmpty())
+	g.Expect(envMap(specs.Deployment(cb, "reg/chat:v1", "h").Spec.Template.Spec.Containers[0].Env)).
+		To(HaveKeyWithValue(envvar.QdrantURL, "http://qdrant:6333"))
+}
+
 // TestPodSettings: every pod setting of the spec reaches the API pods and,
 // where it makes sense, the migrations pod; the operator's own labels,
 // annotations, env, volumes and mounts are kept and win.
