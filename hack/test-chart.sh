@@ -65,6 +65,7 @@ lint() {
   grep -q "runAsNonRoot: true" <<<"$out" || bad "the operator does not run as non-root"
   grep -q -- "--leader-elect=true" <<<"$out" || bad "leader election is not on by default"
   if grep -q "kind: ServiceMonitor" <<<"$out"; then bad "a ServiceMonitor is rendered by default"; fi
+  if grep -q "grafana_dashboard" <<<"$out"; then bad "a Grafana dashboard is rendered by default"; fi
 
   # values.schema.json is strict and the templates guard impossible setups.
   expect_refused "an unknown top-level key" "additional properties|additionalProperties" --set replicas=3
@@ -76,6 +77,8 @@ lint() {
   expect_refused "two replicas without leader election" "leaderElection" --set replicaCount=2 --set leaderElection.enabled=false
   expect_refused "a ServiceMonitor without the metrics Service" "metrics.service.enabled" \
     --set serviceMonitor.enabled=true --set metrics.service.enabled=false
+  expect_refused "a dashboard label the sidecar cannot select" "sidecarLabel" \
+    --set monitoring.grafanaDashboard.create=true --set "monitoring.grafanaDashboard.sidecarLabel=grafana dashboard"
 }
 
 case "${1:-lint}" in
