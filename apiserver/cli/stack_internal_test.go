@@ -225,19 +225,27 @@ type turn struct {
 	status string
 }
 
+// readStored connects to the database directly (the server may be gone),
+// for one check bounded to 30 s; the connection closes when t ends.
+func readStored(t *testing.T, dbURL string) (context.Context, *pgx.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("read what was stored: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	return ctx, db
+}
+
 // lost counts the turns whose question, or the answer text the client was
 // shown, the database does not hold, reading it directly (the server may
 // be gone). Each loss is reported. Turns without a conversation (the
 // request failed before it started) are skipped.
 func lost(t *testing.T, dbURL string, turns []turn) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("read what was stored: %v", err)
-	}
-	defer db.Close(ctx)
+	ctx, db := readStored(t, dbURL)
 	n := 0
 	for _, tu := range turns {
 		if tu.conversation == "" {
@@ -271,13 +279,7 @@ func lost(t *testing.T, dbURL string, turns []turn) int {
 // that the database does not hold.
 func lostConversations(t *testing.T, dbURL string, ids []string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("read what was stored: %v", err)
-	}
-	defer db.Close(ctx)
+	ctx, db := readStored(t, dbURL)
 	var found int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE id::text = ANY($1)`, ids).Scan(&found); err != nil {
 		t.Fatalf("count conversations: %v", err)

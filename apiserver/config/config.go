@@ -507,7 +507,7 @@ func trustedProxies(v string) ([]string, error) {
 		}
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {
-				return nil, fmt.Errorf("%s: %q is neither an IP address nor a CIDR like 10.0.0.0/8", envvar.TrustedProxies, p)
+				return nil, fmt.Errorf("%s: %q is neither an IP address nor a CIDR like 198.18.0.0/15", envvar.TrustedProxies, p)
 			}
 		}
 		out = append(out, p)
