@@ -139,7 +139,7 @@ func New(d Deps) (http.Handler, error) {
 	})
 
 	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
-		heartbeat: d.Heartbeat, streamWrite: d.Timeouts.StreamWriteTimeout, stopping: d.ShuttingDown, deps: d.Dependencies, streams: newStreamSlots(d.MaxStreams)}
+		heartbeat: d.Heartbeat, streamWrite: d.Timeouts.StreamWriteTimeout, stopping: d.ShuttingDown, deps: d.Dependencies, streams: newStreamSlots(d.MaxStreams, m.streams)}
 	// Every write route spends a token of one of the user's budgets.
 	chatBudget := limit(budget{name: budgetChat, limit: d.ChatRateLimit})
 	writeBudget := limit(budget{name: budgetWrite, limit: d.WriteRateLimit})

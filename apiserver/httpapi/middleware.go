@@ -30,6 +30,8 @@ func route(c *gin.Context) string {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// streams counts the answer streams open now, against CHAT_MAX_STREAMS.
+	streams prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,8 +46,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// Up to a minute: chat answers stream for a while.
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chatbackend_sse_streams_open",
+			Help: "Answer streams (SSE) this replica has open now; at CHAT_MAX_STREAMS new ones get 503 too_many_streams.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.streams} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register HTTP metrics: %w", err)
 		}

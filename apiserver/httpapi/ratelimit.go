@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
@@ -77,15 +78,21 @@ func (h *handlers) admit(c *gin.Context) bool {
 // connection, goroutines and a model request for as long as the answer
 // takes, so without a cap a burst of streams exhausts the pod instead of
 // being refused early.
-type streamSlots struct{ sem *semaphore.Weighted }
+type streamSlots struct {
+	sem  *semaphore.Weighted
+	open prometheus.Gauge
+}
 
-func newStreamSlots(n int) streamSlots { return streamSlots{sem: semaphore.NewWeighted(int64(n))} }
+func newStreamSlots(n int, open prometheus.Gauge) streamSlots {
+	return streamSlots{sem: semaphore.NewWeighted(int64(n)), open: open}
+}
 
 // acquire takes a slot, or answers 503 too_many_streams with Retry-After
 // and returns false. The caller releases the slot when the stream ends,
 // however it ends (done, error, client gone).
 func (s streamSlots) acquire(c *gin.Context) bool {
 	if s.sem.TryAcquire(1) {
+		s.open.Inc()
 		return true
 	}
 	c.Header("Retry-After", strconv.Itoa(RetryAfterStreams))
@@ -94,4 +101,7 @@ func (s streamSlots) acquire(c *gin.Context) bool {
 	return false
 }
 
-func (s streamSlots) release() { s.sem.Release(1) }
+func (s streamSlots) release() {
+	s.open.Dec()
+	s.sem.Release(1)
+}

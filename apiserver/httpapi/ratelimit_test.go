@@ -179,6 +179,7 @@ func TestStreamCapPerReplica(t *testing.T) {
 	sc := bufio.NewScanner(first.Body)
 	g.Expect(sc.Scan()).To(BeTrue())
 	g.Expect(sc.Text()).To(Equal("event: message_start"))
+	g.Expect(streamsOpen(g, e)).To(Equal(1.0), "the open stream is counted")
 
 	refused := e.do(http.MethodPost, path, token, str(`{"content":"again?"}`), "Accept", "text/event-stream")
 	g.Expect(refused.status).To(Equal(http.StatusServiceUnavailable), string(refused.body))
@@ -196,6 +197,21 @@ func TestStreamCapPerReplica(t *testing.T) {
 		return res.StatusCode
 	}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(Equal(http.StatusOK),
 		"the slot of the aborted stream is not released (or the refused stream spent the budget)")
+	g.Eventually(func() float64 { return streamsOpen(g, e) }).WithTimeout(10*time.Second).Should(BeZero(),
+		"a stream that ended is still counted as open")
+}
+
+// streamsOpen reads chatbackend_sse_streams_open from the env's registry.
+func streamsOpen(g Gomega, e *env) float64 {
+	mfs, err := e.reg.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, mf := range mfs {
+		if mf.GetName() == "chatbackend_sse_streams_open" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	g.Expect("chatbackend_sse_streams_open").To(BeEmpty(), "the gauge is not registered")
+	return -1
 }
 
 // replica is a second chat-apiserver router on the env's database: its
