@@ -263,25 +263,9 @@ func TestServeReportsTheDatabaseDownWhileWaiting(t *testing.T) {
 // port, and a clean exit when asked to stop.
 func TestServe(t *testing.T) {
 	g := NewWithT(t)
-	db := pgtest.New(t)
-	clearEnv(t)
-	ba := betterauthtest.Start(t)
-	t.Setenv("DATABASE_URL", db)
-	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
-	api, metrics := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	t.Setenv("BETTER_AUTH_URL", ba.URL)
-	t.Setenv("LISTEN_ADDR", api)
-	t.Setenv("METRICS_ADDR", metrics)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	root := cli.NewRoot()
-	root.SetArgs([]string{"serve"})
-	var logs bytes.Buffer
-	root.SetErr(&logs)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-
+	var logs testutil.SyncBuffer
+	srv := startServing(t, &logs)
+	ba, api, metrics := srv.ba, srv.api, srv.metrics
 	get := func(url string) (int, string) {
 		res, err := http.Get(url)
 		if err != nil {
@@ -291,8 +275,6 @@ func TestServe(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	g.Eventually(func() int { code, _ := get("http://" + api + "/readyz"); return code }).
-		WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
 
 	ba.SignUp(t, "carol@example.com", "Carol", "correct horse battery staple")
 	token := ba.Token(t, "carol@example.com", "correct horse battery staple")
@@ -312,8 +294,7 @@ func TestServe(t *testing.T) {
 	code, _ = get("http://" + api + "/metrics")
 	g.Expect(code).To(Equal(404), "metrics are not on the API port")
 
-	cancel() // what SIGTERM does through signal.NotifyContext
-	g.Eventually(done).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
+	srv.stop(g)
 	_, err = net.DialTimeout("tcp", api, time.Second)
 	g.Expect(err).To(HaveOccurred(), "API port closed after shutdown")
 	g.Expect(logs.String()).NotTo(ContainSubstring(token))
@@ -326,33 +307,9 @@ func TestServe(t *testing.T) {
 // headers beyond httpapi.MaxHeaderBytes get net/http's own 431.
 func TestServeHeaderLimits(t *testing.T) {
 	g := NewWithT(t)
-	db := pgtest.New(t)
-	clearEnv(t)
-	ba := betterauthtest.Start(t)
-	t.Setenv("DATABASE_URL", db)
-	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
-	api := testutil.FreeAddr(t)
-	t.Setenv("BETTER_AUTH_URL", ba.URL)
-	t.Setenv("LISTEN_ADDR", api)
-	t.Setenv("METRICS_ADDR", testutil.FreeAddr(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	root := cli.NewRoot()
-	root.SetArgs([]string{"serve"})
-	root.SetErr(io.Discard)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	defer func() {
-		cancel()
-		g.Eventually(done).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
-	}()
-	g.Eventually(func() int {
-		res, err := http.Get("http://" + api + "/readyz")
-		if err != nil {
-			return 0
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
+	srv := startServing(t, io.Discard)
+	defer srv.stop(g)
+	ba, api := srv.ba, srv.api
 
 	me := func(token string, extra ...string) (int, string, string) {
 		req, err := http.NewRequest("GET", "http://"+api+"/v1/me", nil)
@@ -392,4 +349,49 @@ func TestServeHeaderLimits(t *testing.T) {
 	g.Expect(code).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 	code, _, _ = me(long, "X-Padding", strings.Repeat("p", httpapi.MaxHeaderBytes-len(long)-1024))
 	g.Expect(code).To(Equal(http.StatusOK), "just under the limit")
+}
+
+// serving is `chat-apiserver serve` run in-process on a migrated real
+// PostgreSQL and a real BetterAuth, ready (/readyz 200).
+type serving struct {
+	ba           *betterauthtest.Server
+	api, metrics string
+	cancel       context.CancelFunc
+	done         chan error
+}
+
+func startServing(t *testing.T, logs io.Writer) *serving {
+	t.Helper()
+	g := NewWithT(t)
+	db := pgtest.New(t)
+	clearEnv(t)
+	s := &serving{ba: betterauthtest.Start(t), api: testutil.FreeAddr(t), metrics: testutil.FreeAddr(t), done: make(chan error, 1)}
+	t.Setenv("DATABASE_URL", db)
+	g.Expect(cli.Main([]string{"migrate"}, io.Discard, io.Discard)).To(Equal(0))
+	t.Setenv("BETTER_AUTH_URL", s.ba.URL)
+	t.Setenv("LISTEN_ADDR", s.api)
+	t.Setenv("METRICS_ADDR", s.metrics)
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancel(context.Background())
+	t.Cleanup(s.cancel)
+	root := cli.NewRoot()
+	root.SetArgs([]string{"serve"})
+	root.SetErr(logs)
+	go func() { s.done <- root.ExecuteContext(ctx) }()
+	g.Eventually(func() int {
+		res, err := http.Get("http://" + s.api + "/readyz")
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
+	return s
+}
+
+// stop does what SIGTERM does through signal.NotifyContext and expects a
+// clean exit.
+func (s *serving) stop(g Gomega) {
+	s.cancel()
+	g.Eventually(s.done).WithTimeout(30 * time.Second).Should(Receive(BeNil()))
 }

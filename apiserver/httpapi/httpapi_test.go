@@ -26,6 +26,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
+	"github.com/chatbackend/chatbackend/apiserver/openapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
@@ -749,18 +750,7 @@ func TestUnreachableDatabaseAnswers503WithRetryAfter(t *testing.T) {
 	r := e.do("POST", "/agents/run", token, str(`{"question":"How do I install with Helm?","conversation_id":"`+conv+`"}`))
 	g.Expect(r.status).To(Equal(200), string(r.body))
 	answer := r.json()["message_id"].(string)
-	routes := []struct{ method, path, body string }{
-		{"GET", "/v1/me", ""},
-		{"POST", "/v1/conversations", `{"title":"x"}`},
-		{"GET", "/v1/conversations", ""},
-		{"GET", "/v1/conversations/" + conv, ""},
-		{"PATCH", "/v1/conversations/" + conv, `{"title":"y"}`},
-		{"GET", "/v1/conversations/" + conv + "/messages", ""},
-		{"POST", "/v1/conversations/" + conv + "/messages", `{"content":"anyone there?"}`},
-		{"POST", "/v1/messages/" + answer + "/feedback", `{"rating":"up"}`},
-		{"POST", "/agents/run", `{"question":"anyone there?"}`},
-		{"DELETE", "/v1/conversations/" + conv, ""},
-	}
+	routes := userRoutes(t, conv, answer, "anyone there?")
 	expect503 := func(why string) {
 		for _, req := range routes {
 			for _, accept := range []string{"application/json", "text/event-stream"} {
@@ -880,4 +870,43 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// userRoute is one request to an authenticated route of the API.
+type userRoute struct{ method, path, body string }
+
+// userRoutes is one request to each authenticated operation of
+// openapi.yaml (everything but the probes and the document itself), on
+// conversation conv and answer message, asking text: the tests that must
+// hold on every route (an outage, a deactivated user) use it, and it fails
+// when openapi.yaml gains an operation it does not cover.
+func userRoutes(t *testing.T, conv, message, text string) []userRoute {
+	t.Helper()
+	routes := []userRoute{
+		{"GET", "/v1/me", ""},
+		{"POST", "/v1/conversations", `{"title":"x"}`},
+		{"GET", "/v1/conversations", ""},
+		{"GET", "/v1/conversations/" + conv, ""},
+		{"PATCH", "/v1/conversations/" + conv, `{"title":"y"}`},
+		{"GET", "/v1/conversations/" + conv + "/messages", ""},
+		{"POST", "/v1/conversations/" + conv + "/messages", `{"content":"` + text + `"}`},
+		{"POST", "/v1/messages/" + message + "/feedback", `{"rating":"up"}`},
+		{"POST", "/agents/run", `{"question":"` + text + `"}`},
+		// Last: the conversation is gone afterwards.
+		{"DELETE", "/v1/conversations/" + conv, ""},
+	}
+	paths, err := openapi.Paths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := 0
+	for p, methods := range paths {
+		if strings.HasPrefix(p, "/v1/") || p == "/agents/run" {
+			ops += len(methods)
+		}
+	}
+	if ops != len(routes) {
+		t.Fatalf("openapi.yaml has %d authenticated operations, userRoutes covers %d: add the new one", ops, len(routes))
+	}
+	return routes
 }
