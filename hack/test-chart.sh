@@ -89,6 +89,14 @@ lint() {
   if grep -q -- "--watch-namespaces" <<<"$out"; then bad "--watch-namespaces is passed by default"; fi
   grep -q -- "--pod-run-as-user=auto" <<<"$out" || bad "the API pods' user is not detected by default"
 
+  # OpenShift assigns the operator pod's UID: the chart leaves it out there.
+  local openshift
+  openshift=$("$HELM" template t "$CHART" --kube-version "$KUBE_VERSION" --api-versions security.openshift.io/v1 \
+    --show-only templates/deployment.yaml) || bad "helm template on OpenShift"
+  if grep -qE "runAs(User|Group):" <<<"$openshift"; then bad "the operator pod asks for a UID on OpenShift"; fi
+  grep -q "runAsNonRoot: true" <<<"$openshift" || bad "the operator pod may run as root on OpenShift"
+  grep -q "runAsUser: 65532" <<<"$out" || bad "the operator pod does not run as 65532 elsewhere"
+
   # values.schema.json is strict and the templates guard impossible setups.
   expect_refused "an unknown top-level key" "additional properties|additionalProperties" --set replicas=3
   expect_refused "an unknown nested key" "additional properties|additionalProperties" --set image.name=x
