@@ -234,6 +234,8 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 		g.Expect(admin.Get(ctx, jobKey, &job)).To(Succeed())
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(ownImage))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElement("migrate"))
+		// --pod-run-as-user=auto on a cluster that is not OpenShift.
+		g.Expect(job.Spec.Template.Spec.SecurityContext.RunAsUser).To(Equal(ptr.To(specs.NonRootUID)))
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
 
 	g.Expect(apierrors.IsNotFound(admin.Get(ctx, minimal, &appsv1.Deployment{}))).To(BeTrue(),

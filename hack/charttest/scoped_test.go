@@ -56,12 +56,6 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 	go func() { built <- goBuild(ctx, managerBin) }()
 
 	env, admin, adminKubeconfig := startAPIServer(t)
-	// Every resource of the operator's rules is served, so the API
-	// server can say below which are namespaced.
-	_, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(root, "config", "crd", "external")}, ErrorIfPathMissing: true,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
 	for _, ns := range []string{watchedNS, otherNS} {
 		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	}
@@ -81,13 +75,12 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 
 	// 2. The operator, scoped to team-a, without a CRD of its own.
 	out, err = run(ctx, helm, "install", release, chartDir, "--namespace", namespace, "--kubeconfig", adminKubeconfig,
-		"--set", "crds.install=false", "--set-json", `watchNamespaces=["`+watchedNS+`"]`)
+		"--set", "crds.install=false", "--set-json", `watchNamespaces=["`+watchedNS+`"]`, "--set", "apiPodRunAsUser=none")
 	g.Expect(err).NotTo(HaveOccurred(), "helm install scoped:\n%s", out)
 	var dep appsv1.Deployment
 	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: namespace, Name: release}, &dep)).To(Succeed())
 	container := dep.Spec.Template.Spec.Containers[0]
-	g.Expect(container.Args).To(ContainElement("--watch-namespaces=" + watchedNS))
-	expectRulesScoped(t, ctx, admin)
+	g.Expect(container.Args).To(ContainElements("--watch-namespaces="+watchedNS, "--pod-run-as-user=none"))
 
 	// 3. What the operator's ServiceAccount may see.
 	saName := dep.Spec.Template.Spec.ServiceAccountName
@@ -116,13 +109,17 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 		"--metrics-bind-address":      "0",
 		"--leader-elect":              "false",
 	})
+	// Notice the prometheus-operator CRDs installed below within seconds.
+	args = append(args, "--monitoring-recheck-interval=1s")
 	logs := startManager(t, managerBin, args, writeKubeconfig(t, saUser, "operator.kubeconfig"))
 	g.Eventually(func() (int, error) { return httpStatus("http://" + probeAddr + "/readyz") }).
 		WithTimeout(wait).Should(Equal(200), "manager readyz; logs:\n%s", logs)
 
+	// The ChatBackends first, their Secret a moment later: the operator
+	// rechecks a missing Secret only every 2 minutes, so the reconcile
+	// within the minute below comes from the (metadata-only, scoped)
+	// Secret watch.
 	for _, ns := range []string{watchedNS, otherNS} {
-		g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
-			StringData: map[string]string{"url": "postgres://db/chat"}})).To(Succeed())
 		g.Expect(admin.Create(ctx, &chatv1alpha1.ChatBackend{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat"},
 			Spec: chatv1alpha1.ChatBackendSpec{
@@ -130,6 +127,14 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 				Database: chatv1alpha1.DatabaseSpec{URLSecretRef: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}},
 			},
 		})).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		cb := getChatBackend(g, ctx, admin, client.ObjectKey{Namespace: watchedNS, Name: "chat"})
+		expectCondition(g, cb, chatv1alpha1.ConditionReady, metav1.ConditionFalse, "")
+	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
+	for _, ns := range []string{watchedNS, otherNS} {
+		g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+			StringData: map[string]string{"url": "postgres://db/chat"}})).To(Succeed())
 	}
 	ownImage := "ghcr.io/chatbackend/chatbackend:" + chartAppVersion(t)
 	named := &chatv1alpha1.ChatBackend{ObjectMeta: metav1.ObjectMeta{Name: "chat"}}
@@ -139,8 +144,9 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 		g.Expect(cb.Status.ObservedGeneration).To(Equal(cb.Generation))
 		var job batchv1.Job
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: watchedNS, Name: jobName}, &job)).To(Succeed())
-		// --pod-run-as-user=auto on a cluster that is not OpenShift.
-		g.Expect(job.Spec.Template.Spec.SecurityContext.RunAsUser).To(Equal(ptr.To(specs.NonRootUID)))
+		// apiPodRunAsUser=none: the platform assigns the user.
+		g.Expect(job.Spec.Template.Spec.SecurityContext.RunAsUser).To(BeNil())
+		g.Expect(job.Spec.Template.Spec.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
 	// team-a converged, and the reconciles of both would have run side by
 	// side (--max-concurrent-reconciles): team-b has been ignored, and
@@ -150,6 +156,22 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 		g.Expect(cb.Status.ObservedGeneration).To(BeZero(), "a ChatBackend outside the watched namespaces is left alone")
 		g.Expect(apierrors.IsNotFound(admin.Get(ctx, client.ObjectKey{Namespace: otherNS, Name: jobName}, &batchv1.Job{}))).To(BeTrue())
 	}).WithTimeout(3*time.Second).Should(Succeed(), "operator logs:\n%s", logs)
+
+	// prometheus-operator arrives: the poller (discovery, no RBAC) notices
+	// it, and the monitoring watches start in the watched namespace only.
+	_, err = envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(root, "config", "crd", "external")}, ErrorIfPathMissing: true,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		cb := getChatBackend(g, ctx, admin, client.ObjectKey{Namespace: watchedNS, Name: "chat"})
+		expectCondition(g, cb, chatv1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, chatv1alpha1.ReasonMonitoringReconciled)
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: watchedNS, Name: "chat"}, monitoringObject("ServiceMonitor"))).To(Succeed())
+	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
+	// Now that every resource of the rules is served, the API server can
+	// say which are namespaced.
+	expectRulesScoped(t, ctx, admin)
+	g.Expect(getChatBackend(g, ctx, admin, client.ObjectKey{Namespace: otherNS, Name: "chat"}).Status.ObservedGeneration).To(BeZero())
 	g.Expect(strings.ToLower(logs.buf.String())).NotTo(ContainSubstring("forbidden"),
 		"nothing the scoped operator does needs more than its Roles")
 
