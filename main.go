@@ -67,7 +67,7 @@ type options struct {
 	kubeAPIBurst                         int
 	// watchNamespaces: empty watches the whole cluster.
 	watchNamespaces []string
-	// podUser is --pod-run-as-user before "auto" is resolved (podUser()).
+	// podUser is --pod-run-as-user before "auto" is resolved (resolve).
 	podUser podUserFlag
 }
 
