@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,18 +61,29 @@ func TestHelmInstallNamespaceScoped(t *testing.T) {
 		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	}
 
-	// 1. The CRD from its own chart: a Helm-managed template (so `helm
-	// upgrade` upgrades it) that `helm uninstall` keeps.
-	out, err := run(ctx, helm, "install", crdsRelease, crdsChartDir, "--namespace", namespace, "--create-namespace",
+	// 1. The CRD from its own chart: a Helm-managed template, so `helm
+	// upgrade` upgrades it (Helm never touches a chart's crds/ after the
+	// install), and `helm uninstall` keeps it. An older release of the
+	// chart (the same CRD with one description changed) is installed,
+	// then upgraded to this one.
+	older := olderCRDsChart(t)
+	out, err := run(ctx, helm, "install", crdsRelease, older, "--namespace", namespace, "--create-namespace",
 		"--kubeconfig", adminKubeconfig)
 	g.Expect(err).NotTo(HaveOccurred(), "helm install the CRDs chart:\n%s", out)
-	g.Eventually(func(g Gomega) {
+	crdText := func(g Gomega) string {
 		var crd apiextensionsv1.CustomResourceDefinition
 		g.Expect(admin.Get(ctx, client.ObjectKey{Name: crdName}, &crd)).To(Succeed())
 		g.Expect(crdEstablished(&crd)).To(BeTrue(), "CRD %s established", crdName)
-		g.Expect(crd.Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", crdsRelease), "Helm manages (and upgrades) it")
+		g.Expect(crd.Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", crdsRelease), "Helm manages it")
 		g.Expect(crd.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
-	}).WithTimeout(wait).Should(Succeed())
+		b, err := json.Marshal(crd.Spec)
+		g.Expect(err).NotTo(HaveOccurred())
+		return string(b)
+	}
+	g.Eventually(crdText).WithTimeout(wait).Should(ContainSubstring(olderMark))
+	out, err = run(ctx, helm, "upgrade", crdsRelease, crdsChartDir, "--namespace", namespace, "--kubeconfig", adminKubeconfig)
+	g.Expect(err).NotTo(HaveOccurred(), "helm upgrade the CRDs chart:\n%s", out)
+	g.Eventually(crdText).WithTimeout(wait).ShouldNot(ContainSubstring(olderMark), "helm upgrade upgraded the CRD")
 
 	// 2. The operator, scoped to team-a, without a CRD of its own.
 	out, err = run(ctx, helm, "install", release, chartDir, "--namespace", namespace, "--kubeconfig", adminKubeconfig,
@@ -238,4 +250,33 @@ func generatedRules(t *testing.T) []rbacv1.PolicyRule {
 		t.Fatal(err)
 	}
 	return role.Rules
+}
+
+// olderMark is what olderCRDsChart puts in the CRD.
+const olderMark = "OLDER-CHART-RELEASE"
+
+// olderCRDsChart is a copy of the chatbackend-operator-crds chart whose
+// CRD differs from today's in the first description.
+func olderCRDsChart(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "chatbackend-operator-crds")
+	if err := os.CopyFS(dir, os.DirFS(crdsChartDir)); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "files", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRD in the copied chart: %v", err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(b), "description: ", "description: "+olderMark+" ", 1)
+	if changed == string(b) {
+		t.Fatal("the CRD has no description to change")
+	}
+	if err := os.WriteFile(files[0], []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
