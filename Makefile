@@ -83,7 +83,7 @@ test-unit: ## Only the tests that need no PostgreSQL, node or kube-apiserver (ha
 # or vanished (a new CRD, a stale chart copy). Hand-written files are not
 # looked at, so local edits elsewhere do not trip it.
 GENERATED := ':(glob)api/**/zz_generated.*.go' config/crd/bases config/rbac/role.yaml \
-	charts/chatbackend-operator/crds charts/chatbackend-operator/files/manager-role.yaml
+	charts/chatbackend-operator/files charts/chatbackend-operator-crds/files
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when the CRD, RBAC, deepcopy or chart copies are stale.
 	@out=$$(git status --porcelain --untracked-files=all -- $(GENERATED)); \
@@ -140,17 +140,17 @@ tools-chromium: ; hack/tools.sh chromium
 ##@ Deployment
 # (maintained with the chart: charts/chatbackend-operator, hack/test-chart.sh)
 CHART := charts/chatbackend-operator
+CRDS_CHART := charts/chatbackend-operator-crds
 RELEASE ?= chatbackend-operator
 NAMESPACE ?= chatbackend-system
 CONTAINER_TOOL ?= docker
 KUBECTL ?= kubectl
 
 .PHONY: chart-sync
-chart-sync: ## Copy the generated CRD and RBAC rules into the chart (run after manifests).
-	mkdir -p $(CHART)/crds $(CHART)/files
-	# crds/ holds exactly the generated CRDs: a removed one must go too.
-	rm -f $(CHART)/crds/*.yaml
-	cp config/crd/bases/*.yaml $(CHART)/crds/
+chart-sync: ## Copy the generated CRD and RBAC rules into the charts (run after manifests).
+	# files/crds/ holds exactly the generated CRDs: a removed one must go too.
+	for dir in $(CHART)/files/crds $(CRDS_CHART)/files/crds; do \
+	  mkdir -p $$dir && rm -f $$dir/*.yaml && cp config/crd/bases/*.yaml $$dir/; done
 	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
 
 .PHONY: install

@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -62,6 +65,10 @@ type options struct {
 	maxConcurrentReconciles              int
 	kubeAPIQPS                           float64
 	kubeAPIBurst                         int
+	// watchNamespaces: empty watches the whole cluster.
+	watchNamespaces []string
+	// podUser is --pod-run-as-user before "auto" is resolved (resolve).
+	podUser podUserFlag
 }
 
 // bindFlags registers the manager's flags on fs; the returned options hold
@@ -89,7 +96,31 @@ func bindFlags(fs *flag.FlagSet) *options {
 		"Sustained requests per second the operator may make to the Kubernetes API.")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst,
 		"Requests the operator may make to the Kubernetes API in a burst, above --kube-api-qps.")
+	fs.Func("watch-namespaces", "Namespaces ns1,ns2,... whose ChatBackends the operator reconciles; it lists and watches "+
+		"nothing elsewhere, so Roles in these namespaces are all the access it needs. Empty: the whole cluster.",
+		func(v string) (err error) { o.watchNamespaces, err = parseNamespaces(v); return err })
+	fs.Var(&o.podUser, "pod-run-as-user", "runAsUser of the API and migrations pods: a UID, none (the platform assigns one, "+
+		"as OpenShift's restricted SCC does), or auto (none when the API group security.openshift.io is served, else 65532).")
 	return o
+}
+
+// parseNamespaces reads --watch-namespaces: names separated by commas,
+// each a valid namespace name, duplicates dropped.
+func parseNamespaces(v string) ([]string, error) {
+	var out []string
+	for ns := range strings.SplitSeq(v, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+		}
+		if !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
 }
 
 func (o *options) validate() error {
@@ -148,7 +179,7 @@ func run() error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Client:                  controllers.ManagerClientOptions(),
-		Cache:                   controllers.ManagerCacheOptions(),
+		Cache:                   controllers.ManagerCacheOptions(o.watchNamespaces...),
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -163,6 +194,11 @@ func run() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	podUser, err := o.podUser.resolve(cfg)
+	if err != nil {
+		return err
+	}
+
 	ctx := ctrl.SetupSignalHandler()
 	r := &controllers.ChatBackendReconciler{
 		Client:                    mgr.GetClient(),
@@ -172,6 +208,7 @@ func run() error {
 		MonitoringRecheckInterval: o.monitoringRecheck,
 		MonitoringLabels:          o.monitoringLabels,
 		MaxConcurrentReconciles:   o.maxConcurrentReconciles,
+		PodUser:                   podUser,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up ChatBackend controller: %w", err)
@@ -184,7 +221,8 @@ func run() error {
 	}
 
 	log.Info("starting manager", "version", version.Version, "defaultImage", o.defaultImage,
-		"maxConcurrentReconciles", o.maxConcurrentReconciles, "kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst)
+		"maxConcurrentReconciles", o.maxConcurrentReconciles, "kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst,
+		"watchNamespaces", o.watchNamespaces, "podRunAsUser", podUserLog(podUser))
 	// Start returns when ctx is cancelled (SIGTERM/SIGINT), after the
 	// controllers have finished their in-flight reconciles.
 	if err := mgr.Start(ctx); err != nil {

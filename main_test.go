@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/controllers"
 	"github.com/chatbackend/chatbackend/controllers/specs"
 	"github.com/chatbackend/chatbackend/internal/testutil"
 )
@@ -146,4 +147,30 @@ func TestFleetFlags(t *testing.T) {
 		_, err := parse(args)
 		g.Expect(err).To(MatchError(ContainSubstring(msg)), args)
 	}
+}
+
+// TestWatchNamespacesFlag: --watch-namespaces is a comma-separated list of
+// namespace names (blanks and repeats tolerated), empty by default (the
+// whole cluster), and becomes the cache's namespaces; a name that cannot be
+// a namespace is refused before the manager starts.
+func TestWatchNamespacesFlag(t *testing.T) {
+	g := NewWithT(t)
+	parse := func(args ...string) (*options, error) {
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		o := bindFlags(fs)
+		return o, fs.Parse(args)
+	}
+	o, err := parse()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(o.watchNamespaces).To(BeEmpty())
+	g.Expect(controllers.ManagerCacheOptions(o.watchNamespaces...).DefaultNamespaces).To(BeNil(), "cluster-wide")
+
+	o, err = parse("--watch-namespaces= team-a,team-b,,team-a ")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(o.watchNamespaces).To(Equal([]string{"team-a", "team-b"}))
+	g.Expect(controllers.ManagerCacheOptions(o.watchNamespaces...).DefaultNamespaces).To(HaveLen(2))
+	g.Expect(controllers.ManagerCacheOptions(o.watchNamespaces...).DefaultNamespaces).To(HaveKey("team-b"))
+
+	_, err = parse("--watch-namespaces=team-a,Team_B")
+	g.Expect(err).To(MatchError(ContainSubstring(`namespace "Team_B"`)))
 }

@@ -76,6 +76,9 @@ type ChatBackendReconciler struct {
 	// MaxConcurrentReconciles is how many ChatBackends are reconciled at
 	// once (--max-concurrent-reconciles); controller-runtime's 1 when zero.
 	MaxConcurrentReconciles int
+	// PodUser is who the API and migrations pods run as
+	// (--pod-run-as-user); 65532 when zero.
+	PodUser specs.PodUser
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -248,9 +251,21 @@ func ManagerClientOptions() client.Options {
 //     namespace, labels and owner references are all it needs.
 //   - managedFields, the largest part of most objects' metadata and never
 //     read by the operator, are stripped from everything cached.
-func ManagerCacheOptions() cache.Options {
+//
+// With watchNamespaces (--watch-namespaces) every kind is listed and watched
+// in those namespaces only, so Roles there are all the access the operator
+// needs; none means the whole cluster.
+func ManagerCacheOptions(watchNamespaces ...string) cache.Options {
 	strip := cache.TransformStripManagedFields()
+	var namespaces map[string]cache.Config
+	for _, ns := range watchNamespaces {
+		if namespaces == nil {
+			namespaces = map[string]cache.Config{}
+		}
+		namespaces[ns] = cache.Config{}
+	}
 	return cache.Options{
+		DefaultNamespaces: namespaces,
 		// The default covers every child kind, the ServiceMonitors and
 		// PrometheusRules too, whose CRDs may only appear later (a ByObject
 		// entry would need them at start-up); the two kinds not made by

@@ -120,7 +120,9 @@ func (r *ChatBackendReconciler) startMigration(ctx context.Context, s *scope, na
 	}
 	// Created once, never updated: the pod template of a Job is immutable,
 	// and the Job stands for one image on one database.
-	if err := r.apply(ctx, cb, specs.MigrationJob(cb, s.image, s.envHash, s.database)); err != nil {
+	job := specs.MigrationJob(cb, s.image, s.envHash, s.database)
+	specs.SetPodUser(&job.Spec.Template.Spec, r.PodUser)
+	if err := r.apply(ctx, cb, job); err != nil {
 		return err
 	}
 	s.migration = migrationRunning

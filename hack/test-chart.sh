@@ -12,6 +12,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CHART="$ROOT/charts/chatbackend-operator"
+CRDS_CHART="$ROOT/charts/chatbackend-operator-crds"
 HELM="${HELM:-$ROOT/bin/helm}"
 # `helm template` assumes Kubernetes 1.20 unless told; the chart needs newer.
 KUBE_VERSION="${KUBE_VERSION:-1.36.3}"
@@ -67,10 +68,41 @@ lint() {
   if grep -q "kind: ServiceMonitor" <<<"$out"; then bad "a ServiceMonitor is rendered by default"; fi
   if grep -q "grafana_dashboard" <<<"$out"; then bad "a Grafana dashboard is rendered by default"; fi
 
+  # The CRD: a template of the main chart by default (so `helm upgrade`
+  # upgrades it), or of the chatbackend-operator-crds chart; kept on
+  # uninstall either way.
+  grep -q "kind: CustomResourceDefinition" <<<"$out" || bad "the main chart does not install the CRD by default"
+  grep -q "helm.sh/resource-policy: keep" <<<"$out" || bad "the main chart's CRD is not kept on uninstall"
+  if "$HELM" template t "$CHART" --kube-version "$KUBE_VERSION" --set crds.install=false | grep -q "kind: CustomResourceDefinition"; then
+    bad "crds.install=false still renders the CRD"
+  fi
+  "$HELM" lint --strict "$CRDS_CHART" >/dev/null || bad "helm lint --strict chatbackend-operator-crds"
+  local crds
+  crds=$("$HELM" template t "$CRDS_CHART" --kube-version "$KUBE_VERSION") || bad "helm template chatbackend-operator-crds"
+  grep -q "name: chatbackends.chat.chatbackend.io" <<<"$crds" || bad "the CRDs chart does not render the ChatBackend CRD"
+  grep -q "helm.sh/resource-policy: keep" <<<"$crds" || bad "the CRDs chart's CRD is not kept on uninstall"
+  if "$HELM" template t "$CRDS_CHART" --set watchNamespaces=x >/dev/null 2>&1; then
+    bad "the CRDs chart accepts a value meant for the operator chart"
+  fi
+
+  # Cluster-wide by default; Roles in the watched namespaces otherwise.
+  if grep -q -- "--watch-namespaces" <<<"$out"; then bad "--watch-namespaces is passed by default"; fi
+  grep -q -- "--pod-run-as-user=auto" <<<"$out" || bad "the API pods' user is not detected by default"
+
+  # OpenShift assigns the operator pod's UID: the chart leaves it out there.
+  local openshift
+  openshift=$("$HELM" template t "$CHART" --kube-version "$KUBE_VERSION" --api-versions security.openshift.io/v1 \
+    --show-only templates/deployment.yaml) || bad "helm template on OpenShift"
+  if grep -qE "runAs(User|Group):" <<<"$openshift"; then bad "the operator pod asks for a UID on OpenShift"; fi
+  grep -q "runAsNonRoot: true" <<<"$openshift" || bad "the operator pod may run as root on OpenShift"
+  grep -q "runAsUser: 65532" <<<"$out" || bad "the operator pod does not run as 65532 elsewhere"
+
   # values.schema.json is strict and the templates guard impossible setups.
   expect_refused "an unknown top-level key" "additional properties|additionalProperties" --set replicas=3
   expect_refused "an unknown nested key" "additional properties|additionalProperties" --set image.name=x
   expect_refused "negative replicas" "replicaCount" --set replicaCount=-1
+  expect_refused "a watched namespace that cannot exist" "watchNamespaces" --set-json 'watchNamespaces=["Team_A"]'
+  expect_refused "root for the API pods" "apiPodRunAsUser" --set apiPodRunAsUser=0
   expect_refused "a bad pull policy" "pullPolicy" --set image.pullPolicy=Sometimes
   expect_refused "a bad log level" "logLevel" --set logLevel=verbose
   expect_refused "an out-of-range port" "port" --set metrics.port=70000

@@ -12,9 +12,9 @@ import (
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-// nonRootUID is distroless' "nonroot" user. Setting it explicitly lets the
+// NonRootUID is distroless' "nonroot" user. Setting it explicitly lets the
 // kubelet verify runAsNonRoot even for an image whose USER is a name.
-const nonRootUID int64 = 65532
+const NonRootUID int64 = 65532
 
 // Default resources of the API and migrations containers, for each resource
 // the spec leaves alone (DefaultResources). Without requests the pods are
@@ -59,9 +59,32 @@ func DefaultResources(r corev1.ResourceRequirements) corev1.ResourceRequirements
 func podSecurityContext() *corev1.PodSecurityContext {
 	return &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(true),
-		RunAsUser:      ptr.To(nonRootUID),
-		RunAsGroup:     ptr.To(nonRootUID),
+		RunAsUser:      ptr.To(NonRootUID),
+		RunAsGroup:     ptr.To(NonRootUID),
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// PodUser is the user the API and migrations pods run as
+// (--pod-run-as-user). The zero value is distroless' nonroot user, 65532.
+type PodUser struct {
+	// PlatformAssigned leaves runAsUser and runAsGroup unset: OpenShift's
+	// restricted-v2 SecurityContextConstraints assign every pod a UID from
+	// its namespace's range and refuse one outside it, such as 65532. The
+	// pods stay restricted-PSS compliant: runAsNonRoot still holds (the
+	// kubelet checks the image's numeric USER, or the assigned UID).
+	PlatformAssigned bool
+	// UID, when not PlatformAssigned; 0 means 65532.
+	UID int64
+}
+
+// SetPodUser makes pod (of Deployment or MigrationJob) run as u.
+func SetPodUser(pod *corev1.PodSpec, u PodUser) {
+	switch {
+	case u.PlatformAssigned:
+		pod.SecurityContext.RunAsUser, pod.SecurityContext.RunAsGroup = nil, nil
+	case u.UID != 0:
+		pod.SecurityContext.RunAsUser, pod.SecurityContext.RunAsGroup = ptr.To(u.UID), ptr.To(u.UID)
 	}
 }
 

@@ -8,7 +8,8 @@
 // server's schemas), its CRD is the one the operator serves, its flags are the
 // ones the manager defines, its ClusterRole is enough for the operator to do
 // its work, its default API image is the operator's own, and the samples are
-// valid ChatBackends.
+// valid ChatBackends. scoped_test.go does the same for a namespace-scoped
+// install with the CRD from the chatbackend-operator-crds chart.
 package charttest
 
 import (
@@ -98,11 +99,13 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
 	g.Expect(out).To(ContainSubstring("kubectl get chatbackends"), "NOTES.txt is printed")
 
-	// 2. The CRD from crds/ is served, and the operator's objects exist.
+	// 2. The CRD (a template of the release, so `helm upgrade` upgrades
+	// it) is served, and the operator's objects exist.
 	g.Eventually(func(g Gomega) {
 		var crd apiextensionsv1.CustomResourceDefinition
 		g.Expect(admin.Get(ctx, client.ObjectKey{Name: crdName}, &crd)).To(Succeed())
 		g.Expect(crdEstablished(&crd)).To(BeTrue(), "CRD %s established", crdName)
+		g.Expect(crd.Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", release), "the release manages the CRD")
 	}).WithTimeout(wait).Should(Succeed())
 
 	var dep appsv1.Deployment
@@ -231,6 +234,8 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 		g.Expect(admin.Get(ctx, jobKey, &job)).To(Succeed())
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(ownImage))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElement("migrate"))
+		// --pod-run-as-user=auto on a cluster that is not OpenShift.
+		g.Expect(job.Spec.Template.Spec.SecurityContext.RunAsUser).To(Equal(ptr.To(specs.NonRootUID)))
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)
 
 	g.Expect(apierrors.IsNotFound(admin.Get(ctx, minimal, &appsv1.Deployment{}))).To(BeTrue(),
@@ -342,8 +347,8 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 	g.Eventually(func() (string, error) { return scrapeBody(metricsURL, reader) }).
 		WithTimeout(10 * time.Second).Should(ContainSubstring(`controller_runtime_reconcile_total{controller="chatbackend"`))
 
-	// 7. helm uninstall removes the operator's objects (the CRD stays, as
-	// Helm never deletes crds/).
+	// 7. helm uninstall removes the operator's objects; the CRD stays
+	// (helm.sh/resource-policy: keep), or every ChatBackend would go.
 	out, err = run(ctx, helm, "uninstall", release, "--namespace", namespace, "--kubeconfig", adminKubeconfig)
 	g.Expect(err).NotTo(HaveOccurred(), "helm uninstall:\n%s", out)
 	g.Eventually(func() bool {
