@@ -35,6 +35,7 @@ func (r *ChatBackendReconciler) reconcileDeployment(ctx context.Context, s *scop
 		return ctrl.Result{}, nil
 	}
 	dep := specs.Deployment(cb, cb.Status.MigratedImage, s.envHash)
+	specs.SetMountedSecretsHash(&dep.Spec.Template, s.mountHash)
 	if err := r.apply(ctx, cb, dep); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -120,7 +120,9 @@ func (r *ChatBackendReconciler) startMigration(ctx context.Context, s *scope, na
 	}
 	// Created once, never updated: the pod template of a Job is immutable,
 	// and the Job stands for one image on one database.
-	if err := r.apply(ctx, cb, specs.MigrationJob(cb, s.image, s.envHash, s.database)); err != nil {
+	job := specs.MigrationJob(cb, s.image, s.envHash, s.database)
+	specs.SetMountedSecretsHash(&job.Spec.Template, s.mountHash)
+	if err := r.apply(ctx, cb, job); err != nil {
 		return err
 	}
 	s.migration = migrationRunning
@@ -190,7 +192,8 @@ func retryReason(cb *chatv1alpha1.ChatBackend, s *scope, job *batchv1.Job, now t
 	st := cb.Status.Migration
 	switch {
 	case job.Annotations[specs.AnnotationGeneration] != strconv.FormatInt(cb.Generation, 10) ||
-		job.Annotations[specs.AnnotationEnvHash] != s.envHash:
+		job.Annotations[specs.AnnotationEnvHash] != s.envHash ||
+		job.Spec.Template.Annotations[specs.AnnotationMountedSecretsHash] != s.mountHash:
 		return "a spec or Secret change"
 	case cb.Annotations[chatv1alpha1.AnnotationRetryMigration] != "" &&
 		cb.Annotations[chatv1alpha1.AnnotationRetryMigration] != st.RetryAnnotation:

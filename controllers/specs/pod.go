@@ -84,7 +84,7 @@ const tmpVolume = "tmp"
 // a migration runs in the same conditions as the server that follows it.
 func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string) corev1.PodSpec {
 	s := &cb.Spec
-	return corev1.PodSpec{
+	pod := corev1.PodSpec{
 		// chat-apiserver does not talk to the Kubernetes API. Workload
 		// identity (spec.serviceAccountName) needs no API token: its
 		// webhooks project a token of their own, or none is needed (GKE).
@@ -117,6 +117,8 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string)
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
 		}}, s.Volumes...),
 	}
+	podTLS(s, &pod)
+	return pod
 }
 
 // containerEnv is the spec's extra env, without the variables the operator
