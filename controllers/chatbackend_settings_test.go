@@ -84,7 +84,7 @@ func TestServerSettingsValidation(t *testing.T) {
 		"a negative timeout": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Server.Timeouts.ChatSeconds = -1 },
 			"spec.server.timeouts.chatSeconds in body should be greater than or equal to 1"},
 		"a JWKS refresh slower than the alert": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.JWKSRefreshIntervalSeconds = 600 },
-			"spec.auth.jwksRefreshIntervalSeconds in body should be less than or equal to 540"},
+			"spec.auth.jwksRefreshIntervalSeconds in body should be less than or equal to 300"},
 		"an unknown search": {func(cb *chatv1alpha1.ChatBackend) {
 			cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6334", Search: "Sparse"}
 		}, `spec.qdrant.search: Unsupported value: "Sparse"`},

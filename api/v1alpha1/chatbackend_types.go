@@ -175,12 +175,12 @@ type AuthSpec struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 	// jwksRefreshIntervalSeconds is how often each replica refetches the
 	// JWKS in the background (JWKS_REFRESH_INTERVAL); 300 when unset. A
-	// token with an unknown key id refetches sooner anyway. At most 540:
-	// the ChatBackendJWKSStale alert fires after 10 minutes without a
-	// successful fetch.
+	// token with an unknown key id refetches sooner anyway. At most 300:
+	// the ChatBackendJWKSRefreshFailing alert fires after 10 minutes
+	// without a successful fetch, which must take two failed refreshes.
 	// +optional
 	// +kubebuilder:validation:Minimum=5
-	// +kubebuilder:validation:Maximum=540
+	// +kubebuilder:validation:Maximum=300
 	JWKSRefreshIntervalSeconds int32 `json:"jwksRefreshIntervalSeconds,omitempty"`
 	// maxTokenAgeSeconds refuses tokens whose lifetime (exp - iat) is
 	// longer (JWT_MAX_TOKEN_AGE); 86400 (a day) when unset.
