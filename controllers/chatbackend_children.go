@@ -36,6 +36,7 @@ func (r *ChatBackendReconciler) reconcileDeployment(ctx context.Context, s *scop
 	}
 	dep := specs.Deployment(cb, cb.Status.MigratedImage, s.envHash)
 	specs.SetPodUser(&dep.Spec.Template.Spec, r.PodUser)
+	specs.SetMountedSecretsHash(&dep.Spec.Template, s.mountHash)
 	if err := r.apply(ctx, cb, dep); err != nil {
 		return ctrl.Result{}, err
 	}

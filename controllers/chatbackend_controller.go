@@ -300,12 +300,7 @@ func stripSecretMetadata(in any) (any, error) {
 // exist (watchMonitoring).
 func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chatv1alpha1.ChatBackend{}, secretRefIndex, func(o client.Object) []string {
-		cb := o.(*chatv1alpha1.ChatBackend)
-		var names []string
-		for _, ref := range specs.EnvSecretRefs(&cb.Spec) {
-			names = append(names, ref.Ref.Name)
-		}
-		return names
+		return specs.ReferencedSecretNames(&o.(*chatv1alpha1.ChatBackend).Spec)
 	}); err != nil {
 		return fmt.Errorf("index ChatBackends by Secret: %w", err)
 	}

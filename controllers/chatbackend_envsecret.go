@@ -45,16 +45,67 @@ func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope
 			data[ref.EnvName] = v
 		}
 		if s.secretProblem != nil {
-			r.eventOnce(ctx, cb, chatv1alpha1.ConditionReady, corev1.EventTypeWarning, s.secretProblem.reason, "ResolveSecrets", s.secretProblem.message)
-			return ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}, nil
+			return r.secretProblem(ctx, s), nil
 		}
+	}
+	mountHash, err := r.hashMountedSecrets(ctx, s)
+	if err != nil || s.secretProblem != nil {
+		return r.secretProblem(ctx, s), err
 	}
 	if err := r.apply(ctx, cb, specs.EnvSecret(cb, data)); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.envHash = specs.HashData(data)
+	s.mountHash = mountHash
 	s.database = specs.DatabaseFingerprint(data)
 	return ctrl.Result{}, nil
+}
+
+// secretProblem reports s.secretProblem (if any) in an Event and brings
+// the reconcile back after the recheck interval.
+func (r *ChatBackendReconciler) secretProblem(ctx context.Context, s *scope) ctrl.Result {
+	if s.secretProblem == nil {
+		return ctrl.Result{}
+	}
+	r.eventOnce(ctx, s.cb, chatv1alpha1.ConditionReady, corev1.EventTypeWarning, s.secretProblem.reason, "ResolveSecrets", s.secretProblem.message)
+	return ctrl.Result{RequeueAfter: orDefault(r.SecretRecheckInterval, DefaultSecretRecheckInterval)}
+}
+
+// hashMountedSecrets checks that the Secrets the pods mount as files
+// (specs.MountedSecrets: TLS material) and their keys exist, setting
+// s.secretProblem if not: a pod would otherwise wait in
+// ContainerCreating with no word in the status. It returns the hash of
+// their data (specs.AnnotationMountedSecretsHash says why), "" when there
+// are none. Their values are read live, like the env Secret's, and kept
+// nowhere.
+func (r *ChatBackendReconciler) hashMountedSecrets(ctx context.Context, s *scope) (string, error) {
+	mounted := specs.MountedSecrets(&s.cb.Spec)
+	if len(mounted) == 0 {
+		return "", nil
+	}
+	data := map[string][]byte{}
+	for _, m := range mounted {
+		sec := &corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: s.cb.Namespace, Name: m.Name}, sec)
+		if apierrors.IsNotFound(err) {
+			s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretNotFound,
+				message: fmt.Sprintf("Secret %q referenced by %s not found", m.Name, m.Field)}
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("get Secret %s (%s): %w", m.Name, m.Field, err)
+		}
+		for _, k := range m.Keys {
+			v, ok := sec.Data[k]
+			if !ok {
+				s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretKeyNotFound,
+					message: fmt.Sprintf("Secret %q has no key %q (referenced by %s)", m.Name, k, m.Field)}
+				return "", nil
+			}
+			data[m.Field+"/"+k] = v
+		}
+	}
+	return specs.HashData(data), nil
 }
 
 // recordIgnoredEnv notes in the scope the spec.env entries the pods will

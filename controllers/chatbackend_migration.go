@@ -122,6 +122,7 @@ func (r *ChatBackendReconciler) startMigration(ctx context.Context, s *scope, na
 	// and the Job stands for one image on one database.
 	job := specs.MigrationJob(cb, s.image, s.envHash, s.database)
 	specs.SetPodUser(&job.Spec.Template.Spec, r.PodUser)
+	specs.SetMountedSecretsHash(&job.Spec.Template, s.mountHash)
 	if err := r.apply(ctx, cb, job); err != nil {
 		return err
 	}
@@ -192,7 +193,8 @@ func retryReason(cb *chatv1alpha1.ChatBackend, s *scope, job *batchv1.Job, now t
 	st := cb.Status.Migration
 	switch {
 	case job.Annotations[specs.AnnotationGeneration] != strconv.FormatInt(cb.Generation, 10) ||
-		job.Annotations[specs.AnnotationEnvHash] != s.envHash:
+		job.Annotations[specs.AnnotationEnvHash] != s.envHash ||
+		job.Spec.Template.Annotations[specs.AnnotationMountedSecretsHash] != s.mountHash:
 		return "a spec or Secret change"
 	case cb.Annotations[chatv1alpha1.AnnotationRetryMigration] != "" &&
 		cb.Annotations[chatv1alpha1.AnnotationRetryMigration] != st.RetryAnnotation:

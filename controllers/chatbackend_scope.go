@@ -18,6 +18,10 @@ type scope struct {
 	// referenced Secret or key is missing (secretProblem says which).
 	envHash       string
 	secretProblem *condition
+	// mountHash is the hash of the Secrets mounted as files
+	// (specs.AnnotationMountedSecretsHash), set with envHash; empty when
+	// the spec mounts none.
+	mountHash string
 	// database is the fingerprint of the database the env Secret points at
 	// (specs.DatabaseFingerprint), set with envHash.
 	database string

@@ -173,6 +173,21 @@ type AuthSpec struct {
 	// +kubebuilder:validation:items:Enum=EdDSA;ES256;ES384;ES512;RS256;RS384;RS512;PS256;PS384;PS512
 	// +listType=set
 	Algorithms []string `json:"algorithms,omitempty"`
+	// jwksRefreshIntervalSeconds is how often each replica refetches the
+	// JWKS in the background (JWKS_REFRESH_INTERVAL); 300 when unset. A
+	// token with an unknown key id refetches sooner anyway. At most 300:
+	// the ChatBackendJWKSRefreshFailing alert fires after 10 minutes
+	// without a successful fetch, which must take two failed refreshes.
+	// +optional
+	// +kubebuilder:validation:Minimum=5
+	// +kubebuilder:validation:Maximum=300
+	JWKSRefreshIntervalSeconds int32 `json:"jwksRefreshIntervalSeconds,omitempty"`
+	// maxTokenAgeSeconds refuses tokens whose lifetime (exp - iat) is
+	// longer (JWT_MAX_TOKEN_AGE); 86400 (a day) when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=2592000
+	MaxTokenAgeSeconds int32 `json:"maxTokenAgeSeconds,omitempty"`
 }
 
 // DatabaseSpec says where PostgreSQL is.
@@ -184,6 +199,86 @@ type DatabaseSpec struct {
 	// PgBouncer) that only the migrations Job uses, as DATABASE_DIRECT_URL.
 	// +optional
 	DirectURLSecretRef *SecretKeyRef `json:"directURLSecretRef,omitempty,omitzero"`
+	// tls gives the API and the migrations Job the files to verify the
+	// database server and to authenticate to it with a client certificate.
+	// The URL's sslmode decides how they are used: verify-full checks the
+	// server's certificate and host name against the CA, verify-ca (or
+	// require, when a CA is given, as in libpq) the certificate only,
+	// disable ignores them. A URL that names no sslmode gets verify-full
+	// when caSecretRef is set.
+	// +optional
+	TLS *DatabaseTLSSpec `json:"tls,omitempty,omitzero"`
+	// pool sizes and bounds each API replica's connection pool.
+	// +optional
+	Pool DatabasePoolSpec `json:"pool,omitempty,omitzero"`
+}
+
+// DatabasePoolSpec sizes and bounds each API replica's connection pool.
+// Unset fields keep chat-apiserver's defaults. A wait past either timeout
+// answers 503 with Retry-After instead of hanging on the database.
+type DatabasePoolSpec struct {
+	// maxConns is the most connections one replica opens
+	// (DATABASE_MAX_CONNS); 10 when unset. Replicas × maxConns must fit
+	// the server's (or the pooler's) max_connections.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxConns int32 `json:"maxConns,omitempty"`
+	// acquireTimeoutSeconds bounds the wait for a pooled connection
+	// (DATABASE_ACQUIRE_TIMEOUT); 3 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	AcquireTimeoutSeconds int32 `json:"acquireTimeoutSeconds,omitempty"`
+	// queryTimeoutSeconds bounds each statement (DATABASE_QUERY_TIMEOUT);
+	// 10 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	QueryTimeoutSeconds int32 `json:"queryTimeoutSeconds,omitempty"`
+}
+
+// DatabaseTLSSpec references the TLS material for PostgreSQL. The files are
+// mounted read-only under /etc/chatbackend/database-tls and named by
+// libpq's PGSSLROOTCERT, PGSSLCERT and PGSSLKEY (a parameter of the same
+// meaning in the URL wins). A change to the referenced Secrets rolls the
+// API pods, which read the files when they connect first.
+// +kubebuilder:validation:MinProperties=1
+type DatabaseTLSSpec struct {
+	// caSecretRef is a Secret key holding the PEM certificate(s) of the CA
+	// that signed the database server's certificate (ca.crt of a
+	// cert-manager Secret, say).
+	// +optional
+	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty,omitzero"`
+	// clientCertSecretRef names a kubernetes.io/tls Secret whose tls.crt
+	// and tls.key are the client certificate and its unencrypted private
+	// key, for a server that requires certificate authentication
+	// (clientcert=verify-full in pg_hba.conf: the certificate's common name
+	// must be the URL's user).
+	// +optional
+	ClientCertSecretRef *LocalSecretRef `json:"clientCertSecretRef,omitempty,omitzero"`
+}
+
+// LocalSecretRef names a Secret in the ChatBackend's namespace.
+type LocalSecretRef struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secret name must be a lowercase DNS name (letters, digits, '-' and '.')"
+	Name string `json:"name,omitempty"`
+}
+
+// TrustedCASpec is a bundle of CA certificates the API trusts for its
+// outbound HTTPS and gRPC (the JWKS, Qdrant, the OpenAI-compatible
+// endpoint) in addition to the public roots of its image.
+type TrustedCASpec struct {
+	// secretRef is a Secret key holding one or more PEM certificates
+	// (trust-manager and cert-manager can write such a Secret). It is
+	// mounted read-only under /etc/chatbackend/trusted-ca, which
+	// SSL_CERT_DIR names; a change to it rolls the API pods.
+	// +required
+	SecretRef SecretKeyRef `json:"secretRef,omitzero"`
 }
 
 // QdrantSpec configures retrieval from Qdrant.
@@ -203,7 +298,23 @@ type QdrantSpec struct {
 	// apiKeySecretRef holds the Qdrant API key (QDRANT_API_KEY).
 	// +optional
 	APIKeySecretRef *SecretKeyRef `json:"apiKeySecretRef,omitempty,omitzero"`
+	// search is Dense (vector similarity only, the default) or Hybrid,
+	// which adds sparse lexical vectors fused with reciprocal rank fusion
+	// (QDRANT_HYBRID); the collection must have been ingested with the
+	// same setting.
+	// +optional
+	// +kubebuilder:validation:Enum=Dense;Hybrid
+	Search QdrantSearch `json:"search,omitempty"`
 }
+
+// QdrantSearch is how Qdrant is searched.
+type QdrantSearch string
+
+// Qdrant search modes.
+const (
+	QdrantSearchDense  QdrantSearch = "Dense"
+	QdrantSearchHybrid QdrantSearch = "Hybrid"
+)
 
 // OpenAISpec configures the OpenAI-compatible model endpoint.
 type OpenAISpec struct {
@@ -227,6 +338,102 @@ type OpenAISpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	EmbeddingModel string `json:"embeddingModel,omitempty"`
+	// timeouts bound the model's silences; past one the answer is stored
+	// as failed.
+	// +optional
+	Timeouts OpenAITimeoutsSpec `json:"timeouts,omitempty,omitzero"`
+}
+
+// OpenAITimeoutsSpec bounds the waits on the model. Unset fields keep
+// chat-apiserver's defaults.
+type OpenAITimeoutsSpec struct {
+	// firstTokenSeconds is the wait for the model's first token
+	// (OPENAI_FIRST_TOKEN_TIMEOUT); 60 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	FirstTokenSeconds int32 `json:"firstTokenSeconds,omitempty"`
+	// idleSeconds is the longest silence between two tokens
+	// (OPENAI_IDLE_TIMEOUT); 30 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	IdleSeconds int32 `json:"idleSeconds,omitempty"`
+}
+
+// RetrievalSpec tunes what an answer is built from. Unset fields keep
+// chat-apiserver's defaults.
+type RetrievalSpec struct {
+	// topK is how many sources an answer draws on (RAG_TOP_K); 5 when
+	// unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	TopK int32 `json:"topK,omitempty"`
+	// historyTokens bounds the conversation history sent to the model with
+	// each question (RAG_HISTORY_TOKENS); 2000 when unset, 0 sends none.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	HistoryTokens *int32 `json:"historyTokens,omitempty"`
+}
+
+// ServerSpec tunes chat-apiserver's HTTP side.
+type ServerSpec struct {
+	// timeouts bound the waits on clients and the requests' deadlines.
+	// +optional
+	Timeouts ServerTimeoutsSpec `json:"timeouts,omitempty,omitzero"`
+	// trustedProxies are the IP addresses and CIDRs of the proxies (an
+	// ingress controller's pods, a load balancer) whose X-Forwarded-For and
+	// X-Real-IP headers name the client in the access log
+	// (TRUSTED_PROXIES); none when unset: the TCP peer is the client. A set.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || isCIDR(self)",message="each trusted proxy must be an IP address or a CIDR such as 198.18.0.0/15"
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+}
+
+// ServerTimeoutsSpec bounds what the API waits for. Unset fields keep
+// chat-apiserver's defaults.
+type ServerTimeoutsSpec struct {
+	// readHeaderSeconds bounds a request's line and headers
+	// (HTTP_READ_HEADER_TIMEOUT); 10 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	ReadHeaderSeconds int32 `json:"readHeaderSeconds,omitempty"`
+	// readBodySeconds bounds a request's body (HTTP_READ_BODY_TIMEOUT); 30
+	// when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	ReadBodySeconds int32 `json:"readBodySeconds,omitempty"`
+	// idleSeconds bounds a keep-alive connection waiting for its next
+	// request (HTTP_IDLE_TIMEOUT); 120 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	IdleSeconds int32 `json:"idleSeconds,omitempty"`
+	// requestSeconds is the deadline of every API request but chat
+	// (HTTP_REQUEST_TIMEOUT); 30 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	RequestSeconds int32 `json:"requestSeconds,omitempty"`
+	// chatSeconds is the deadline of a chat request, which lasts as long as
+	// the model writes (HTTP_CHAT_TIMEOUT); 300 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	ChatSeconds int32 `json:"chatSeconds,omitempty"`
+	// streamWriteSeconds bounds each write of a streamed answer to a client
+	// that stopped reading (HTTP_STREAM_WRITE_TIMEOUT); 30 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	StreamWriteSeconds int32 `json:"streamWriteSeconds,omitempty"`
 }
 
 // CORSSpec lists the browser origins allowed to call the API.
@@ -469,20 +676,22 @@ type ChatBackendSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
 	// volumes added to the API and migrations pods, mounted with
-	// volumeMounts. The name tmp is the operator's.
+	// volumeMounts. The names tmp, database-tls and trusted-ca are the
+	// operator's.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:XValidation:rule="self.all(v, v.name != 'tmp')",message="volume name tmp is reserved for the operator's /tmp"
+	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['tmp', 'database-tls', 'trusted-ca']))",message="volume names tmp, database-tls and trusted-ca are reserved for the operator's /tmp and TLS files"
 	Volumes []corev1.Volume `json:"volumes,omitempty"`
-	// volumeMounts added to the API and migrations containers. /tmp is the
-	// operator's.
+	// volumeMounts added to the API and migrations containers. /tmp and
+	// /etc/chatbackend are the operator's.
 	// +optional
 	// +listType=map
 	// +listMapKey=mountPath
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/tmp' && m.name != 'tmp')",message="mount path /tmp and volume tmp are reserved for the operator's /tmp"
+	// +kubebuilder:validation:XValidation:rule="self.all(m, !(m.name in ['database-tls', 'trusted-ca']) && m.mountPath != '/etc/chatbackend' && !m.mountPath.startsWith('/etc/chatbackend/'))",message="volumes database-tls and trusted-ca and mount paths under /etc/chatbackend are reserved for the operator's TLS files"
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 	// terminationGracePeriodSeconds of the API pods; 35 when unset, which
 	// is also the least accepted: the preStop delay (5 s) and the server's
@@ -516,12 +725,22 @@ type ChatBackendSpec struct {
 	// openai configures the OpenAI-compatible model endpoint.
 	// +optional
 	OpenAI *OpenAISpec `json:"openai,omitempty"`
+	// trustedCA adds private CAs to those the API trusts for outbound
+	// HTTPS and gRPC.
+	// +optional
+	TrustedCA *TrustedCASpec `json:"trustedCA,omitempty,omitzero"`
 	// cors lists the browser origins allowed to call the API.
 	// +optional
 	CORS *CORSSpec `json:"cors,omitempty"`
 	// limits bounds each user's requests and each replica's streams.
 	// +optional
 	Limits *LimitsSpec `json:"limits,omitempty"`
+	// retrieval tunes what an answer is built from.
+	// +optional
+	Retrieval RetrievalSpec `json:"retrieval,omitempty,omitzero"`
+	// server tunes the API's timeouts and the proxies it trusts.
+	// +optional
+	Server ServerSpec `json:"server,omitempty,omitzero"`
 	// service shapes the Service in front of the API pods.
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`

@@ -229,6 +229,13 @@ func LoadFrom(env Lookup) (Config, error) {
 	var c Config
 	var err error
 
+	// Before DATABASE_URL, whose parsing reads the files they name.
+	if err = checkDatabaseTLS(get); err != nil {
+		return Config{}, err
+	}
+	if err = checkTrustedCADirs(get(envvar.TrustedCADir)); err != nil {
+		return Config{}, err
+	}
 	if c.DatabaseURL, err = databaseURL(envvar.DatabaseURL, get(envvar.DatabaseURL), true); err != nil {
 		return Config{}, err
 	}
@@ -393,6 +400,9 @@ func RAGFrom(env Lookup) (RAG, error) {
 // (a session advisory lock does not survive a transaction pooler), else
 // DATABASE_URL.
 func MigrateURL(env Lookup) (string, error) {
+	if err := checkDatabaseTLS(func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }); err != nil {
+		return "", err
+	}
 	if v, _ := env(envvar.DatabaseDirectURL); strings.TrimSpace(v) != "" {
 		return databaseURL(envvar.DatabaseDirectURL, strings.TrimSpace(v), true)
 	}

@@ -26,6 +26,23 @@ const (
 	DatabaseQueryTimeout   = "DATABASE_QUERY_TIMEOUT"
 )
 
+// Database TLS: libpq's own variables, which pgx reads as the defaults of
+// the connection string's sslmode, sslrootcert, sslcert and sslkey (a
+// parameter in DATABASE_URL wins), for `serve`, `migrate` and `ingest`
+// alike. apiserver/config validates them first, so a missing or unreadable
+// file fails start-up naming its variable.
+const (
+	DatabaseSSLMode     = "PGSSLMODE"
+	DatabaseSSLRootCert = "PGSSLROOTCERT"
+	DatabaseSSLCert     = "PGSSLCERT"
+	DatabaseSSLKey      = "PGSSLKEY"
+)
+
+// TrustedCADir lists directories (colon-separated) of PEM certificates that
+// Go's crypto/x509 trusts for outbound HTTPS and gRPC in addition to the
+// system's bundle file (see apiserver/config.trustedCADirs).
+const TrustedCADir = "SSL_CERT_DIR"
+
 // Authentication (BetterAuth's JWT plugin).
 const (
 	BetterAuthURL       = "BETTER_AUTH_URL"
@@ -91,6 +108,7 @@ const (
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
 	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
+	DatabaseSSLMode, DatabaseSSLRootCert, DatabaseSSLCert, DatabaseSSLKey, TrustedCADir,
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval, JWTMaxTokenAge,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst, TrustedProxies,
 	HTTPReadHeaderTimeout, HTTPReadBodyTimeout, HTTPIdleTimeout, HTTPRequestTimeout, HTTPChatTimeout,

@@ -17,6 +17,7 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -128,8 +129,16 @@ func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, timeout time.Durat
 }
 
 // permanent reports errors that waiting will not fix: bad credentials, a
-// missing database.
+// missing database, a server certificate the configured CA does not vouch
+// for (or not for this host name). A migrations Job or a pod then fails at
+// once saying so, instead of after the connect timeout.
 func permanent(err error) bool {
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &unknownCA) || errors.As(err, &badHost) || errors.As(err, &invalid) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {

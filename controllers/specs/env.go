@@ -17,43 +17,85 @@ import (
 // (env_contract_test.go) checks the server validates each one.
 func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	s := &cb.Spec
-	var env []corev1.EnvVar
-	add := func(name, value string) {
-		if value != "" {
-			env = append(env, corev1.EnvVar{Name: name, Value: value})
-		}
-	}
-	add(envvar.BetterAuthURL, s.Auth.BetterAuthURL)
-	add(envvar.JWKSURL, s.Auth.JWKSURL)
-	add(envvar.Audience, s.Auth.Audience)
-	add(envvar.JWTAlgorithms, strings.Join(s.Auth.Algorithms, ","))
+	e := envBuilder{}
+	e.add(envvar.BetterAuthURL, s.Auth.BetterAuthURL)
+	e.add(envvar.JWKSURL, s.Auth.JWKSURL)
+	e.add(envvar.Audience, s.Auth.Audience)
+	e.add(envvar.JWTAlgorithms, strings.Join(s.Auth.Algorithms, ","))
+	e.seconds(envvar.JWKSRefreshInterval, s.Auth.JWKSRefreshIntervalSeconds)
+	e.seconds(envvar.JWTMaxTokenAge, s.Auth.MaxTokenAgeSeconds)
 	if s.CORS != nil {
-		add(envvar.CORSAllowedOrigins, strings.Join(s.CORS.AllowedOrigins, ","))
+		e.add(envvar.CORSAllowedOrigins, strings.Join(s.CORS.AllowedOrigins, ","))
 	}
 	if l := s.Limits; l != nil {
-		addInt := func(name string, v int32) {
-			if v != 0 {
-				add(name, strconv.Itoa(int(v)))
-			}
-		}
-		addInt(envvar.ChatRatePerMinute, l.QuestionsPerMinute)
-		addInt(envvar.ChatRateBurst, l.QuestionBurst)
-		addInt(envvar.WriteRatePerMinute, l.WritesPerMinute)
-		addInt(envvar.WriteRateBurst, l.WriteBurst)
-		addInt(envvar.MaxStreams, l.MaxStreams)
+		e.int(envvar.ChatRatePerMinute, l.QuestionsPerMinute)
+		e.int(envvar.ChatRateBurst, l.QuestionBurst)
+		e.int(envvar.WriteRatePerMinute, l.WritesPerMinute)
+		e.int(envvar.WriteRateBurst, l.WriteBurst)
+		e.int(envvar.MaxStreams, l.MaxStreams)
 	}
-	add(envvar.ListenAddr, ":"+strconv.Itoa(int(HTTPPort)))
-	add(envvar.MetricsAddr, ":"+strconv.Itoa(int(MetricsPort)))
+	e.add(envvar.ListenAddr, ":"+strconv.Itoa(int(HTTPPort)))
+	e.add(envvar.MetricsAddr, ":"+strconv.Itoa(int(MetricsPort)))
+	serverEnv(&e, &s.Server)
+	p := &s.Database.Pool
+	e.int(envvar.DatabaseMaxConns, p.MaxConns)
+	e.seconds(envvar.DatabaseAcquireTimeout, p.AcquireTimeoutSeconds)
+	e.seconds(envvar.DatabaseQueryTimeout, p.QueryTimeoutSeconds)
 	if q := s.Qdrant; q != nil {
-		add(envvar.QdrantURL, q.URL)
-		add(envvar.QdrantCollection, q.Collection)
+		e.add(envvar.QdrantURL, q.URL)
+		e.add(envvar.QdrantCollection, q.Collection)
+		if q.Search != "" {
+			e.add(envvar.QdrantHybrid, strconv.FormatBool(q.Search == chatv1alpha1.QdrantSearchHybrid))
+		}
 	}
 	if o := s.OpenAI; o != nil {
-		add(envvar.OpenAIBaseURL, o.BaseURL)
-		add(envvar.OpenAIChatModel, o.ChatModel)
-		add(envvar.OpenAIEmbeddingModel, o.EmbeddingModel)
+		e.add(envvar.OpenAIBaseURL, o.BaseURL)
+		e.add(envvar.OpenAIChatModel, o.ChatModel)
+		e.add(envvar.OpenAIEmbeddingModel, o.EmbeddingModel)
+		e.seconds(envvar.OpenAIFirstTokenTimeout, o.Timeouts.FirstTokenSeconds)
+		e.seconds(envvar.OpenAIIdleTimeout, o.Timeouts.IdleSeconds)
 	}
-	return env
+	e.int(envvar.RAGTopK, s.Retrieval.TopK)
+	if h := s.Retrieval.HistoryTokens; h != nil {
+		// 0 is a setting (no history), not "unset".
+		e.add(envvar.RAGHistoryTokens, strconv.Itoa(int(*h)))
+	}
+	return append(e.env, tlsEnv(s)...)
+}
+
+// serverEnv renders spec.server.
+func serverEnv(e *envBuilder, s *chatv1alpha1.ServerSpec) {
+	t := &s.Timeouts
+	e.seconds(envvar.HTTPReadHeaderTimeout, t.ReadHeaderSeconds)
+	e.seconds(envvar.HTTPReadBodyTimeout, t.ReadBodySeconds)
+	e.seconds(envvar.HTTPIdleTimeout, t.IdleSeconds)
+	e.seconds(envvar.HTTPRequestTimeout, t.RequestSeconds)
+	e.seconds(envvar.HTTPChatTimeout, t.ChatSeconds)
+	e.seconds(envvar.HTTPStreamWriteTimeout, t.StreamWriteSeconds)
+	e.add(envvar.TrustedProxies, strings.Join(s.TrustedProxies, ","))
+}
+
+// envBuilder collects variables, leaving out unset (empty or zero) ones.
+type envBuilder struct{ env []corev1.EnvVar }
+
+func (b *envBuilder) add(name, value string) {
+	if value != "" {
+		b.env = append(b.env, corev1.EnvVar{Name: name, Value: value})
+	}
+}
+
+func (b *envBuilder) int(name string, v int32) {
+	if v != 0 {
+		b.add(name, strconv.Itoa(int(v)))
+	}
+}
+
+// seconds renders a whole number of seconds as the Go duration the server
+// parses.
+func (b *envBuilder) seconds(name string, v int32) {
+	if v != 0 {
+		b.add(name, strconv.Itoa(int(v))+"s")
+	}
 }
 
 // EnvSecretRef binds a referenced Secret key to the environment variable the

@@ -2,6 +2,8 @@ package specs_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -9,11 +11,14 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/controllers/specs"
+	"github.com/chatbackend/chatbackend/internal/testca"
 )
 
 // The env contract between the operator and chat-apiserver: what the
@@ -28,19 +33,32 @@ import (
 func fullyPopulated() *chatv1alpha1.ChatBackend {
 	cb := minimal()
 	cb.Spec.Auth = chatv1alpha1.AuthSpec{
-		BetterAuthURL: "https://auth.example.com",
-		JWKSURL:       "https://keys.example.com/jwks",
-		Audience:      "audience-contract",
-		Algorithms:    []string{"EdDSA", "RS256"},
+		BetterAuthURL:              "https://auth.example.com",
+		JWKSURL:                    "https://keys.example.com/jwks",
+		Audience:                   "audience-contract",
+		Algorithms:                 []string{"EdDSA", "RS256"},
+		JWKSRefreshIntervalSeconds: 91,
+		MaxTokenAgeSeconds:         3601,
 	}
 	cb.Spec.CORS = &chatv1alpha1.CORSSpec{AllowedOrigins: []string{"https://docs.example.com"}}
 	cb.Spec.Limits = &chatv1alpha1.LimitsSpec{QuestionsPerMinute: 21, QuestionBurst: 6, WritesPerMinute: 61,
 		WriteBurst: 22, MaxStreams: 101}
 	cb.Spec.Database.DirectURLSecretRef = &chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}
+	cb.Spec.Database.TLS = &chatv1alpha1.DatabaseTLSSpec{CASecretRef: &chatv1alpha1.SecretKeyRef{Name: "db-ca", Key: "ca.crt"},
+		ClientCertSecretRef: &chatv1alpha1.LocalSecretRef{Name: "db-client"}}
+	cb.Spec.Database.Pool = chatv1alpha1.DatabasePoolSpec{MaxConns: 17, AcquireTimeoutSeconds: 4, QueryTimeoutSeconds: 11}
+	cb.Spec.Server = chatv1alpha1.ServerSpec{
+		Timeouts: chatv1alpha1.ServerTimeoutsSpec{ReadHeaderSeconds: 12, ReadBodySeconds: 31, IdleSeconds: 121,
+			RequestSeconds: 32, ChatSeconds: 301, StreamWriteSeconds: 33},
+		TrustedProxies: []string{"198.18.0.0/15", "198.19.0.7"},
+	}
+	cb.Spec.Retrieval = chatv1alpha1.RetrievalSpec{TopK: 7, HistoryTokens: ptr.To[int32](0)}
+	cb.Spec.TrustedCA = &chatv1alpha1.TrustedCASpec{SecretRef: chatv1alpha1.SecretKeyRef{Name: "private-ca", Key: "bundle.pem"}}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
-		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}}
+		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}, Search: chatv1alpha1.QdrantSearchHybrid}
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://llm.example.com/v1", ChatModel: "chat-model-contract",
-		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"}}
+		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"},
+		Timeouts: chatv1alpha1.OpenAITimeoutsSpec{FirstTokenSeconds: 61, IdleSeconds: 29}}
 	return cb
 }
 
@@ -67,7 +85,39 @@ func emitted(t *testing.T, cb *chatv1alpha1.ChatBackend) map[string]string {
 		}
 		env[r.EnvName] = v
 	}
+	podFiles(t, env)
 	return env
+}
+
+// podFiles gives the variables naming mounted files (the TLS ones) files
+// to read: the operator's paths exist only in the pods, so the same layout
+// is made under a temporary directory, with valid certificates, and the
+// values point there.
+func podFiles(t *testing.T, env map[string]string) {
+	t.Helper()
+	root := t.TempDir()
+	ca := testca.New(t, "contract CA")
+	cert, key := ca.Issue(t, "app")
+	for _, f := range []struct {
+		dir, name string
+		data      []byte
+	}{
+		{specs.DatabaseTLSDir, "ca.crt", ca.CertPEM},
+		{specs.DatabaseTLSDir, corev1.TLSCertKey, cert},
+		{specs.DatabaseTLSDir, corev1.TLSPrivateKeyKey, key},
+		{specs.TrustedCADir, "ca.crt", ca.CertPEM},
+	} {
+		dir := filepath.Join(root, f.dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testca.WriteFile(t, dir, f.name, f.data, 0o600)
+	}
+	for name, v := range env {
+		if strings.HasPrefix(v, "/etc/chatbackend/") {
+			env[name] = filepath.Join(root, v)
+		}
+	}
 }
 
 // load runs everything the server reads its environment with: `serve`'s
@@ -93,21 +143,44 @@ func load(env map[string]string) (read map[string]bool, loaded string, err error
 
 // invalidValues are values the server must refuse, naming the variable.
 var invalidValues = map[string]string{
-	envvar.DatabaseURL:        "postgres://app@db:notaport/chat",
-	envvar.DatabaseDirectURL:  "postgres://app@db:notaport/chat",
-	envvar.BetterAuthURL:      "auth.example.com",
-	envvar.JWKSURL:            "ftp://keys.example.com/jwks",
-	envvar.JWTAlgorithms:      "HS256",
-	envvar.CORSAllowedOrigins: "https://docs.example.com/docs",
-	envvar.ListenAddr:         "8080",
-	envvar.MetricsAddr:        ":99999",
-	envvar.QdrantURL:          "qdrant:6333",
-	envvar.OpenAIBaseURL:      "llm.example.com/v1",
-	envvar.ChatRatePerMinute:  "0",
-	envvar.ChatRateBurst:      "1.5",
-	envvar.WriteRatePerMinute: "-1",
-	envvar.WriteRateBurst:     "0",
-	envvar.MaxStreams:         "0",
+	envvar.DatabaseURL:             "postgres://app@db:notaport/chat",
+	envvar.DatabaseDirectURL:       "postgres://app@db:notaport/chat",
+	envvar.BetterAuthURL:           "auth.example.com",
+	envvar.JWKSURL:                 "ftp://keys.example.com/jwks",
+	envvar.JWTAlgorithms:           "HS256",
+	envvar.CORSAllowedOrigins:      "https://docs.example.com/docs",
+	envvar.ListenAddr:              "8080",
+	envvar.MetricsAddr:             ":99999",
+	envvar.QdrantURL:               "qdrant:6333",
+	envvar.OpenAIBaseURL:           "llm.example.com/v1",
+	envvar.ChatRatePerMinute:       "0",
+	envvar.ChatRateBurst:           "1.5",
+	envvar.WriteRatePerMinute:      "-1",
+	envvar.WriteRateBurst:          "0",
+	envvar.MaxStreams:              "0",
+	envvar.JWKSRefreshInterval:     "0s",
+	envvar.JWTMaxTokenAge:          "-1h",
+	envvar.DatabaseMaxConns:        "1001",
+	envvar.DatabaseAcquireTimeout:  "3",
+	envvar.DatabaseQueryTimeout:    "0s",
+	envvar.HTTPReadHeaderTimeout:   "soon",
+	envvar.HTTPReadBodyTimeout:     "0s",
+	envvar.HTTPIdleTimeout:         "-2m",
+	envvar.HTTPRequestTimeout:      "30",
+	envvar.HTTPChatTimeout:         "0s",
+	envvar.HTTPStreamWriteTimeout:  "never",
+	envvar.TrustedProxies:          "198.18.0.0/33",
+	envvar.QdrantHybrid:            "sometimes",
+	envvar.OpenAIFirstTokenTimeout: "0s",
+	envvar.OpenAIIdleTimeout:       "1y",
+	envvar.RAGTopK:                 "21",
+	envvar.RAGHistoryTokens:        "-1",
+	// The files the TLS variables name exist (podFiles) and hold PEM.
+	envvar.DatabaseSSLMode:     "verify",
+	envvar.DatabaseSSLRootCert: "/nonexistent/ca.crt",
+	envvar.DatabaseSSLCert:     "/nonexistent/tls.crt",
+	envvar.DatabaseSSLKey:      "/nonexistent/tls.key",
+	envvar.TrustedCADir:        "certs",
 }
 
 // freeForm are variables with no invalid value: any string is a valid
@@ -198,6 +271,26 @@ var crdToEnv = []struct {
 	{field: "spec.limits.writesPerMinute", env: envvar.WriteRatePerMinute, value: "61"},
 	{field: "spec.limits.writeBurst", env: envvar.WriteRateBurst, value: "22"},
 	{field: "spec.limits.maxStreams", env: envvar.MaxStreams, value: "101"},
+	{field: "spec.auth.jwksRefreshIntervalSeconds", env: envvar.JWKSRefreshInterval, value: "91s"},
+	{field: "spec.auth.maxTokenAgeSeconds", env: envvar.JWTMaxTokenAge, value: "3601s"},
+	{field: "spec.database.pool.maxConns", env: envvar.DatabaseMaxConns, value: "17"},
+	{field: "spec.database.pool.acquireTimeoutSeconds", env: envvar.DatabaseAcquireTimeout, value: "4s"},
+	{field: "spec.database.pool.queryTimeoutSeconds", env: envvar.DatabaseQueryTimeout, value: "11s"},
+	{field: "spec.server.timeouts.readHeaderSeconds", env: envvar.HTTPReadHeaderTimeout, value: "12s"},
+	{field: "spec.server.timeouts.readBodySeconds", env: envvar.HTTPReadBodyTimeout, value: "31s"},
+	{field: "spec.server.timeouts.idleSeconds", env: envvar.HTTPIdleTimeout, value: "121s"},
+	{field: "spec.server.timeouts.requestSeconds", env: envvar.HTTPRequestTimeout, value: "32s"},
+	{field: "spec.server.timeouts.chatSeconds", env: envvar.HTTPChatTimeout, value: "301s"},
+	{field: "spec.server.timeouts.streamWriteSeconds", env: envvar.HTTPStreamWriteTimeout, value: "33s"},
+	{field: "spec.server.trustedProxies", env: envvar.TrustedProxies, value: "198.18.0.0/15,198.19.0.7"},
+	{field: "spec.qdrant.search", env: envvar.QdrantHybrid, value: "true"},
+	{field: "spec.openai.timeouts.firstTokenSeconds", env: envvar.OpenAIFirstTokenTimeout, value: "61s"},
+	{field: "spec.openai.timeouts.idleSeconds", env: envvar.OpenAIIdleTimeout, value: "29s"},
+	{field: "spec.retrieval.topK", env: envvar.RAGTopK, value: "7"},
+	{field: "spec.retrieval.historyTokens", env: envvar.RAGHistoryTokens, value: "0"},
+	{field: "spec.database.tls.caSecretRef", env: envvar.DatabaseSSLRootCert, value: specs.DatabaseTLSDir + "/ca.crt"},
+	{field: "spec.database.tls.clientCertSecretRef", env: envvar.DatabaseSSLCert, value: specs.DatabaseTLSDir + "/tls.crt"},
+	{field: "spec.trustedCA.secretRef", env: envvar.TrustedCADir, value: specs.TrustedCADir},
 	{field: "spec.database.urlSecretRef", env: envvar.DatabaseURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}},
 	{field: "spec.database.directURLSecretRef", env: envvar.DatabaseDirectURL, ref: chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}},
 	{field: "spec.qdrant.apiKeySecretRef", env: envvar.QdrantAPIKey, ref: chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}},
@@ -232,7 +325,7 @@ func TestEveryServerSettingOfTheCRDIsEmitted(t *testing.T) {
 
 	spec := reflect.TypeOf(chatv1alpha1.ChatBackendSpec{})
 	var exposed []string
-	for _, section := range []string{"Auth", "Database", "Qdrant", "OpenAI", "CORS", "Limits"} {
+	for _, section := range []string{"Auth", "Database", "Qdrant", "OpenAI", "CORS", "Limits", "TrustedCA", "Retrieval", "Server"} {
 		f, ok := spec.FieldByName(section)
 		if !ok {
 			t.Fatalf("ChatBackendSpec has no field %s", section)
@@ -246,12 +339,12 @@ func TestEveryServerSettingOfTheCRDIsEmitted(t *testing.T) {
 }
 
 // leafFields lists the JSON paths of the settings under a spec section; a
-// SecretKeyRef is one setting.
+// reference to a Secret is one setting.
 func leafFields(prefix string, t reflect.Type) []string {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || t == reflect.TypeOf(chatv1alpha1.SecretKeyRef{}) {
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(chatv1alpha1.SecretKeyRef{}) || t == reflect.TypeOf(chatv1alpha1.LocalSecretRef{}) {
 		return []string{prefix}
 	}
 	var out []string

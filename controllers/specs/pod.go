@@ -82,9 +82,16 @@ type PodUser struct {
 func SetPodUser(pod *corev1.PodSpec, u PodUser) {
 	switch {
 	case u.PlatformAssigned:
+		// The platform (OpenShift's SCC) assigns the fsGroup too, from the
+		// namespace's range; a fixed one, set for a mounted client key, would
+		// be refused like a fixed UID.
 		pod.SecurityContext.RunAsUser, pod.SecurityContext.RunAsGroup = nil, nil
+		pod.SecurityContext.FSGroup = nil
 	case u.UID != 0:
 		pod.SecurityContext.RunAsUser, pod.SecurityContext.RunAsGroup = ptr.To(u.UID), ptr.To(u.UID)
+		if pod.SecurityContext.FSGroup != nil {
+			pod.SecurityContext.FSGroup = ptr.To(u.UID)
+		}
 	}
 }
 
@@ -107,7 +114,7 @@ const tmpVolume = "tmp"
 // a migration runs in the same conditions as the server that follows it.
 func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string) corev1.PodSpec {
 	s := &cb.Spec
-	return corev1.PodSpec{
+	pod := corev1.PodSpec{
 		// chat-apiserver does not talk to the Kubernetes API. Workload
 		// identity (spec.serviceAccountName) needs no API token: its
 		// webhooks project a token of their own, or none is needed (GKE).
@@ -140,6 +147,8 @@ func podSpec(cb *chatv1alpha1.ChatBackend, image, envHash string, args []string)
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
 		}}, s.Volumes...),
 	}
+	podTLS(s, &pod)
+	return pod
 }
 
 // containerEnv is the spec's extra env, without the variables the operator

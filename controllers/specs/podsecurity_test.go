@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
@@ -47,5 +48,28 @@ func TestSetPodUser(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSetPodUserFSGroup: a mounted client key is readable through the
+// pod's fsGroup, which follows the chosen UID and is left to the platform
+// with it (OpenShift refuses a fixed fsGroup outside the namespace's range).
+func TestSetPodUserFSGroup(t *testing.T) {
+	g := NewWithT(t)
+	cb := minimal()
+	cb.Spec.Database.TLS = &chatv1alpha1.DatabaseTLSSpec{
+		ClientCertSecretRef: &chatv1alpha1.LocalSecretRef{Name: "db-client"},
+	}
+	for _, tc := range []struct {
+		user specs.PodUser
+		want *int64
+	}{
+		{specs.PodUser{}, ptr.To(specs.NonRootUID)},
+		{specs.PodUser{UID: 1000680000}, ptr.To[int64](1000680000)},
+		{specs.PodUser{PlatformAssigned: true}, nil},
+	} {
+		pod := specs.Deployment(cb, "reg/chat:v1", "h").Spec.Template.Spec
+		specs.SetPodUser(&pod, tc.user)
+		g.Expect(pod.SecurityContext.FSGroup).To(Equal(tc.want), "%+v", tc.user)
 	}
 }

@@ -283,7 +283,11 @@ func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
 		g.Expect(job.Spec.ActiveDeadlineSeconds).To(HaveValue(Equal(cb.Spec.Migration.ActiveDeadlineSeconds)))
 		g.Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(cb.Spec.Image))
 		// The pod settings reach the migrations pod too.
-		g.Expect(job.Spec.Template.Annotations).To(Equal(cb.Spec.Migration.PodMetadata.Annotations))
+		// (The operator adds its own: the hash of the mounted TLS Secrets.)
+		for k, v := range cb.Spec.Migration.PodMetadata.Annotations {
+			g.Expect(job.Spec.Template.Annotations).To(HaveKeyWithValue(k, v))
+		}
+		g.Expect(job.Spec.Template.Annotations).To(HaveKey(specs.AnnotationMountedSecretsHash))
 		g.Expect(job.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Name", cb.Spec.Volumes[0].Name)))
 		expectCondition(g, cb, chatv1alpha1.ConditionMigrated, metav1.ConditionFalse, chatv1alpha1.ReasonMigrating)
 	}).WithTimeout(wait).Should(Succeed(), "operator logs:\n%s", logs)

@@ -21,7 +21,7 @@ type Cluster struct {
 // commits are synchronous, so killing it loses no acknowledged write.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := startCluster(true)
+	c, err := startCluster(true, nil)
 	if err != nil {
 		t.Fatalf("pgtest: start PostgreSQL: %v", err)
 	}

@@ -55,7 +55,7 @@ func New(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("DATABASE_URL")
 	if admin == "" {
-		once.Do(func() { shared, initErr = startCluster(false) })
+		once.Do(func() { shared, initErr = startCluster(false, nil) })
 		if initErr != nil {
 			t.Fatalf("pgtest: start PostgreSQL: %v", initErr)
 		}
@@ -140,12 +140,20 @@ type cluster struct {
 	// durable: a commit is on disk (well, in the OS) when it returns, so a
 	// killed server loses nothing a client was told was stored.
 	durable bool
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error // set before done is closed
+	// tls, when set, makes the cluster accept TCP connections only over
+	// TLS (NewTLSCluster).
+	tls  *serverTLS
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 func (c *cluster) adminURL() string {
+	if c.tls != nil {
+		// TCP takes only TLS (and maybe a client certificate): the
+		// harness itself comes in over the Unix socket.
+		return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable", url.QueryEscape(c.dir), c.port)
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
 
@@ -224,7 +232,7 @@ func sweep() {
 	}
 }
 
-func startCluster(durable bool) (*cluster, error) {
+func startCluster(durable bool, tls *serverTLS) (*cluster, error) {
 	sweep()
 	bin, err := binDir()
 	if err != nil {
@@ -257,7 +265,13 @@ func startCluster(durable bool) (*cluster, error) {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
 
-	c := &cluster{dir: dir, bin: bin, data: data, cred: cred, durable: durable}
+	c := &cluster{dir: dir, bin: bin, data: data, cred: cred, durable: durable, tls: tls}
+	if tls != nil {
+		if err := tls.install(dir, data, cred); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		port, err := testutil.FreePort()
 		if err == nil {
@@ -292,6 +306,9 @@ func (c *cluster) startPostgres(port int) error {
 	c.cmd = exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-p", strconv.Itoa(port),
 		"-k", c.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit="+syncCommit, "-c", "full_page_writes=off", "-c", "max_connections=300")
+	if c.tls != nil {
+		c.cmd.Args = append(c.cmd.Args, c.tls.settings(c.dir)...)
+	}
 	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	// SIGQUIT is PostgreSQL's immediate shutdown: if the test binary dies
