@@ -28,13 +28,31 @@ import (
 var (
 	duration = flag.Duration("duration", 10*time.Second, "how long each scenario drives each server")
 	warmup   = flag.Duration("warmup", 2*time.Second, "load before each measurement, not counted")
+	rounds   = flag.Int("rounds", 1, "measure each scenario this many times, floor and chat-apiserver taking turns; the figures pool the rounds (on a shared machine, drift then hits both alike)")
 	conns    = flag.Int("conns", 32, "concurrent keep-alive connections")
 	users    = flag.Int("users", 1000, "users, each with -conversations conversations; tokens rotate across them")
 	perUser  = flag.Int("conversations", 50, "conversations per user")
 	depth    = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
 	only     = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected (empty: all)")
 	profile  = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
+	extraEnv = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
 )
+
+// serverEnv is the settings of chat-apiserver: base, then -server-env.
+func serverEnv(t *testing.T, base map[string]string) map[string]string {
+	t.Helper()
+	for kv := range strings.SplitSeq(*extraEnv, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("-server-env: %q is not KEY=VALUE", kv)
+		}
+		base[k] = v
+	}
+	return base
+}
 
 // scenario is one kind of request, driven against each server that
 // implements it.
@@ -66,17 +84,22 @@ func TestBenchHTTP(t *testing.T) {
 	if *profile != "" {
 		args = append(args, "--pprof")
 	}
-	server := start(t, "chat-apiserver", apiserverBin, args, map[string]string{
+	server := start(t, "chat-apiserver", apiserverBin, args, serverEnv(t, map[string]string{
 		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
 		"LISTEN_ADDR": api, "METRICS_ADDR": metrics, "OPENAI_API_KEY": "",
 		// The load is a benchmark's, not abuse: no user may run out.
 		"CHAT_RATE_LIMIT_PER_MINUTE": "1000000", "CHAT_RATE_LIMIT_BURST": "1000000",
 		"WRITE_RATE_LIMIT_PER_MINUTE": "1000000", "WRITE_RATE_LIMIT_BURST": "1000000",
-	}, "http://"+api, "/readyz", filepath.Join(dir, "chat-apiserver.log"))
+	}), "http://"+api, "/readyz", filepath.Join(dir, "chat-apiserver.log"))
 	floor := start(t, "floor", floorBin, nil, map[string]string{
 		"DATABASE_URL": dbURL, "JWKS_URL": iss.jwksURL(), "ISSUER": iss.url, "LISTEN_ADDR": "127.0.0.1:0",
 	}, "", "/healthz", filepath.Join(dir, "floor.log"))
 	idle := map[string]int64{"chat-apiserver": server.rss(t), "floor": floor.rss(t)}
+	idleHeap := scrape(t, metrics)["go_memstats_heap_inuse_bytes"]
+	idleFile := server.status(t, "RssFile")
+	if *profile != "" {
+		fetch(t, "http://"+metrics+"/debug/pprof/heap", filepath.Join(*profile, "idle.heap.pprof"))
+	}
 
 	rotate := func(i int64) string { return tokens[i%int64(len(tokens))] }
 	scenarios := []scenario{
@@ -109,20 +132,26 @@ func TestBenchHTTP(t *testing.T) {
 		if sc.floor {
 			targets = []*proc{floor, server}
 		}
-		for _, p := range targets {
-			_ = drive(p.base, *conns, *warmup, sc.want, sc.req)
-			stopProfile := func() {}
-			if *profile != "" && p == server {
-				stopProfile = profileDuring(t, metrics, *duration, slug(sc.name))
+		pooled := make([]result, len(targets))
+		for round := range *rounds {
+			for i, p := range targets {
+				_ = drive(p.base, *conns, *warmup, sc.want, sc.req)
+				stopProfile := func() {}
+				if *profile != "" && p == server && round == 0 {
+					stopProfile = profileDuring(t, metrics, *duration, slug(sc.name))
+				}
+				c0 := p.cpu(t)
+				r := drive(p.base, *conns, *duration, sc.want, sc.req)
+				r.cpu = p.cpu(t) - c0
+				stopProfile()
+				pooled[i] = pooled[i].add(r)
 			}
-			c0 := p.cpu(t)
-			r := drive(p.base, *conns, *duration, sc.want, sc.req)
-			r.cpu = p.cpu(t) - c0
-			stopProfile()
-			rows = append(rows, row{scenario: sc.name, server: p.name, r: r})
+		}
+		for i, p := range targets {
+			rows = append(rows, row{scenario: sc.name, server: p.name, r: pooled[i]})
 		}
 	}
-	report(rows, idle)
+	report(rows, idle, idleHeap, idleFile)
 }
 
 // row is one line of the table.
@@ -131,10 +160,10 @@ type row struct {
 	r                result
 }
 
-func report(rows []row, idle map[string]int64) {
+func report(rows []row, idle map[string]int64, idleHeap float64, idleFile int64) {
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("\nbench-http: %d connections, %s per scenario and server, %d users x %d conversations, GOMAXPROCS %d, load average %s\n",
-		*conns, *duration, *users, *perUser, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("\nbench-http: %d connections, %d x %s per scenario and server, %d users x %d conversations, GOMAXPROCS %d, load average %s\n",
+		*conns, *rounds, *duration, *users, *perUser, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tserver\treq/s\tp50\tp99\terrors\tCPU/req\treq/s ÷ floor\tp99 ÷ floor\t")
 	floor := map[string]result{}
@@ -163,8 +192,8 @@ func report(rows []row, idle map[string]int64) {
 		fmt.Printf("chat-apiserver CPU of a rejected token ÷ an authenticated read: %.2f (target ≤ 0.5)\n",
 			float64(rejectCPU)/float64(readCPU))
 	}
-	fmt.Printf("idle RSS before the load: chat-apiserver %.1f MiB, floor %.1f MiB\n",
-		float64(idle["chat-apiserver"])/(1<<20), float64(idle["floor"])/(1<<20))
+	fmt.Printf("idle RSS before the load: chat-apiserver %.1f MiB (of it the binary's pages %.1f MiB, Go heap in use %.1f MiB), floor %.1f MiB\n",
+		float64(idle["chat-apiserver"])/(1<<20), float64(idleFile)/(1<<20), idleHeap/(1<<20), float64(idle["floor"])/(1<<20))
 }
 
 // profileDuring takes a CPU profile of chat-apiserver over most of d and,

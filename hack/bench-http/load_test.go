@@ -29,6 +29,14 @@ type result struct {
 	cpu      time.Duration   // the server process's CPU time over the run
 }
 
+// add pools two runs.
+func (r result) add(o result) result {
+	lat := append(r.lat, o.lat...)
+	slices.Sort(lat)
+	return result{requests: r.requests + o.requests, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed,
+		lat: lat, cpu: r.cpu + o.cpu}
+}
+
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
 func (r result) quantile(q float64) time.Duration {

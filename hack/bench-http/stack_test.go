@@ -279,19 +279,22 @@ func (p *proc) cpu(t *testing.T) time.Duration {
 }
 
 // rss is the process's resident memory, in bytes.
-func (p *proc) rss(t *testing.T) int64 {
+func (p *proc) rss(t *testing.T) int64 { return p.status(t, "VmRSS") }
+
+// status reads a size field of /proc/PID/status, in bytes.
+func (p *proc) status(t *testing.T, field string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s in /proc/PID/status", field)
 	return 0
 }
 
