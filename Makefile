@@ -127,6 +127,24 @@ fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIM
 bench: ## Run the benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...
 
+##@ Performance (hack/bench-http; the figures are in README.md's Performance section)
+# BENCH_FLAGS go to the harness, e.g. BENCH_FLAGS='-duration 5s -scenarios list,rejected -profile /tmp/prof'.
+BENCH_FLAGS ?=
+.PHONY: bench-http
+bench-http: ## chat-apiserver side by side with a plain Go floor under load (real PostgreSQL, RS256 JWKS): req/s, p50/p99, CPU per request (about 3 min).
+	hack/tools.sh postgres
+	go test -tags bench -count=1 -timeout 30m -run '^TestBenchHTTP$$' -v ./hack/bench-http -args $(BENCH_FLAGS) | grep -v -e '^=== ' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+.PHONY: bench-stream
+bench-stream: ## Concurrent answer streams (SSE) one chat-apiserver holds with the fake model at 30 tokens/s: TTFB, added latency, memory and goroutines per stream (about 3 min).
+	hack/tools.sh postgres
+	go test -tags bench -count=1 -timeout 30m -run '^TestBenchStream$$' -v ./hack/bench-http -args $(BENCH_FLAGS) | grep -v -e '^=== ' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+.PHONY: bench-growth
+bench-growth: ## How a page of messages grows with the history, 100 to 100,000 messages (first and last page).
+	hack/tools.sh postgres
+	go test -run '^$$' -bench 'BenchmarkListMessagesHistory' -benchtime 200x ./apiserver/store/
+
 ##@ Tools (cached per machine, linked into bin/)
 .PHONY: tools-envtest tools-prometheus tools-helm tools-controller-gen tools-chromium tools-golangci-lint tools-kube-api-linter
 tools-envtest: ; hack/tools.sh envtest

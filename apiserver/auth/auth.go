@@ -10,6 +10,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,11 +133,14 @@ func reject(result string, cause error) *Error { return &Error{Result: result, c
 // Verifier checks bearer tokens against BetterAuth's JWKS. It is safe for
 // concurrent use. Close stops its background refresh.
 type Verifier struct {
-	opts     Options
-	algs     []string
-	parser   *jwt.Parser
-	keyfunc  keyfunc.Keyfunc
-	store    *keyStore
+	opts    Options
+	algs    []string
+	parser  *jwt.Parser
+	keyfunc keyfunc.Keyfunc
+	store   *keyStore
+	cache   *tokenCache
+	// now is the verifier's clock (the parser's too); tests move it.
+	now      func() time.Time
 	metrics  *metrics
 	log      *slog.Logger
 	cancel   context.CancelFunc
@@ -167,6 +171,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 
 	bg, cancel := context.WithCancel(ctx)
+	cache := newTokenCache(tokenCacheSize)
 	store := &keyStore{
 		Storage: jwkset.NewMemoryStorage(),
 		url:     opts.JWKSURL,
@@ -177,6 +182,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		metrics: m,
 		deps:    opts.Dependencies,
 		log:     log,
+		changed: cache.keysChanged,
 	}
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store})
 	if err != nil {
@@ -184,23 +190,26 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		return nil, fmt.Errorf("auth: keyfunc: %w", err)
 	}
 	v := &Verifier{
-		opts: opts,
-		algs: algs,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(algs),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuer(opts.Issuer),
-			jwt.WithAudience(opts.Audience),
-			jwt.WithLeeway(opts.Leeway),
-			jwt.WithIssuedAt(),
-		),
+		opts:    opts,
+		algs:    algs,
 		keyfunc: kf,
 		store:   store,
+		cache:   cache,
+		now:     time.Now,
 		metrics: m,
 		log:     log,
 		cancel:  cancel,
 		done:    make(chan struct{}),
 	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(opts.Issuer),
+		jwt.WithAudience(opts.Audience),
+		jwt.WithLeeway(opts.Leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
+	)
 	_ = store.refresh() // counted and logged; Ready tells the rest
 	go func() {
 		defer close(v.done)
@@ -322,9 +331,11 @@ var (
 )
 
 // Verify checks raw (the token without "Bearer ") and returns the caller.
-// Every call is counted under its result. A rejection is an *Error.
+// Every call is counted under its result. A rejection is an *Error. A token
+// verified lately is answered from the cache (tokenCache: same verdict,
+// without the signature check).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
-	id, err := v.verify(ctx, raw)
+	id, err := v.verifyCached(ctx, raw)
 	result := ResultOK
 	if err != nil {
 		result = err.Result
@@ -337,29 +348,52 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	return id, nil
 }
 
-func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
+// verifyCached answers a token verified lately from the cache, and
+// verifies (and remembers) any other.
+func (v *Verifier) verifyCached(ctx context.Context, raw string) (Identity, *Error) {
+	if raw == "" || len(raw) > MaxTokenBytes {
+		id, _, err := v.verify(ctx, raw)
+		return id, err
+	}
+	key := sha256.Sum256([]byte(raw))
+	if id, ok := v.cache.get(key, v.now()); ok {
+		return id, nil
+	}
+	gen := v.cache.generation.Load()
+	id, until, err := v.verify(ctx, raw)
+	if err == nil {
+		v.cache.put(key, id, until, gen)
+	}
+	return id, err
+}
+
+// verify runs every check on raw. It returns the caller and the instant
+// from which the parser refuses the token as expired.
+func (v *Verifier) verify(ctx context.Context, raw string) (Identity, time.Time, *Error) {
 	if raw == "" {
-		return Identity{}, reject(ResultMissing, nil)
+		return Identity{}, time.Time{}, reject(ResultMissing, nil)
 	}
 	if len(raw) > MaxTokenBytes {
-		return Identity{}, reject(ResultMalformed, ErrTokenTooLarge)
+		return Identity{}, time.Time{}, reject(ResultMalformed, ErrTokenTooLarge)
 	}
 	var c claims
 	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))
 	if err != nil {
-		return Identity{}, reject(v.classify(token, &c, err), err)
+		return Identity{}, time.Time{}, reject(v.classify(token, &c, err), err)
 	}
 	if c.Subject == "" {
-		return Identity{}, reject(ResultMalformed, errors.New("token has no sub"))
+		return Identity{}, time.Time{}, reject(ResultMalformed, errors.New("token has no sub"))
 	}
 	if err := v.checkLifetime(&c); err != nil {
-		return Identity{}, reject(ResultBadLifetime, err)
+		return Identity{}, time.Time{}, reject(ResultBadLifetime, err)
 	}
 	if strings.ContainsRune(c.Subject, 0) {
 		// BetterAuth's ids never hold one; the id could not be stored.
-		return Identity{}, reject(ResultMalformed, errors.New("token's sub contains a NUL character"))
+		return Identity{}, time.Time{}, reject(ResultMalformed, errors.New("token's sub contains a NUL character"))
 	}
-	return Identity{UserID: c.Subject, Email: storable(c.Email), Name: storable(c.Name), EmailVerified: c.EmailVerified}, nil
+	id := Identity{UserID: c.Subject, Email: storable(c.Email), Name: storable(c.Name), EmailVerified: c.EmailVerified}
+	// The parser's rule: valid while now is before exp + leeway.
+	return id, c.ExpiresAt.Add(v.opts.Leeway), nil
 }
 
 // storable drops the NUL characters of a claim the users row records:
@@ -373,7 +407,7 @@ func storable(claim string) string { return strings.ReplaceAll(claim, "\x00", ""
 // that leaving iat out does not lift the bound. exp is present (required by
 // the parser).
 func (v *Verifier) checkLifetime(c *claims) error {
-	from := time.Now()
+	from := v.now()
 	if c.IssuedAt != nil {
 		from = c.IssuedAt.Time
 	}

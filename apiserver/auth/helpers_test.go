@@ -124,6 +124,18 @@ func newEd25519(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 // staticJWKS serves a JWKS holding the given Ed25519 public keys.
 func staticJWKS(t testing.TB, keys map[string]ed25519.PublicKey) *httptest.Server {
 	t.Helper()
+	body := jwksBody(t, keys)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// jwksBody is a JWKS holding the given Ed25519 public keys.
+func jwksBody(t testing.TB, keys map[string]ed25519.PublicKey) []byte {
+	t.Helper()
 	var set struct {
 		Keys []map[string]string `json:"keys"`
 	}
@@ -137,10 +149,5 @@ func staticJWKS(t testing.TB, keys map[string]ed25519.PublicKey) *httptest.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	return body
 }

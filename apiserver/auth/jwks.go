@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type keyStore struct {
 	metrics *metrics
 	deps    *dependency.Gauges
 	log     *slog.Logger
+	// changed is called when a fetched JWKS differs from the last one.
+	changed func()
+	// digest is the SHA-256 of the last JWKS stored.
+	digest  [sha256.Size]byte
 	loaded  atomic.Bool
 	errMu   sync.Mutex
 	lastErr error
@@ -154,8 +159,12 @@ func (s *keyStore) fetch(ctx context.Context) (int, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("get JWKS: status %d", resp.StatusCode)
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes))
+	if err != nil {
+		return 0, fmt.Errorf("read JWKS: %w", err)
+	}
 	var set jwkset.JWKSMarshal
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKSBytes)).Decode(&set); err != nil {
+	if err := json.Unmarshal(body, &set); err != nil {
 		return 0, fmt.Errorf("decode JWKS: %w", err)
 	}
 	keys := make([]jwkset.JWK, 0, len(set.Keys))
@@ -180,6 +189,15 @@ func (s *keyStore) fetch(ctx context.Context) (int, error) {
 	}
 	if err := s.KeyReplaceAll(ctx, keys); err != nil {
 		return 0, fmt.Errorf("store JWKS keys: %w", err)
+	}
+	// Any change (even of a key's form) counts: a token verified against
+	// a key no longer published must not pass from a cache. Fetches run
+	// one at a time (refresh), so digest needs no lock.
+	if d := sha256.Sum256(body); d != s.digest {
+		s.digest = d
+		if s.changed != nil {
+			s.changed()
+		}
 	}
 	return len(keys), nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -52,7 +53,7 @@ type drainTiming struct {
 var productionDrain = drainTiming{total: ShutdownTimeout, cutAfter: ShutdownTimeout - streamCutMargin}
 
 func newServeCmd() *cobra.Command {
-	var connectTimeout time.Duration
+	var flags serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the API on LISTEN_ADDR and metrics on METRICS_ADDR",
@@ -68,14 +69,42 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			return serve(cmd.Context(), cfg, connectTimeout, logger, productionDrain)
+			return serve(cmd.Context(), cfg, flags, logger, productionDrain)
 		},
 	}
 	// The operator's startup probe budget is built on the default
 	// (controllers/specs lifecycle contract); the flag is for runs by hand.
-	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", store.DefaultConnectTimeout,
+	cmd.Flags().DurationVar(&flags.connectTimeout, "connect-timeout", store.DefaultConnectTimeout,
 		"how long to wait for the database to answer at start-up before giving up")
+	cmd.Flags().BoolVar(&flags.pprof, "pprof", false,
+		"also serve Go's profiles (net/http/pprof) on METRICS_ADDR under /debug/pprof/, for profiling under load "+
+			"(make bench-http -profile); off by default, since a profile shows what the process holds")
 	return cmd
+}
+
+// serveFlags are serve's command-line settings (everything else comes from
+// the environment).
+type serveFlags struct {
+	// connectTimeout bounds the wait for the database at start-up.
+	connectTimeout time.Duration
+	// pprof adds /debug/pprof/ to the metrics listener.
+	pprof bool
+}
+
+// metricsHandler serves the registry's metrics, and the profiles when
+// pprof: never on the API's listener, which the world reaches.
+func metricsHandler(reg *prometheus.Registry, pprof bool) http.Handler {
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if !pprof {
+		return metrics
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", metrics)
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	return mux
 }
 
 // errDatabaseNotReached is what the database gauge reports from start-up
@@ -117,9 +146,9 @@ func newVerifier(ctx context.Context, cfg config.Config, reg prometheus.Register
 }
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully
-// (see drainThenRelease). It waits up to connectTimeout for the database
+// (see drainThenRelease). It waits up to flags.connectTimeout for the database
 // at start-up.
-func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration, logger *slog.Logger, drain drainTiming) error {
+func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slog.Logger, drain drainTiming) error {
 	logger.Info("starting chat-apiserver", "version", version.Version)
 
 	reg := prometheus.NewRegistry()
@@ -143,7 +172,7 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 
 	// Metrics and probes of the process come up first: Prometheus sees a
 	// slow start-up (database waking up) instead of a missing target.
-	metricsSrv := httpapi.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), cfg.HTTP)
+	metricsSrv := httpapi.NewServer(metricsHandler(reg, flags.pprof), cfg.HTTP)
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(metricsSrv, metricsLn, "metrics") }()
 	defer shutdown(metricsSrv, logger, "metrics")
@@ -151,7 +180,7 @@ func serve(ctx context.Context, cfg config.Config, connectTimeout time.Duration,
 	// One pool for the whole process: the store owns the chat tables, the
 	// PostgreSQL vector store its chunk tables.
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
-		ConnectTimeout: connectTimeout,
+		ConnectTimeout: flags.connectTimeout,
 		MaxConns:       int32(cfg.Database.MaxConns), //nolint:gosec // config bounds it to MaxDatabaseMaxConns
 		AcquireTimeout: cfg.Database.AcquireTimeout,
 		QueryTimeout:   cfg.Database.QueryTimeout,

@@ -81,7 +81,7 @@ func startServe(t *testing.T, dbURL string, env func(*stack) map[string]string, 
 	ctx, s.stop = context.WithCancel(ctx)
 	go func() {
 		defer close(s.done)
-		s.err = serve(ctx, cfg, store.DefaultConnectTimeout, slog.New(slog.NewJSONHandler(s.logs, nil)), drain)
+		s.err = serve(ctx, cfg, serveFlags{connectTimeout: store.DefaultConnectTimeout}, slog.New(slog.NewJSONHandler(s.logs, nil)), drain)
 	}()
 	t.Cleanup(func() {
 		s.stop()

@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/apiserver/store/storetest"
 )
 
 // BenchmarkListConversationsPage measures one keyset page (the default 20)
@@ -59,6 +61,54 @@ func BenchmarkTakeRateToken(b *testing.B) {
 	for b.Loop() {
 		if ok, _, err := s.TakeRateToken(ctx, "u", "write", limit); err != nil || !ok {
 			b.Fatalf("ok=%v err=%v", ok, err)
+		}
+	}
+}
+
+// BenchmarkListMessagesHistory is how a page of messages (the default 20)
+// grows with the conversation's history, 100 to 100,000 messages: the first
+// page, and the last one through its keyset cursor (make bench-growth).
+func BenchmarkListMessagesHistory(b *testing.B) {
+	ctx := context.Background()
+	pool := storetest.Open(b)
+	s := store.New(pool)
+	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+		b.Fatal(err)
+	}
+	conv, err := s.CreateConversation(ctx, "u", "long")
+	if err != nil {
+		b.Fatal(err)
+	}
+	have := 0
+	for _, n := range []int{100, 1_000, 10_000, 100_000} {
+		// Grow the history to n messages, a second apart.
+		if _, err := pool.Exec(ctx, `INSERT INTO messages (conversation_id, user_id, role, content, created_at)
+			SELECT $1::uuid, 'u', 'user', 'message ' || i, now() - interval '1 year' + make_interval(secs => i)
+			FROM generate_series($2::int + 1, $3::int) i`, conv.ID, have, n); err != nil {
+			b.Fatal(err)
+		}
+		have = n
+		if _, err := pool.Exec(ctx, `ANALYZE messages`); err != nil {
+			b.Fatal(err)
+		}
+		// The cursor of the last page: walk there a hundred at a time.
+		cursor := ""
+		for range n/store.MaxLimit - 1 {
+			page, err := s.ListMessages(ctx, "u", conv.ID, store.MaxLimit, cursor)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cursor = page.NextCursor
+		}
+		for _, at := range []struct{ name, cursor string }{{"first", ""}, {"last", cursor}} {
+			b.Run(fmt.Sprintf("history=%d/page=%s", n, at.name), func(b *testing.B) {
+				for b.Loop() {
+					page, err := s.ListMessages(ctx, "u", conv.ID, 0, at.cursor)
+					if err != nil || len(page.Items) != store.DefaultLimit {
+						b.Fatalf("page of %d: %v", len(page.Items), err)
+					}
+				}
+			})
 		}
 	}
 }

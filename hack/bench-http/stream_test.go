@@ -1,0 +1,307 @@
+//go:build bench
+
+package benchhttp
+
+// make bench-stream: how many answer streams (SSE) one chat-apiserver
+// holds open at once, and what each costs, with the fake OpenAI server
+// answering at a model's pace.
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chatbackend/chatbackend/internal/openaitest"
+	"github.com/chatbackend/chatbackend/internal/pgtest"
+)
+
+var (
+	levels       = flag.String("streams", "100,250,500,1000,2000", "comma-separated numbers of streams to hold open, in turn")
+	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
+	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
+)
+
+// TestBenchStream ramps the number of concurrently open streams and
+// prints, per level, the time to first byte, the latency the server adds
+// to the model's first token, and memory and goroutines per open stream.
+func TestBenchStream(t *testing.T) {
+	dir := t.TempDir()
+	bin := build(t, dir, "apiserver/cmd/chat-apiserver")
+	var counts []int
+	for l := range strings.SplitSeq(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(l))
+		if err != nil || n < 1 {
+			t.Fatalf("-streams: %q", l)
+		}
+		counts = append(counts, n)
+	}
+	most := slices.Max(counts)
+	dbURL := pgtest.New(t)
+	s := seedDatabase(t, dbURL, most, 1, 1)
+	iss := newIssuer(t)
+	tokens := make([]string, most)
+	for n := range tokens {
+		tokens[n] = iss.token(t, userID(n), iss.key)
+	}
+
+	oai := openaitest.Start(t)
+	delay := time.Duration(float64(time.Second) / *tokenRate)
+	model := &firstTokens{at: map[string]time.Time{}}
+	deltas := slices.Repeat([]string{"tok "}, *answerTokens)
+	oai.SetReply(func(r openaitest.ChatRequest) openaitest.Reply {
+		// The fake sleeps delay before each delta: its first token leaves
+		// delay after this call.
+		model.record(r, time.Now().Add(delay))
+		return openaitest.Reply{Deltas: deltas, Delay: delay, PromptTokens: 100, CompletionTokens: int64(*answerTokens)}
+	})
+	env := map[string]string{
+		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
+		"OPENAI_API_KEY": openaitest.APIKey, "OPENAI_BASE_URL": oai.URL,
+		"CHAT_MAX_STREAMS":           strconv.Itoa(2 * most),
+		"CHAT_RATE_LIMIT_PER_MINUTE": "1000000", "CHAT_RATE_LIMIT_BURST": "1000000",
+	}
+	ingest := exec.Command(bin, "ingest", "--docs", "../e2e/docs", "--site-url", "http://docs.example")
+	for k, v := range env {
+		ingest.Env = append(ingest.Env, k+"="+v)
+	}
+	if out, err := ingest.CombinedOutput(); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	api, metrics := freeAddr(t), freeAddr(t)
+	env["LISTEN_ADDR"], env["METRICS_ADDR"] = api, metrics
+	server := start(t, "chat-apiserver", bin, []string{"serve"}, serverEnv(t, env), "http://"+api, "/readyz",
+		filepath.Join(dir, "chat-apiserver.log"))
+
+	answer := time.Duration(*answerTokens) * delay
+	var out []streamRow
+	for _, n := range counts {
+		base := scrape(t, metrics)
+		baseRSS := server.rss(t)
+		r := holdStreams(server.base, s.latest[:n], tokens[:n], answer, model)
+		// Every stream is past its first delta and none has ended yet.
+		mid, rss := scrape(t, metrics), server.rss(t)
+		r.n = n
+		// The server's own count of the streams it holds now.
+		r.open = int(mid["chatbackend_sse_streams_open"])
+		per := float64(max(1, r.open))
+		r.rss = float64(rss-baseRSS) / per
+		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
+		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
+		r.wait()
+		out = append(out, r.streamRow)
+	}
+	reportStreams(out, answer)
+}
+
+// firstTokens is when the fake sent each question's first token.
+type firstTokens struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (f *firstTokens) record(r openaitest.ChatRequest, at time.Time) {
+	if len(r.Messages) == 0 {
+		return
+	}
+	q := r.Messages[len(r.Messages)-1].Content
+	if m := questionID.FindString(q); m != "" {
+		f.mu.Lock()
+		f.at[m] = at
+		f.mu.Unlock()
+	}
+}
+
+func (f *firstTokens) get(id string) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.at[id]
+	return at, ok
+}
+
+var questionID = regexp.MustCompile(`bench-q-[0-9]+-[0-9]+`)
+
+// streamRow is one level's line of the table.
+type streamRow struct {
+	n, open, errors int
+	ttfb, added     []time.Duration // sorted
+	rss, heap       float64         // bytes per open stream
+	goroutines      float64
+	why             map[string]int // the errors, by message
+}
+
+type holding struct {
+	streamRow
+	done chan struct{}
+}
+
+func (h *holding) wait() { <-h.done }
+
+// holdStreams starts one stream per conversation, spread over half an
+// answer's time (twice the rate at which a steady n streams would start,
+// not one burst), and returns once all are past their first delta, the
+// first ones still streaming (they keep running: wait for them).
+func holdStreams(base string, convs, tokens []string, answer time.Duration, model *firstTokens) *holding {
+	h := &holding{done: make(chan struct{})}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	opened := make(chan struct{}, len(convs))
+	spread := answer / 2
+	round := time.Now().UnixNano()
+	for i := range convs {
+		time.Sleep(spread / time.Duration(len(convs)))
+		wg.Go(func() {
+			id := fmt.Sprintf("bench-q-%d-%d", round, i)
+			signal := sync.OnceFunc(func() { opened <- struct{}{} })
+			ttfb, added, err := stream(client, base, convs[i], tokens[i], id, model, signal)
+			signal() // also when it failed before its first delta
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				h.errors++
+				if h.why == nil {
+					h.why = map[string]int{}
+				}
+				h.why[err.Error()]++
+				return
+			}
+			h.ttfb = append(h.ttfb, ttfb)
+			h.added = append(h.added, added)
+		})
+	}
+	// All started and past their first delta: measure now, mid-answer.
+	for range convs {
+		<-opened
+	}
+	go func() {
+		wg.Wait()
+		mu.Lock()
+		slices.Sort(h.ttfb)
+		slices.Sort(h.added)
+		mu.Unlock()
+		close(h.done)
+	}()
+	return h
+}
+
+// stream posts question id as SSE and reports the time to the response's
+// first byte and how long after the fake's first token the first delta
+// arrived; it signals once the first delta is in and reads to the end.
+func stream(client *http.Client, base, conv, token, id string, model *firstTokens, firstDelta func()) (ttfb, added time.Duration, err error) {
+	body := fmt.Sprintf(`{"content":"How do I install the operator? (%s)"}`, id)
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/conversations/"+conv+"/messages", strings.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return 0, 0, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.Peek(1); err != nil {
+		return 0, 0, err
+	}
+	ttfb = time.Since(start)
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return 0, 0, fmt.Errorf("stream ended before a delta: %w", err)
+		}
+		if strings.TrimSpace(line) == "event: delta" {
+			break
+		}
+	}
+	first, ok := model.get(id)
+	if !ok {
+		return 0, 0, fmt.Errorf("the model never saw question %s", id)
+	}
+	added = time.Since(first)
+	firstDelta()
+	// The rest of the answer, to its end: the stream stays open meanwhile.
+	for {
+		if _, err := rd.ReadString('\n'); err != nil {
+			break
+		}
+	}
+	return ttfb, added, nil
+}
+
+// scrape reads the Go runtime's gauges from chat-apiserver's metrics.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+func reportStreams(rows []streamRow, answer time.Duration) {
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s\n",
+		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "))
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\t")
+	sustained := 0
+	for _, r := range rows {
+		q := func(l []time.Duration, p float64) time.Duration {
+			if len(l) == 0 {
+				return 0
+			}
+			return l[min(len(l)-1, int(p*float64(len(l))))]
+		}
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t\n", r.n, r.open, r.errors,
+			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines)
+		if r.errors == 0 && q(r.ttfb, .99) < 100*time.Millisecond {
+			sustained = max(sustained, r.n)
+		}
+	}
+	_ = w.Flush()
+	for _, r := range rows {
+		for why, n := range r.why {
+			fmt.Printf("  %d streams: %d x %s\n", r.n, n, why)
+		}
+	}
+	fmt.Printf("streams sustained with TTFB p99 < 100 ms and no errors: %d\n", sustained)
+}
