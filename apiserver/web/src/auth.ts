@@ -34,12 +34,15 @@ export function betterAuthToken(authURL: string): TokenGetter {
     // Concurrent callers share one request.
     pending ??= (async () => {
       try {
-        const { data, error } = await auth.token();
+        const { data, error } = await auth.token().catch((err: Error) => {
+          // BetterAuth unreachable, or its CORS refuses this page's origin.
+          throw new ChatError(0, "network", `cannot reach BetterAuth: ${err.message}`);
+        });
         if (error) {
           cached = null;
           // No session (signed out, expired): not an error, the reader signs in.
           if (error.status === 401 || error.status === 403) return null;
-          throw new ChatError(error.status ?? 0, "network", `BetterAuth token: ${error.message ?? error.statusText ?? "failed"}`);
+          throw new ChatError(error.status ?? 0, "network", `BetterAuth token: ${error.message || error.statusText || "failed"}`);
         }
         if (!data?.token) return null;
         cached = { token: data.token, exp: expiry(data.token) };

@@ -22,9 +22,11 @@ import { renderMarkdown } from "./markdown.js";
 import { defaultStrings, format, type Strings } from "./strings.js";
 import { css } from "./styles.js";
 
-// sessionStorage keys: the panel reopens after a sign-in round trip, and a
-// conversation survives navigation between docs pages.
+// sessionStorage keys: the panel reopens after a sign-in round trip (on the
+// page it was opened on, within REOPEN_MS: the sign-in page itself has the
+// widget too), and a conversation survives navigation between docs pages.
 const REOPEN_KEY = "chatbackend-chat:reopen";
+const REOPEN_MS = 30 * 60_000;
 const CONVERSATION_KEY = "chatbackend-chat:conversation";
 
 const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), input:not([disabled]), [tabindex]:not([tabindex="-1"])';
@@ -115,7 +117,7 @@ export class ChatbackendChat extends HTMLElement {
     this.build();
     this.followTheme();
     document.addEventListener("keydown", this.onDocumentKey);
-    if (sessionStorage.getItem(REOPEN_KEY)) {
+    if (this.shouldReopen()) {
       sessionStorage.removeItem(REOPEN_KEY);
       void this.open();
     }
@@ -131,6 +133,15 @@ export class ChatbackendChat extends HTMLElement {
     if (name === "strings" && this.els) {
       this.readStrings();
       this.applyStrings();
+    }
+  }
+
+  private shouldReopen(): boolean {
+    try {
+      const { url, at } = JSON.parse(sessionStorage.getItem(REOPEN_KEY) ?? "null") as { url: string; at: number };
+      return url === location.href.split("#")[0] && Date.now() - at < REOPEN_MS;
+    } catch {
+      return false;
     }
   }
 
@@ -214,7 +225,9 @@ export class ChatbackendChat extends HTMLElement {
       }
     });
     panel.addEventListener("keydown", (e) => this.onPanelKey(e));
-    signinLink.addEventListener("click", () => sessionStorage.setItem(REOPEN_KEY, "1"));
+    signinLink.addEventListener("click", () =>
+      sessionStorage.setItem(REOPEN_KEY, JSON.stringify({ url: location.href.split("#")[0], at: Date.now() })),
+    );
   }
 
   private applyStrings(): void {
@@ -522,6 +535,14 @@ export class ChatbackendChat extends HTMLElement {
         ),
       );
       body.after(list);
+    }
+    // A link to a section of the page the reader is on only scrolls: close
+    // the panel so the section is not hidden behind it (on a phone the
+    // panel is the whole screen).
+    for (const a of el.querySelectorAll<HTMLAnchorElement>(".body a[href], .sources a[href]")) {
+      a.onclick = () => {
+        if (a.origin === location.origin && a.pathname === location.pathname && a.hash) this.close();
+      };
     }
   }
 
