@@ -28,7 +28,12 @@ func TestBrowserFilesAreServedWithCaching(t *testing.T) {
 	t.Cleanup(srv.Close)
 	// No transparent gzip: the test reads Content-Encoding itself.
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	get := func(p string, header ...string) (*http.Response, []byte) {
+	// got is an answer, read and closed.
+	type got struct {
+		StatusCode int
+		Header     http.Header
+	}
+	get := func(p string, header ...string) (got, []byte) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, srv.URL+p, nil)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -40,7 +45,7 @@ func TestBrowserFilesAreServedWithCaching(t *testing.T) {
 		defer res.Body.Close()
 		b, err := io.ReadAll(res.Body)
 		g.Expect(err).NotTo(HaveOccurred())
-		return res, b
+		return got{StatusCode: res.StatusCode, Header: res.Header}, b
 	}
 
 	g.Expect(web.Assets).To(HaveLen(2))

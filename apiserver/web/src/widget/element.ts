@@ -41,6 +41,26 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, 
   return el;
 }
 
+// thumb draws the feedback icon (Material's thumb_up, Apache-2.0) as SVG
+// built in the DOM: no emoji font needed, no markup parsed.
+const SVG = "http://www.w3.org/2000/svg";
+function thumb(down: boolean): SVGSVGElement {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "16");
+  svg.setAttribute("height", "16");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("fill", "currentColor");
+  if (down) svg.setAttribute("transform", "rotate(180)");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute(
+    "d",
+    "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+  );
+  svg.append(path);
+  return svg;
+}
+
 // matchShortcut: "Mod+/" is Ctrl on Windows and Linux, Cmd on macOS.
 export function matchShortcut(spec: string, e: KeyboardEvent): boolean {
   const parts = spec.split("+").map((p) => p.trim().toLowerCase());
@@ -177,7 +197,7 @@ export class ChatbackendChat extends HTMLElement {
     const title = h("h2", { id: "title" });
     const historyBtn = h("button", { type: "button", class: "icon", "aria-expanded": "false", "aria-controls": "history" });
     const newBtn = h("button", { type: "button", class: "icon" });
-    const closeBtn = h("button", { type: "button", class: "icon" });
+    const closeBtn = h("button", { type: "button", class: "icon close" });
     const history = h("nav", { id: "history", class: "history", hidden: "" });
     const messages = h("div", { class: "messages", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
     const status = h("div", { class: "sr-only", role: "status", "aria-live": "polite" });
@@ -236,7 +256,7 @@ export class ChatbackendChat extends HTMLElement {
     els.title.textContent = s.title;
     els.historyBtn.textContent = s.history;
     els.newBtn.textContent = s.newChat;
-    els.closeBtn.textContent = "✕";
+    els.closeBtn.textContent = "×";
     els.closeBtn.setAttribute("aria-label", s.close);
     els.inputLabel.textContent = s.placeholder;
     els.input.placeholder = this.getAttribute("placeholder") || s.placeholder;
@@ -560,8 +580,8 @@ export class ChatbackendChat extends HTMLElement {
     const actions = h("div", { class: "actions" });
     const id = el.dataset.messageId;
     if (id && m?.status === "complete") {
-      const up = h("button", { type: "button", class: "icon", "aria-pressed": "false", "aria-label": s.helpful, title: s.helpful, text: "👍" });
-      const down = h("button", { type: "button", class: "icon", "aria-pressed": "false", "aria-label": s.notHelpful, title: s.notHelpful, text: "👎" });
+      const up = h("button", { type: "button", class: "icon", "aria-pressed": "false", "aria-label": s.helpful, title: s.helpful }, thumb(false));
+      const down = h("button", { type: "button", class: "icon", "aria-pressed": "false", "aria-label": s.notHelpful, title: s.notHelpful }, thumb(true));
       const rate = async (rating: "up" | "down", comment?: string) => {
         up.setAttribute("aria-pressed", String(rating === "up"));
         down.setAttribute("aria-pressed", String(rating === "down"));

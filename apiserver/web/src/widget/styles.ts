@@ -46,7 +46,8 @@ button, textarea, a { font: inherit; }
 button { cursor: pointer; border: 1px solid var(--cb-border); background: var(--cb-bg); color: var(--cb-fg); border-radius: 8px; padding: 6px 10px; font-size: 14px; }
 button:disabled { opacity: .6; cursor: default; }
 button.primary { background: var(--cb-accent); color: var(--cb-accent-fg); border-color: var(--cb-accent); }
-button.icon { padding: 4px 8px; }
+button.icon { padding: 4px 8px; display: inline-flex; align-items: center; gap: 4px; }
+header button.close { font-size: 20px; line-height: 1; padding: 2px 10px; }
 a { color: var(--cb-link); }
 .launcher {
   position: fixed; bottom: 20px; right: 20px; z-index: var(--cb-z);
