@@ -69,7 +69,7 @@ dev-api: build test-deps-apiserver ## Only PostgreSQL, BetterAuth and chat-apise
 
 ##@ Test
 .PHONY: test
-test: lint verify-generated test-deps ## Run every test (installs what they need).
+test: lint verify-generated web-verify test-deps ## Run every test (installs what they need).
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-alerts
 	$(MAKE) test-chart
@@ -101,6 +101,24 @@ test-deps-apiserver:
 .PHONY: test-alerts
 test-alerts: tools-prometheus ## promtool check + unit tests of the alert rules the operator installs.
 	hack/test-alerts.sh
+
+##@ Web (apiserver/web: the widget, the browser client, the Docusaurus plugin)
+# npm ci only when node_modules is missing or older than the lockfile: the
+# install is the slow part, and the lockfile pins every byte of it.
+WEB := apiserver/web
+.PHONY: web
+web: ## Regenerate the client's API types from openapi.yaml, type-check, build dist/ (prints gzip sizes).
+	hack/tools.sh node
+	cd $(WEB) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+	cd $(WEB) && npm run --silent gen && npm run --silent typecheck && npm run --silent build
+
+.PHONY: web-verify
+web-verify: web ## Fail when the committed dist/ or API types differ from a fresh build; run the client's unit tests.
+	cd $(WEB) && npm test --silent
+	@out=$$(git status --porcelain --untracked-files=all -- $(WEB)/dist $(WEB)/src/api.gen.ts); \
+	if [ -n "$$out" ]; then git --no-pager diff --stat -- $(WEB)/dist $(WEB)/src/api.gen.ts; echo "$$out"; \
+	  echo "apiserver/web/dist or src/api.gen.ts is stale or not committed: run 'make web' and commit"; exit 1; fi
 
 ##@ End to end
 .PHONY: e2e

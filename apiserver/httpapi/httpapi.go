@@ -26,6 +26,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/openapi"
 	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/apiserver/web"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above).
@@ -144,10 +145,15 @@ func New(d Deps) (http.Handler, error) {
 	chatBudget := limit(budget{name: budgetChat, limit: d.ChatRateLimit})
 	writeBudget := limit(budget{name: budgetWrite, limit: d.WriteRateLimit})
 
-	// Probes and the API description: no authentication.
+	// Probes, the API description and the browser files: no authentication.
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET(openapi.Route, openapi.Handler())
+	// The chat widget and the browser client (apiserver/web), for any page.
+	for _, a := range web.Assets {
+		r.GET(a.Path, a.Handler())
+	}
+	r.GET(web.VersionedRoute, web.VersionedHandler())
 
 	// Everything else needs a verified user whose users row exists.
 	authn := []gin.HandlerFunc{d.Auth.Middleware(), h.syncUser}

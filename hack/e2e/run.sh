@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Browser end-to-end test (issue 6): starts a throwaway PostgreSQL, the real
+# Browser end-to-end test (issues 6, 14): starts a throwaway PostgreSQL, the real
 # BetterAuth server of hack/betterauth and bin/chat-apiserver (migrate, ingest
 # of hack/e2e/docs with the offline embedder, serve) on loopback, each on its
-# own port, then runs hack/e2e/browser/e2e.test.mjs with `node --test`: headless
-# Chromium opens a page on a fourth origin that signs in with BetterAuth and
-# chats with the API, and the same page on a fifth origin that CORS refuses.
+# own port, builds hack/e2e/docs into a Docusaurus site with the chat widget's
+# plugin (cached), then runs hack/e2e/browser/e2e.test.mjs with `node --test`:
+# headless Chromium reads the site on a fourth origin, signs in on its BetterAuth
+# page and chats through the widget served by the API; the same site on a fifth
+# origin is refused by CORS.
 #
 # Run through `make e2e` (builds bin/chat-apiserver first). It installs what it
 # needs itself: Chromium (hack/tools.sh chromium) and the npm packages of
-# hack/betterauth and hack/e2e/browser. Screenshots, the browser console and
+# hack/betterauth, hack/e2e/browser and its site/. Screenshots, the browser console and
 # the servers' logs end up in hack/e2e/artifacts/.
 #
 # Everything it starts is stopped on exit, failure or Ctrl-C; every wait is
@@ -43,6 +45,30 @@ npm_ci() { # $1: directory with package-lock.json; installs when node_modules is
 }
 npm_ci "$ROOT/hack/betterauth"
 npm_ci "$E2E/browser"
+npm_ci "$E2E/browser/site"
+
+# --- the Docusaurus site, rebuilt only when what goes into it changed ---------------
+# Built with placeholder origins (the ports change every run; e2e.test.mjs puts
+# the real ones in as it serves), so one build serves every run until the docs,
+# the site, the plugin or the lockfile change. Webpack's cache in
+# node_modules/.cache keeps a rebuild to about a minute.
+SITE="$E2E/browser/site"
+mkdir -p "$ARTIFACTS"
+site_inputs() {
+  (cd "$ROOT" && find hack/e2e/docs hack/e2e/browser/site/src apiserver/web/docusaurus-plugin -type f -print0 \
+    | sort -z | xargs -0 sha256sum; sha256sum hack/e2e/browser/site/docusaurus.config.js hack/e2e/browser/site/package-lock.json) \
+    | sha256sum | cut -d' ' -f1
+}
+SITE_HASH=$(site_inputs)
+if [ "$(cat "$SITE/build/.inputs" 2>/dev/null)" != "$SITE_HASH" ]; then
+  say "docusaurus build of hack/e2e/docs (inputs changed)"
+  rm -rf "$SITE/build"
+  (cd "$SITE" && timeout 600 npx --no-install docusaurus build --out-dir build) >"$ARTIFACTS/docusaurus-build.log" 2>&1 \
+    || { show_log "$ARTIFACTS/docusaurus-build.log"; die "docusaurus build failed"; }
+  echo "$SITE_HASH" >"$SITE/build/.inputs"
+else
+  say "docusaurus site is current (hack/e2e/browser/site/build)"
+fi
 
 # --- cleanup: runs on success, failure and Ctrl-C ------------------------------------
 TEST_PID=""
@@ -99,12 +125,13 @@ wait_for chat-apiserver "$API_PID" "$STACK_DIR/apiserver.log" curl -fsS --max-ti
 
 # --- the browser test ---------------------------------------------------------------
 rm -f "$ARTIFACTS"/*.png
-say "browser test: page on $PAGE_ORIGIN, refused page on $OTHER_ORIGIN"
+say "browser test: docs site on $PAGE_ORIGIN, refused copy on $OTHER_ORIGIN"
 # In the background and waited for, so Ctrl-C or TERM reaches the traps at once
 # (cleanup then stops it: timeout passes the TERM on, and Playwright closes Chromium).
 (cd "$E2E/browser" && E2E_AUTH_URL="$AUTH_URL" E2E_API_URL="$API_URL" \
   E2E_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" E2E_PAGE_ORIGIN="$PAGE_ORIGIN" \
   E2E_OTHER_ORIGIN="$OTHER_ORIGIN" E2E_ARTIFACTS="$ARTIFACTS" E2E_TMP="$STACK_DIR" \
+  E2E_SITE="$SITE/build" E2E_DATABASE_URL="$DATABASE_URL" PSQL="$PG_BIN/psql" \
   exec timeout -k 10 "$E2E_TIMEOUT" node --test --test-reporter=spec e2e.test.mjs) &
 TEST_PID=$!
 rc=0
