@@ -62,6 +62,7 @@ type options struct {
 	maxConcurrentReconciles              int
 	kubeAPIQPS                           float64
 	kubeAPIBurst                         int
+	rolloutDelay                         time.Duration
 }
 
 // bindFlags registers the manager's flags on fs; the returned options hold
@@ -89,6 +90,8 @@ func bindFlags(fs *flag.FlagSet) *options {
 		"Sustained requests per second the operator may make to the Kubernetes API.")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst,
 		"Requests the operator may make to the Kubernetes API in a burst, above --kube-api-qps.")
+	fs.DurationVar(&o.rolloutDelay, "rollout-delay", controllers.DefaultRolloutDelay,
+		"When --default-apiserver-image changes, start upgrading at most one ChatBackend without spec.image per this delay; 0 upgrades them all at once.")
 	return o
 }
 
@@ -102,6 +105,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--kube-api-qps must be positive, not %g", o.kubeAPIQPS)
 	case float64(o.kubeAPIBurst) < o.kubeAPIQPS:
 		return fmt.Errorf("--kube-api-burst (%d) must be at least --kube-api-qps (%g)", o.kubeAPIBurst, o.kubeAPIQPS)
+	case o.rolloutDelay < 0:
+		return fmt.Errorf("--rollout-delay must not be negative, not %s", o.rolloutDelay)
 	}
 	return nil
 }
@@ -172,6 +177,7 @@ func run() error {
 		MonitoringRecheckInterval: o.monitoringRecheck,
 		MonitoringLabels:          o.monitoringLabels,
 		MaxConcurrentReconciles:   o.maxConcurrentReconciles,
+		RolloutDelay:              o.rolloutDelay,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up ChatBackend controller: %w", err)

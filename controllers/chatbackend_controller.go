@@ -76,6 +76,11 @@ type ChatBackendReconciler struct {
 	// MaxConcurrentReconciles is how many ChatBackends are reconciled at
 	// once (--max-concurrent-reconciles); controller-runtime's 1 when zero.
 	MaxConcurrentReconciles int
+	// RolloutDelay spaces the upgrades of the ChatBackends that follow
+	// DefaultImage when it changes (--rollout-delay,
+	// chatbackend_fleetrollout.go); zero upgrades them all at once.
+	RolloutDelay time.Duration
+	fleet        fleetRollout
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -153,6 +158,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, cb); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetDesiredReplicas(req.NamespacedName)
+			r.fleet.release(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

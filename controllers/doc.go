@@ -36,7 +36,10 @@
 //     spec image with a lower semantic version than the migrated one is
 //     refused (chatbackend_downgrade.go: no Job, Degraded
 //     DowngradeRefused) unless annotation chat.chatbackend.io/allow-downgrade
-//     names it.
+//     names it. When the operator's default image changes (an upgrade),
+//     the ChatBackends following it start their migrations one per
+//     --rollout-delay (chatbackend_fleetrollout.go: Migrated=False
+//     RolloutDelayed while waiting, requeued for their reserved time).
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema; and it uses the
 //     current env Secret only once that Secret's database is the migrated

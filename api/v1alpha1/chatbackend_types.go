@@ -87,6 +87,12 @@ const (
 	// does not name it. No migrations Job runs and the Deployment keeps the
 	// migrated image (Degraded=True, Ready=False).
 	ReasonDowngradeRefused = "DowngradeRefused"
+	// ReasonRolloutDelayed: the ChatBackend follows the operator's default
+	// image, which changed (an operator upgrade), and waits for its turn:
+	// the operator starts the migration of at most one such ChatBackend per
+	// --rollout-delay. The previous image keeps serving (Migrated=False,
+	// Progressing=False, Ready=False, Degraded=False); the message says when.
+	ReasonRolloutDelayed = "RolloutDelayed"
 )
 
 // ReasonEnvIgnored is the reason of the Warning Event recorded when
