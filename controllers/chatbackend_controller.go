@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,8 +105,8 @@ type ChatBackendReconciler struct {
 // Only the verbs a code path uses (rbac_test.go names each path): every
 // write is a server-side apply, a PATCH (plus create when the object is
 // new), so there is no update; delete only where the operator deletes
-// (unused env Secrets, superseded Jobs, a PodDisruptionBudget or monitoring
-// object the spec no longer wants), never Deployments or Services, which
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget, NetworkPolicy
+// or monitoring object the spec no longer wants), never Deployments or Services, which
 // the garbage collector removes with the ChatBackend.
 //
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
@@ -119,6 +120,7 @@ type ChatBackendReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;patch;delete
 //
 // The secure metrics endpoint (main.go, --metrics-secure) asks the API
@@ -145,6 +147,7 @@ func (r *ChatBackendReconciler) phases() []phase {
 		r.collectEnvSecrets,
 		r.reconcilePodDisruptionBudget,
 		r.reconcileService,
+		r.reconcileNetworkPolicy,
 		r.reconcileMonitoring,
 	}
 }
@@ -316,6 +319,7 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.monitoringAppeared, handler.EnqueueRequestsFromMapFunc(r.allChatBackends))).
 		Named("chatbackend").

@@ -1,7 +1,7 @@
 // Package controllers reconciles ChatBackends into the objects that run the
 // chat API: an env Secret, a migrations Job per image, a Deployment, a
-// PodDisruptionBudget, the API Service and an in-cluster metrics Service
-// and, when prometheus-operator is installed,
+// PodDisruptionBudget, the API Service, an in-cluster metrics Service, an
+// optional NetworkPolicy and, when prometheus-operator is installed,
 // a ServiceMonitor and a PrometheusRule. The objects themselves are built by
 // the pure functions of package specs; this package decides when each is
 // written and what the status says.
@@ -51,8 +51,10 @@
 //     new pods read for what they wait on (chatbackend_rollout.go).
 //     collectEnvSecrets then deletes the env Secrets nothing reads any
 //     more, once the Deployment has rolled out.
-//  4. reconcilePodDisruptionBudget, and reconcileService for the API
-//     Service and the metrics Service.
+//  4. reconcilePodDisruptionBudget, reconcileService for the API
+//     Service and the metrics Service, and reconcileNetworkPolicy
+//     (chatbackend_networkpolicy.go) for the optional NetworkPolicy of
+//     spec.networkPolicy.
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
 //     ServiceMonitor and PrometheusRule once their CRDs are discovered, and
 //     starts watching those kinds then (they cannot be watched before).
