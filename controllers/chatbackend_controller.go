@@ -160,7 +160,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	cb := &chatv1alpha1.ChatBackend{}
 	if err := r.Get(ctx, req.NamespacedName, cb); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetDesiredReplicas(req.NamespacedName)
+			forgetMetrics(req.NamespacedName)
 			r.fleet.release(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -172,7 +172,9 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if cb.Annotations[chatv1alpha1.AnnotationReconcile] == chatv1alpha1.ReconcileDisabled {
-		return ctrl.Result{}, r.patchPaused(ctx, cb)
+		err := r.patchPaused(ctx, cb)
+		recordConditions(cb)
+		return ctrl.Result{}, err
 	}
 
 	s := &scope{cb: cb, image: r.imageFor(cb)}
@@ -182,6 +184,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.patchStatus(ctx, s, before); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
+		recordConditions(s.cb)
 	}()
 
 	var (

@@ -73,8 +73,9 @@
 // Whatever happened, the status is then computed from the scope alone
 // (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
 // Available, Degraded and MonitoringReady, with every reason a constant of
-// api/v1alpha1. The operator's own metric chatbackend_desired_replicas
-// (metrics.go) is updated from the same scope. Ready means the desired
+// api/v1alpha1. The operator's own metrics chatbackend_desired_replicas
+// and chatbackend_condition (metrics.go) are updated from the same scope
+// and status. Ready means the desired
 // state is realised (kstatus, `kubectl rollout status`): while a new
 // version is migrated or rolled out it is False (Migrating, RollingOut)
 // and Available, True while the previous version serves, is what says the
