@@ -167,6 +167,10 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	env, cfg, err := testutil.StartEnvtest(testutil.Envtest{
 		Root: filepath.Join("..", ".."),
 		CRDs: []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		// envtest's default range, a /24, holds 254 Service IPs: fewer
+		// than two Services per ChatBackend of a fleet. The addresses are
+		// only allocated, never routed.
+		APIServerFlags: map[string]string{"service-cluster-ip-range": "198.18.0.0/16"},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -437,11 +441,13 @@ func startOperator(b *testing.B, env *envtest.Environment, manager string) *oper
 		b.Fatal(err)
 	}
 	op := &operator{metricsAddr: testutil.FreeAddr(b), exited: make(chan error, 1)}
-	logs, err := os.Create(filepath.Join(dir, "operator.log"))
+	// Kept after the benchmark, to read what the operator did.
+	logs, err := os.CreateTemp("", "bench-operator-*.log")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = logs.Close() })
+	b.Logf("operator logs: %s", logs.Name())
 	op.cmd = exec.Command(manager,
 		"--kubeconfig="+path,
 		"--metrics-bind-address="+op.metricsAddr,
