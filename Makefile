@@ -163,6 +163,19 @@ bench-growth: ## How a page of messages grows with the history, 100 to 100,000 m
 	hack/tools.sh postgres
 	go test -run '^$$' -bench 'BenchmarkListMessagesHistory' -benchtime 200x ./apiserver/store/
 
+# The operator on a fleet (hack/bench-operator): minutes, a control plane of
+# its own, so not part of `make bench` or `make test` (build tag).
+BENCH_CHATBACKENDS ?= 200
+BENCH_NAMESPACES ?= 50
+BENCH_UNRELATED_SECRETS ?= 2000
+BENCH_UNRELATED_DEPLOYMENTS ?= 500
+BENCH_REST_WINDOW ?= 1m
+.PHONY: bench-operator
+bench-operator: tools-envtest ## The operator on BENCH_CHATBACKENDS ChatBackends (+ unrelated objects) in envtest: convergence, heap, API requests.
+	go test -tags benchoperator -run '^$$' -bench Fleet -benchtime 1x -timeout 90m ./hack/bench-operator/ -args \
+	  -chatbackends=$(BENCH_CHATBACKENDS) -namespaces=$(BENCH_NAMESPACES) -unrelated-secrets=$(BENCH_UNRELATED_SECRETS) \
+	  -unrelated-deployments=$(BENCH_UNRELATED_DEPLOYMENTS) -rest-window=$(BENCH_REST_WINDOW)
+
 ##@ Tools (cached per machine, linked into bin/)
 .PHONY: tools-envtest tools-prometheus tools-helm tools-controller-gen tools-chromium tools-golangci-lint tools-kube-api-linter
 tools-envtest: ; hack/tools.sh envtest

@@ -68,7 +68,8 @@ type options struct {
 	// watchNamespaces: empty watches the whole cluster.
 	watchNamespaces []string
 	// podUser is --pod-run-as-user before "auto" is resolved (resolve).
-	podUser podUserFlag
+	podUser      podUserFlag
+	rolloutDelay time.Duration
 }
 
 // bindFlags registers the manager's flags on fs; the returned options hold
@@ -101,6 +102,8 @@ func bindFlags(fs *flag.FlagSet) *options {
 		func(v string) (err error) { o.watchNamespaces, err = parseNamespaces(v); return err })
 	fs.Var(&o.podUser, "pod-run-as-user", "runAsUser of the API and migrations pods: a UID, none (the platform assigns one, "+
 		"as OpenShift's restricted SCC does), or auto (none when the API group security.openshift.io is served, else 65532).")
+	fs.DurationVar(&o.rolloutDelay, "rollout-delay", controllers.DefaultRolloutDelay,
+		"When --default-apiserver-image changes, start upgrading at most one ChatBackend without spec.image per this delay; 0 upgrades them all at once.")
 	return o
 }
 
@@ -133,6 +136,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--kube-api-qps must be positive, not %g", o.kubeAPIQPS)
 	case float64(o.kubeAPIBurst) < o.kubeAPIQPS:
 		return fmt.Errorf("--kube-api-burst (%d) must be at least --kube-api-qps (%g)", o.kubeAPIBurst, o.kubeAPIQPS)
+	case o.rolloutDelay < 0:
+		return fmt.Errorf("--rollout-delay must not be negative, not %s", o.rolloutDelay)
 	}
 	return nil
 }
@@ -209,6 +214,7 @@ func run() error {
 		MonitoringLabels:          o.monitoringLabels,
 		MaxConcurrentReconciles:   o.maxConcurrentReconciles,
 		PodUser:                   podUser,
+		RolloutDelay:              o.rolloutDelay,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up ChatBackend controller: %w", err)

@@ -131,9 +131,11 @@ func TestFleetFlags(t *testing.T) {
 	g.Expect(o.kubeAPIQPS).To(Equal(50.0))
 	g.Expect(o.kubeAPIBurst).To(Equal(100))
 	g.Expect(o.metricsSecure).To(BeTrue(), "metrics are served over HTTPS to authorized scrapers by default")
+	g.Expect(o.rolloutDelay).To(Equal(30*time.Second), "an operator upgrade does not roll the whole fleet at once by default")
 
-	o, err = parse("--max-concurrent-reconciles=8", "--kube-api-qps=20.5", "--kube-api-burst=40")
+	o, err = parse("--max-concurrent-reconciles=8", "--kube-api-qps=20.5", "--kube-api-burst=40", "--rollout-delay=0")
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(o.rolloutDelay).To(BeZero())
 	g.Expect(o.maxConcurrentReconciles).To(Equal(8))
 	g.Expect(o.kubeAPIQPS).To(Equal(20.5))
 	g.Expect(o.kubeAPIBurst).To(Equal(40))
@@ -143,6 +145,7 @@ func TestFleetFlags(t *testing.T) {
 		"--kube-api-qps=0":              "--kube-api-qps must be positive",
 		"--kube-api-burst=10":           "--kube-api-burst (10) must be at least --kube-api-qps (50)",
 		"--default-apiserver-image=":    "--default-apiserver-image must not be empty",
+		"--rollout-delay=-1s":           "--rollout-delay must not be negative",
 	} {
 		_, err := parse(args)
 		g.Expect(err).To(MatchError(ContainSubstring(msg)), args)

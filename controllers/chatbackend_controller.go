@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +80,11 @@ type ChatBackendReconciler struct {
 	// PodUser is who the API and migrations pods run as
 	// (--pod-run-as-user); 65532 when zero.
 	PodUser specs.PodUser
+	// RolloutDelay spaces the upgrades of the ChatBackends that follow
+	// DefaultImage when it changes (--rollout-delay,
+	// chatbackend_fleetrollout.go); zero upgrades them all at once.
+	RolloutDelay time.Duration
+	fleet        fleetRollout
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -102,8 +108,8 @@ type ChatBackendReconciler struct {
 // Only the verbs a code path uses (rbac_test.go names each path): every
 // write is a server-side apply, a PATCH (plus create when the object is
 // new), so there is no update; delete only where the operator deletes
-// (unused env Secrets, superseded Jobs, a PodDisruptionBudget or monitoring
-// object the spec no longer wants), never Deployments or Services, which
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget, NetworkPolicy
+// or monitoring object the spec no longer wants), never Deployments or Services, which
 // the garbage collector removes with the ChatBackend.
 //
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
@@ -117,6 +123,7 @@ type ChatBackendReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;patch;delete
 //
 // The secure metrics endpoint (main.go, --metrics-secure) asks the API
@@ -143,6 +150,7 @@ func (r *ChatBackendReconciler) phases() []phase {
 		r.collectEnvSecrets,
 		r.reconcilePodDisruptionBudget,
 		r.reconcileService,
+		r.reconcileNetworkPolicy,
 		r.reconcileMonitoring,
 	}
 }
@@ -155,7 +163,8 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	cb := &chatv1alpha1.ChatBackend{}
 	if err := r.Get(ctx, req.NamespacedName, cb); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetDesiredReplicas(req.NamespacedName)
+			forgetMetrics(req.NamespacedName)
+			r.fleet.release(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -166,7 +175,9 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if cb.Annotations[chatv1alpha1.AnnotationReconcile] == chatv1alpha1.ReconcileDisabled {
-		return ctrl.Result{}, r.patchPaused(ctx, cb)
+		err := r.patchPaused(ctx, cb)
+		recordConditions(cb)
+		return ctrl.Result{}, err
 	}
 
 	s := &scope{cb: cb, image: r.imageFor(cb)}
@@ -176,6 +187,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.patchStatus(ctx, s, before); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
+		recordConditions(s.cb)
 	}()
 
 	var (
@@ -320,6 +332,7 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.monitoringAppeared, handler.EnqueueRequestsFromMapFunc(r.allChatBackends))).
 		Named("chatbackend").

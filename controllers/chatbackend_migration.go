@@ -55,6 +55,9 @@ func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, job)
 	if apierrors.IsNotFound(err) {
+		if wait := r.fleetRolloutWait(s, time.Now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		return ctrl.Result{}, r.startMigration(ctx, s, name)
 	}
 	if err != nil {
@@ -75,6 +78,7 @@ func (r *ChatBackendReconciler) reconcileMigration(ctx context.Context, s *scope
 		}
 		s.migration = migrationSucceeded
 		s.migrationMessage = fmt.Sprintf("image %s is migrated", s.image)
+		r.fleet.release(types.NamespacedName{Namespace: cb.Namespace, Name: cb.Name})
 		r.event(ctx, cb, corev1.EventTypeNormal, chatv1alpha1.ReasonMigrationSucceeded, "Migrate",
 			fmt.Sprintf("Job %s migrated the database for image %s", name, s.image))
 		return ctrl.Result{}, nil

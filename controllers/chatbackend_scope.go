@@ -66,4 +66,7 @@ const (
 	// migrationRefused: the spec's image is a downgrade from the migrated
 	// one and no Job runs (chatbackend_downgrade.go).
 	migrationRefused
+	// migrationDelayed: a new default image waits for its fleet rollout
+	// slot (chatbackend_fleetrollout.go).
+	migrationDelayed
 )

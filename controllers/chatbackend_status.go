@@ -103,6 +103,8 @@ func migratedCondition(s *scope) condition {
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonDowngradeRefused, s.migrationMessage}
 	case migrationRunning:
 		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonMigrating, s.migrationMessage}
+	case migrationDelayed:
+		return condition{metav1.ConditionFalse, chatv1alpha1.ReasonRolloutDelayed, s.migrationMessage}
 	default:
 		msg := "waiting for the referenced Secrets"
 		if s.secretProblem != nil {
@@ -201,6 +203,10 @@ func readyCondition(cb *chatv1alpha1.ChatBackend, s *scope, migrated, available,
 		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	case available.status != metav1.ConditionTrue:
 		return condition{metav1.ConditionFalse, available.reason, available.message}
+	case s.migration == migrationDelayed:
+		// The new default image is not migrated yet: the desired state is
+		// not realised, though the previous image serves (the message).
+		return condition{metav1.ConditionFalse, migrated.reason, migrated.message}
 	case progressing.reason == chatv1alpha1.ReasonMigrating:
 		return condition{metav1.ConditionFalse, progressing.reason,
 			progressing.message + "; " + servingNote(cb.Status.MigratedImage)}

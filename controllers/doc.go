@@ -1,7 +1,7 @@
 // Package controllers reconciles ChatBackends into the objects that run the
 // chat API: an env Secret, a migrations Job per image, a Deployment, a
-// PodDisruptionBudget, the API Service and an in-cluster metrics Service
-// and, when prometheus-operator is installed,
+// PodDisruptionBudget, the API Service, an in-cluster metrics Service, an
+// optional NetworkPolicy and, when prometheus-operator is installed,
 // a ServiceMonitor and a PrometheusRule. The objects themselves are built by
 // the pure functions of package specs; this package decides when each is
 // written and what the status says.
@@ -36,7 +36,10 @@
 //     spec image with a lower semantic version than the migrated one is
 //     refused (chatbackend_downgrade.go: no Job, Degraded
 //     DowngradeRefused) unless annotation chat.chatbackend.io/allow-downgrade
-//     names it.
+//     names it. When the operator's default image changes (an upgrade),
+//     the ChatBackends following it start their migrations one per
+//     --rollout-delay (chatbackend_fleetrollout.go: Migrated=False
+//     RolloutDelayed while waiting, requeued for their reserved time).
 //  3. reconcileDeployment runs status.migratedImage, never simply
 //     spec.image: new code must not serve an old schema; and it uses the
 //     current env Secret only once that Secret's database is the migrated
@@ -48,8 +51,10 @@
 //     new pods read for what they wait on (chatbackend_rollout.go).
 //     collectEnvSecrets then deletes the env Secrets nothing reads any
 //     more, once the Deployment has rolled out.
-//  4. reconcilePodDisruptionBudget, and reconcileService for the API
-//     Service and the metrics Service.
+//  4. reconcilePodDisruptionBudget, reconcileService for the API
+//     Service and the metrics Service, and reconcileNetworkPolicy
+//     (chatbackend_networkpolicy.go) for the optional NetworkPolicy of
+//     spec.networkPolicy.
 //  5. reconcileMonitoring (chatbackend_monitoring.go) applies the
 //     ServiceMonitor and PrometheusRule once their CRDs are discovered, and
 //     starts watching those kinds then (they cannot be watched before).
@@ -68,8 +73,9 @@
 // Whatever happened, the status is then computed from the scope alone
 // (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
 // Available, Degraded and MonitoringReady, with every reason a constant of
-// api/v1alpha1. The operator's own metric chatbackend_desired_replicas
-// (metrics.go) is updated from the same scope. Ready means the desired
+// api/v1alpha1. The operator's own metrics chatbackend_desired_replicas
+// and chatbackend_condition (metrics.go) are updated from the same scope
+// and status. Ready means the desired
 // state is realised (kstatus, `kubectl rollout status`): while a new
 // version is migrated or rolled out it is False (Migrating, RollingOut)
 // and Available, True while the previous version serves, is what says the

@@ -4,24 +4,41 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 )
 
-// DesiredReplicasMetric is the number of API pods the operator wants
-// running for a ChatBackend: spec.replicas once the Deployment exists, 0
-// before the first migration created it. The ChatBackendAPIDown alert
-// stays silent while it is 0, when no target is expected. Its labels name
-// the ChatBackend, not the scrape target: the operator's metrics are
-// scraped under the operator's own job and namespace.
-const DesiredReplicasMetric = "chatbackend_desired_replicas"
+// The operator's own metrics. Their labels name the ChatBackend, not the
+// scrape target: the operator's metrics are scraped under the operator's
+// own job and namespace.
+const (
+	// DesiredReplicasMetric is the number of API pods the operator wants
+	// running for a ChatBackend: spec.replicas once the Deployment exists,
+	// 0 before the first migration created it. The ChatBackendAPIDown
+	// alert stays silent while it is 0, when no target is expected.
+	DesiredReplicasMetric = "chatbackend_desired_replicas"
+	// ConditionMetric is 1 for each condition a ChatBackend's status
+	// carries, labelled with the condition's type, status and reason (as
+	// last computed), so that `sum by (type, status)` counts the fleet's
+	// ChatBackends by condition and the reason says why one is not Ready.
+	// Reasons are the constants of api/v1alpha1, so the series are bounded.
+	ConditionMetric = "chatbackend_condition"
+)
 
-var desiredReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: DesiredReplicasMetric,
-	Help: "API pods the operator wants running for the ChatBackend (0 before its first migration succeeded).",
-}, []string{"chatbackend_namespace", "chatbackend"})
+var (
+	desiredReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: DesiredReplicasMetric,
+		Help: "API pods the operator wants running for the ChatBackend (0 before its first migration succeeded).",
+	}, []string{"chatbackend_namespace", "chatbackend"})
+	conditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: ConditionMetric,
+		Help: "1 for each condition of the ChatBackend's status, with its current status and reason.",
+	}, []string{"chatbackend_namespace", "chatbackend", "type", "status", "reason"})
+)
 
 func init() {
 	// controller-runtime's registry is what the manager's /metrics serves.
-	ctrlmetrics.Registry.MustRegister(desiredReplicas)
+	ctrlmetrics.Registry.MustRegister(desiredReplicas, conditions)
 }
 
 // recordDesiredReplicas updates the gauge from what this reconcile saw.
@@ -33,7 +50,23 @@ func recordDesiredReplicas(s *scope) {
 	desiredReplicas.WithLabelValues(s.cb.Namespace, s.cb.Name).Set(float64(n))
 }
 
-// forgetDesiredReplicas drops the series of a deleted ChatBackend.
-func forgetDesiredReplicas(key types.NamespacedName) {
+// recordConditions replaces the ChatBackend's condition series by those of
+// the status just computed: a condition that changed status or reason, or
+// went away (Paused), leaves no stale series behind. A ChatBackend is never
+// reconciled twice at once, so nothing else writes its series meanwhile.
+func recordConditions(cb *chatv1alpha1.ChatBackend) {
+	conditions.DeletePartialMatch(chatBackendLabels(cb.Namespace, cb.Name))
+	for _, c := range cb.Status.Conditions {
+		conditions.WithLabelValues(cb.Namespace, cb.Name, c.Type, string(c.Status), c.Reason).Set(1)
+	}
+}
+
+// forgetMetrics drops the series of a deleted ChatBackend.
+func forgetMetrics(key types.NamespacedName) {
 	desiredReplicas.DeleteLabelValues(key.Namespace, key.Name)
+	conditions.DeletePartialMatch(chatBackendLabels(key.Namespace, key.Name))
+}
+
+func chatBackendLabels(namespace, name string) prometheus.Labels {
+	return prometheus.Labels{"chatbackend_namespace": namespace, "chatbackend": name}
 }

@@ -22,11 +22,7 @@ const (
 )
 
 // deploymentImage is the image the Deployment runs now.
-func deploymentImage(g Gomega, ns string) string {
-	dep := &appsv1.Deployment{}
-	g.Expect(k8s.Get(context.Background(), key(ns, "chat"), dep)).To(Succeed())
-	return dep.Spec.Template.Spec.Containers[0].Image
-}
+func deploymentImage(g Gomega, ns string) string { return deploymentImageOf(g, ns, "chat") }
 
 // TestStuckMigrationDoesNotBlockTheNextUpgrade: a mistyped image never
 // starts its migrations pod. The Job has a deadline, the status says

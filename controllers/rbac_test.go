@@ -45,6 +45,10 @@ func TestRBACGrantsOnlyWhatTheCodeUses(t *testing.T) {
 			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
 			"delete": "deleteOwned when replicas drop below 2",
 		},
+		"networking.k8s.io/networkpolicies": {
+			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
+			"delete": "reconcileNetworkPolicy when disabled",
+		},
 		"monitoring.coreos.com/servicemonitors": {
 			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
 			"delete": "deleteOwned when disabled",

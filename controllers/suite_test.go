@@ -22,7 +22,9 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -30,6 +32,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -105,7 +108,7 @@ func runSuite(m *testing.M) int {
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Client:                 controllers.ManagerClientOptions(),
-		Cache:                  controllers.ManagerCacheOptions(),
+		Cache:                  withoutOwnManagers(controllers.ManagerCacheOptions()),
 		NewCache:               newRecordingCache,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -144,6 +147,60 @@ func runSuite(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// ownManagerLabel marks the ChatBackends of a test that runs managers of its
+// own (startOwnManager), to restart the operator with other settings: the
+// suite's manager leaves them alone, as if it were not running.
+const ownManagerLabel = "test.chatbackend.io/own-manager"
+
+// withoutOwnManagers narrows the ChatBackend cache of the suite's manager to
+// those without ownManagerLabel.
+func withoutOwnManagers(opts cache.Options) cache.Options {
+	notOwn, err := labels.NewRequirement(ownManagerLabel, selection.DoesNotExist, nil)
+	utilruntime.Must(err)
+	for obj, by := range opts.ByObject {
+		if _, ok := obj.(*chatv1alpha1.ChatBackend); ok {
+			by.Label = labels.NewSelector().Add(*notOwn)
+			opts.ByObject[obj] = by
+		}
+	}
+	return opts
+}
+
+// startOwnManager runs a manager of r (the test sets DefaultImage and the
+// like) restricted to namespace ns, as main.go sets one up, until the
+// returned stop is called (or the test ends).
+func startOwnManager(t *testing.T, ns string, r *controllers.ChatBackendReconciler) (stop func()) {
+	t.Helper()
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
+	cacheOpts := controllers.ManagerCacheOptions()
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Client:                 controllers.ManagerClientOptions(),
+		Cache:                  cacheOpts,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// The suite's manager has a controller of the same name.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	r.Client, r.Scheme, r.Recorder = mgr.GetClient(), mgr.GetScheme(), mgr.GetEventRecorder("chatbackend-operator")
+	ctx, cancel := context.WithCancel(context.Background())
+	ExpectWithOffset(1, r.SetupWithManager(ctx, mgr)).To(Succeed())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			ExpectWithOffset(1, <-done).To(Succeed(), "manager stopped with an error")
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // reconcileErrorLog counts controller-runtime's "Reconciler error" log lines

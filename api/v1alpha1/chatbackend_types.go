@@ -87,6 +87,12 @@ const (
 	// does not name it. No migrations Job runs and the Deployment keeps the
 	// migrated image (Degraded=True, Ready=False).
 	ReasonDowngradeRefused = "DowngradeRefused"
+	// ReasonRolloutDelayed: the ChatBackend follows the operator's default
+	// image, which changed (an operator upgrade), and waits for its turn:
+	// the operator starts the migration of at most one such ChatBackend per
+	// --rollout-delay. The previous image keeps serving (Migrated=False,
+	// Progressing=False, Ready=False, Degraded=False); the message says when.
+	ReasonRolloutDelayed = "RolloutDelayed"
 )
 
 // ReasonEnvIgnored is the reason of the Warning Event recorded when
@@ -583,6 +589,44 @@ type PodMetadata struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// NetworkPolicySpec configures the NetworkPolicy `<name>` of the API pods.
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || (has(self.ingressFrom) && size(self.ingressFrom) > 0)",message="networkPolicy.ingressFrom must name at least one peer when the policy is enabled: without one nothing could reach the API"
+type NetworkPolicySpec struct {
+	// enabled creates a NetworkPolicy admitting to the API pods only the
+	// peers below (ingress; egress is not restricted); false when unset. It
+	// takes effect only where the cluster's network plugin enforces
+	// NetworkPolicies. Disabling it deletes the policy.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// ingressFrom are the peers admitted to the HTTP port: the ingress
+	// controller's namespace, the namespaces of the frontends. At least one
+	// when enabled.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	IngressFrom []NetworkPolicyPeer `json:"ingressFrom,omitempty"`
+	// metricsFrom selects the namespaces admitted to the metrics port: the
+	// monitoring namespace, where Prometheus runs
+	// (kubernetes.io/metadata.name: monitoring). When unset nobody may
+	// scrape the API pods.
+	// +optional
+	MetricsFrom *metav1.LabelSelector `json:"metricsFrom,omitempty"`
+}
+
+// NetworkPolicyPeer selects pods by their namespace, by their labels, or
+// both (the pods of the selected namespaces carrying the labels), as a
+// NetworkPolicy peer does; a podSelector alone selects pods of the
+// ChatBackend's own namespace.
+// +kubebuilder:validation:XValidation:rule="has(self.namespaceSelector) || has(self.podSelector)",message="a networkPolicy peer needs a namespaceSelector, a podSelector or both"
+type NetworkPolicyPeer struct {
+	// namespaceSelector selects namespaces by their labels; {} selects all.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// podSelector selects pods by their labels; {} selects all.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+}
+
 // ChatBackendSpec is the desired state of a chat API deployment.
 type ChatBackendSpec struct {
 	// image of chat-apiserver. When unset the operator's
@@ -750,6 +794,9 @@ type ChatBackendSpec struct {
 	// migration tunes the migrations Job.
 	// +optional
 	Migration MigrationSpec `json:"migration,omitempty"`
+	// networkPolicy restricts who may reach the API pods; off when unset.
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 }
 
 // MigrationStatus records the failed attempts of the current migration

@@ -743,16 +743,18 @@ func TestChartSizesTheOperatorForAFleet(t *testing.T) {
 	}
 
 	c := render().Spec.Template.Spec.Containers[0]
-	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100"))
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=4", "--kube-api-qps=50", "--kube-api-burst=100", "--rollout-delay=30s"))
 	g.Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
 		ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: c.Name, Resource: "limits.memory", Divisor: resource.MustParse("1")},
 	}}))
 	g.Expect(c.Resources.Limits.Memory().IsZero()).To(BeFalse(), "GOMEMLIMIT needs a memory limit to follow")
 
-	c = render("--set", "maxConcurrentReconciles=16", "--set-json", `kubeAPI={"qps":7.5,"burst":15}`).Spec.Template.Spec.Containers[0]
-	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=16", "--kube-api-qps=7.5", "--kube-api-burst=15"))
+	c = render("--set", "maxConcurrentReconciles=16", "--set-json", `kubeAPI={"qps":7.5,"burst":15}`, "--set", "rolloutDelay=2m30s").Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElements("--max-concurrent-reconciles=16", "--kube-api-qps=7.5", "--kube-api-burst=15", "--rollout-delay=2m30s"))
+	out, err := run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "rolloutDelay=soon")
+	g.Expect(err).To(HaveOccurred(), "the values schema refuses a rolloutDelay that is not a duration:\n%s", out)
 
-	out, err := run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "maxConcurrentReconciles=0")
+	out, err = run(context.Background(), filepath.Join(root, "bin", "helm"), "template", "t", chartDir, "--set", "maxConcurrentReconciles=0")
 	g.Expect(err).To(HaveOccurred(), "the values schema refuses 0 reconciles:\n%s", out)
 }
 

@@ -184,6 +184,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	// A gauge vector with no ChatBackend yet has no series to gather; its
 	// name is the constant metrics.go registers it under.
 	names[controllers.DesiredReplicasMetric] = true
+	names[controllers.ConditionMetric] = true
 	return names
 }
 

@@ -20,6 +20,8 @@ type Envtest struct {
 	// test installs its own).
 	CRDs   []string
 	Scheme *runtime.Scheme
+	// APIServerFlags are set on kube-apiserver, over envtest's defaults.
+	APIServerFlags map[string]string
 }
 
 // StartEnvtest starts kube-apiserver and etcd (hack/tools.sh envtest) and
@@ -48,6 +50,10 @@ func StartEnvtest(o Envtest) (*envtest.Environment, *rest.Config, error) {
 		Scheme:                   o.Scheme,
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
+	}
+	args := env.ControlPlane.GetAPIServer().Configure()
+	for k, v := range o.APIServerFlags {
+		args.Set(k, v)
 	}
 	cfg, err := env.Start()
 	if err != nil {
