@@ -38,7 +38,7 @@ func NewGenerator(c Config) (generate.Generator, error) {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
-		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens,
+		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens, Temperature: c.Temperature, MaxTokens: int64(c.MaxTokens),
 		FirstTokenTimeout: c.FirstTokenTimeout, IdleTimeout: c.IdleTimeout})
 }
 
@@ -81,7 +81,7 @@ type Engine struct {
 	MinCoverage float32
 }
 
-// DefaultMinCoverage is the relevance threshold, calibrated with make eval
+// DefaultMinCoverage is the relevance threshold (RAG_MIN_RELEVANCE), calibrated with make eval
 // on the labelled set in hack/eval: below it the unanswerable questions'
 // best hits sit, above it the answerable ones'.
 const DefaultMinCoverage = 0.35
@@ -100,7 +100,11 @@ func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: DefaultMinCoverage}, closeStore, nil
+	minCoverage := float32(DefaultMinCoverage)
+	if c.MinRelevance != nil {
+		minCoverage = float32(*c.MinRelevance)
+	}
+	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage}, closeStore, nil
 }
 
 // Retrieved is a retrieval result: sources to show, passages for the model.

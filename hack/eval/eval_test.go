@@ -206,7 +206,10 @@ func serve(t *testing.T) (api, token string) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
 		case <-time.After(30 * time.Second):
 			t.Error("serve did not stop within 30s")
 		}

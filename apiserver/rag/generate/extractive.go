@@ -74,77 +74,85 @@ type quote struct {
 	passage int
 }
 
+// scored is a sentence of a passage and how well it answers.
+type scored struct {
+	passage, unit int
+	score         float64
+}
+
 // choose picks what to quote: the best-scoring sentence, found in the
-// passage whose heading and text match best, and the unit after it when it
-// completes the sentence (a sentence ending in ":" announces a code block or
-// a list; a following sentence sharing the question's words continues it);
-// then the best sentence of another passage if it matches as well.
+// passage whose heading and text match best, with its neighbours when they
+// complete it; then the best sentence of another passage if it matches
+// nearly as well.
 func choose(req Request, limit int) []quote {
-	weights := req.Weights
 	q := map[string]float64{}
 	for _, w := range embed.Words(req.Question) {
-		q[w] = weight(weights, w)
+		q[w] = weight(req.Weights, w)
 	}
-	type best struct {
-		passage, unit int
-		score         float64
-	}
-	units := make([][]unit, len(req.Passages))
-	var top []best
-	for pi, p := range req.Passages {
-		units[pi] = splitUnits(p.Text)
-		// The heading that matched lends its score to the sentences under it.
-		headScore := 0.5 * overlap(q, p.Title, weights)
-		for ui, u := range units[pi] {
-			if u.code {
-				continue
-			}
-			// A sentence under a matching heading is a candidate even when
-			// it does not repeat the heading's words ("No. It runs on Linux
-			// only." under "Does it support Android?").
-			s := overlap(q, u.text, weights)
-			if s == 0 && headScore == 0 {
-				continue
-			}
-			// Earlier passages ranked better in retrieval; favour them.
-			top = append(top, best{passage: pi, unit: ui, score: (s + headScore) / (1 + 0.25*float64(pi))})
-		}
-	}
-	if len(top) == 0 {
+	units, cands := candidates(req, q)
+	if len(cands) == 0 {
 		return nil
 	}
-	first := top[0]
-	for _, c := range top[1:] {
+	first := cands[0]
+	for _, c := range cands[1:] {
 		if c.score > first.score {
 			first = c
 		}
 	}
-	us := units[first.passage]
-	out := []quote{{unit: us[first.unit], passage: first.passage}}
-	// The sentence before, when it shares the question's words, often holds
-	// the command the best one explains.
-	if i := first.unit - 1; i >= 0 && !us[i].code && overlap(q, us[i].text, weights) > 0 {
-		out = append([]quote{{unit: us[i], passage: first.passage}}, out...)
-	}
-	for i := first.unit + 1; i < len(us) && len(out) < limit; i++ {
-		prev := out[len(out)-1].text
-		if !strings.HasSuffix(prev, ":") && (us[i].code || overlap(q, us[i].text, weights) == 0) {
-			break
-		}
-		out = append(out, quote{unit: us[i], passage: first.passage})
-		if us[i].code {
-			break
-		}
-	}
-	// One more excerpt from another section, when it matches nearly as well.
-	var second *best
-	for i, c := range top {
+	out := withNeighbours(units[first.passage], first, q, req.Weights, limit)
+	var second *scored
+	for i, c := range cands {
 		if c.passage != first.passage && c.score >= 0.8*first.score && (second == nil || c.score > second.score) {
-			second = &top[i]
+			second = &cands[i]
 		}
 	}
 	if second != nil && len(out) < limit {
 		out = append(out, quote{unit: units[second.passage][second.unit], passage: second.passage})
+	}
+	return out
+}
+
+// candidates splits the passages into units and scores their sentences.
+func candidates(req Request, q map[string]float64) ([][]unit, []scored) {
+	units := make([][]unit, len(req.Passages))
+	var out []scored
+	for pi, p := range req.Passages {
+		units[pi] = splitUnits(p.Text)
+		// The heading that matched lends its score to the sentences under it.
+		headScore := 0.5 * overlap(q, p.Title, req.Weights)
+		for ui, u := range units[pi] {
+			// A sentence under a matching heading is a candidate even when
+			// it does not repeat the heading's words ("No. It runs on Linux
+			// only." under "Does it support Android?").
+			s := overlap(q, u.text, req.Weights)
+			if u.code || (s == 0 && headScore == 0) {
+				continue
+			}
+			// Earlier passages ranked better in retrieval; favour them.
+			out = append(out, scored{passage: pi, unit: ui, score: (s + headScore) / (1 + 0.25*float64(pi))})
+		}
+	}
+	return units, out
+}
+
+// withNeighbours quotes the best sentence with what completes it: the
+// sentence before when it shares the question's words (it often holds the
+// command the best one explains), and the units after while they do, or
+// the one a trailing ":" announces (a code block, a list).
+func withNeighbours(us []unit, best scored, q, weights map[string]float64, limit int) []quote {
+	out := []quote{{unit: us[best.unit], passage: best.passage}}
+	if i := best.unit - 1; i >= 0 && !us[i].code && overlap(q, us[i].text, weights) > 0 {
+		out = append([]quote{{unit: us[i], passage: best.passage}}, out...)
+	}
+	for i := best.unit + 1; i < len(us) && len(out) < limit; i++ {
+		prev := out[len(out)-1].text
+		if !strings.HasSuffix(prev, ":") && (us[i].code || overlap(q, us[i].text, weights) == 0) {
+			break
+		}
+		out = append(out, quote{unit: us[i], passage: best.passage})
+		if us[i].code {
+			break
+		}
 	}
 	return out
 }

@@ -25,7 +25,9 @@ func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
 	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
 		return openaitest.Reply{Deltas: []string{"Use ", "the endpoint ", "[1]."}, PromptTokens: 300, CompletionTokens: 5}
 	})
-	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, Model: "m1", HistoryTokens: 20})
+	temp := 0.1
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, Model: "m1", HistoryTokens: 20,
+		Temperature: &temp, MaxTokens: 700})
 	g.Expect(err).NotTo(HaveOccurred())
 	var deltas []string
 	res, err := gen.Generate(context.Background(), generate.Request{
@@ -45,6 +47,8 @@ func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
 
 	req := oai.ChatRequests()[0]
 	g.Expect(req.Model).To(Equal("m1"))
+	g.Expect(req.Temperature).To(HaveValue(Equal(0.1)))
+	g.Expect(req.MaxCompletionTokens).To(HaveValue(Equal(int64(700))))
 	g.Expect(req.Stream).To(BeTrue())
 	var roles []string
 	for _, m := range req.Messages {

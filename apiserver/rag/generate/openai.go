@@ -23,6 +23,8 @@ type OpenAIOptions struct {
 	HistoryTokens int
 	// MaxTokens bounds the answer (0: the server's default).
 	MaxTokens int64
+	// Temperature is the sampling temperature (nil: the server's default).
+	Temperature *float64
 	// FirstTokenTimeout bounds the wait for the first token of the answer,
 	// IdleTimeout the silence between two tokens (0: unbounded); config
 	// resolves their defaults.
@@ -120,6 +122,9 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	}
 	if g.opts.MaxTokens > 0 {
 		params.MaxCompletionTokens = openai.Int(g.opts.MaxTokens)
+	}
+	if g.opts.Temperature != nil {
+		params.Temperature = openai.Float(*g.opts.Temperature)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

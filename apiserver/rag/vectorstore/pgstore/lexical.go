@@ -55,7 +55,7 @@ func buildLexIndex(payloads []vectorstore.Payload) *lexIndex {
 		}
 		var n float32
 		for w, f := range tf {
-			lx.postings[w] = append(lx.postings[w], posting{row: int32(row), tf: f}) //nolint:gosec // rows are far below 2^31
+			lx.postings[w] = append(lx.postings[w], posting{row: int32(row), tf: f})
 			n += f
 		}
 		lx.length[row] = n
