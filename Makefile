@@ -136,6 +136,10 @@ e2e-prometheus: build tools-prometheus test-deps-apiserver ## A real Prometheus 
 chaos: test-deps-apiserver ## Fault-injection and slow-client suite against the real serve, PostgreSQL and BetterAuth; prints a results table (about 2 min).
 	go test -tags chaos -count=1 -timeout 15m -run '^TestChaos$$' -v ./apiserver/cli/ | grep -v '^=== '
 
+.PHONY: eval
+eval: test-deps-apiserver ## Answer quality offline: the labelled questions of hack/eval through the real serve; prints hit@1/hit@3/MRR, abstention, facts.
+	go test -tags eval -count=1 -timeout 10m -run '^TestEval$$' -v ./hack/eval/ | grep -v '^=== '
+
 FUZZTIME ?= 10s
 .PHONY: fuzz
 fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIME each (make test runs their seeds).

@@ -86,7 +86,12 @@ type Turn struct {
 	ConversationID string
 	Question       store.Message
 	Answer         store.Message
-	Sources        []rag.Source
+	// Sources are the passages the answer cites, in citation order.
+	Sources []rag.Source
+	// Grounded: the answer draws on the documentation. False when nothing
+	// relevant was found or the answer says the docs do not cover the
+	// question; a client may then offer another way to get help.
+	Grounded bool
 }
 
 // Service runs chat turns on the store and the RAG engine.
@@ -247,8 +252,9 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 			turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
 		}
 		res, genErr = s.engine.Generator.Generate(work, generate.Request{
-			Question: q, History: turns, Passages: retrieved.Passages,
+			Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
 		}, func(d string) error { return l.note(sink.Delta(d)) })
+		t.Sources, t.Grounded = cited(retrieved.Sources, res)
 	}
 
 	clientGone := ctx.Err() != nil || l.err != nil
@@ -276,6 +282,18 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	}
 	t.Answer = saved[0]
 	return t, outcome
+}
+
+// cited are the sources the answer cites, in citation order, and whether it
+// is grounded in them.
+func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
+	out := make([]rag.Source, 0, len(res.Cited))
+	for _, i := range res.Cited {
+		if i < len(sources) {
+			out = append(out, sources[i])
+		}
+	}
+	return out, res.Grounded && len(out) > 0
 }
 
 // ending is the status of an answer and the error its turn reports: what

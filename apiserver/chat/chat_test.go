@@ -19,6 +19,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/dependency"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/apiserver/store/storetest"
@@ -87,6 +88,7 @@ func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
 	g.Expect(turn.Answer.Status).To(Equal(store.StatusComplete))
 	g.Expect(turn.Answer.Content).NotTo(BeEmpty())
 	g.Expect(turn.Sources).NotTo(BeEmpty())
+	g.Expect(turn.Grounded).To(BeTrue())
 
 	page, err := st.ListMessages(ctx, "alice", turn.ConversationID, 10, "")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -101,6 +103,22 @@ func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
 	convs, err := st.ListConversations(ctx, "alice", 10, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(convs.Items).To(HaveLen(1))
+}
+
+// A question the docs do not cover is answered as such: no source cited,
+// not grounded, and the stored answer cites nothing either.
+func TestRunAbstainsWhenTheDocsDoNotCoverTheQuestion(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	svc, st := newService(t)
+	turn, err := svc.Run(ctx, "alice", "", "How do I configure Acme with LDAP login for Kubernetes?")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(turn.Grounded).To(BeFalse())
+	g.Expect(turn.Sources).To(BeEmpty())
+	g.Expect(turn.Answer.Content).To(ContainSubstring(generate.NotCovered))
+	page, err := st.ListMessages(ctx, "alice", turn.ConversationID, 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(page.Items[1].Sources)).To(Equal("[]"))
 }
 
 func TestAskWhenTheClientGoesAwayStoresAnIncompleteAnswer(t *testing.T) {

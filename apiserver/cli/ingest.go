@@ -24,6 +24,7 @@ func newIngestCmd() *cobra.Command {
 	var (
 		docs, siteURL, routeBase string
 		maxChars, overlap        int
+		strict                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest --docs DIR --site-url URL",
@@ -68,13 +69,16 @@ func newIngestCmd() *cobra.Command {
 				return err
 			}
 			defer func() { _ = closeStore() }()
-			_, err = ingest.Run(ctx, ingest.Options{
+			sum, err := ingest.Run(ctx, ingest.Options{
 				DocsDir:  docs,
 				Chunk:    chunk.Options{SiteURL: siteURL, RouteBase: routeBase, MaxChars: maxChars, Overlap: overlap},
 				Embedder: embedder,
 				Store:    vs,
 				Out:      cmd.OutOrStdout(),
 			})
+			if err == nil && strict && (len(sum.Errors) > 0 || sum.Skipped > 0) {
+				return fmt.Errorf("--strict: %d page(s) and %d section(s) were left out (listed above)", len(sum.Errors), sum.Skipped)
+			}
 			return err
 		},
 	}
@@ -84,6 +88,7 @@ func newIngestCmd() *cobra.Command {
 	f.StringVar(&routeBase, "route-base", "/docs", "the docs plugin's routeBasePath")
 	f.IntVar(&maxChars, "max-chars", 1500, "the longest chunk, in characters")
 	f.IntVar(&overlap, "overlap", 200, "characters shared by consecutive chunks of a long section")
+	f.BoolVar(&strict, "strict", false, "exit non-zero when a page or section was left out (the rest is indexed anyway)")
 	_ = cmd.MarkFlagRequired("docs")
 	_ = cmd.MarkFlagRequired("site-url")
 	return cmd

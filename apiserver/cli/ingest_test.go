@@ -4,6 +4,8 @@ package cli_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -34,10 +36,23 @@ func TestIngestIntoPostgres(t *testing.T) {
 	g.Expect(code).To(Equal(0), stderr)
 	code, out, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
 	g.Expect(code).To(Equal(0), stderr)
-	g.Expect(out).To(MatchRegexp(`ingest: 6 files, \d+ chunks: \d+ embedded, 0 unchanged, 0 deleted`))
+	g.Expect(out).To(MatchRegexp(`ingest: 6 pages, \d+ chunks: \d+ added, 0 updated, 0 unchanged, 0 removed, 0 skipped, 0 errors`))
 	code, out, _ = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
 	g.Expect(code).To(Equal(0))
-	g.Expect(out).To(MatchRegexp(`ingest: 6 files, \d+ chunks: 0 embedded, \d+ unchanged, 0 deleted`))
+	g.Expect(out).To(MatchRegexp(`ingest: 6 pages, \d+ chunks: 0 added, 0 updated, \d+ unchanged, 0 removed, 0 skipped, 0 errors`))
+
+	// A page that cannot be parsed is reported and left out; only --strict
+	// makes that an error.
+	docs := t.TempDir()
+	g.Expect(os.WriteFile(filepath.Join(docs, "ok.md"), []byte("# OK\n\nfine"), 0o644)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(docs, "bad.md"), []byte("---\ntitle: [broken\n---\n"), 0o644)).To(Succeed())
+	code, out, stderr = run("ingest", "--docs", docs, "--site-url", "https://docs.acme.example")
+	g.Expect(code).To(Equal(0), stderr)
+	g.Expect(out).To(ContainSubstring("ingest: skipped page bad.md: front matter"))
+	g.Expect(out).To(ContainSubstring("1 errors"))
+	code, _, stderr = run("ingest", "--docs", docs, "--site-url", "https://docs.acme.example", "--strict")
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).To(ContainSubstring("--strict: 1 page(s)"))
 
 	conn, err := pgx.Connect(context.Background(), db)
 	g.Expect(err).NotTo(HaveOccurred())

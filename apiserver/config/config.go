@@ -141,6 +141,13 @@ type RAG struct {
 	// its first token and between two tokens (0: unbounded).
 	FirstTokenTimeout time.Duration
 	IdleTimeout       time.Duration
+	// Temperature (nil: the model server's default) and MaxTokens (0: its
+	// default) tune the model's answers.
+	Temperature *float64
+	MaxTokens   int
+	// MinRelevance is the relevance threshold (rag.DefaultMinCoverage when
+	// RAG_MIN_RELEVANCE is unset).
+	MinRelevance *float64
 }
 
 // Offline reports whether no model API is configured.
@@ -393,7 +400,28 @@ func RAGFrom(env Lookup) (RAG, error) {
 	if c.IdleTimeout, err = durationSetting(envvar.OpenAIIdleTimeout, get(envvar.OpenAIIdleTimeout), DefaultOpenAIIdleTimeout); err != nil {
 		return RAG{}, err
 	}
+	if c.Temperature, err = floatSetting(envvar.OpenAITemperature, get(envvar.OpenAITemperature), 0, 2); err != nil {
+		return RAG{}, err
+	}
+	if c.MaxTokens, err = intSetting(envvar.OpenAIMaxTokens, get(envvar.OpenAIMaxTokens), 0, 0, 1_000_000); err != nil {
+		return RAG{}, err
+	}
+	if c.MinRelevance, err = floatSetting(envvar.RAGMinRelevance, get(envvar.RAGMinRelevance), 0, 1); err != nil {
+		return RAG{}, err
+	}
 	return c, nil
+}
+
+// floatSetting parses an optional number in [lo, hi]; unset is nil.
+func floatSetting(name, v string, lo, hi float64) (*float64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		return nil, fmt.Errorf("%s: want a number from %g to %g, got %q", name, lo, hi, v)
+	}
+	return &f, nil
 }
 
 // MigrateURL is the database `migrate` uses: DATABASE_DIRECT_URL when set

@@ -129,6 +129,17 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_TOP_K": "21"}))
 	g.Expect(err).To(MatchError(`RAG_TOP_K: want a whole number from 1 to 20, got "21"`))
+
+	// The answer's tuning: unset keeps the defaults.
+	g.Expect(r.Temperature).To(BeNil())
+	g.Expect(r.MinRelevance).To(BeNil())
+	r, err = config.RAGFrom(config.FromMap(map[string]string{"OPENAI_TEMPERATURE": "0.2", "OPENAI_MAX_TOKENS": "800", "RAG_MIN_RELEVANCE": "0.4"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*r.Temperature).To(Equal(0.2))
+	g.Expect(r.MaxTokens).To(Equal(800))
+	g.Expect(*r.MinRelevance).To(Equal(0.4))
+	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
+	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {

@@ -103,6 +103,13 @@ const (
 	// OpenAIIdleTimeout the silence between two tokens.
 	OpenAIFirstTokenTimeout = "OPENAI_FIRST_TOKEN_TIMEOUT"
 	OpenAIIdleTimeout       = "OPENAI_IDLE_TIMEOUT"
+	// OpenAITemperature and OpenAIMaxTokens tune the model's answers
+	// (unset: the model server's defaults).
+	OpenAITemperature = "OPENAI_TEMPERATURE"
+	OpenAIMaxTokens   = "OPENAI_MAX_TOKENS"
+	// RAGMinRelevance is the relevance threshold: the share of a question's
+	// term weight a passage must hold to be cited.
+	RAGMinRelevance = "RAG_MIN_RELEVANCE"
 )
 
 // All lists every variable the server reads, for the contract tests.
@@ -116,4 +123,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance,
 }

@@ -71,6 +71,7 @@ func (h *handlers) postMessage(c *gin.Context) {
 		"conversation_id": t.ConversationID,
 		"user_message":    toMessageJSON(t.Question),
 		"message":         toMessageJSON(t.Answer),
+		"grounded":        t.Grounded,
 	})
 }
 
@@ -89,7 +90,7 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 	defer sink.sse.close()
 	switch {
 	case err == nil:
-		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer)})
+		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer), "grounded": t.Grounded})
 	case errors.Is(err, chat.ErrClientGone):
 		if sink.sse.stuck() {
 			h.log.Warn("chat stream cut: the client stopped reading", "message_id", sink.answerID,
@@ -124,6 +125,7 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		"message_id":      t.Answer.ID,
 		"answer":          t.Answer.Content,
 		"sources":         t.Sources,
+		"grounded":        t.Grounded,
 	})
 }
 

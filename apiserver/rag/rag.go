@@ -38,7 +38,7 @@ func NewGenerator(c Config) (generate.Generator, error) {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
-		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens,
+		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens, Temperature: c.Temperature, MaxTokens: int64(c.MaxTokens),
 		FirstTokenTimeout: c.FirstTokenTimeout, IdleTimeout: c.IdleTimeout})
 }
 
@@ -74,7 +74,17 @@ type Engine struct {
 	Generator generate.Generator
 	// TopK is how many sources an answer draws on (positive).
 	TopK int
+	// MinCoverage is the relevance threshold: a hit whose coverage (the
+	// share of the question's IDF weight it contains) is below it is not
+	// relevant, and a question with no relevant hit is not answered from
+	// the docs. 0 keeps every hit.
+	MinCoverage float32
 }
+
+// DefaultMinCoverage is the relevance threshold (RAG_MIN_RELEVANCE), calibrated with make eval
+// on the labelled set in hack/eval: below it the unanswerable questions'
+// best hits sit, above it the answerable ones'.
+const DefaultMinCoverage = 0.35
 
 // New builds an engine from the configuration.
 func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
@@ -90,13 +100,19 @@ func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK}, closeStore, nil
+	minCoverage := float32(DefaultMinCoverage)
+	if c.MinRelevance != nil {
+		minCoverage = float32(*c.MinRelevance)
+	}
+	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage}, closeStore, nil
 }
 
 // Retrieved is a retrieval result: sources to show, passages for the model.
 type Retrieved struct {
 	Sources  []Source
 	Passages []generate.Passage
+	// Weights is the IDF of the question's words, when the store knows it.
+	Weights map[string]float64
 }
 
 // Retrieve finds the passages that best answer question.
@@ -105,17 +121,18 @@ func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, erro
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("embed question: %w", err)
 	}
-	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: e.TopK})
+	_, lexical := e.Embedder.(*embed.Lexical)
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: e.TopK, Lexical: lexical})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}
 	var r Retrieved
 	for _, h := range hits {
-		// A hit with no positive similarity shares nothing with the question
-		// (the top-k fills up with such rows on a small site); citing it would
-		// only mislead. RRF-fused scores are always positive, so hybrid search
-		// is unaffected.
-		if h.Score <= 0 {
+		// A hit below the threshold shares only common words with the
+		// question (the product's name, "configure"); citing it would only
+		// mislead. A hit with no positive similarity (Qdrant's dense lexical
+		// vectors) shares nothing at all.
+		if h.Score <= 0 || h.Coverage < e.MinCoverage {
 			continue
 		}
 		title := h.Title
@@ -124,6 +141,11 @@ func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, erro
 		}
 		r.Sources = append(r.Sources, Source{Title: title, URL: h.URL, Snippet: Snippet(h.Text, 240), Score: h.Score})
 		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text})
+	}
+	if w, ok := e.Store.(vectorstore.Weigher); ok && len(r.Passages) > 0 {
+		if r.Weights, err = w.Weights(ctx, question); err != nil {
+			return Retrieved{}, fmt.Errorf("weigh question words: %w", err)
+		}
 	}
 	return r, nil
 }

@@ -138,8 +138,8 @@ func TestIngestThenRetrieve(t *testing.T) {
 				docs := copyDocs(t)
 
 				first := s.ingest(t, docs)
-				g.Expect(first.Files).To(Equal(6))
-				g.Expect(first.Embedded).To(Equal(first.Chunks))
+				g.Expect(first.Pages).To(Equal(6))
+				g.Expect(first.Embedded()).To(Equal(first.Chunks))
 				g.Expect(first.Unchanged).To(BeZero())
 				if online {
 					g.Expect(s.oai.EmbeddedInputs()).To(BeNumerically("==", first.Chunks))
@@ -162,8 +162,8 @@ func TestIngestThenRetrieve(t *testing.T) {
 				// Unchanged tree: nothing embedded, not even one API call.
 				calls := s.embedCalls()
 				again := s.ingest(t, docs)
-				g.Expect(again.Embedded).To(BeZero())
-				g.Expect(again.Deleted).To(BeZero())
+				g.Expect(again.Embedded()).To(BeZero())
+				g.Expect(again.Removed).To(BeZero())
 				g.Expect(again.Unchanged).To(Equal(first.Chunks))
 				g.Expect(s.embedCalls()).To(Equal(calls))
 
@@ -173,15 +173,15 @@ func TestIngestThenRetrieve(t *testing.T) {
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(os.WriteFile(p, []byte(strings.Replace(string(b), "fifteen minutes", "ten minutes", 1)), 0o644)).To(Succeed())
 				edited := s.ingest(t, docs)
-				g.Expect(edited.Embedded).To(Equal(1))
+				g.Expect(edited.Embedded()).To(Equal(1))
 				g.Expect(edited.Unchanged).To(Equal(first.Chunks - 1))
 
 				// A deleted page: its chunks are gone from the store and answers.
 				gone := chunksOf(t, docs, "guides/rate-limits.md")
 				g.Expect(os.Remove(filepath.Join(docs, "guides", "rate-limits.md"))).To(Succeed())
 				after := s.ingest(t, docs)
-				g.Expect(after.Deleted).To(Equal(len(gone)))
-				g.Expect(after.Embedded).To(BeZero())
+				g.Expect(after.Removed).To(Equal(len(gone)))
+				g.Expect(after.Embedded()).To(BeZero())
 				hashes, err := s.engine.Store.Hashes(ctx)
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(hashes).To(HaveLen(first.Chunks - len(gone)))

@@ -60,6 +60,8 @@ type ChatRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	Temperature         *float64 `json:"temperature"`
+	MaxCompletionTokens *int64   `json:"max_completion_tokens"`
 }
 
 // Server is the fake.

@@ -152,3 +152,22 @@ func TestCodeFencesAreKeptVerbatim(t *testing.T) {
 		g.Expect(p.Sections[0].Text).To(ContainSubstring(kept))
 	}
 }
+
+// Tab labels and admonition titles are text a reader sees: they stay, so
+// each platform's tab keeps its name. A second H1 starts its own section.
+func TestVisibleAttributesAndSeveralH1s(t *testing.T) {
+	g := NewWithT(t)
+	src := "Before the title.\n\n# Install\n\n<Tabs>\n<TabItem value=\"deb\" label=\"Debian\">\n\nRun apt.\n\n</TabItem>\n" +
+		"<TabItem value='mac' label='macOS'>\n\nRun brew.\n\n</TabItem>\n</Tabs>\n\n:::warning[Root needed]\nUse sudo.\n:::\n\n# Upgrade\n\nRun it again.\n"
+	p, err := chunk.Parse("install.mdx", []byte(src), chunk.Options{SiteURL: site})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(p.Title).To(Equal("Install"))
+	g.Expect(p.Sections).To(HaveLen(2))
+	g.Expect(p.Sections[0].Text).To(ContainSubstring("Before the title."))
+	g.Expect(p.Sections[0].Text).To(ContainSubstring("Debian:\n\nRun apt."))
+	g.Expect(p.Sections[0].Text).To(ContainSubstring("macOS:\n\nRun brew."))
+	g.Expect(p.Sections[0].Text).To(ContainSubstring("Warning: Root needed"))
+	g.Expect(p.Sections[0].Text).NotTo(ContainSubstring("deb\""))
+	g.Expect(p.Sections[1].Heading).To(Equal("Upgrade"))
+	g.Expect(p.Sections[1].Anchor).To(Equal("upgrade"))
+}

@@ -325,16 +325,36 @@ func lastOpenTag(line string) int {
 }
 
 // stripTags removes JSX/HTML tags outside inline code spans, keeping the text
-// between them.
+// between them and the text a reader sees in their attributes: a tab's
+// label (<TabItem label="Debian">), a title, an image's alt text. Without
+// them the per-platform tabs of an install page merge into one unlabelled
+// text.
 func stripTags(line string) string {
 	if !strings.Contains(line, "<") {
 		return line
 	}
 	parts := strings.Split(line, "`")
 	for i := 0; i < len(parts); i += 2 { // even parts are outside `code`
-		parts[i] = jsxTagRe.ReplaceAllString(parts[i], "")
+		parts[i] = jsxTagRe.ReplaceAllStringFunc(parts[i], tagText)
 	}
 	return strings.Join(parts, "`")
+}
+
+// visibleAttr is an attribute whose value a reader sees on the page.
+var visibleAttr = regexp.MustCompile(`\b(?:label|title|alt)=(?:"([^"]*)"|'([^']*)')`)
+
+// tagText is what a reader sees of a tag: its visible attributes' values.
+func tagText(tag string) string {
+	var vals []string
+	for _, m := range visibleAttr.FindAllStringSubmatch(tag, -1) {
+		if v := strings.TrimSpace(m[1] + m[2]); v != "" {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return ""
+	}
+	return strings.Join(vals, " ") + ": "
 }
 
 func insideInlineCode(line string, at int) bool {
@@ -349,6 +369,7 @@ func sections(lines []string, title *string) []Section {
 	var buf []string
 	slugs := newSlugger()
 	var code codeFence
+	firstH1 := true
 	flush := func() {
 		cur.Text = strings.TrimSpace(collapseBlank(buf))
 		if cur.Text != "" {
@@ -376,13 +397,15 @@ func sections(lines []string, title *string) []Section {
 		} else {
 			slugs.seen[anchor] = 0
 		}
-		if len(m[1]) == 1 && cur.Heading == "" || anchor == "" {
-			// The H1 is the page title: the text around it is the page top,
-			// one section. A heading with no anchor (empty, or punctuation
-			// only) cannot be linked to: its text continues the section it
-			// is in. Either would otherwise start a second section without
-			// an anchor, with the page top's chunk id, and the later one
-			// would overwrite the page top in the index.
+		if len(m[1]) == 1 && firstH1 || anchor == "" {
+			// The first H1 is the page title: the text around it is the
+			// page top, one section (later H1s start sections of their
+			// own). A heading with no anchor (empty, or punctuation only)
+			// cannot be linked to: its text continues the section it is
+			// in. Either would otherwise start a second section without an
+			// anchor, with the page top's chunk id, and the later one would
+			// overwrite the page top in the index.
+			firstH1 = firstH1 && len(m[1]) != 1
 			continue
 		}
 		flush()

@@ -22,7 +22,7 @@ const LexicalDims = 1024
 func NewLexical() *Lexical { return &Lexical{dims: LexicalDims} }
 
 // Model implements Embedder.
-func (l *Lexical) Model() string { return "offline-lexical-v1" }
+func (l *Lexical) Model() string { return "offline-lexical-v2" }
 
 // Embed implements Embedder.
 func (l *Lexical) Embed(_ context.Context, texts []string) ([][]float32, error) {
@@ -52,7 +52,9 @@ func Terms(text string) map[string]int {
 	return terms
 }
 
-// Words lower-cases, splits on non-alphanumerics, drops stop words and
+// Words lower-cases, splits on non-alphanumerics, drops stop words (and the
+// filler of questions: "need", "mean", "available", which the docs rarely
+// say and which would otherwise count as missing from every page) and
 // stems plurals and common suffixes.
 func Words(text string) []string {
 	fields := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
@@ -106,7 +108,9 @@ var stopWords = func() map[string]bool {
 		into is it its me my no not of on or our so that the their them then there these they this to
 		up us was we what when where which who why will with you your yours about after all also any
 		been before being both each few more most other over same should some such than too very just
-		should would could did doing am were he she her him his i'm it's don't`) {
+		should would could did doing am were he she her him his i'm it's don't
+		need needs much many happen happens mean means available want way possible able please tell know
+		still there's anything something`) {
 		m[w] = true
 	}
 	return m

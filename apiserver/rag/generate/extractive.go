@@ -4,15 +4,15 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 )
 
-// Extractive answers without a language model: it quotes the sentences of
-// the retrieved passages that share the most words with the question, each
-// with its citation, under a label saying what it is.
+// Extractive answers without a language model: it finds the sentence of
+// the retrieved passages that best answers the question, quotes it with
+// the sentence (or code block) that completes it, and cites only the
+// passages it quotes, under a label saying what it is.
 type Extractive struct {
 	// MaxSentences bounds the answer (default 3).
 	MaxSentences int
@@ -25,13 +25,12 @@ const ExtractiveLabel = "_Offline answer: no language model is configured, so th
 // AgentType implements Generator.
 func (e Extractive) AgentType() string { return "rag-extractive" }
 
-var sentenceEnd = regexp.MustCompile(`([.!?])\s+|\n\s*\n`)
+var sentenceEnd = regexp.MustCompile(`([.!?])\s+`)
 
-type candidate struct {
-	text    string
-	passage int
-	score   float64
-	order   int
+// unit is a sentence or a fenced code block of a passage.
+type unit struct {
+	text string
+	code bool
 }
 
 // Generate implements Generator.
@@ -40,52 +39,23 @@ func (e Extractive) Generate(ctx context.Context, req Request, onDelta func(stri
 	if limit <= 0 {
 		limit = 3
 	}
-	qwords := map[string]bool{}
-	for _, w := range embed.Words(req.Question) {
-		qwords[w] = true
-	}
-	var cands []candidate
-	for pi, p := range req.Passages {
-		for _, s := range splitSentences(p.Text) {
-			seen := map[string]bool{}
-			hits := 0
-			for _, w := range embed.Words(s) {
-				if qwords[w] && !seen[w] {
-					seen[w] = true
-					hits++
-				}
-			}
-			if hits == 0 {
-				continue
-			}
-			// Earlier passages ranked better in retrieval; favour them.
-			score := float64(hits) / (1 + 0.25*float64(pi))
-			cands = append(cands, candidate{text: s, passage: pi, score: score, order: len(cands)})
-		}
-	}
-	slices.SortStableFunc(cands, func(a, b candidate) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
-			return 1
-		}
-		return 0
-	})
-	cands = cands[:min(limit, len(cands))]
-	// Quote in document order: passage rank, then position in the passage.
-	slices.SortFunc(cands, func(a, b candidate) int { return a.order - b.order })
-
+	res := Result{Model: "offline-extractive"}
 	var b strings.Builder
 	b.WriteString(ExtractiveLabel + "\n\n")
-	if len(cands) == 0 {
-		b.WriteString("The documentation does not seem to cover this question.")
+	quotes := choose(req, limit)
+	if len(quotes) == 0 {
+		b.WriteString(NotCovered)
 	}
-	for _, c := range cands {
-		fmt.Fprintf(&b, "> %s [%d]\n\n", c.text, c.passage+1)
+	for _, q := range quotes {
+		res.Cited = appendCited(res.Cited, q.passage)
+		if q.code {
+			fmt.Fprintf(&b, "%s\n\n", q.text)
+			continue
+		}
+		fmt.Fprintf(&b, "> %s [%d]\n\n", q.text, q.passage+1)
 	}
+	res.Grounded = len(res.Cited) > 0
 	text := strings.TrimSpace(b.String())
-	res := Result{Model: "offline-extractive"}
 	// Stream by words like a model would, so clients see one behaviour.
 	for _, w := range strings.SplitAfter(text, " ") {
 		if err := ctx.Err(); err != nil {
@@ -99,14 +69,177 @@ func (e Extractive) Generate(ctx context.Context, req Request, onDelta func(stri
 	return res, nil
 }
 
-func splitSentences(text string) []string {
-	text = sentenceEnd.ReplaceAllString(text, "$1\x00")
-	var out []string
-	for _, s := range strings.Split(text, "\x00") {
-		s = strings.Join(strings.Fields(s), " ")
-		if len(s) > 3 && !strings.HasPrefix(s, "```") {
-			out = append(out, s)
+type quote struct {
+	unit
+	passage int
+}
+
+// scored is a sentence of a passage and how well it answers.
+type scored struct {
+	passage, unit int
+	score         float64
+}
+
+// choose picks what to quote: the best-scoring sentence, found in the
+// passage whose heading and text match best, with its neighbours when they
+// complete it; then the best sentence of another passage if it matches
+// nearly as well.
+func choose(req Request, limit int) []quote {
+	q := map[string]float64{}
+	for _, w := range embed.Words(req.Question) {
+		q[w] = weight(req.Weights, w)
+	}
+	units, cands := candidates(req, q)
+	if len(cands) == 0 {
+		return nil
+	}
+	first := cands[0]
+	for _, c := range cands[1:] {
+		if c.score > first.score {
+			first = c
 		}
+	}
+	out := withNeighbours(units[first.passage], first, q, req.Weights, limit)
+	var second *scored
+	for i, c := range cands {
+		if c.passage != first.passage && c.score >= 0.8*first.score && (second == nil || c.score > second.score) {
+			second = &cands[i]
+		}
+	}
+	if second != nil && len(out) < limit {
+		out = append(out, quote{unit: units[second.passage][second.unit], passage: second.passage})
+	}
+	return out
+}
+
+// candidates splits the passages into units and scores their sentences.
+func candidates(req Request, q map[string]float64) ([][]unit, []scored) {
+	units := make([][]unit, len(req.Passages))
+	var out []scored
+	for pi, p := range req.Passages {
+		units[pi] = splitUnits(p.Text)
+		// The heading that matched lends its score to the sentences under it.
+		headScore := 0.5 * overlap(q, p.Title, req.Weights)
+		for ui, u := range units[pi] {
+			// A sentence under a matching heading is a candidate even when
+			// it does not repeat the heading's words ("No. It runs on Linux
+			// only." under "Does it support Android?").
+			s := overlap(q, u.text, req.Weights)
+			if u.code || (s == 0 && headScore == 0) {
+				continue
+			}
+			// Earlier passages ranked better in retrieval; favour them.
+			out = append(out, scored{passage: pi, unit: ui, score: (s + headScore) / (1 + 0.25*float64(pi))})
+		}
+	}
+	return units, out
+}
+
+// withNeighbours quotes the best sentence with what completes it: the
+// sentence before when it shares the question's words (it often holds the
+// command the best one explains), and the units after while they do, or
+// the one a trailing ":" announces (a code block, a list).
+func withNeighbours(us []unit, best scored, q, weights map[string]float64, limit int) []quote {
+	out := []quote{{unit: us[best.unit], passage: best.passage}}
+	if i := best.unit - 1; i >= 0 && !us[i].code && overlap(q, us[i].text, weights) > 0 {
+		out = append([]quote{{unit: us[i], passage: best.passage}}, out...)
+	}
+	for i := best.unit + 1; i < len(us) && len(out) < limit; i++ {
+		prev := out[len(out)-1].text
+		if !strings.HasSuffix(prev, ":") && (us[i].code || overlap(q, us[i].text, weights) == 0) {
+			break
+		}
+		out = append(out, quote{unit: us[i], passage: best.passage})
+		if us[i].code {
+			break
+		}
+	}
+	return out
+}
+
+// overlap is the weight of the question's words that text contains; 0 when
+// the only shared words are ubiquitous (weighted below minWordWeight), so a
+// sentence that merely names the product is never quoted.
+func overlap(q map[string]float64, text string, weights map[string]float64) float64 {
+	seen := map[string]bool{}
+	var s float64
+	informative := false
+	for _, w := range embed.Words(text) {
+		qw, ok := q[w]
+		if !ok || seen[w] {
+			continue
+		}
+		seen[w] = true
+		s += qw
+		if qw >= minWordWeight || weights == nil {
+			informative = true
+		}
+	}
+	if !informative {
+		return 0
+	}
+	return s
+}
+
+// minWordWeight is the IDF below which a word is ubiquitous: present in
+// more than about half of the chunks.
+const minWordWeight = 0.7
+
+func weight(weights map[string]float64, w string) float64 {
+	if weights == nil {
+		return 1
+	}
+	return weights[w]
+}
+
+// appendCited adds passage to the cited list once, keeping first-citation
+// order.
+func appendCited(cited []int, passage int) []int {
+	for _, c := range cited {
+		if c == passage {
+			return cited
+		}
+	}
+	return append(cited, passage)
+}
+
+// splitUnits cuts a passage into sentences and whole fenced code blocks.
+func splitUnits(text string) []unit {
+	var out []unit
+	var para, code []string
+	var fence string
+	flush := func() {
+		t := strings.Join(para, " ")
+		para = nil
+		for _, s := range strings.Split(sentenceEnd.ReplaceAllString(t, "$1\x00"), "\x00") {
+			if s = strings.Join(strings.Fields(s), " "); len(s) > 3 {
+				out = append(out, unit{text: s})
+			}
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case fence != "":
+			code = append(code, line)
+			if strings.HasPrefix(trimmed, fence) {
+				out = append(out, unit{text: strings.Join(code, "\n"), code: true})
+				code, fence = nil, ""
+			}
+		case strings.HasPrefix(trimmed, "```") || strings.HasPrefix(trimmed, "~~~"):
+			flush()
+			fence = trimmed[:3]
+			code = []string{line}
+		case trimmed == "":
+			flush()
+		default:
+			para = append(para, trimmed)
+		}
+	}
+	flush()
+	if fence != "" {
+		// A window cut the block: quote what it has, closed.
+		out = append(out, unit{text: strings.Join(append(code, fence), "\n"), code: true})
 	}
 	return out
 }

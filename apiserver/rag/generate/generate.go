@@ -29,7 +29,17 @@ type Request struct {
 	// the most recent turns that fit its token budget.
 	History  []Turn
 	Passages []Passage
+	// Weights is each question word's IDF in the docs (embed.Words form),
+	// when the store measures it: the extractive answer never quotes a
+	// sentence whose only shared word is a ubiquitous one. Nil weighs every
+	// word alike.
+	Weights map[string]float64
 }
+
+// NotCovered is the answer's sentence when the documentation does not
+// answer the question; the model is told to use it, which lets the answer
+// be marked as not grounded.
+const NotCovered = "The documentation does not cover this question."
 
 // Usage is the token count the model reported.
 type Usage struct {
@@ -43,6 +53,12 @@ type Result struct {
 	Text  string
 	Model string
 	Usage Usage
+	// Cited are the indexes (0-based) of the passages the answer cites, in
+	// the order of their first citation.
+	Cited []int
+	// Grounded: the answer draws on the documentation (it cites a passage
+	// and does not say the documentation does not cover the question).
+	Grounded bool
 }
 
 // Generator answers questions, calling onDelta with each piece of text as it

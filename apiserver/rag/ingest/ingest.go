@@ -30,7 +30,8 @@ type Options struct {
 	Chunk    chunk.Options // SiteURL is required
 	Embedder embed.Embedder
 	Store    vectorstore.Store
-	// Out receives the summary, and live progress when it is a terminal.
+	// Out receives the pages skipped, the summary, and live progress when
+	// it is a terminal.
 	Out io.Writer
 	// BatchSize is how many chunks are embedded and stored at once.
 	BatchSize int
@@ -38,28 +39,50 @@ type Options struct {
 
 // Summary is what a run did.
 type Summary struct {
-	Files     int
-	Chunks    int
-	Embedded  int
+	Pages  int
+	Chunks int
+	// Added chunks are new, Updated ones changed (text, URL or embedding
+	// model), Unchanged ones kept their vector, Removed ones belonged to
+	// pages or sections that are gone.
+	Added     int
+	Updated   int
 	Unchanged int
-	Deleted   int
-	Duration  time.Duration
+	Removed   int
+	// Skipped are chunks left out (a heading id used twice in a page);
+	// Errors are pages that could not be read or parsed, left out too.
+	Skipped  int
+	Errors   []PageError
+	Duration time.Duration
 }
+
+// Embedded is how many chunks were embedded and stored.
+func (s Summary) Embedded() int { return s.Added + s.Updated }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d files, %d chunks: %d embedded, %d unchanged, %d deleted in %s",
-		s.Files, s.Chunks, s.Embedded, s.Unchanged, s.Deleted, s.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%d pages, %d chunks: %d added, %d updated, %d unchanged, %d removed, %d skipped, %d errors in %s",
+		s.Pages, s.Chunks, s.Added, s.Updated, s.Unchanged, s.Removed, s.Skipped, len(s.Errors), s.Duration.Round(time.Millisecond))
 }
 
-// ContentHash identifies what was embedded and how: a chunk whose hash is
-// unchanged keeps its vector.
-func ContentHash(model, embedText string) string {
-	h := sha256.Sum256([]byte(model + "\x00" + embedText))
+// PageError is a page left out of the index, and why.
+type PageError struct {
+	Path   string
+	Reason string
+}
+
+func (e PageError) Error() string { return e.Path + ": " + e.Reason }
+
+// ContentHash identifies what was stored and how: a chunk whose hash is
+// unchanged keeps its vector and payload. It covers the chunk's URL, so a
+// new --site-url, route base or slug updates the stored citations.
+func ContentHash(model, embedText, url string) string {
+	h := sha256.Sum256([]byte(model + "\x00" + embedText + "\x00" + url))
 	return hex.EncodeToString(h[:])
 }
 
-// Run ingests the docs folder. Every file is parsed before anything is
-// written, so a malformed page stops the run with the store untouched.
+// Run ingests the docs folder. A page that cannot be read or parsed is
+// reported on Out (path and reason) and left out; the rest is indexed.
+// While some page failed, the chunks of removed pages are kept (a failed
+// page's chunks cannot be told from them): the next clean run removes them.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	start := time.Now()
 	if o.Chunk.SiteURL == "" {
@@ -71,23 +94,38 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	chunks, files, err := Load(o.DocsDir, o.Chunk)
+	l, err := Load(o.DocsDir, o.Chunk)
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Files: files, Chunks: len(chunks)}
+	sum := Summary{Pages: l.Pages, Chunks: len(l.Chunks), Skipped: l.Skipped, Errors: l.Errors}
+	for _, e := range l.Warnings {
+		fmt.Fprintln(o.Out, "ingest: warning:", e.Error())
+	}
+	for _, e := range l.Errors {
+		fmt.Fprintln(o.Out, "ingest: skipped page", e.Error())
+	}
 
 	existing, err := o.Store.Hashes(ctx)
 	if err != nil {
 		return sum, fmt.Errorf("ingest: read stored chunks: %w", err)
 	}
-	todo, hashes := changed(chunks, o.Embedder.Model(), existing)
-	sum.Unchanged = len(chunks) - len(todo)
-	if sum.Embedded, err = embedAndStore(ctx, o, todo, hashes); err != nil {
+	todo, hashes := changed(l.Chunks, o.Embedder.Model(), existing)
+	sum.Unchanged = len(l.Chunks) - len(todo)
+	for _, c := range todo {
+		if _, ok := existing[c.ID]; ok {
+			sum.Updated++
+		} else {
+			sum.Added++
+		}
+	}
+	if _, err = embedAndStore(ctx, o, todo, hashes); err != nil {
 		return sum, err
 	}
-	if sum.Deleted, err = deleteStale(ctx, o.Store, existing, hashes); err != nil {
-		return sum, err
+	if len(l.Errors) == 0 {
+		if sum.Removed, err = deleteStale(ctx, o.Store, existing, hashes); err != nil {
+			return sum, err
+		}
 	}
 	sum.Duration = time.Since(start)
 	fmt.Fprintln(o.Out, "ingest:", sum)
@@ -99,7 +137,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 func changed(chunks []chunk.Chunk, model string, existing map[string]string) (todo []chunk.Chunk, hashes map[string]string) {
 	hashes = make(map[string]string, len(chunks))
 	for _, c := range chunks {
-		h := ContentHash(model, c.EmbedText())
+		h := ContentHash(model, c.EmbedText(), c.URL)
 		hashes[c.ID] = h
 		if existing[c.ID] != h {
 			todo = append(todo, c)
@@ -157,46 +195,61 @@ func deleteStale(ctx context.Context, store vectorstore.Store, existing, hashes 
 	return len(stale), nil
 }
 
-// Load walks dir and returns the chunks of its Markdown and MDX pages and
-// how many pages it read. Like Docusaurus it skips files and folders starting
-// with "_" or ".", node_modules, and draft pages. Files are read through an
-// os.Root, so a symlink cannot lead the walk outside dir.
-func Load(dir string, opt chunk.Options) ([]chunk.Chunk, int, error) {
+// Loaded is what Load found.
+type Loaded struct {
+	Chunks []chunk.Chunk
+	// Pages is how many pages were read (drafts and failed pages excluded).
+	Pages int
+	// Skipped counts chunks left out (Warnings say why); Errors are the
+	// pages left out.
+	Skipped  int
+	Warnings []PageError
+	Errors   []PageError
+}
+
+// Load walks dir and returns the chunks of its Markdown and MDX pages. Like
+// Docusaurus it skips files and folders starting with "_" or ".",
+// node_modules, and draft pages. Files are read through an os.Root, so a
+// symlink cannot lead the walk outside dir. A page that cannot be read or
+// parsed is recorded in Errors and the walk goes on.
+func Load(dir string, opt chunk.Options) (Loaded, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("ingest: docs folder: %w", err)
+		return Loaded{}, fmt.Errorf("ingest: docs folder: %w", err)
 	}
 	if !info.IsDir() {
-		return nil, 0, fmt.Errorf("ingest: docs folder %s is not a directory", dir)
+		return Loaded{}, fmt.Errorf("ingest: docs folder %s is not a directory", dir)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("ingest: docs folder: %w", err)
+		return Loaded{}, fmt.Errorf("ingest: docs folder: %w", err)
 	}
 	defer root.Close()
 	l := loader{fsys: root.FS(), opt: opt, seen: map[string]string{}}
 	if err := fs.WalkDir(l.fsys, ".", l.visit); err != nil {
-		return nil, 0, fmt.Errorf("ingest: walk %s: %w", dir, err)
+		return Loaded{}, fmt.Errorf("ingest: walk %s: %w", dir, err)
 	}
-	if len(l.errs) > 0 {
-		return nil, 0, fmt.Errorf("ingest: %d page(s) could not be read, nothing was changed: %w", len(l.errs), errors.Join(l.errs...))
-	}
-	if l.files == 0 {
+	if l.res.Pages == 0 {
 		// Refuse rather than delete every stored chunk because of a wrong path.
-		return nil, 0, fmt.Errorf("ingest: no Markdown or MDX pages under %s", dir)
+		return Loaded{}, fmt.Errorf("ingest: no readable Markdown or MDX pages under %s (%d could not be read): %w",
+			dir, len(l.res.Errors), errors.Join(pageErrors(l.res.Errors)...))
 	}
-	return l.out, l.files, nil
+	return l.res, nil
 }
 
-// loader collects the chunks of one walk of the docs folder. A page that
-// cannot be parsed is recorded in errs and the walk goes on, so one run
-// reports every broken page.
+func pageErrors(es []PageError) []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// loader collects the chunks of one walk of the docs folder.
 type loader struct {
-	fsys  fs.FS
-	opt   chunk.Options
-	out   []chunk.Chunk
-	files int
-	errs  []error
+	fsys fs.FS
+	opt  chunk.Options
+	res  Loaded
 	// seen maps a chunk ID to the page that yielded it.
 	seen map[string]string
 }
@@ -205,7 +258,14 @@ type loader struct {
 // the docs folder.
 func (l *loader) visit(p string, d fs.DirEntry, err error) error {
 	if err != nil {
-		return err
+		if p == "." {
+			return err
+		}
+		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: err.Error()})
+		if d != nil && d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
 	}
 	name := d.Name()
 	if p != "." && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") || name == "node_modules") {
@@ -220,24 +280,29 @@ func (l *loader) visit(p string, d fs.DirEntry, err error) error {
 	}
 	src, err := fs.ReadFile(l.fsys, p)
 	if err != nil {
-		return err
+		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: err.Error()})
+		return nil
 	}
 	page, err := chunk.Parse(p, src, l.opt)
 	if err != nil {
-		l.errs = append(l.errs, err)
+		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: strings.TrimPrefix(err.Error(), p+": ")})
 		return nil
 	}
 	if page.Draft {
 		return nil
 	}
-	l.files++
+	l.res.Pages++
 	for _, c := range chunk.Split(page, l.opt) {
 		if other, dup := l.seen[c.ID]; dup {
-			l.errs = append(l.errs, fmt.Errorf("%s: heading id %q appears twice (also in %s)", c.DocPath, c.Anchor, other))
+			// A heading id used twice ({#same} on two headings): the second
+			// section cannot be linked to; its text is left out.
+			l.res.Skipped++
+			l.res.Warnings = append(l.res.Warnings, PageError{Path: c.DocPath,
+				Reason: fmt.Sprintf("heading id %q appears twice (also in %s): the later section is left out", c.Anchor, other)})
 			continue
 		}
 		l.seen[c.ID] = c.DocPath
-		l.out = append(l.out, c)
+		l.res.Chunks = append(l.res.Chunks, c)
 	}
 	return nil
 }

@@ -47,14 +47,17 @@ func TestLoadSkipsWhatDocusaurusSkips(t *testing.T) {
 	write(t, dir, "node_modules/z.md", "z")
 	write(t, dir, "draft.md", "---\ndraft: true\n---\nunpublished")
 	write(t, dir, "img.png", "not text")
-	chunks, files, err := ingest.Load(dir, chunk.Options{SiteURL: "https://s.io"})
+	l, err := ingest.Load(dir, chunk.Options{SiteURL: "https://s.io"})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(files).To(Equal(1))
-	g.Expect(chunks).To(HaveLen(1))
-	g.Expect(chunks[0].DocPath).To(Equal("a.md"))
+	g.Expect(l.Pages).To(Equal(1))
+	g.Expect(l.Chunks).To(HaveLen(1))
+	g.Expect(l.Chunks[0].DocPath).To(Equal("a.md"))
 }
 
-func TestBadPageChangesNothing(t *testing.T) {
+// One bad page never aborts the run: it is reported with its reason and
+// left out, the other pages are indexed, and while a page fails the chunks
+// of removed pages stay (the failed page's cannot be told from them).
+func TestBadPageIsSkippedAndReported(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -64,21 +67,59 @@ func TestBadPageChangesNothing(t *testing.T) {
 	opts := ingest.Options{DocsDir: dir, Chunk: chunk.Options{SiteURL: "https://s.io"}, Embedder: embed.NewLexical(), Store: store}
 	sum, err := ingest.Run(ctx, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(sum.Embedded).To(Equal(2))
+	g.Expect(sum.Added).To(Equal(2))
 
-	// b.md deleted and a broken page added: the run fails before deleting b's chunks.
+	// b.md deleted, a broken page and a good one added.
 	g.Expect(os.Remove(filepath.Join(dir, "b.md"))).To(Succeed())
 	write(t, dir, "c.md", "---\ntitle: [broken\n---\ntext")
-	_, err = ingest.Run(ctx, opts)
-	g.Expect(err).To(MatchError(And(ContainSubstring("c.md: front matter"), ContainSubstring("nothing was changed"))))
-	g.Expect(fq.PointCount("docs")).To(Equal(2))
+	write(t, dir, "d.md", "# D\n\ndelta")
+	var out bytes.Buffer
+	opts.Out = &out
+	sum, err = ingest.Run(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.String()).To(ContainSubstring("ingest: skipped page c.md: front matter"))
+	g.Expect(sum.Errors).To(HaveLen(1))
+	g.Expect(sum.Added).To(Equal(1))
+	g.Expect(sum.Removed).To(BeZero())
+	g.Expect(fq.PointCount("docs")).To(Equal(3))
+
+	// Fixed: the next run removes b's chunks.
+	write(t, dir, "c.md", "# C\n\ngamma")
+	sum, err = ingest.Run(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sum.Removed).To(Equal(1))
+	g.Expect(fq.PointCount("docs")).To(Equal(3))
 
 	// A folder without pages (a wrong path) is refused rather than emptying the store.
 	_, err = ingest.Run(ctx, ingest.Options{DocsDir: t.TempDir(), Chunk: opts.Chunk, Embedder: opts.Embedder, Store: store})
-	g.Expect(err).To(MatchError(ContainSubstring("no Markdown or MDX pages")))
+	g.Expect(err).To(MatchError(ContainSubstring("no readable Markdown or MDX pages")))
 	_, err = ingest.Run(ctx, ingest.Options{DocsDir: filepath.Join(dir, "missing"), Chunk: opts.Chunk, Embedder: opts.Embedder, Store: store})
 	g.Expect(err).To(MatchError(ContainSubstring("docs folder")))
-	g.Expect(fq.PointCount("docs")).To(Equal(2))
+	g.Expect(fq.PointCount("docs")).To(Equal(3))
+}
+
+// A heading id used twice leaves out the later section, not the page; a
+// new site URL updates every stored chunk (its citation changed).
+func TestDuplicateAnchorAndSiteURLChange(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	write(t, dir, "a.md", "Text before the title.\n\n# A\n\nalpha\n\n# Another H1\n\nmore\n\n## Same {#same}\n\none\n\n## Again {#same}\n\ntwo")
+	store, _ := newStore(t)
+	var out bytes.Buffer
+	opts := ingest.Options{DocsDir: dir, Chunk: chunk.Options{SiteURL: "https://s.io"}, Embedder: embed.NewLexical(), Store: store, Out: &out}
+	sum, err := ingest.Run(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sum.Pages).To(Equal(1))
+	g.Expect(sum.Skipped).To(Equal(1))
+	g.Expect(sum.Added).To(Equal(3))
+	g.Expect(out.String()).To(ContainSubstring(`ingest: warning: a.md: heading id "same" appears twice`))
+
+	opts.Chunk.SiteURL = "https://docs.s.io"
+	sum, err = ingest.Run(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sum.Updated).To(Equal(3))
+	g.Expect(sum.Unchanged).To(BeZero())
 }
 
 func TestSummaryIsPrinted(t *testing.T) {
@@ -91,5 +132,5 @@ func TestSummaryIsPrinted(t *testing.T) {
 		Embedder: embed.NewLexical(), Store: store, Out: &out})
 	g.Expect(err).NotTo(HaveOccurred())
 	// Not a terminal: no progress line, only the summary.
-	g.Expect(out.String()).To(MatchRegexp(`^ingest: 1 files, 2 chunks: 2 embedded, 0 unchanged, 0 deleted in \S+\n$`))
+	g.Expect(out.String()).To(MatchRegexp(`^ingest: 1 pages, 2 chunks: 2 added, 0 updated, 0 unchanged, 0 removed, 0 skipped, 0 errors in \S+\n$`))
 }

@@ -24,10 +24,16 @@ type Point struct {
 	Payload Payload
 }
 
-// Hit is one search result; Score is higher for better matches.
+// Hit is one search result; Score is higher for better matches and means
+// nothing across questions.
 type Hit struct {
 	ID    string
 	Score float32
+	// Coverage is the share of the question's term weight (by IDF) that the
+	// chunk contains, in [0, 1]: comparable across questions, it is what
+	// the relevance threshold applies to. A store that does not measure it
+	// reports 1, and then every hit counts as relevant.
+	Coverage float32
 	Payload
 }
 
@@ -37,6 +43,10 @@ type Query struct {
 	Vector []float32
 	Text   string
 	Limit  int
+	// Lexical says the vector is the offline lexical embedding, which only
+	// repeats the words of Text: a store with a lexical index of its own
+	// ranks by that index alone instead of fusing the two.
+	Lexical bool
 }
 
 // Store holds the chunks of the docs.
@@ -47,4 +57,11 @@ type Store interface {
 	Upsert(ctx context.Context, points []Point) error
 	Delete(ctx context.Context, ids []string) error
 	Search(ctx context.Context, q Query) ([]Hit, error)
+}
+
+// Weigher is a store that knows how informative each word of the docs is.
+type Weigher interface {
+	// Weights is the IDF of each word of text (embed.Words form) over the
+	// stored chunks; a word no chunk has gets the highest weight.
+	Weights(ctx context.Context, text string) (map[string]float64, error)
 }

@@ -18,6 +18,8 @@ type index struct {
 	vecs     []uint16
 	ids      []string
 	payloads []vectorstore.Payload
+	// lex ranks the same rows by their words.
+	lex *lexIndex
 }
 
 func (ix *index) len() int { return len(ix.ids) }

@@ -5,11 +5,13 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +48,10 @@ type snapshot struct {
 	checkedAt time.Time
 }
 
-var _ vectorstore.Store = (*Store)(nil)
+var (
+	_ vectorstore.Store   = (*Store)(nil)
+	_ vectorstore.Weigher = (*Store)(nil)
+)
 
 // New returns a store on pool (schema from the store's migrations).
 func New(pool *pgxpool.Pool, opts Options) *Store {
@@ -122,25 +127,77 @@ func (s *Store) Delete(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// Search implements vectorstore.Store.
+// Search implements vectorstore.Store. Offline (q.Lexical, or no vector)
+// it ranks by BM25F alone; with a real embedding it fuses the dense and the
+// BM25F rankings with reciprocal rank fusion, as the Qdrant store does with
+// its sparse vectors: exact terms (an error code, a flag) and meaning both
+// find their passage.
 func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.Hit, error) {
 	idx, err := s.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if idx.len() == 0 {
+	if idx.len() == 0 || q.Limit <= 0 {
 		return nil, nil
+	}
+	if q.Lexical || len(q.Vector) == 0 {
+		lex := idx.lex.search(q.Text, q.Limit)
+		hits := make([]vectorstore.Hit, len(lex))
+		for i, h := range lex {
+			hits[i] = vectorstore.Hit{ID: idx.ids[h.row], Score: h.score, Coverage: h.coverage, Payload: idx.payloads[h.row]}
+		}
+		return hits, nil
 	}
 	if len(q.Vector) != idx.dims {
 		return nil, fmt.Errorf("query has %d dimensions but the stored chunks have %d: the embedding model changed, run ingest again", len(q.Vector), idx.dims)
 	}
-	top := idx.search(q.Vector, q.Limit)
-	hits := make([]vectorstore.Hit, len(top))
-	for i, t := range top {
-		hits[i] = vectorstore.Hit{ID: idx.ids[t.row], Score: t.score, Payload: idx.payloads[t.row]}
+	// Each side proposes more candidates than asked so that fusion can
+	// promote a passage ranked well by both but first by neither.
+	dense := idx.search(q.Vector, 4*q.Limit)
+	lex := idx.lex.search(q.Text, 4*q.Limit)
+	fused := map[int]float32{}
+	for rank, d := range dense {
+		fused[d.row] += rrf(rank)
+	}
+	for rank, l := range lex {
+		fused[l.row] += rrf(rank)
+	}
+	rows := make([]int, 0, len(fused))
+	for row := range fused {
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b int) int {
+		if c := cmp.Compare(fused[b], fused[a]); c != 0 {
+			return c
+		}
+		return a - b
+	})
+	rows = rows[:min(q.Limit, len(rows))]
+	hits := make([]vectorstore.Hit, len(rows))
+	for i, row := range rows {
+		hits[i] = vectorstore.Hit{ID: idx.ids[row], Score: fused[row], Coverage: idx.lex.coverage(q.Text, row), Payload: idx.payloads[row]}
 	}
 	return hits, nil
 }
+
+// Weights implements vectorstore.Weigher.
+func (s *Store) Weights(ctx context.Context, text string) (map[string]float64, error) {
+	idx, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, w := range uniqueWords(text) {
+		out[w] = idf(idx.len(), len(idx.lex.postings[w]))
+	}
+	return out, nil
+}
+
+// rrfK is reciprocal rank fusion's constant (the value of the original
+// paper, and Qdrant's).
+const rrfK = 60
+
+func rrf(rank int) float32 { return 1 / float32(rrfK+rank+1) }
 
 // Load reads the chunks into memory now (the server calls it at start-up so
 // that the first question does not wait for it).
@@ -231,6 +288,7 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load chunks: %w", err)
 	}
+	idx.lex = buildLexIndex(idx.payloads)
 	s.loaded.Store(&snapshot{idx: idx, gen: gen, checkedAt: time.Now()})
 	return nil
 }

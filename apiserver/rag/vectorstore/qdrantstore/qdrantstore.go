@@ -243,6 +243,8 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 		hits[i] = vectorstore.Hit{
 			ID:    p.GetId().GetUuid(),
 			Score: p.GetScore(),
+			// Qdrant's scores are not coverage: no threshold applies.
+			Coverage: 1,
 			Payload: vectorstore.Payload{
 				DocPath:     pl["doc_path"].GetStringValue(),
 				URL:         pl["url"].GetStringValue(),

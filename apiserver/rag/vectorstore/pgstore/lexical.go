@@ -1,0 +1,151 @@
+package pgstore
+
+import (
+	"math"
+	"slices"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
+)
+
+// BM25F parameters. Title and heading words count several times over body
+// words: a section headed "Rotating signing keys" is about key rotation even
+// when its body says "rotate" once. The title weighs less than the heading
+// because every chunk of a page repeats it.
+const (
+	bm25K1        = 1.2
+	bm25B         = 0.75
+	titleWeight   = 2
+	headingWeight = 3
+)
+
+// lexIndex is a BM25F inverted index over the loaded chunks, rebuilt with
+// every snapshot: ingest maintains rag_chunks incrementally and each server
+// rebuilds the index when the generation moves, so ranking needs no round
+// trip to the database and no extension. IDF is what keeps a word present
+// on every page (the product's name) from ranking anything.
+type lexIndex struct {
+	postings map[string][]posting
+	// length is each row's weighted term count, avgLen their mean.
+	length []float32
+	avgLen float64
+}
+
+type posting struct {
+	row int32
+	tf  float32
+}
+
+func buildLexIndex(payloads []vectorstore.Payload) *lexIndex {
+	lx := &lexIndex{postings: map[string][]posting{}, length: make([]float32, len(payloads))}
+	var total float64
+	tf := map[string]float32{}
+	for row, p := range payloads {
+		clear(tf)
+		for _, w := range embed.Words(p.Title) {
+			tf[w] += titleWeight
+		}
+		if p.Heading != p.Title {
+			for _, w := range embed.Words(p.Heading) {
+				tf[w] += headingWeight
+			}
+		}
+		for _, w := range embed.Words(p.Text) {
+			tf[w]++
+		}
+		var n float32
+		for w, f := range tf {
+			lx.postings[w] = append(lx.postings[w], posting{row: int32(row), tf: f})
+			n += f
+		}
+		lx.length[row] = n
+		total += float64(n)
+	}
+	if len(payloads) > 0 {
+		lx.avgLen = total / float64(len(payloads))
+	}
+	return lx
+}
+
+// idf is the BM25 inverse document frequency of a term found in df of n
+// rows; a term no row has gets the highest value.
+func idf(n, df int) float64 {
+	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+}
+
+// lexHit is one row's BM25F score and coverage: the share of the question's
+// IDF weight the row contains, in [0, 1]. Unlike the score, coverage is
+// comparable between questions, which makes it the relevance threshold.
+type lexHit struct {
+	row      int
+	score    float32
+	coverage float32
+}
+
+// search returns the k rows with the best BM25F score for question, best
+// first; rows sharing no term with it are not returned.
+func (lx *lexIndex) search(question string, k int) []lexHit {
+	n := len(lx.length)
+	if k <= 0 || n == 0 {
+		return nil
+	}
+	terms := uniqueWords(question)
+	var totalIDF float64
+	scores := map[int32]*lexHit{}
+	for _, t := range terms {
+		ps := lx.postings[t]
+		w := idf(n, len(ps))
+		totalIDF += w
+		for _, p := range ps {
+			norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
+			s := w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+			h := scores[p.row]
+			if h == nil {
+				h = &lexHit{row: int(p.row)}
+				scores[p.row] = h
+			}
+			h.score += float32(s)
+			h.coverage += float32(w)
+		}
+	}
+	out := make([]lexHit, 0, len(scores))
+	for _, h := range scores {
+		h.coverage = float32(float64(h.coverage) / totalIDF)
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b lexHit) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return a.row - b.row
+	})
+	return out[:min(k, len(out))]
+}
+
+// coverage is the share of question's IDF weight that row contains, for a
+// row found by the dense search.
+func (lx *lexIndex) coverage(question string, row int) float32 {
+	n := len(lx.length)
+	var total, found float64
+	for _, t := range uniqueWords(question) {
+		ps := lx.postings[t]
+		w := idf(n, len(ps))
+		total += w
+		if _, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }); ok { //nolint:gosec // rows are far below 2^31
+			found += w
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float32(found / total)
+}
+
+func uniqueWords(text string) []string {
+	ws := embed.Words(text)
+	slices.Sort(ws)
+	return slices.Compact(ws)
+}

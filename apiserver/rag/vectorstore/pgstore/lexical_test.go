@@ -1,0 +1,38 @@
+package pgstore
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
+)
+
+// BM25F: the product's name, on every page, ranks nothing; a heading that
+// names the question's subject outranks a body that mentions it; coverage
+// says how much of the question a chunk holds, whatever the scores.
+func TestLexicalRanking(t *testing.T) {
+	g := NewWithT(t)
+	lx := buildLexIndex([]vectorstore.Payload{
+		{Title: "Acme", Text: "Acme Acme Acme. Acme is the product; Acme does everything Acme does."},
+		{Title: "Acme upgrades", Heading: "Rotating signing keys", Text: "Call the endpoint. Old keys stay valid for a day."},
+		{Title: "Acme reference", Heading: "Endpoints", Text: "The endpoint list. One of them is used for rotating keys among many other things."},
+		{Title: "Acme install", Text: "Install Acme with the package manager."},
+	})
+	hits := lx.search("How do I rotate the Acme signing keys?", 3)
+	g.Expect(hits).NotTo(BeEmpty())
+	g.Expect(hits[0].row).To(Equal(1))
+	g.Expect(hits[0].coverage).To(BeNumerically(">", 0.9))
+	// The page that only repeats the product's name comes after both pages
+	// about keys.
+	g.Expect(hits[1].row).To(Equal(2))
+	g.Expect(hits[2].coverage).To(BeNumerically("<", 0.1))
+
+	// A question about something no page mentions covers little.
+	hits = lx.search("Does Acme support LDAP login?", 3)
+	for _, h := range hits {
+		g.Expect(h.coverage).To(BeNumerically("<", 0.35))
+	}
+	g.Expect(lx.coverage("rotating signing keys", 1)).To(BeNumerically("~", 1, 1e-6))
+	g.Expect(lx.coverage("rotating signing keys", 3)).To(BeNumerically("~", 0, 1e-6))
+}
