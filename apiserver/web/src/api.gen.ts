@@ -204,9 +204,13 @@ export interface paths {
          *
          *     - `message_start`: `{"conversation_id", "user_message_id", "message_id"}`
          *       (`message_id` is the id the assistant message will be stored under)
-         *     - `sources`: `{"sources": [Source]}`
+         *     - `sources`: `{"sources": [Source]}`, the passages relevant enough to
+         *       answer from (empty when none is: the answer then abstains)
          *     - `delta` (repeated): `{"text": "..."}`
-         *     - `done`: `{"message": Message}`, the stored assistant message with its token usage
+         *     - `done`: `{"message": Message, "grounded": bool}`, the stored assistant
+         *       message with its token usage and the sources it cites (in citation
+         *       order); `grounded` is false when the answer says the docs do not
+         *       cover the question
          *     - `error` (instead of `done`): `{"error": {"code", "message"}, "message_id"}`;
          *       the assistant message is stored with what was streamed so far, with
          *       status `failed` when retrieval or the model failed (`upstream_error`,
@@ -387,6 +391,13 @@ export interface components {
             conversation_id: string;
             user_message: components["schemas"]["Message"];
             message: components["schemas"]["Message"];
+            /**
+             * @description Whether the answer draws on the documentation. False when no
+             *     passage was relevant enough (the answer then says the docs do not
+             *     cover the question and cites nothing) or the model said so; a
+             *     widget may then offer another way to get help.
+             */
+            grounded: boolean;
         };
         FeedbackRequest: {
             /** @enum {string} */
@@ -416,7 +427,15 @@ export interface components {
             /** Format: uuid */
             message_id: string;
             answer: string;
+            /** @description The passages the answer cites, in citation order. */
             sources: components["schemas"]["Source"][];
+            /**
+             * @description Whether the answer draws on the documentation. False when no
+             *     passage was relevant enough (the answer then says the docs do not
+             *     cover the question and cites nothing) or the model said so; a
+             *     widget may then offer another way to get help.
+             */
+            grounded: boolean;
         };
     };
     responses: {
@@ -978,7 +997,7 @@ export interface operations {
                      *     data: {"text":"Install it with "}
                      *
                      *     event: done
-                     *     data: {"message":{"id":"9e2a...","conversation_id":"0b6f...","role":"assistant","content":"Install it with ...","sources":[],"agent_type":"rag","status":"complete","model":"gpt-4o-mini","usage":{"prompt_tokens":812,"completion_tokens":95,"total_tokens":907},"created_at":"2026-01-01T00:00:00Z"}}
+                     *     data: {"message":{"id":"9e2a...","conversation_id":"0b6f...","role":"assistant","content":"Install it with ... [1]","sources":[{"title":"Installation","url":"https://docs.example.com/docs/installation#requirements","snippet":"...","score":0.83}],"agent_type":"rag","status":"complete","model":"gpt-4o-mini","usage":{"prompt_tokens":812,"completion_tokens":95,"total_tokens":907},"created_at":"2026-01-01T00:00:00Z"},"grounded":true}
                      */
                     "text/event-stream": string;
                 };
