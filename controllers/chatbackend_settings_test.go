@@ -79,6 +79,11 @@ func TestServerSettingsValidation(t *testing.T) {
 			"spec.retrieval.topK: Invalid value: 21: spec.retrieval.topK in body should be less than or equal to 20"},
 		"negative history": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Retrieval.HistoryTokens = ptr.To[int32](-1) },
 			"spec.retrieval.historyTokens in body should be greater than or equal to 0"},
+		"a temperature above 2": {func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{Temperature: "2.5"}
+		}, "spec.openai.temperature in body should match"},
+		"a relevance above 100 percent": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Retrieval.MinRelevancePercent = ptr.To[int32](101) },
+			"spec.retrieval.minRelevancePercent in body should be less than or equal to 100"},
 		"a pool too large": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Database.Pool.MaxConns = 1001 },
 			"spec.database.pool.maxConns in body should be less than or equal to 1000"},
 		"a negative timeout": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Server.Timeouts.ChatSeconds = -1 },

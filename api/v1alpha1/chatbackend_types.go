@@ -348,6 +348,20 @@ type OpenAISpec struct {
 	// as failed.
 	// +optional
 	Timeouts OpenAITimeoutsSpec `json:"timeouts,omitempty,omitzero"`
+	// temperature is the model's sampling temperature, a decimal from 0 to
+	// 2 with at most two decimals (OPENAI_TEMPERATURE); the model server's
+	// default when unset. A string because Kubernetes APIs avoid floats.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:Pattern=`^([01](\.[0-9]{1,2})?|2(\.00?)?)$`
+	Temperature string `json:"temperature,omitempty"`
+	// maxTokens bounds each answer's length in tokens (OPENAI_MAX_TOKENS);
+	// the model server's limit when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxTokens int32 `json:"maxTokens,omitempty"`
 }
 
 // OpenAITimeoutsSpec bounds the waits on the model. Unset fields keep
@@ -382,6 +396,15 @@ type RetrievalSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100000
 	HistoryTokens *int32 `json:"historyTokens,omitempty"`
+	// minRelevancePercent is the share of a question's term weight, in
+	// percent, a passage must hold to be cited (RAG_MIN_RELEVANCE, there a
+	// fraction); 35 when unset, 0 cites whatever ranks. When no passage
+	// reaches it the answer says the docs do not cover the question and
+	// cites nothing (grounded: false).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MinRelevancePercent *int32 `json:"minRelevancePercent,omitempty"`
 }
 
 // ServerSpec tunes chat-apiserver's HTTP side.

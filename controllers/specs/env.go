@@ -54,11 +54,17 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		e.add(envvar.OpenAIEmbeddingModel, o.EmbeddingModel)
 		e.seconds(envvar.OpenAIFirstTokenTimeout, o.Timeouts.FirstTokenSeconds)
 		e.seconds(envvar.OpenAIIdleTimeout, o.Timeouts.IdleSeconds)
+		e.add(envvar.OpenAITemperature, o.Temperature)
+		e.int(envvar.OpenAIMaxTokens, o.MaxTokens)
 	}
 	e.int(envvar.RAGTopK, s.Retrieval.TopK)
 	if h := s.Retrieval.HistoryTokens; h != nil {
 		// 0 is a setting (no history), not "unset".
 		e.add(envvar.RAGHistoryTokens, strconv.Itoa(int(*h)))
+	}
+	if p := s.Retrieval.MinRelevancePercent; p != nil {
+		// 0 is a setting (cite whatever ranks), not "unset".
+		e.add(envvar.RAGMinRelevance, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
 	}
 	return append(e.env, tlsEnv(s)...)
 }

@@ -52,13 +52,14 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 			RequestSeconds: 32, ChatSeconds: 301, StreamWriteSeconds: 33},
 		TrustedProxies: []string{"198.18.0.0/15", "198.19.0.7"},
 	}
-	cb.Spec.Retrieval = chatv1alpha1.RetrievalSpec{TopK: 7, HistoryTokens: ptr.To[int32](0)}
+	cb.Spec.Retrieval = chatv1alpha1.RetrievalSpec{TopK: 7, HistoryTokens: ptr.To[int32](0), MinRelevancePercent: ptr.To[int32](42)}
 	cb.Spec.TrustedCA = &chatv1alpha1.TrustedCASpec{SecretRef: chatv1alpha1.SecretKeyRef{Name: "private-ca", Key: "bundle.pem"}}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
 		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}, Search: chatv1alpha1.QdrantSearchHybrid}
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://llm.example.com/v1", ChatModel: "chat-model-contract",
 		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"},
-		Timeouts: chatv1alpha1.OpenAITimeoutsSpec{FirstTokenSeconds: 61, IdleSeconds: 29}}
+		Timeouts:    chatv1alpha1.OpenAITimeoutsSpec{FirstTokenSeconds: 61, IdleSeconds: 29},
+		Temperature: "0.35", MaxTokens: 801}
 	return cb
 }
 
@@ -175,6 +176,9 @@ var invalidValues = map[string]string{
 	envvar.OpenAIIdleTimeout:       "1y",
 	envvar.RAGTopK:                 "21",
 	envvar.RAGHistoryTokens:        "-1",
+	envvar.RAGMinRelevance:         "1.5",
+	envvar.OpenAITemperature:       "hot",
+	envvar.OpenAIMaxTokens:         "-5",
 	// The files the TLS variables name exist (podFiles) and hold PEM.
 	envvar.DatabaseSSLMode:     "verify",
 	envvar.DatabaseSSLRootCert: "/nonexistent/ca.crt",
@@ -238,6 +242,18 @@ func TestEveryEmittedVariableIsReadAndValidated(t *testing.T) {
 	}
 }
 
+// TestEveryServerVariableIsReachableFromTheSpec: a setting added to the
+// server (apiserver/envvar) must also be added to the CRD, or a user has to
+// hand-edit a Secret to reach it.
+func TestEveryServerVariableIsReachableFromTheSpec(t *testing.T) {
+	env := emitted(t, fullyPopulated())
+	for _, name := range envvar.All {
+		if _, ok := env[name]; !ok {
+			t.Errorf("%s is a server setting no ChatBackend field emits: add a typed field (and a crdToEnv row)", name)
+		}
+	}
+}
+
 func maps(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
@@ -288,6 +304,9 @@ var crdToEnv = []struct {
 	{field: "spec.openai.timeouts.idleSeconds", env: envvar.OpenAIIdleTimeout, value: "29s"},
 	{field: "spec.retrieval.topK", env: envvar.RAGTopK, value: "7"},
 	{field: "spec.retrieval.historyTokens", env: envvar.RAGHistoryTokens, value: "0"},
+	{field: "spec.retrieval.minRelevancePercent", env: envvar.RAGMinRelevance, value: "0.42"},
+	{field: "spec.openai.temperature", env: envvar.OpenAITemperature, value: "0.35"},
+	{field: "spec.openai.maxTokens", env: envvar.OpenAIMaxTokens, value: "801"},
 	{field: "spec.database.tls.caSecretRef", env: envvar.DatabaseSSLRootCert, value: specs.DatabaseTLSDir + "/ca.crt"},
 	{field: "spec.database.tls.clientCertSecretRef", env: envvar.DatabaseSSLCert, value: specs.DatabaseTLSDir + "/tls.crt"},
 	{field: "spec.trustedCA.secretRef", env: envvar.TrustedCADir, value: specs.TrustedCADir},
