@@ -78,7 +78,7 @@ export type StreamEvent =
   | { type: "message_start"; conversation_id: string; user_message_id: string; message_id: string }
   | { type: "sources"; sources: Source[] }
   | { type: "delta"; text: string }
-  | { type: "done"; message: Message };
+  | { type: "done"; message: Message; grounded: boolean };
 
 // The JSON body a route answers with on `status`.
 type JSONOf<P extends keyof paths, M extends keyof paths[P], S extends number> = paths[P][M] extends {
@@ -257,6 +257,9 @@ export class ChatClient {
         }
         if (ev.event === "message_start" || ev.event === "sources" || ev.event === "delta" || ev.event === "done") {
           done = ev.event === "done";
+          // grounded travels next to the message in the done event; the
+          // message carries it too, as the JSON answer's message is read.
+          if (done && typeof data.grounded === "boolean") (data.message as Message).grounded = data.grounded;
           yield { type: ev.event, ...data } as StreamEvent;
         }
       }

@@ -173,7 +173,17 @@ test("a streamed answer: events in order, whatever the chunking; heartbeats skip
   assert.equal(events[0].message_id, "m2");
   assert.equal(events[1].sources[0].url, "https://d/x#a");
   assert.equal(events.filter((e) => e.type === "delta").map((e) => e.text).join(""), "Hello *world*");
+  assert.equal(events[4].message.grounded, undefined, "no grounded in the event, none on the message");
   assert.deepEqual(events[4].message, message);
+});
+
+test("a done event's grounded reaches the message, so the widget can say the docs do not cover it", async () => {
+  const c = new ChatClient({ apiURL: base, getToken: tokens().getToken });
+  script = [sse([`event: done\ndata: ${JSON.stringify({ message, grounded: false })}\n\n`])];
+  const events = [];
+  for await (const ev of c.streamMessage("c1", "hi")) events.push(ev);
+  assert.equal(events[0].grounded, false);
+  assert.equal(events[0].message.grounded, false);
 });
 
 test("a stream's error event is a ChatError with the stored message's id", async () => {

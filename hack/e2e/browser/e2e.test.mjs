@@ -421,6 +421,18 @@ step("a citation link lands on its section of the docs; the conversation is ther
   await page.locator("chatbackend-chat .welcome").waitFor();
 });
 
+step("a question the docs do not cover: the widget says so, cites nothing and offers the fallback link", async () => {
+  const w = widget(page);
+  await w.input.fill("What is the airspeed velocity of an unladen swallow?");
+  await w.input.press("Enter");
+  await answered(page);
+  const answer = w.lastAnswer;
+  const notice = answer.locator(".notice.not-covered");
+  await notice.waitFor();
+  assert.equal(await notice.locator("a").getAttribute("href"), "https://example.com/support");
+  assert.equal(await answer.locator(".sources li").count(), 0, "an answer the docs do not cover cites nothing");
+});
+
 step("hostile markup in the docs executes nothing, on the docs page or in the widget", async () => {
   // Docusaurus renders the page's raw HTML: the site's CSP blocks its
   // inline script and React drops the string onerror handler. The widget,
