@@ -85,6 +85,8 @@ type ChatBackendReconciler struct {
 	// chatbackend_fleetrollout.go); zero upgrades them all at once.
 	RolloutDelay time.Duration
 	fleet        fleetRollout
+	// applied lets apply leave out applies that would change nothing.
+	applied appliedRecords
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -165,6 +167,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.NamespacedName)
 			r.fleet.release(req.NamespacedName)
+			r.applied.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -180,6 +183,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 
+	r.applied.begin(req.NamespacedName)
 	s := &scope{cb: cb, image: r.imageFor(cb)}
 	before := cb.DeepCopy()
 	defer func() {

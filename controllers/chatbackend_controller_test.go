@@ -3,6 +3,8 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -362,14 +364,52 @@ func TestDriftIsReverted(t *testing.T) {
 		g.Expect(*dep.Spec.Replicas).To(Equal(int32(2)))
 	}, timeout, interval).Should(Succeed())
 
-	// Steady state: the periodic rechecks re-apply every child, and
-	// server-side apply of an unchanged intent writes nothing.
+	// Steady state: no write churn on the Deployment. A reconcile of the
+	// unchanged ChatBackend (made here by an annotation of no meaning to
+	// the operator; each reads the env Secret from the API server) sends no
+	// apply: nothing would change (apply.go, appliedRecords).
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	rv := dep.ResourceVersion
 	Consistently(func(g Gomega) string {
 		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 		return dep.ResourceVersion
 	}, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(rv), "no write churn on the Deployment")
+	reads, patches := childRequestCount(ns, http.MethodGet, "secrets"), childPatches(ns)
+	touched := getCB(Default, ns, "chat")
+	metav1.SetMetaDataAnnotation(&touched.ObjectMeta, "test.chatbackend.io/touched", "yes")
+	Expect(k8s.Update(ctx, touched)).To(Succeed())
+	Eventually(func() int64 { return childRequestCount(ns, http.MethodGet, "secrets") }, timeout, interval).
+		Should(BeNumerically(">", reads), "the ChatBackend is reconciled")
+	Consistently(func() int64 { return childPatches(ns) }, time.Second, 100*time.Millisecond).
+		Should(Equal(patches), "a reconcile of an unchanged ChatBackend sent applies")
+
+	// Left-out applies do not leave hand edits in place: an edit made now,
+	// with the children's last applies on record, is still reverted.
+	dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/evil:latest"
+	Expect(k8s.Update(ctx, dep)).To(Succeed())
+	svc := &corev1.Service{}
+	Expect(k8s.Get(ctx, key(ns, "chat"), svc)).To(Succeed())
+	selector := maps.Clone(svc.Spec.Selector)
+	for k := range svc.Spec.Selector {
+		svc.Spec.Selector[k] = "elsewhere"
+	}
+	Expect(k8s.Update(ctx, svc)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/chat-apiserver:v1"))
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), svc)).To(Succeed())
+		g.Expect(svc.Spec.Selector).To(Equal(selector))
+	}, timeout, interval).Should(Succeed())
+}
+
+// childPatches counts the manager's PATCH requests (server-side applies)
+// to the children in ns.
+func childPatches(ns string) int64 {
+	var n int64
+	for _, resource := range []string{"secrets", "jobs", "deployments", "poddisruptionbudgets", "services", "networkpolicies", "servicemonitors", "prometheusrules"} {
+		n += childRequestCount(ns, http.MethodPatch, resource)
+	}
+	return n
 }
 
 // TestMonitoringFollowsTheCRDs: without prometheus-operator the status says

@@ -29,27 +29,27 @@ func (e *ownershipConflict) Error() string {
 
 // checkOwnership reads the object obj would become, if it exists, and
 // refuses to go on unless this ChatBackend controls it (getChild says how
-// it is read).
-func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object) error {
+// it is read). It returns what it read, nil when there is no such object.
+func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1alpha1.ChatBackend, obj client.Object) (client.Object, error) {
 	existing, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
-		return fmt.Errorf("copy %T %s: not a client.Object", obj, obj.GetName())
+		return nil, fmt.Errorf("copy %T %s: not a client.Object", obj, obj.GetName())
 	}
 	err := r.getChild(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: obj.GetName()}, existing)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get %T %s: %w", obj, obj.GetName(), err)
+		return nil, fmt.Errorf("get %T %s: %w", obj, obj.GetName(), err)
 	}
 	if metav1.IsControlledBy(existing, cb) {
-		return nil
+		return existing, nil
 	}
 	owner := "no controller"
 	if ref := metav1.GetControllerOf(existing); ref != nil {
 		owner = fmt.Sprintf("controlled by %s %s", ref.Kind, ref.Name)
 	}
-	return &ownershipConflict{kind: obj.GetObjectKind().GroupVersionKind().Kind, name: obj.GetName(), owner: owner}
+	return nil, &ownershipConflict{kind: obj.GetObjectKind().GroupVersionKind().Kind, name: obj.GetName(), owner: owner}
 }
 
 // getChild reads the object of a child's name, whoever it belongs to:

@@ -65,7 +65,9 @@
 // Each phase checks its own preconditions in the scope and records what it
 // saw there; a failing phase does not stop the later ones. Every write is a
 // server-side apply by the field owner FieldOwner (apply.go), which also
-// reverts hand edits of the fields the operator owns, and only ever of
+// reverts hand edits of the fields the operator owns (an apply is left out
+// only when neither the intent nor the child changed since the operator's
+// last apply of it, appliedRecords), and only ever of
 // objects this ChatBackend controls: an object of a child's name that it
 // does not control is left alone and reported as ResourceConflict
 // (chatbackend_ownership.go).

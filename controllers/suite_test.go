@@ -105,6 +105,7 @@ func runSuite(m *testing.M) int {
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.QPS, mgrCfg.Burst = 500, 1000
 	mgrCfg.Wrap(countStatusWrites)
+	mgrCfg.Wrap(countChildRequests)
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Client:                 controllers.ManagerClientOptions(),
@@ -282,6 +283,30 @@ func countStatusWrites(rt http.RoundTripper) http.RoundTripper {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// childRequests counts the manager's requests to the children of
+// ChatBackends, by namespace, method and resource ("PATCH services").
+var childRequests sync.Map // "namespace method resource" → *atomic.Int64
+
+func childRequestCount(ns, method, resource string) int64 {
+	n, _ := childRequests.LoadOrStore(ns+" "+method+" "+resource, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
+}
+
+func countChildRequests(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		// /api/v1/namespaces/<ns>/<resource>/<name>, /apis/<group>/<version>/namespaces/<ns>/<resource>/<name>
+		parts := strings.Split(req.URL.Path, "/")
+		for i := 0; i+3 < len(parts); i++ {
+			if parts[i] == "namespaces" && parts[i+2] != "chatbackends" {
+				n, _ := childRequests.LoadOrStore(parts[i+1]+" "+req.Method+" "+parts[i+2], new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				break
+			}
+		}
+		return rt.RoundTrip(req)
+	})
+}
 
 func (c recordingCache) record(obj runtime.Object) { cachedTypes.Store(fmt.Sprintf("%T", obj), true) }
 
