@@ -162,7 +162,7 @@ func TestAnswersAndDependenciesAreCounted(t *testing.T) {
 
 	_, err = svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 0}))
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 0, "stopped": 0}))
 	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 1}))
 
 	fakeOpenAI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -176,7 +176,7 @@ func TestAnswersAndDependenciesAreCounted(t *testing.T) {
 	turn, err := svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
 	g.Expect(err).To(MatchError(chat.ErrModelFailed))
 	g.Expect(turn.Answer.Status).To(Equal(store.StatusFailed))
-	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 1}))
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 1, "stopped": 0}))
 	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 0}))
 }
 

@@ -4,6 +4,7 @@ package httpapi
 // and render what it reports, as Server-Sent Events or as one JSON body.
 //
 //	POST /v1/conversations/{id}/messages    {content}   JSON or SSE
+//	POST /v1/conversations/{id}/messages/{messageID}/stop
 //	POST /agents/run                        {question, conversation_id?}
 //	POST /v1/messages/{id}/feedback         {rating, comment?}
 
@@ -107,6 +108,20 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 		_ = sink.sse.send(EventError, gin.H{"error": httperr.Detail{Code: httperr.CodeInternal, Message: chat.ErrAnswerNotStored.Error()},
 			"message_id": sink.answerID})
 	}
+}
+
+// stopAnswer stops the user's answer while it streams, on whichever replica
+// streams it; the answer keeps the text streamed so far.
+func (h *handlers) stopAnswer(c *gin.Context) {
+	if !h.admit(c) {
+		return
+	}
+	m, err := h.chat.Stop(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"message": toMessageJSON(m)})
 }
 
 // agentsRun is the route the docs widget calls.
