@@ -244,8 +244,9 @@ func (s *Service) Ask(ctx context.Context, userID, conversationID, question stri
 }
 
 // Run answers question in conversationID, or in a new conversation titled
-// from the question when conversationID is empty.
-func (s *Service) Run(ctx context.Context, userID, conversationID, question string) (Turn, error) {
+// from the question when conversationID is empty, reporting its progress
+// to sink as Ask does.
+func (s *Service) Run(ctx context.Context, userID, conversationID, question string, sink Sink) (Turn, error) {
 	q, err := ValidQuestion(question)
 	if err != nil {
 		return Turn{}, err
@@ -257,7 +258,7 @@ func (s *Service) Run(ctx context.Context, userID, conversationID, question stri
 		}
 		conversationID = conv.ID
 	}
-	return s.ask(ctx, userID, conversationID, q, Discard)
+	return s.ask(ctx, userID, conversationID, q, sink)
 }
 
 // listener remembers the first error of the sink: from then on the client

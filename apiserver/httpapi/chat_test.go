@@ -287,6 +287,28 @@ func agentsRun(t *testing.T, e *env) {
 	g.Expect(ms).To(HaveLen(4))
 	g.Expect(ms[3].AgentType).To(Equal("rag-extractive"))
 
+	// Streaming: the same events as posting a message, in a new
+	// conversation whose id message_start carries.
+	res := e.stream(context.Background(), "/agents/run", token, `{"question":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	g.Expect(res.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(res.Header.Get("Content-Type")).To(HavePrefix("text/event-stream"))
+	evs := withoutHeartbeats(readSSE(t, res))
+	g.Expect(evs).To(HaveLen(len(names(evs))))
+	g.Expect(names(evs)[:2]).To(Equal([]string{"message_start", "sources"}))
+	g.Expect(names(evs)[len(evs)-1]).To(Equal("done"))
+	streamedConv := evs[0].data["conversation_id"].(string)
+	g.Expect(streamedConv).NotTo(Equal(conv))
+	var streamed strings.Builder
+	for _, ev := range evs[2 : len(evs)-1] {
+		g.Expect(ev.name).To(Equal("delta"))
+		streamed.WriteString(ev.data["text"].(string))
+	}
+	done := evs[len(evs)-1].data["message"].(map[string]any)
+	g.Expect(done["content"]).To(Equal(streamed.String()))
+	g.Expect(done["content"]).To(ContainSubstring("rotation endpoint"))
+	g.Expect(e.storedMessages(streamedConv)).To(HaveLen(2))
+
 	for _, bad := range []string{`{"question":"   "}`, `{"question":1}`, `{"question":"x","extra":1}`, `{"question":"` + strings.Repeat("a", 4001) + `"}`} {
 		r := e.do(http.MethodPost, "/agents/run", token, str(bad))
 		g.Expect(r.status).To(Equal(http.StatusBadRequest), bad[:min(len(bad), 40)])

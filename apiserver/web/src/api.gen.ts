@@ -284,7 +284,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ask a question; starts a conversation unless conversation_id is given. */
+        /**
+         * Ask a question; starts a conversation unless conversation_id is given.
+         * @description With `Accept: text/event-stream` the answer streams with the same events
+         *     as `POST /v1/conversations/{id}/messages` (`message_start` carries the
+         *     conversation's id, a new one included). A failure, streamed or not,
+         *     still reports the conversation this call started or stored the
+         *     question in (`conversation_id` in the error body; a stream's
+         *     `message_start` already carried it), so the client can retry in it.
+         */
         post: operations["runAgent"];
         delete?: never;
         options?: never;
@@ -1128,7 +1136,10 @@ export interface operations {
     runAgent: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `text/event-stream` for streaming; anything else for JSON. */
+                Accept?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1145,6 +1156,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentRunResponse"];
+                    "text/event-stream": string;
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1156,7 +1168,7 @@ export interface operations {
             431: components["responses"]["HeaderTooLarge"];
             500: components["responses"]["Internal"];
             502: components["responses"]["Upstream"];
-            503: components["responses"]["Unavailable"];
+            503: components["responses"]["UnavailableOrBusy"];
         };
     };
 }
