@@ -31,6 +31,9 @@ const (
 	// saveTimeout bounds storing an answer after the request context ended
 	// (the client left): the answer is still recorded, as incomplete.
 	saveTimeout = 10 * time.Second
+	// DefaultStopPoll is how often a streaming turn checks whether its
+	// owner stopped it (see watchStop).
+	DefaultStopPoll = 500 * time.Millisecond
 )
 
 // How a turn that did not complete ended. The answer is stored in every
@@ -44,6 +47,9 @@ var (
 	// ErrAnswerNotStored wraps the store's error when the answer itself
 	// could not be saved.
 	ErrAnswerNotStored = errors.New("the answer could not be stored")
+	// errStopped is the cause a turn's work is cancelled with when its
+	// owner stops it; the turn itself then ends without an error.
+	errStopped = errors.New("the answer was stopped")
 )
 
 // InvalidError is input the service refuses; its message is meant for the
@@ -109,6 +115,8 @@ type Service struct {
 	mu      sync.Mutex
 	running int
 	idle    chan struct{}
+	// stopPoll is how often a turn checks whether it was stopped.
+	stopPoll time.Duration
 }
 
 // New returns the service. logger nil means slog.Default().
@@ -117,7 +125,54 @@ func New(st *store.Store, engine *rag.Engine, logger *slog.Logger) *Service {
 		logger = slog.Default()
 	}
 	cut, cutNow := context.WithCancel(context.Background())
-	return &Service{store: st, engine: engine, log: logger, cut: cut, cutNow: cutNow}
+	return &Service{store: st, engine: engine, log: logger, cut: cut, cutNow: cutNow, stopPoll: DefaultStopPoll}
+}
+
+// Stop stops userID's answer messageID in conversationID while it streams,
+// on whichever replica runs it: the answer ends within the stop poll and is
+// stored as store.StatusStopped with the text produced so far. An answer
+// that already ended is store.ErrFinished.
+func (s *Service) Stop(ctx context.Context, userID, conversationID, messageID string) (store.Message, error) {
+	return s.store.StopAnswer(ctx, userID, conversationID, messageID)
+}
+
+// watchStop cancels work with errStopped once the answer's row says its
+// owner stopped it, until the returned function is called.
+//
+// Why a poll of the row rather than LISTEN/NOTIFY: the stop may arrive on
+// any replica, and LISTEN needs a session held open on a direct connection
+// per replica, which a transaction-mode pooler in front of PostgreSQL (a
+// setup the store supports) does not give. A primary-key lookup every
+// stopPoll costs little next to generating, and bounds how long a stopped
+// answer keeps streaming. A failed lookup is retried at the next tick: it
+// must not end an answer nobody stopped.
+func (s *Service) watchStop(work context.Context, answerID string, stop context.CancelCauseFunc) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.stopPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-work.Done():
+				return
+			case <-t.C:
+				stopped, err := s.store.AnswerStopped(work, answerID)
+				if err != nil && work.Err() == nil {
+					s.log.Warn("check whether the answer was stopped", "message_id", answerID, "error", err.Error())
+				}
+				if stopped {
+					stop(errStopped)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // Cut stops the turns in progress, for a shutdown that cannot wait for
@@ -189,8 +244,9 @@ func (s *Service) Ask(ctx context.Context, userID, conversationID, question stri
 }
 
 // Run answers question in conversationID, or in a new conversation titled
-// from the question when conversationID is empty.
-func (s *Service) Run(ctx context.Context, userID, conversationID, question string) (Turn, error) {
+// from the question when conversationID is empty, reporting its progress
+// to sink as Ask does.
+func (s *Service) Run(ctx context.Context, userID, conversationID, question string, sink Sink) (Turn, error) {
 	q, err := ValidQuestion(question)
 	if err != nil {
 		return Turn{}, err
@@ -202,7 +258,7 @@ func (s *Service) Run(ctx context.Context, userID, conversationID, question stri
 		}
 		conversationID = conv.ID
 	}
-	return s.ask(ctx, userID, conversationID, q, Discard)
+	return s.ask(ctx, userID, conversationID, q, sink)
 }
 
 // listener remembers the first error of the sink: from then on the client
@@ -224,12 +280,16 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	if err != nil {
 		return t, err
 	}
-	msgs, err := s.store.AddMessages(ctx, userID, conversationID, store.NewMessage{Role: store.RoleUser, Content: q})
+	// The answer is stored with the question, as streaming, so that its
+	// owner can stop it from any replica.
+	answerID := uuid.NewString()
+	msgs, err := s.store.AddMessages(ctx, userID, conversationID,
+		store.NewMessage{Role: store.RoleUser, Content: q},
+		store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming, AgentType: s.engine.Generator.AgentType()})
 	if err != nil {
 		return t, err
 	}
 	t.Question = msgs[0]
-	answerID := uuid.NewString()
 	l := &listener{}
 	_ = l.note(sink.Started(Started{ConversationID: conversationID, UserMessageID: t.Question.ID, AnswerID: answerID}))
 
@@ -238,6 +298,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	work, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
+	unwatch := s.watchStop(work, answerID, stop)
 
 	retrieved, retrErr := s.engine.Retrieve(work, q)
 	if retrieved.Sources != nil {
@@ -256,11 +317,14 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 		}, func(d string) error { return l.note(sink.Delta(d)) })
 		t.Sources, t.Grounded = cited(retrieved.Sources, res)
 	}
+	unwatch()
 
 	clientGone := ctx.Err() != nil || l.err != nil
-	cut := errors.Is(context.Cause(work), ErrShuttingDown)
-	status, outcome := ending(retrErr, genErr, cut, clientGone)
-	s.metrics.observe(status, clientGone || cut, retrErr == nil, retrErr, genErr)
+	cause := context.Cause(work)
+	cut, userStopped := errors.Is(cause, ErrShuttingDown), errors.Is(cause, errStopped)
+	status, outcome := ending(retrErr, genErr, cut, clientGone, userStopped)
+	// A turn ended from outside says nothing about the dependencies.
+	s.metrics.observe(status, clientGone || cut || userStopped, retrErr == nil, retrErr, genErr)
 	if status == store.StatusFailed {
 		s.log.Warn("chat answer failed", "conversation_id", conversationID, "message_id", answerID, "error", outcome.Error())
 	}
@@ -271,7 +335,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	}
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 	defer cancel()
-	saved, err := s.store.AddMessages(saveCtx, userID, conversationID, store.NewMessage{
+	saved, err := s.store.FinishAnswer(saveCtx, userID, store.NewMessage{
 		ID: answerID, Role: store.RoleAssistant, Content: res.Text, Sources: sources,
 		AgentType: s.engine.Generator.AgentType(), Status: status, Model: res.Model,
 		PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
@@ -280,7 +344,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 		s.log.Error("store chat answer", "conversation_id", conversationID, "message_id", answerID, "error", err.Error())
 		return t, fmt.Errorf("%w: %w", ErrAnswerNotStored, err)
 	}
-	t.Answer = saved[0]
+	t.Answer = saved
 	return t, outcome
 }
 
@@ -297,11 +361,14 @@ func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
 }
 
 // ending is the status of an answer and the error its turn reports: what
-// stopped retrieval or generation, if anything did. The server cutting the
-// turn, or the client leaving, explain a failure before the dependency does.
-func ending(retrErr, genErr error, cut, clientGone bool) (status string, outcome error) {
+// stopped retrieval or generation, if anything did. Its owner stopping it,
+// the server cutting the turn, or the client leaving, explain a failure
+// before the dependency does; a stop by its owner is no error.
+func ending(retrErr, genErr error, cut, clientGone, userStopped bool) (status string, outcome error) {
 	stopped := retrErr != nil || genErr != nil
 	switch {
+	case userStopped:
+		return store.StatusStopped, nil
 	case stopped && cut:
 		return store.StatusIncomplete, ErrShuttingDown
 	case stopped && clientGone:

@@ -79,7 +79,7 @@ func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
 	ctx := context.Background()
 	svc, st := newService(t)
 
-	turn, err := svc.Run(ctx, "alice", "", "  How do I rotate the signing keys?  ")
+	turn, err := svc.Run(ctx, "alice", "", "  How do I rotate the signing keys?  ", chat.Discard)
 	g.Expect(err).NotTo(HaveOccurred())
 	conv, err := st.GetConversation(ctx, "alice", turn.ConversationID)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -97,7 +97,7 @@ func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
 	g.Expect(page.Items[1].Model).To(Equal("offline-extractive"))
 
 	// A refused question stores nothing, not even a conversation.
-	_, err = svc.Run(ctx, "alice", "", strings.Repeat("x", chat.MaxQuestionChars+1))
+	_, err = svc.Run(ctx, "alice", "", strings.Repeat("x", chat.MaxQuestionChars+1), chat.Discard)
 	var invalid *chat.InvalidError
 	g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%v", err)
 	convs, err := st.ListConversations(ctx, "alice", 10, "")
@@ -111,7 +111,7 @@ func TestRunAbstainsWhenTheDocsDoNotCoverTheQuestion(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	svc, st := newService(t)
-	turn, err := svc.Run(ctx, "alice", "", "How do I configure Acme with LDAP login for Kubernetes?")
+	turn, err := svc.Run(ctx, "alice", "", "How do I configure Acme with LDAP login for Kubernetes?", chat.Discard)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(turn.Grounded).To(BeFalse())
 	g.Expect(turn.Sources).To(BeEmpty())
@@ -160,9 +160,9 @@ func TestAnswersAndDependenciesAreCounted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(svc.Instrument(reg, deps)).To(Succeed())
 
-	_, err = svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
+	_, err = svc.Run(ctx, "alice", "", "How do I rotate the signing keys?", chat.Discard)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 0}))
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 0, "stopped": 0}))
 	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 1}))
 
 	fakeOpenAI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -173,10 +173,10 @@ func TestAnswersAndDependenciesAreCounted(t *testing.T) {
 	t.Cleanup(fakeOpenAI.Close)
 	engine.Generator, err = rag.NewGenerator(rag.Config{OpenAIAPIKey: "sk-test", OpenAIBaseURL: fakeOpenAI.URL + "/v1", OpenAIChatModel: "gpt-test"})
 	g.Expect(err).NotTo(HaveOccurred())
-	turn, err := svc.Run(ctx, "alice", "", "How do I rotate the signing keys?")
+	turn, err := svc.Run(ctx, "alice", "", "How do I rotate the signing keys?", chat.Discard)
 	g.Expect(err).To(MatchError(chat.ErrModelFailed))
 	g.Expect(turn.Answer.Status).To(Equal(store.StatusFailed))
-	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 1}))
+	g.Expect(answers(g, reg)).To(Equal(map[string]float64{"complete": 1, "incomplete": 0, "failed": 1, "stopped": 0}))
 	g.Expect(dependencies(g, reg)).To(Equal(map[string]float64{"vector_store": 1, "llm": 0}))
 }
 

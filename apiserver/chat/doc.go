@@ -12,22 +12,26 @@
 //     and assistant messages, failed answers left out. This is also where a
 //     missing, deleted or foreign conversation is found out
 //     (store.ErrNotFound), before anything is written.
-//  3. Store the question. From here on the user's message is never lost,
-//     whatever fails upstream.
-//  4. Choose the answer's id and tell the sink (Started): a streaming client
-//     learns both ids before the first word arrives.
+//  3. Store the question, and the answer with a chosen id as
+//     store.StatusStreaming, in one transaction. From here on the user's
+//     message is never lost, whatever fails upstream, and the answer's
+//     owner can stop it (Service.Stop) through any replica.
+//  4. Tell the sink both ids (Started): a streaming client learns them
+//     before the first word arrives.
 //  5. Retrieve the passages that best answer the question (embedding plus
 //     vector search) and tell the sink the sources.
 //  6. Generate the answer from question, history and passages; every delta
 //     the model writes goes to the sink as it arrives. A sink that fails
 //     means the client went away: generation stops. The generator bounds
 //     the model's silences (first token, between tokens).
-//  7. Decide the answer's status: complete; incomplete when retrieval or
-//     generation stopped because the client went away (request context
+//  7. Decide the answer's status: stopped when its owner stopped it (the
+//     turn polls its row, see watchStop; no error); complete; incomplete
+//     when retrieval or generation stopped because the client went away
+//     (request context
 //     cancelled or the sink failing) or the server cut the turn to shut
 //     down (Cut: ErrShuttingDown); failed when retrieval or the model
 //     failed on their own (a model silent past its timeouts included).
-//  8. Store the answer with that status, whatever text was produced, the
+//  8. Update the answer with that status, whatever text was produced, the
 //     model and its token usage. The request context may have ended (the
 //     client left), so the save runs on a context detached from it and
 //     bounded by saveTimeout.
@@ -42,4 +46,5 @@
 // Service.Run is the documentation widget's entry: it validates the
 // question, starts a conversation titled from it when none is given, and
 // runs the same turn. Service.Rate records a user's rating of an answer.
+// Service.Stop marks a user's streaming answer stopped.
 package chat

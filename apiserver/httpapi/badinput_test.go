@@ -125,7 +125,7 @@ func TestInactiveAndRemovedUsers(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	// A message id nobody has: the 403 comes before any lookup.
-	routes := userRoutes(t, conv, "00000000-0000-4000-8000-000000000000", "hi")
+	routes := userRoutes(t, conv, "00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000000", "hi")
 	setActive(false)
 	for _, tc := range routes {
 		r := e.do(tc.method, tc.path, token, str(tc.body))

@@ -4,7 +4,8 @@ package httpapi
 // and render what it reports, as Server-Sent Events or as one JSON body.
 //
 //	POST /v1/conversations/{id}/messages    {content}   JSON or SSE
-//	POST /agents/run                        {question, conversation_id?}
+//	POST /v1/conversations/{id}/messages/{messageID}/stop
+//	POST /agents/run                        {question, conversation_id?}  JSON or SSE
 //	POST /v1/messages/{id}/feedback         {rating, comment?}
 
 import (
@@ -55,7 +56,9 @@ func (h *handlers) postMessage(c *gin.Context) {
 		}
 		defer h.streams.release()
 		if h.admit(c) {
-			h.streamAnswer(c, body.Content)
+			h.streamAnswer(c, nil, func(sink chat.Sink) (chat.Turn, error) {
+				return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
+			})
 		}
 		return
 	}
@@ -75,14 +78,17 @@ func (h *handlers) postMessage(c *gin.Context) {
 	})
 }
 
-// streamAnswer runs the turn with the events sent as they happen. Until the
-// question is stored (the stream starts then) errors are ordinary JSON
-// error responses; afterwards they are an error event.
-func (h *handlers) streamAnswer(c *gin.Context, question string) {
+// streamAnswer runs the turn (turn, on the sink it is given) with the
+// events sent as they happen. Until the question is stored (the stream
+// starts then) errors are ordinary JSON error responses, with the fields
+// extra gives (nil: none); afterwards they are an error event.
+func (h *handlers) streamAnswer(c *gin.Context, extra func(chat.Turn) gin.H, turn func(chat.Sink) (chat.Turn, error)) {
 	sink := &sseSink{c: c, heartbeat: h.heartbeat, writeTimeout: h.streamWrite}
-	t, err := h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), question, sink)
+	t, err := turn(sink)
 	if sink.sse == nil {
-		if err != nil {
+		if err != nil && extra != nil {
+			h.failWith(c, err, extra(t))
+		} else if err != nil {
 			h.fail(c, err)
 		}
 		return
@@ -109,13 +115,46 @@ func (h *handlers) streamAnswer(c *gin.Context, question string) {
 	}
 }
 
-// agentsRun is the route the docs widget calls.
-func (h *handlers) agentsRun(c *gin.Context) {
-	var body agentsRunBody
-	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Question) || !h.admit(c) {
+// stopAnswer stops the user's answer while it streams, on whichever replica
+// streams it; the answer keeps the text streamed so far.
+func (h *handlers) stopAnswer(c *gin.Context) {
+	if !h.admit(c) {
 		return
 	}
-	t, err := h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question)
+	m, err := h.chat.Stop(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"message": toMessageJSON(m)})
+}
+
+// agentsRun is the route the docs widget calls; with Accept:
+// text/event-stream it streams the same events as posting a message
+// (message_start carries the conversation's id).
+func (h *handlers) agentsRun(c *gin.Context) {
+	var body agentsRunBody
+	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Question) {
+		return
+	}
+	if wantsSSE(c) {
+		// A full server refuses before the user's budget is charged.
+		if !h.streams.acquire(c) {
+			return
+		}
+		defer h.streams.release()
+		if h.admit(c) {
+			h.streamAnswer(c, func(t chat.Turn) gin.H { return runFailure(body.ConversationID, t) },
+				func(sink chat.Sink) (chat.Turn, error) {
+					return h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question, sink)
+				})
+		}
+		return
+	}
+	if !h.admit(c) {
+		return
+	}
+	t, err := h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question, chat.Discard)
 	if err != nil {
 		h.failWith(c, err, runFailure(body.ConversationID, t))
 		return

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,6 +191,7 @@ func TestChatOnline(t *testing.T) {
 	t.Run("events in order, turn stored", func(t *testing.T) { streamsEventsInOrder(t, e, oai) })
 	t.Run("heartbeat", func(t *testing.T) { heartbeats(t, e, oai) })
 	t.Run("client disconnect", func(t *testing.T) { clientDisconnect(t, e, oai) })
+	t.Run("explicit stop", func(t *testing.T) { explicitStop(t, e, oai) })
 	t.Run("upstream failures", func(t *testing.T) { upstreamFailures(t, e, oai) })
 }
 
@@ -285,6 +287,28 @@ func agentsRun(t *testing.T, e *env) {
 	g.Expect(ms).To(HaveLen(4))
 	g.Expect(ms[3].AgentType).To(Equal("rag-extractive"))
 
+	// Streaming: the same events as posting a message, in a new
+	// conversation whose id message_start carries.
+	res := e.stream(context.Background(), "/agents/run", token, `{"question":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	g.Expect(res.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(res.Header.Get("Content-Type")).To(HavePrefix("text/event-stream"))
+	evs := withoutHeartbeats(readSSE(t, res))
+	g.Expect(evs).To(HaveLen(len(names(evs))))
+	g.Expect(names(evs)[:2]).To(Equal([]string{"message_start", "sources"}))
+	g.Expect(names(evs)[len(evs)-1]).To(Equal("done"))
+	streamedConv := evs[0].data["conversation_id"].(string)
+	g.Expect(streamedConv).NotTo(Equal(conv))
+	var streamed strings.Builder
+	for _, ev := range evs[2 : len(evs)-1] {
+		g.Expect(ev.name).To(Equal("delta"))
+		streamed.WriteString(ev.data["text"].(string))
+	}
+	done := evs[len(evs)-1].data["message"].(map[string]any)
+	g.Expect(done["content"]).To(Equal(streamed.String()))
+	g.Expect(done["content"]).To(ContainSubstring("rotation endpoint"))
+	g.Expect(e.storedMessages(streamedConv)).To(HaveLen(2))
+
 	for _, bad := range []string{`{"question":"   "}`, `{"question":1}`, `{"question":"x","extra":1}`, `{"question":"` + strings.Repeat("a", 4001) + `"}`} {
 		r := e.do(http.MethodPost, "/agents/run", token, str(bad))
 		g.Expect(r.status).To(Equal(http.StatusBadRequest), bad[:min(len(bad), 40)])
@@ -376,13 +400,99 @@ func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	cancel()
 	res.Body.Close()
 
-	g.Eventually(func() []storedMessage { return e.storedMessages(conv) }).WithTimeout(10 * time.Second).Should(HaveLen(2))
+	// The answer is stored as streaming from the start, then as incomplete.
+	g.Eventually(func() string { return e.answerStatus(conv) }).WithTimeout(10 * time.Second).Should(Equal("incomplete"))
 	ms := e.storedMessages(conv)
 	g.Expect(ms[0]).To(Equal(storedMessage{Role: "user", Content: "How do I rotate the signing keys?", Status: "complete"}))
-	g.Expect(ms[1].Status).To(Equal("incomplete"))
 	g.Expect(ms[1].Content).To(HavePrefix("slow words slow"))
 	g.Expect(e.listedStatus(token, conv, answerID)).To(Equal("incomplete"), "listed as cut off after a reload")
 	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
+}
+
+// answerStatus is the stored status of the conversation's second message
+// (the first answer), "" before it is stored.
+func (e *env) answerStatus(conv string) string {
+	if ms := e.storedMessages(conv); len(ms) >= 2 {
+		return ms[1].Status
+	}
+	return ""
+}
+
+// explicitStop: the owner stops an answer mid-stream; the stream ends with
+// done, the answer stored as stopped with exactly the text streamed. The
+// stop goes through the database only (the streaming turn polls its row),
+// so it works from any replica. Another user's stop is 404, stopping a
+// finished answer 409.
+func explicitStop(t *testing.T, e *env, oai *openaitest.Server) {
+	g := NewWithT(t)
+	full := strings.Repeat("slow words ", 200)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: openaitest.Deltas(full), Delay: 50 * time.Millisecond}
+	})
+	_, token := e.user("stopper@example.com", "Stopper")
+	_, other := e.user("meddler@example.com", "Meddler")
+	conv := e.newConversation(token)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	var start map[string]any
+	var streamed strings.Builder
+	for streamed.Len() == 0 {
+		line, err := br.ReadString('\n')
+		g.Expect(err).NotTo(HaveOccurred(), "the stream ended before the first delta")
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok {
+			continue
+		}
+		var ev map[string]any
+		g.Expect(json.Unmarshal([]byte(data), &ev)).To(Succeed())
+		if start == nil {
+			start = ev
+		} else if text, ok := ev["text"].(string); ok {
+			streamed.WriteString(text)
+		}
+	}
+	answerID := start["message_id"].(string)
+	stopPath := func(conv, id string) string { return "/v1/conversations/" + conv + "/messages/" + id + "/stop" }
+
+	// Another user's, the question, an unknown id: not found, nothing stopped.
+	r := e.do(http.MethodPost, stopPath(conv, answerID), other, nil)
+	g.Expect(r.status).To(Equal(http.StatusNotFound), string(r.body))
+	g.Expect(errorCode(g, r)).To(Equal("not_found"))
+	g.Expect(e.do(http.MethodPost, stopPath(conv, start["user_message_id"].(string)), token, nil).status).To(Equal(http.StatusNotFound))
+	g.Expect(e.do(http.MethodPost, stopPath(conv, "not-a-uuid"), token, nil).status).To(Equal(http.StatusNotFound))
+	g.Expect(e.answerStatus(conv)).To(Equal("streaming"))
+
+	stopped := time.Now()
+	r = e.do(http.MethodPost, stopPath(conv, answerID), token, nil)
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect(r.json()["message"].(map[string]any)["status"]).To(Equal("stopped"))
+
+	rest := withoutHeartbeats(readSSE(t, &http.Response{Body: io.NopCloser(br)}))
+	g.Expect(time.Since(stopped)).To(BeNumerically("<", 10*time.Second), "the stream ends soon after the stop")
+	g.Expect(rest).NotTo(BeEmpty())
+	for _, ev := range rest[:len(rest)-1] {
+		g.Expect(ev.name).To(Equal("delta"))
+		streamed.WriteString(ev.data["text"].(string))
+	}
+	last := rest[len(rest)-1]
+	g.Expect(last.name).To(Equal("done"))
+	done := last.data["message"].(map[string]any)
+	g.Expect(done["status"]).To(Equal("stopped"))
+	g.Expect(done["content"]).To(Equal(streamed.String()), "the answer keeps exactly what was streamed")
+	g.Expect(len(streamed.String())).To(BeNumerically("<", len(full)))
+
+	ms := e.storedMessages(conv)
+	g.Expect(ms[1].Status).To(Equal("stopped"))
+	g.Expect(ms[1].Content).To(Equal(streamed.String()))
+
+	// Finished: nothing to stop.
+	r = e.do(http.MethodPost, stopPath(conv, answerID), token, nil)
+	g.Expect(r.status).To(Equal(http.StatusConflict), string(r.body))
+	g.Expect(errorCode(g, r)).To(Equal("conflict"))
 }
 
 func heartbeats(t *testing.T, e *env, oai *openaitest.Server) {

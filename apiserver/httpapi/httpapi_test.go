@@ -745,12 +745,17 @@ func TestSuccessfulProbesAreNotLogged(t *testing.T) {
 func TestUnreachableDatabaseAnswers503WithRetryAfter(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t, withChat(t, nil))
-	_, token := e.user("outage@example.com", "Outage")
+	uid, token := e.user("outage@example.com", "Outage")
 	conv := e.newConversation(token)
 	r := e.do("POST", "/agents/run", token, str(`{"question":"How do I install with Helm?","conversation_id":"`+conv+`"}`))
 	g.Expect(r.status).To(Equal(200), string(r.body))
 	answer := r.json()["message_id"].(string)
-	routes := userRoutes(t, conv, answer, "anyone there?")
+	// An answer still streaming, for the stop route to succeed once the
+	// database is back.
+	streaming, err := e.store.AddMessages(context.Background(), uid, conv,
+		store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
+	g.Expect(err).NotTo(HaveOccurred())
+	routes := userRoutes(t, conv, answer, streaming[0].ID, "anyone there?")
 	expect503 := func(why string) {
 		for _, req := range routes {
 			for _, accept := range []string{"application/json", "text/event-stream"} {
@@ -877,10 +882,11 @@ type userRoute struct{ method, path, body string }
 
 // userRoutes is one request to each authenticated operation of
 // openapi.yaml (everything but the probes and the document itself), on
-// conversation conv and answer message, asking text: the tests that must
-// hold on every route (an outage, a deactivated user) use it, and it fails
+// conversation conv, answer message and the answer still streaming
+// streaming, asking text: the tests that must hold on every route (an
+// outage, a deactivated user) use it, and it fails
 // when openapi.yaml gains an operation it does not cover.
-func userRoutes(t *testing.T, conv, message, text string) []userRoute {
+func userRoutes(t *testing.T, conv, message, streaming, text string) []userRoute {
 	t.Helper()
 	routes := []userRoute{
 		{"GET", "/v1/me", ""},
@@ -890,6 +896,7 @@ func userRoutes(t *testing.T, conv, message, text string) []userRoute {
 		{"PATCH", "/v1/conversations/" + conv, `{"title":"y"}`},
 		{"GET", "/v1/conversations/" + conv + "/messages", ""},
 		{"POST", "/v1/conversations/" + conv + "/messages", `{"content":"` + text + `"}`},
+		{"POST", "/v1/conversations/" + conv + "/messages/" + streaming + "/stop", ""},
 		{"POST", "/v1/messages/" + message + "/feedback", `{"rating":"up"}`},
 		{"POST", "/agents/run", `{"question":"` + text + `"}`},
 		// Last: the conversation is gone afterwards.

@@ -75,6 +75,16 @@ func writeRoutes(e *env) map[string]writeRoute {
 			valid:   `{"content":"Which port does Qdrant use?"}`,
 			invalid: append(noBody, `{"content":"   "}`, `{"content":"`+strings.Repeat("x", chat.MaxQuestionChars+1)+`"}`),
 		},
+		"POST /v1/conversations/{id}/messages/{messageID}/stop": {
+			path: func(t *testing.T, u string) string {
+				conv := conversation(t, u)
+				m, err := e.store.AddMessages(ctx, u, conv, store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return "/v1/conversations/" + conv + "/messages/" + m[0].ID + "/stop"
+			},
+		},
 		"POST /v1/messages/{id}/feedback": {
 			path: func(t *testing.T, u string) string {
 				m, err := e.store.AddMessages(ctx, u, conversation(t, u), store.NewMessage{Role: store.RoleAssistant, Content: "a"})

@@ -37,6 +37,9 @@ const (
 	CodeUnavailable      = "unavailable"
 	CodeUpstream         = "upstream_error"
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeConflict: the request does not fit the resource's state (an
+	// answer that already finished cannot be stopped).
+	CodeConflict = "conflict"
 	// CodeUserInactive: the token is valid but the account is deactivated
 	// (users.is_active = false).
 	CodeUserInactive = "user_inactive"

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -109,4 +110,87 @@ RETURNING updated_at`, mid, userID, rating, comment).Scan(&f.UpdatedAt)
 		return Feedback{}, fmt.Errorf("set feedback: %w", err)
 	}
 	return f, nil
+}
+
+// ErrFinished is returned when a stop targets an answer that is no longer
+// streaming.
+var ErrFinished = errors.New("the answer has already finished")
+
+// StopAnswer marks userID's streaming answer messageID, in their active
+// conversation conversationID, as stopped; the replica streaming it ends it
+// (see AnswerStopped). An answer that is no longer streaming is
+// ErrFinished; one that is not the user's, or not in that conversation, is
+// ErrNotFound.
+func (s *Store) StopAnswer(ctx context.Context, userID, conversationID, messageID string) (Message, error) {
+	cid, ok := parseID(conversationID)
+	mid, ok2 := parseID(messageID)
+	if !ok || !ok2 {
+		return Message{}, ErrNotFound
+	}
+	var m Message
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// FOR UPDATE: the answer's own save (FinishAnswer) waits for the
+		// stop, or the stop for the save, never an interleaving.
+		var status string
+		err := tx.QueryRow(ctx, `
+SELECT m.status FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.id = $1::uuid AND m.conversation_id = $2::uuid AND m.user_id = $3
+  AND c.user_id = $3 AND c.is_active AND m.role = 'assistant'
+FOR UPDATE OF m`, mid, cid, userID).Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if status != StatusStreaming {
+			return ErrFinished
+		}
+		m, err = scanMessage(tx.QueryRow(ctx, `
+UPDATE messages SET status = 'stopped' WHERE id = $1::uuid RETURNING `+messageColumns, mid))
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrFinished):
+		return Message{}, err
+	case err != nil:
+		return Message{}, fmt.Errorf("stop answer: %w", err)
+	}
+	return m, nil
+}
+
+// AnswerStopped reports whether the answer messageID was stopped by its
+// owner (StopAnswer): one primary-key lookup.
+func (s *Store) AnswerStopped(ctx context.Context, messageID string) (bool, error) {
+	var stopped bool
+	err := s.pool.QueryRow(ctx, `SELECT status = 'stopped' FROM messages WHERE id = $1::uuid`, messageID).Scan(&stopped)
+	if err != nil {
+		return false, fmt.Errorf("read answer status: %w", err)
+	}
+	return stopped, nil
+}
+
+// FinishAnswer stores the end of userID's answer m.ID, stored as
+// StatusStreaming when it started: its text, sources, model, usage and
+// status. An answer its owner stopped meanwhile stays StatusStopped.
+func (s *Store) FinishAnswer(ctx context.Context, userID string, m NewMessage) (Message, error) {
+	if err := m.check(); err != nil {
+		return Message{}, err
+	}
+	sources := m.Sources
+	if sources == nil {
+		sources = json.RawMessage("[]")
+	}
+	msg, err := scanMessage(s.pool.QueryRow(ctx, `
+UPDATE messages SET content = $3, sources = $4::jsonb, agent_type = $5, model = $6,
+    prompt_tokens = $7, completion_tokens = $8,
+    status = CASE WHEN status = 'stopped' THEN 'stopped' ELSE $9 END
+WHERE id = $1::uuid AND user_id = $2 AND status IN ('streaming', 'stopped')
+RETURNING `+messageColumns,
+		m.ID, userID, m.Content, string(sources), m.AgentType, m.Model,
+		m.PromptTokens, m.CompletionTokens, m.Status))
+	if err != nil {
+		return Message{}, notFound("finish answer", err)
+	}
+	return msg, nil
 }

@@ -51,6 +51,11 @@ const (
 	StatusComplete   = "complete"
 	StatusIncomplete = "incomplete" // the client went away mid-answer
 	StatusFailed     = "failed"     // retrieval or the model failed
+	// StatusStreaming: the answer is being generated; its row exists so
+	// that its owner can stop it from any replica (StopAnswer).
+	StatusStreaming = "streaming"
+	// StatusStopped: its owner stopped it; it keeps the text streamed.
+	StatusStopped = "stopped"
 )
 
 // Message is one turn of a conversation. Sources is a JSON value (the RAG
@@ -352,7 +357,7 @@ func (m NewMessage) check() error {
 		return errors.New("add message: sources is not valid JSON")
 	}
 	switch m.Status {
-	case "", StatusComplete, StatusIncomplete, StatusFailed:
+	case "", StatusComplete, StatusIncomplete, StatusFailed, StatusStreaming, StatusStopped:
 	default:
 		return fmt.Errorf("add message: invalid status %q", m.Status)
 	}

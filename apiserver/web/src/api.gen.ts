@@ -233,6 +233,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/conversations/{id}/messages/{messageID}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A conversation id. A malformed id answers 404 like a missing one. */
+                id: components["parameters"]["ConversationID"];
+                /** @description The id of an answer that is streaming (the `message_start` event's `message_id`). */
+                messageID: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop an answer while it streams, on whichever replica streams it. Its stream ends (with `done`, the message's status `stopped`) within about half a second; the answer keeps the text streamed so far. */
+        post: operations["stopAnswer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/messages/{id}/feedback": {
         parameters: {
             query?: never;
@@ -262,7 +284,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ask a question; starts a conversation unless conversation_id is given. */
+        /**
+         * Ask a question; starts a conversation unless conversation_id is given.
+         * @description With `Accept: text/event-stream` the answer streams with the same events
+         *     as `POST /v1/conversations/{id}/messages` (`message_start` carries the
+         *     conversation's id, a new one included). A failure, streamed or not,
+         *     still reports the conversation this call started or stored the
+         *     question in (`conversation_id` in the error body; a stream's
+         *     `message_start` already carried it), so the client can retry in it.
+         */
         post: operations["runAgent"];
         delete?: never;
         options?: never;
@@ -280,7 +310,7 @@ export interface components {
                  * @description Machine-readable; match on it.
                  * @enum {string}
                  */
-                code: "bad_request" | "unauthorized" | "not_found" | "request_too_large" | "rate_limited" | "internal" | "unavailable" | "upstream_error" | "method_not_allowed" | "too_many_streams" | "user_inactive" | "header_too_large";
+                code: "bad_request" | "unauthorized" | "not_found" | "request_too_large" | "rate_limited" | "internal" | "unavailable" | "upstream_error" | "method_not_allowed" | "too_many_streams" | "user_inactive" | "header_too_large" | "conflict";
                 /** @description Human-readable; never contains the token. */
                 message: string;
             };
@@ -363,10 +393,10 @@ export interface components {
             /** @description Which generator answered (the model, or the offline extractive answerer). */
             agent_type: string;
             /**
-             * @description `incomplete`: the client left mid-answer; `failed`: retrieval or the model failed.
+             * @description `incomplete`: the client left mid-answer; `failed`: retrieval or the model failed; `streaming`: being generated; `stopped`: its owner stopped it (it keeps the text streamed).
              * @enum {string}
              */
-            status: "complete" | "incomplete" | "failed";
+            status: "complete" | "incomplete" | "failed" | "streaming" | "stopped";
             model: string;
             usage: components["schemas"]["Usage"];
             /** Format: date-time */
@@ -398,6 +428,9 @@ export interface components {
              *     widget may then offer another way to get help.
              */
             grounded: boolean;
+        };
+        StopResponse: {
+            message: components["schemas"]["Message"];
         };
         FeedbackRequest: {
             /** @enum {string} */
@@ -1014,6 +1047,56 @@ export interface operations {
             503: components["responses"]["UnavailableOrBusy"];
         };
     };
+    stopAnswer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A conversation id. A malformed id answers 404 like a missing one. */
+                id: components["parameters"]["ConversationID"];
+                /** @description The id of an answer that is streaming (the `message_start` event's `message_id`). */
+                messageID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stopped. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StopResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Inactive"];
+            404: components["responses"]["NotFound"];
+            /** @description The answer already finished; there is nothing to stop. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "conflict",
+                     *         "message": "the answer has already finished"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            431: components["responses"]["HeaderTooLarge"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     sendFeedback: {
         parameters: {
             query?: never;
@@ -1053,7 +1136,10 @@ export interface operations {
     runAgent: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `text/event-stream` for streaming; anything else for JSON. */
+                Accept?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1070,6 +1156,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentRunResponse"];
+                    "text/event-stream": string;
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1081,7 +1168,7 @@ export interface operations {
             431: components["responses"]["HeaderTooLarge"];
             500: components["responses"]["Internal"];
             502: components["responses"]["Upstream"];
-            503: components["responses"]["Unavailable"];
+            503: components["responses"]["UnavailableOrBusy"];
         };
     };
 }
