@@ -50,16 +50,9 @@ func (h *handlers) postMessage(c *gin.Context) {
 		return
 	}
 	if wantsSSE(c) {
-		// A full server refuses before the user's budget is charged.
-		if !h.streams.acquire(c) {
-			return
-		}
-		defer h.streams.release()
-		if h.admit(c) {
-			h.streamAnswer(c, nil, func(sink chat.Sink) (chat.Turn, error) {
-				return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
-			})
-		}
+		h.streamAnswer(c, nil, func(sink chat.Sink) (chat.Turn, error) {
+			return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
+		})
 		return
 	}
 	if !h.admit(c) {
@@ -79,10 +72,20 @@ func (h *handlers) postMessage(c *gin.Context) {
 }
 
 // streamAnswer runs the turn (turn, on the sink it is given) with the
-// events sent as they happen. Until the question is stored (the stream
-// starts then) errors are ordinary JSON error responses, with the fields
-// extra gives (nil: none); afterwards they are an error event.
+// events sent as they happen, when this replica has room for one more
+// stream and the user's budget admits the question. Until the question is
+// stored (the stream starts then) errors are ordinary JSON error responses,
+// with the fields extra gives (nil: none); afterwards they are an error
+// event.
 func (h *handlers) streamAnswer(c *gin.Context, extra func(chat.Turn) gin.H, turn func(chat.Sink) (chat.Turn, error)) {
+	// A full server refuses before the user's budget is charged.
+	if !h.streams.acquire(c) {
+		return
+	}
+	defer h.streams.release()
+	if !h.admit(c) {
+		return
+	}
 	sink := &sseSink{c: c, heartbeat: h.heartbeat, writeTimeout: h.streamWrite}
 	t, err := turn(sink)
 	if sink.sse == nil {
@@ -138,17 +141,10 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		return
 	}
 	if wantsSSE(c) {
-		// A full server refuses before the user's budget is charged.
-		if !h.streams.acquire(c) {
-			return
-		}
-		defer h.streams.release()
-		if h.admit(c) {
-			h.streamAnswer(c, func(t chat.Turn) gin.H { return runFailure(body.ConversationID, t) },
-				func(sink chat.Sink) (chat.Turn, error) {
-					return h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question, sink)
-				})
-		}
+		h.streamAnswer(c, func(t chat.Turn) gin.H { return runFailure(body.ConversationID, t) },
+			func(sink chat.Sink) (chat.Turn, error) {
+				return h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question, sink)
+			})
 		return
 	}
 	if !h.admit(c) {
