@@ -75,12 +75,20 @@ var root = func() string {
 
 var chartDir = filepath.Join(root, "charts", "chatbackend-operator")
 
-func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
-	g := NewWithT(t)
+// helmBinary is the real helm that hack/tools.sh links into bin/; these
+// tests install charts with it.
+func helmBinary(t *testing.T) string {
+	t.Helper()
 	helm := filepath.Join(root, "bin", "helm")
 	if _, err := os.Stat(helm); err != nil {
 		t.Fatalf("%s not found: run `make tools-helm` (this test needs the real helm binary)", helm)
 	}
+	return helm
+}
+
+func TestHelmInstallThenOperatorReconcilesSamples(t *testing.T) {
+	g := NewWithT(t)
+	helm := helmBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

@@ -46,10 +46,7 @@ const (
 // reconciles the ChatBackend of team-a and leaves the one of team-b alone.
 func TestHelmInstallNamespaceScoped(t *testing.T) {
 	g := NewWithT(t)
-	helm := filepath.Join(root, "bin", "helm")
-	if _, err := os.Stat(helm); err != nil {
-		t.Fatalf("%s not found: run `make tools-helm` (this test needs the real helm binary)", helm)
-	}
+	helm := helmBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	managerBin := filepath.Join(t.TempDir(), "manager")
