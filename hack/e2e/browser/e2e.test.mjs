@@ -39,7 +39,10 @@ function env(name) {
   return v.replace(/\/+$/, "");
 }
 const authURL = env("E2E_AUTH_URL");
-const apiURL = env("E2E_API_URL");
+// The browser reaches chat-apiserver through pace() (below), which lets
+// each SSE event through on its own; Node's own checks call it directly.
+const directAPI = env("E2E_API_URL");
+let apiURL; // the pacing proxy's origin, set in before()
 const metricsURL = env("E2E_METRICS_URL");
 const pageOrigin = env("E2E_PAGE_ORIGIN");
 const otherOrigin = env("E2E_OTHER_ORIGIN");
@@ -123,6 +126,53 @@ function serve(origin) {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(Number(port), hostname, () => resolve(server));
+  });
+}
+
+// --- the API, as the browser reaches it -----------------------------------------
+
+// pace proxies the browser's requests to chat-apiserver unchanged, but
+// writes an SSE response one event at a time, EVENT_GAP_MS apart. The
+// offline answer is generated in well under a millisecond, so on loopback
+// the whole stream can land in one network read; spread out, the widget's
+// rendering before the stream ends is tested, not left to timing (Chromium's
+// network throttling, used before, batches a throttled body into a few
+// reads of its own choosing, and one read in CI carried the whole answer).
+const EVENT_GAP_MS = 25;
+function pace() {
+  const upstream = new URL(directAPI);
+  const server = http.createServer((req, res) => {
+    const { "accept-encoding": _, ...headers } = req.headers; // plain bytes, so events can be told apart
+    const out = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, timeout: TEST_TIMEOUT_MS },
+      async (up) => {
+        res.writeHead(up.statusCode, up.headers);
+        if (!String(up.headers["content-type"]).startsWith("text/event-stream")) {
+          up.pipe(res);
+          return;
+        }
+        let buf = "";
+        up.setEncoding("utf8");
+        for await (const chunk of up) {
+          buf += chunk;
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            res.write(buf.slice(0, end + 2));
+            buf = buf.slice(end + 2);
+            await new Promise((r) => setTimeout(r, EVENT_GAP_MS));
+          }
+        }
+        res.end(buf);
+      },
+    );
+    out.on("timeout", () => out.destroy(new Error("upstream timed out")));
+    out.on("error", () => res.destroy());
+    res.on("close", () => out.destroy());
+    req.pipe(out);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve(server));
   });
 }
 
@@ -222,7 +272,7 @@ async function tokenFor(email, password) {
 }
 
 async function api(pathname, token) {
-  const res = await fetch(apiURL + pathname, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  const res = await fetch(directAPI + pathname, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
   assert.equal(res.status, 200, `${pathname}: ${await res.clone().text()}`);
   return res.json();
 }
@@ -251,7 +301,9 @@ before(async () => {
   mkdirSync(artifacts, { recursive: true });
   writeFileSync(path.join(artifacts, "browser-console.log"), "");
   assert.ok(existsSync(path.join(siteDir, "docs.html")), `no Docusaurus build in ${siteDir}`);
-  servers = [await serve(pageOrigin), await serve(otherOrigin)];
+  const proxy = await pace();
+  apiURL = `http://127.0.0.1:${proxy.address().port}`;
+  servers = [proxy, await serve(pageOrigin), await serve(otherOrigin)];
   // run.sh passes E2E_TMP, so it can tell whether a browser outlived the test.
   userDataDir = mkdtempSync(path.join(process.env.E2E_TMP || tmpdir(), "chromium-profile-"));
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -328,21 +380,10 @@ step("an answer streams into the widget as rendered Markdown, with numbered sour
       if (a) window.renders.push({ len: a.querySelector(".body").textContent.length, busy: a.getAttribute("aria-busy") === "true" });
     }).observe(root.querySelector(".messages"), { childList: true, characterData: true, subtree: true });
   });
-  // The offline answer is generated in well under a millisecond, so on
-  // loopback the whole stream can land in one read: Chromium's network
-  // throttling spreads it over a few seconds, so rendering before the
-  // stream ends is tested, not left to timing.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("Network.enable");
-  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 2 * 1024, uploadThroughput: -1 });
-  try {
-    await w.input.fill(question);
-    await w.input.press("Enter");
-    await answered(page);
-  } finally {
-    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-    await cdp.detach();
-  }
+  // pace() lets the answer's events through one at a time.
+  await w.input.fill(question);
+  await w.input.press("Enter");
+  await answered(page);
 
   const answer = w.lastAnswer;
   assert.equal(await answer.locator(".notice.error").count(), 0, await answer.textContent());
