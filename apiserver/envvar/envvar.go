@@ -112,6 +112,13 @@ const (
 	RAGMinRelevance = "RAG_MIN_RELEVANCE"
 )
 
+// Ingestion (`chat-apiserver ingest` in the operator's ingest Job).
+const (
+	// IngestSources is a JSON array of source.Spec
+	// (apiserver/rag/ingest/source): the docs a run indexes.
+	IngestSources = "INGEST_SOURCES"
+)
+
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
 	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
