@@ -24,8 +24,8 @@ type Spec struct {
 	// the chunks of sources no longer listed, and one source's pages
 	// never replace another's.
 	Name string `json:"name"`
-	Git  *Git  `json:"git,omitempty"`
-	Site *Site `json:"site,omitempty"`
+	Git  *Git   `json:"git,omitempty"`
+	Site *Site  `json:"site,omitempty"`
 }
 
 // Git is a docs folder in a git repository, cloned shallowly.
