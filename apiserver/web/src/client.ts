@@ -271,6 +271,13 @@ export class ChatClient {
     if (!done) throw new ChatError(200, "protocol", "the stream ended without a done event");
   }
 
+  // stopAnswer stops an answer while it streams, on whichever replica
+  // streams it: its stream then ends with done, the message `stopped`
+  // with the text streamed so far. A 409 means it had already finished.
+  stopAnswer(conversationID: string, messageID: string, opts?: CallOptions): Promise<JSONOf<"/v1/conversations/{id}/messages/{messageID}/stop", "post", 200>> {
+    return this.json("POST", `/v1/conversations/${encodeURIComponent(conversationID)}/messages/${encodeURIComponent(messageID)}/stop`, undefined, opts);
+  }
+
   sendFeedback(messageID: string, body: FeedbackRequest, opts?: CallOptions): Promise<JSONOf<"/v1/messages/{id}/feedback", "post", 200>> {
     return this.json("POST", `/v1/messages/${encodeURIComponent(messageID)}/feedback`, body, opts);
   }

@@ -120,7 +120,7 @@ test("errors that are not the API's JSON, and no server at all", async () => {
 test("every route: method, path and body", async () => {
   const c = new ChatClient({ apiURL: base, getToken: tokens().getToken });
   const ok = json(200, {});
-  script = [ok, ok, ok, ok, (_q, res) => res.writeHead(204).end(), ok, ok, ok];
+  script = [ok, ok, ok, ok, (_q, res) => res.writeHead(204).end(), ok, ok, ok, ok];
   await c.listConversations({ limit: 5, cursor: "a b" });
   await c.renameConversation("c/1", "new");
   await c.listMessages("c1", { limit: 100 });
@@ -129,6 +129,7 @@ test("every route: method, path and body", async () => {
   await c.sendFeedback("m1", { rating: "down", comment: "wrong" });
   await c.runAgent({ question: "q" });
   await c.me();
+  await c.stopAnswer("c1", "m/2");
   assert.deepEqual(
     seen.map((s) => `${s.method} ${s.url} ${s.body}`),
     [
@@ -140,6 +141,7 @@ test("every route: method, path and body", async () => {
       'POST /v1/messages/m1/feedback {"rating":"down","comment":"wrong"}',
       'POST /agents/run {"question":"q"}',
       "GET /v1/me ",
+      "POST /v1/conversations/c1/messages/m%2F2/stop ",
     ],
   );
 });

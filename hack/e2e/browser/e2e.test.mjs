@@ -214,6 +214,7 @@ function widget(page) {
     launcher: w(".launcher"),
     panel: w(".panel"),
     input: w("textarea#question"),
+    stop: w('form.composer button[type="button"]'),
     signIn: w(".signin a"),
     messages: w(".messages"),
     lastAnswer: w(".msg.assistant").last(),
@@ -472,6 +473,31 @@ step("a question the docs do not cover: the widget says so, cites nothing and of
   await notice.waitFor();
   assert.equal(await notice.locator("a").getAttribute("href"), "https://example.com/support");
   assert.equal(await answer.locator(".sources li").count(), 0, "an answer the docs do not cover cites nothing");
+});
+
+step("Stop asks the server to stop the answer, ends the stream and keeps what was shown", async () => {
+  const w = widget(page);
+  await w.input.fill(question);
+  await w.input.press("Enter");
+  // pace() holds the answer's events back, so the reader sees it stream.
+  await page.waitForFunction(() => {
+    const a = [...document.querySelector("chatbackend-chat").shadowRoot.querySelectorAll(".msg.assistant")].pop();
+    return a?.getAttribute("aria-busy") === "true" && a.dataset.messageId && a.querySelector(".body").textContent.length > 20;
+  });
+  const [stop] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST" && /\/messages\/[^/]+\/stop$/.test(r.url())),
+    w.stop.click(),
+  ]);
+  // The offline answer was generated before the click: the server says
+  // it already finished, and the widget stops reading the stream itself.
+  assert.ok([200, 409].includes(stop.status()), `stop answered ${stop.status()}`);
+  await answered(page);
+  const answer = w.lastAnswer;
+  await answer.getByText("Stopped. The answer so far is kept.").waitFor();
+  const shown = await answer.locator(".body").textContent();
+  assert.ok(shown.length > 0, "the text shown before Stop stays");
+  assert.equal(await w.stop.isHidden(), true);
+  assert.equal(await w.input.isEditable(), true, "the reader can ask again");
 });
 
 step("hostile markup in the docs executes nothing, on the docs page or in the widget", async () => {

@@ -28,6 +28,9 @@ import { css } from "./styles.js";
 const REOPEN_KEY = "chatbackend-chat:reopen";
 const REOPEN_MS = 30 * 60_000;
 const CONVERSATION_KEY = "chatbackend-chat:conversation";
+// The server ends a stopped stream within about half a second; past this
+// the widget stops reading it anyway.
+const STOP_TIMEOUT_MS = 3_000;
 
 const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), input:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
@@ -229,7 +232,7 @@ export class ChatbackendChat extends HTMLElement {
     closeBtn.addEventListener("click", () => this.close());
     newBtn.addEventListener("click", () => this.newChat());
     historyBtn.addEventListener("click", () => void this.toggleHistory());
-    stop.addEventListener("click", () => this.controller?.abort("stopped by the reader"));
+    stop.addEventListener("click", () => void this.stop());
     composer.addEventListener("submit", (e) => {
       e.preventDefault();
       const q = input.value.trim();
@@ -499,7 +502,10 @@ export class ChatbackendChat extends HTMLElement {
           cancelAnimationFrame(frame);
           this.renderAnswer(el, ev.message.content, ev.message.sources, false);
           this.finishAnswer(el, ev.message);
-          this.announce(s.answered);
+          if (ev.message.status === "stopped") {
+            el.append(h("p", { class: "notice", text: s.stopped }));
+            this.announce(s.stopped);
+          } else this.announce(s.answered);
         }
       }
     } catch (err) {
@@ -519,6 +525,29 @@ export class ChatbackendChat extends HTMLElement {
       if (this.controller === controller) this.controller = null;
       this.setStreaming(false);
       this.scrollDown();
+    }
+  }
+
+  // stop asks the server to stop the answer streaming, so it is stored as
+  // `stopped` with exactly the text shown, on whichever replica streams it;
+  // the stream then ends with its done event. Before the answer has an id,
+  // when the server says it already finished (409), or when the stream
+  // does not end soon after, the widget just stops reading it.
+  private async stop(): Promise<void> {
+    const controller = this.controller;
+    if (!controller) return;
+    const el = this.lastTurn?.el;
+    const id = el?.dataset.messageId;
+    const conversation = this.conversationID;
+    if (!id || !conversation) return controller.abort("stopped by the reader");
+    this.els.stop.disabled = true;
+    try {
+      await this.getClient().stopAnswer(conversation, id, { signal: AbortSignal.timeout(STOP_TIMEOUT_MS) });
+      setTimeout(() => controller.abort("stopped by the reader"), STOP_TIMEOUT_MS);
+    } catch {
+      controller.abort("stopped by the reader");
+    } finally {
+      this.els.stop.disabled = false;
     }
   }
 
