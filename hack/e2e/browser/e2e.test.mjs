@@ -500,6 +500,25 @@ step("Stop asks the server to stop the answer, ends the stream and keeps what wa
   assert.equal(await w.input.isEditable(), true, "the reader can ask again");
 });
 
+step("History lists conversations a page at a time, older ones on demand", async () => {
+  const w = widget(page);
+  const sql = (q) => execFileSync(psql, ["-Atq", databaseURL, "-c", q], { encoding: "utf8", timeout: STEP_TIMEOUT_MS }).trim();
+  const email = user.email.replaceAll("'", "''");
+  sql(`INSERT INTO conversations (user_id, title, updated_at)
+       SELECT id, 'Older ' || n, now() - n * interval '1 hour' FROM users, generate_series(1, 25) n WHERE email = '${email}'`);
+  const total = Number(sql(`SELECT count(*) FROM conversations c JOIN users u ON u.id = c.user_id WHERE u.email = '${email}' AND c.is_active`));
+  const items = page.locator("chatbackend-chat .history li button");
+  const more = page.locator("chatbackend-chat .history .more");
+  await w.history.click();
+  await more.waitFor();
+  assert.equal(await items.count(), 20);
+  await more.click();
+  await page.waitForFunction((n) => document.querySelector("chatbackend-chat").shadowRoot.querySelectorAll(".history li button").length === n, total);
+  assert.equal(await more.count(), 0, "no older conversations left");
+  assert.equal(await items.last().textContent(), "Older 25");
+  await w.history.click();
+});
+
 step("hostile markup in the docs executes nothing, on the docs page or in the widget", async () => {
   // Docusaurus renders the page's raw HTML: the site's CSP blocks its
   // inline script and React drops the string onerror handler. The widget,

@@ -31,6 +31,10 @@ const CONVERSATION_KEY = "chatbackend-chat:conversation";
 // The server ends a stopped stream within about half a second; past this
 // the widget stops reading it anyway.
 const STOP_TIMEOUT_MS = 3_000;
+// History lists conversations a page at a time; a conversation is loaded
+// whole, up to MAX_MESSAGE_PAGES pages of 100 messages.
+const HISTORY_PAGE = 20;
+const MAX_MESSAGE_PAGES = 50;
 
 const FOCUSABLE = 'a[href], button:not([disabled]), textarea:not([disabled]), input:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
@@ -392,22 +396,42 @@ export class ChatbackendChat extends HTMLElement {
     if (!show) return;
     els.history.replaceChildren(h("p", { text: s.historyLoading }));
     try {
-      const { items } = await this.getClient().listConversations({ limit: 20 });
-      if (!items.length) {
+      const ul = h("ul", { "aria-label": s.history });
+      // showPage appends a page of conversations, and a "More" button
+      // while the server says there are older ones.
+      const showPage = async (cursor?: string): Promise<number> => {
+        const { items, next_cursor } = await this.getClient().listConversations({ limit: HISTORY_PAGE, cursor });
+        for (const c of items) {
+          const b = h("button", { type: "button", text: c.title || c.id, "aria-current": String(c.id === this.conversationID) });
+          b.addEventListener("click", () => {
+            els.history.hidden = true;
+            els.historyBtn.setAttribute("aria-expanded", "false");
+            void this.loadConversation(c.id).then(() => els.input.focus());
+          });
+          ul.append(h("li", {}, b));
+        }
+        els.history.querySelector(".more")?.remove();
+        if (next_cursor) {
+          const more = h("button", { type: "button", class: "more", text: s.historyMore });
+          more.addEventListener("click", () => {
+            more.disabled = true;
+            const first = ul.children.length;
+            showPage(next_cursor)
+              .then(() => (ul.children[first]?.querySelector("button") as HTMLButtonElement | null)?.focus())
+              .catch((err: unknown) => {
+                more.disabled = false;
+                this.showError(err);
+              });
+          });
+          els.history.append(more);
+        }
+        return items.length;
+      };
+      els.history.replaceChildren(ul);
+      if (!(await showPage())) {
         els.history.replaceChildren(h("p", { text: s.historyEmpty }));
         return;
       }
-      const ul = h("ul", { "aria-label": s.history });
-      for (const c of items) {
-        const b = h("button", { type: "button", text: c.title || c.id, "aria-current": String(c.id === this.conversationID) });
-        b.addEventListener("click", () => {
-          els.history.hidden = true;
-          els.historyBtn.setAttribute("aria-expanded", "false");
-          void this.loadConversation(c.id).then(() => els.input.focus());
-        });
-        ul.append(h("li", {}, b));
-      }
-      els.history.replaceChildren(ul);
       ul.querySelector("button")?.focus();
     } catch (err) {
       els.history.replaceChildren();
@@ -418,7 +442,16 @@ export class ChatbackendChat extends HTMLElement {
   private async loadConversation(id: string): Promise<void> {
     this.controller?.abort("another conversation");
     try {
-      const { items } = await this.getClient().listMessages(id, { limit: 100 });
+      // Every message, oldest first: a long conversation spans pages
+      // (bounded, so a runaway cursor cannot loop).
+      const items: Message[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < MAX_MESSAGE_PAGES; page++) {
+        const res = await this.getClient().listMessages(id, { limit: 100, cursor });
+        items.push(...res.items);
+        if (!res.next_cursor) break;
+        cursor = res.next_cursor;
+      }
       this.conversationID = id;
       this.loadedConversation = id;
       sessionStorage.setItem(CONVERSATION_KEY, id);

@@ -12,6 +12,7 @@ export const defaultStrings = {
   history: "History",
   historyEmpty: "No conversations yet.",
   historyLoading: "Loading conversations…",
+  historyMore: "Older conversations",
   you: "You",
   assistant: "Assistant",
   sources: "Sources",

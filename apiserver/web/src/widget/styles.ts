@@ -79,6 +79,7 @@ header h2 { flex: 1; margin: 0; font-size: 16px; }
 .history ul { list-style: none; margin: 0; padding: 0; }
 .history li button { width: 100%; text-align: left; border: 0; background: transparent; padding: 6px 4px; }
 .history li button[aria-current="true"] { font-weight: 700; }
+.history .more { margin: 4px 0; border: 1px solid var(--cb-border); border-radius: 6px; background: transparent; padding: 4px 8px; color: inherit; }
 .messages { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 12px; }
 .welcome { color: var(--cb-muted); margin: 0; }
 .msg { max-width: 100%; overflow-wrap: anywhere; }
