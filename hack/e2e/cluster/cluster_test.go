@@ -402,19 +402,29 @@ func (e *env) checkFromPod(t *testing.T) {
 }
 
 func (e *env) checkPortForward(t *testing.T) {
+	base, stop := e.portForward(t)
+	defer stop()
+	assertCheck(t, e.run(t, e.client, "check", "-url", base, "-token", e.token))
+}
+
+// portForward runs `kubectl port-forward` to the ChatBackend's Service and
+// returns the local base URL, and the function that stops it.
+func (e *env) portForward(t *testing.T) (base string, stop func()) {
+	t.Helper()
 	_, port := e.serviceURL(t)
 	ctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
 	pf := exec.CommandContext(ctx, "kubectl", "port-forward", "-n", ns, "svc/"+cbName, fmt.Sprintf("0:%d", port))
 	stdout, err := pf.StdoutPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	pf.Stderr = os.Stderr
 	if err := pf.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer func() { cancel(); _ = pf.Wait() }()
+	stop = func() { cancel(); _ = pf.Wait() }
 	local := make(chan string, 1)
 	go func() {
 		re := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
@@ -425,13 +435,14 @@ func (e *env) checkPortForward(t *testing.T) {
 			}
 		}
 	}()
-	var lport string
 	select {
-	case lport = <-local:
+	case lport := <-local:
+		return "http://127.0.0.1:" + lport, stop
 	case <-time.After(30 * time.Second):
+		stop()
 		t.Fatal("kubectl port-forward printed no local port within 30s")
+		return "", nil
 	}
-	assertCheck(t, e.run(t, e.client, "check", "-url", "http://127.0.0.1:"+lport, "-token", e.token))
 }
 
 // migrationJobFor finds the migrations Job whose pod runs image.
