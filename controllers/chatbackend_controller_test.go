@@ -520,7 +520,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		}, "jwksURL must not contain credentials (user:password@)"},
 		{"volume named tmp", "chat", func(cb *chatv1alpha1.ChatBackend) {
 			cb.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-		}, "volume names tmp, database-tls, trusted-ca and ingest-auth-* are reserved for the operator's /tmp, TLS files and git credentials"},
+		}, "volume names tmp, database-tls and trusted-ca are reserved for the operator's /tmp and TLS files"},
 		{"mount on /tmp", "chat", func(cb *chatv1alpha1.ChatBackend) {
 			cb.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp"}}
 		}, "mount path /tmp and volume tmp are reserved"},

@@ -240,7 +240,14 @@ func TestIngestValidation(t *testing.T) {
 		})
 	}
 	g := NewWithT(t)
+	// The credentials volumes' names are the operator's.
 	cb := chatBackend(ns, "chat", ingestImage)
+	cb.Spec.Volumes = []corev1.Volume{{Name: "ingest-auth-docs", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	err := k8s.Create(context.Background(), cb)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("ingest-auth-* for its git credentials"))
+
+	cb = chatBackend(ns, "chat", ingestImage)
 	cb.Spec.Ingest = ingestSpec()
 	cb.Spec.Ingest.Schedule = "0 9 * * 1-5"
 	cb.Spec.Ingest.Sources[0].Git.URL = "git@git.example.com:org/product.git"

@@ -750,7 +750,7 @@ type ChatBackendSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['tmp', 'database-tls', 'trusted-ca']) && !v.name.startsWith('ingest-auth-'))",message="volume names tmp, database-tls, trusted-ca and ingest-auth-* are reserved for the operator's /tmp, TLS files and git credentials"
+	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['tmp', 'database-tls', 'trusted-ca']) && !v.name.startsWith('ingest-auth-'))",message="volume names tmp, database-tls and trusted-ca are reserved for the operator's /tmp and TLS files, and ingest-auth-* for its git credentials"
 	Volumes []corev1.Volume `json:"volumes,omitempty"`
 	// volumeMounts added to the API and migrations containers. /tmp and
 	// /etc/chatbackend are the operator's.
