@@ -125,11 +125,14 @@ func (r *ChatBackendReconciler) startIngest(ctx context.Context, s *scope, image
 }
 
 // removeIngest deletes the CronJob and the Jobs of a spec.ingest that was
-// removed, with their pods. The index is left as it is.
+// removed, with their pods. The index is left as it is. Only the cache is
+// asked: it holds every CronJob the operator made (their labels), and
+// confirming a miss with the API server, as getChild does, would cost a
+// request per reconcile of every ChatBackend without spec.ingest.
 func (r *ChatBackendReconciler) removeIngest(ctx context.Context, cb *chatv1alpha1.ChatBackend) error {
 	cj := &batchv1.CronJob{}
 	name := specs.IngestCronJobName(cb)
-	err := r.getChild(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, cj)
+	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, cj)
 	switch {
 	case err == nil && metav1.IsControlledBy(cj, cb):
 		if err := r.Delete(ctx, cj, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
