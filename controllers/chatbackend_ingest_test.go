@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -300,4 +301,15 @@ func ingestSeries(ns, name string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestIngestPrinterColumn: `kubectl get chatbackends -o wide` shows when
+// the index was last refreshed.
+func TestIngestPrinterColumn(t *testing.T) {
+	g := NewWithT(t)
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "chatbackends.chat.chatbackend.io"}, crd)).To(Succeed())
+	g.Expect(crd.Spec.Versions[0].AdditionalPrinterColumns).To(ContainElement(And(
+		HaveField("Name", "Indexed"), HaveField("Type", "date"), HaveField("Priority", int32(1)),
+		HaveField("JSONPath", ".status.ingest.lastSuccessTime"))))
 }
