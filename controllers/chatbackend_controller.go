@@ -110,9 +110,10 @@ type ChatBackendReconciler struct {
 // Only the verbs a code path uses (rbac_test.go names each path): every
 // write is a server-side apply, a PATCH (plus create when the object is
 // new), so there is no update; delete only where the operator deletes
-// (unused env Secrets, superseded Jobs, a PodDisruptionBudget, NetworkPolicy,
-// ingest CronJob or monitoring object the spec no longer wants), never Deployments or Services, which
-// the garbage collector removes with the ChatBackend.
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget,
+// NetworkPolicy, ingest CronJob or monitoring object the spec no longer
+// wants), never Deployments or Services, which the garbage collector
+// removes with the ChatBackend.
 //
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=patch
