@@ -67,7 +67,12 @@ func TestPodRunAsUserDetection(t *testing.T) {
 		cb := &chatv1alpha1.ChatBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "restricted", Name: "chat"}}
 		dep := specs.Deployment(cb, "reg/chat:v1", "hash")
 		job := specs.MigrationJob(cb, "reg/chat:v1", "hash", "db")
-		for _, tmpl := range []corev1.PodTemplateSpec{dep.Spec.Template, job.Spec.Template} {
+		// An ingest run with a git source's credentials mounted.
+		cb.Spec.Ingest = &chatv1alpha1.IngestSpec{Sources: []chatv1alpha1.IngestSource{{Name: "docs", Git: &chatv1alpha1.GitSource{
+			URL: "https://git.example.com/docs.git", SiteURL: "https://docs.example.com/", SecretRef: &chatv1alpha1.LocalSecretRef{Name: "git"}}}}}
+		ingest, err := specs.IngestCronJob(cb, "reg/chat:v1", "hash")
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, tmpl := range []corev1.PodTemplateSpec{dep.Spec.Template, job.Spec.Template, ingest.Spec.JobTemplate.Spec.Template} {
 			specs.SetPodUser(&tmpl.Spec, u)
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "restricted", GenerateName: "chat-"}, Spec: tmpl.Spec}
 			_, err := cs.CoreV1().Pods("restricted").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

@@ -110,9 +110,10 @@ type ChatBackendReconciler struct {
 // Only the verbs a code path uses (rbac_test.go names each path): every
 // write is a server-side apply, a PATCH (plus create when the object is
 // new), so there is no update; delete only where the operator deletes
-// (unused env Secrets, superseded Jobs, a PodDisruptionBudget, NetworkPolicy
-// or monitoring object the spec no longer wants), never Deployments or Services, which
-// the garbage collector removes with the ChatBackend.
+// (unused env Secrets, superseded Jobs, a PodDisruptionBudget,
+// NetworkPolicy, ingest CronJob or monitoring object the spec no longer
+// wants), never Deployments or Services, which the garbage collector
+// removes with the ChatBackend.
 //
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chat.chatbackend.io,resources=chatbackends/status,verbs=patch
@@ -123,6 +124,7 @@ type ChatBackendReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
@@ -149,6 +151,7 @@ func (r *ChatBackendReconciler) phases() []phase {
 		r.reconcileEnvSecret,
 		r.reconcileMigration,
 		r.reconcileDeployment,
+		r.reconcileIngest,
 		r.collectEnvSecrets,
 		r.reconcilePodDisruptionBudget,
 		r.reconcileService,
@@ -192,6 +195,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
 		recordConditions(s.cb)
+		recordIngest(s.cb, time.Now())
 	}()
 
 	var (
@@ -333,6 +337,10 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.Job{}).
+		Owns(&batchv1.CronJob{}).
+		// The CronJob's runs are controlled by the CronJob: their labels
+		// name the ChatBackend (ingestRuns).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(ingestRuns)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).

@@ -149,6 +149,9 @@ func (r *ChatBackendReconciler) collectEnvSecrets(ctx context.Context, s *scope)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Running ingest runs too: a pod of theirs not started yet would not
+	// find its env Secret.
+	jobs = append(jobs, s.ingest.jobs...)
 	for i := range jobs {
 		if !jobFinished(&jobs[i]) {
 			keepEnvFrom(keep, &jobs[i].Spec.Template.Spec)

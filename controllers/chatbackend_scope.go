@@ -44,6 +44,9 @@ type scope struct {
 	serviceURL     string
 
 	monitoring condition
+
+	// ingest is what the ingest phase saw (chatbackend_ingest.go).
+	ingest ingestState
 }
 
 // condition is a status and its reason and message, before it becomes a

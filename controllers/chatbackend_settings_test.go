@@ -16,6 +16,7 @@ import (
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
+	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
 // TestServerSettingsReachThePods: the complete sample, which sets every
@@ -60,6 +61,11 @@ func TestServerSettingsReachThePods(t *testing.T) {
 	dep := &appsv1.Deployment{}
 	Eventually(func() error { return k8s.Get(ctx, key(ns, cb.Name), dep) }, timeout, interval).Should(Succeed())
 	expectEnv(dep.Spec.Template.Spec.Containers[0].Env, want)
+	// The sample's spec.ingest runs with the same settings.
+	ingestJob, err := specs.IngestJobName(cb, cb.Spec.Image)
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(func() error { return k8s.Get(ctx, key(ns, ingestJob), job) }, timeout, interval).Should(Succeed())
+	expectEnv(job.Spec.Template.Spec.Containers[0].Env, want)
 }
 
 // TestServerSettingsValidation: the CRD refuses settings chat-apiserver

@@ -59,6 +59,7 @@ func setStatus(cb *chatv1alpha1.ChatBackend, s *scope) {
 	}
 	cb.Status.IgnoredEnv = s.ignoredEnv
 	setConditions(cb, s)
+	setIngestStatus(cb, s)
 }
 
 // setConditions derives the six conditions from the scope. The messages of

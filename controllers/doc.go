@@ -1,8 +1,9 @@
 // Package controllers reconciles ChatBackends into the objects that run the
 // chat API: an env Secret, a migrations Job per image, a Deployment, a
 // PodDisruptionBudget, the API Service, an in-cluster metrics Service, an
-// optional NetworkPolicy and, when prometheus-operator is installed,
-// a ServiceMonitor and a PrometheusRule. The objects themselves are built by
+// optional NetworkPolicy, with spec.ingest an ingest CronJob and Jobs and,
+// when prometheus-operator is installed, a ServiceMonitor and a
+// PrometheusRule. The objects themselves are built by
 // the pure functions of package specs; this package decides when each is
 // written and what the status says.
 //
@@ -51,6 +52,17 @@
 //     new pods read for what they wait on (chatbackend_rollout.go).
 //     collectEnvSecrets then deletes the env Secrets nothing reads any
 //     more, once the Deployment has rolled out.
+//     reconcileIngest (chatbackend_ingest.go), with spec.ingest, applies
+//     the CronJob `<name>-ingest` running `chat-apiserver ingest` on the
+//     schedule, and creates a Job at once for each new pair of sources and
+//     image (specs.IngestJobName): both with the Deployment's image and env
+//     Secret and under the same gate, so nothing indexes with code newer
+//     than the schema. INGEST_SOURCES carries the sources (the contract of
+//     apiserver/rag/ingest/source); each git source's Secret is mounted at
+//     its authDir. The latest finished run's pod termination message (the
+//     run's JSON summary, or its last log lines) becomes status.ingest,
+//     read once per run, which is also when a failed run's Event is
+//     recorded.
 //  4. reconcilePodDisruptionBudget, reconcileService for the API
 //     Service and the metrics Service, and reconcileNetworkPolicy
 //     (chatbackend_networkpolicy.go) for the optional NetworkPolicy of
@@ -74,10 +86,11 @@
 //
 // Whatever happened, the status is then computed from the scope alone
 // (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
-// Available, Degraded and MonitoringReady, with every reason a constant of
-// api/v1alpha1. The operator's own metrics chatbackend_desired_replicas
-// and chatbackend_condition (metrics.go) are updated from the same scope
-// and status. Ready means the desired
+// Available, Degraded, MonitoringReady and, with spec.ingest, Indexed,
+// with every reason a constant of api/v1alpha1. The operator's own
+// metrics chatbackend_desired_replicas, chatbackend_condition and the
+// ingest gauges (metrics.go) are updated from the same scope and status.
+// Ready means the desired
 // state is realised (kstatus, `kubectl rollout status`): while a new
 // version is migrated or rolled out it is False (Migrating, RollingOut)
 // and Available, True while the previous version serves, is what says the

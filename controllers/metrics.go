@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -23,6 +25,17 @@ const (
 	// ChatBackends by condition and the reason says why one is not Ready.
 	// Reasons are the constants of api/v1alpha1, so the series are bounded.
 	ConditionMetric = "chatbackend_condition"
+	// IngestLastSuccessMetric is when an ingest run of spec.ingest last
+	// succeeded (status.ingest.lastSuccessTime), as a Unix time; before the
+	// first success, when the ChatBackend was created, so that an index
+	// never filled goes stale too. Absent without spec.ingest or while it
+	// is suspended.
+	IngestLastSuccessMetric = "chatbackend_ingest_last_success_timestamp_seconds"
+	// IngestMaxAgeMetric is how old the last success may get before the
+	// index counts as stale (ChatBackendIndexStale): IngestStaleAfterSchedules
+	// times the longest interval of spec.ingest.schedule. Present when
+	// IngestLastSuccessMetric is.
+	IngestMaxAgeMetric = "chatbackend_ingest_max_age_seconds"
 )
 
 var (
@@ -34,11 +47,19 @@ var (
 		Name: ConditionMetric,
 		Help: "1 for each condition of the ChatBackend's status, with its current status and reason.",
 	}, []string{"chatbackend_namespace", "chatbackend", "type", "status", "reason"})
+	ingestLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: IngestLastSuccessMetric,
+		Help: "Unix time of the last successful ingest run of the ChatBackend (its creation before the first).",
+	}, []string{"chatbackend_namespace", "chatbackend"})
+	ingestMaxAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: IngestMaxAgeMetric,
+		Help: "Seconds without a successful ingest run after which the ChatBackend's index is stale (3 schedule intervals).",
+	}, []string{"chatbackend_namespace", "chatbackend"})
 )
 
 func init() {
 	// controller-runtime's registry is what the manager's /metrics serves.
-	ctrlmetrics.Registry.MustRegister(desiredReplicas, conditions)
+	ctrlmetrics.Registry.MustRegister(desiredReplicas, conditions, ingestLastSuccess, ingestMaxAge)
 }
 
 // recordDesiredReplicas updates the gauge from what this reconcile saw.
@@ -61,9 +82,34 @@ func recordConditions(cb *chatv1alpha1.ChatBackend) {
 	}
 }
 
+// recordIngest updates the ingest gauges from the status just computed;
+// without spec.ingest, suspended or with a schedule that does not parse,
+// the series go: no staleness is expected then.
+func recordIngest(cb *chatv1alpha1.ChatBackend, now time.Time) {
+	in := cb.Spec.Ingest
+	var interval time.Duration
+	var err error
+	if in != nil && !in.IsSuspended() {
+		interval, err = ingestInterval(in.ScheduleOrDefault(), now)
+	}
+	if interval == 0 || err != nil {
+		ingestLastSuccess.DeleteLabelValues(cb.Namespace, cb.Name)
+		ingestMaxAge.DeleteLabelValues(cb.Namespace, cb.Name)
+		return
+	}
+	last := cb.CreationTimestamp.Time
+	if st := cb.Status.Ingest; st != nil && st.LastSuccessTime != nil {
+		last = st.LastSuccessTime.Time
+	}
+	ingestLastSuccess.WithLabelValues(cb.Namespace, cb.Name).Set(float64(last.Unix()))
+	ingestMaxAge.WithLabelValues(cb.Namespace, cb.Name).Set((IngestStaleAfterSchedules * interval).Seconds())
+}
+
 // forgetMetrics drops the series of a deleted ChatBackend.
 func forgetMetrics(key types.NamespacedName) {
 	desiredReplicas.DeleteLabelValues(key.Namespace, key.Name)
+	ingestLastSuccess.DeleteLabelValues(key.Namespace, key.Name)
+	ingestMaxAge.DeleteLabelValues(key.Namespace, key.Name)
 	conditions.DeletePartialMatch(chatBackendLabels(key.Namespace, key.Name))
 }
 

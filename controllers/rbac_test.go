@@ -31,14 +31,18 @@ func TestRBACGrantsOnlyWhatTheCodeUses(t *testing.T) {
 			"watch": "metadata watches", "create": "apply of a new env Secret", "patch": "apply", "delete": "collectEnvSecrets",
 		},
 		"/services": {"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply"},
-		"/pods":     {"list": "migration pod problems, stuck rollouts"},
+		"/pods":     {"list": "migration pod problems, stuck rollouts, ingest runs' termination messages"},
 		"/events":   {"create": "the event recorder", "patch": "the event recorder"},
 		"events.k8s.io/events": {
 			"create": "the event recorder", "patch": "the event recorder",
 		},
 		"batch/jobs": {
 			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
-			"delete": "superseded and stuck migrations Jobs",
+			"delete": "superseded and stuck migrations Jobs, superseded ingest Jobs, removeIngest",
+		},
+		"batch/cronjobs": {
+			"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply",
+			"delete": "removeIngest when spec.ingest is removed",
 		},
 		"apps/deployments": {"get": "getChild", "list": "the cache", "watch": "the cache", "create": "apply", "patch": "apply"},
 		"policy/poddisruptionbudgets": {

@@ -26,6 +26,17 @@ func (m MigrationSpec) ActiveDeadlineSecondsOrDefault() int64 {
 	return m.ActiveDeadlineSeconds
 }
 
+// ScheduleOrDefault returns ingest.schedule, or DefaultIngestSchedule.
+func (i *IngestSpec) ScheduleOrDefault() string {
+	if i.Schedule == "" {
+		return DefaultIngestSchedule
+	}
+	return i.Schedule
+}
+
+// IsSuspended reports whether ingest.suspend is true.
+func (i *IngestSpec) IsSuspended() bool { return i.Suspend != nil && *i.Suspend }
+
 // ReplicasOrDefault returns spec.replicas, or DefaultReplicas when unset.
 func (s *ChatBackendSpec) ReplicasOrDefault() int32 {
 	if s.Replicas == nil {

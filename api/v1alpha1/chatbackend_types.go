@@ -591,9 +591,10 @@ type MigrationSpec struct {
 	// defaults) when unset. A migration usually needs less than the server.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
-	// podMetadata adds labels and annotations to the migrations pod (a
-	// service-mesh opt-out, for example: a sidecar that never exits keeps
-	// the Job from completing). spec.podMetadata does not apply to it.
+	// podMetadata adds labels and annotations to the migrations pod and
+	// the ingest pods (a service-mesh opt-out, for example: a sidecar that
+	// never exits keeps a Job from completing). spec.podMetadata does not
+	// apply to them.
 	// +optional
 	PodMetadata *PodMetadata `json:"podMetadata,omitempty"`
 }
@@ -743,13 +744,13 @@ type ChatBackendSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
 	// volumes added to the API and migrations pods, mounted with
-	// volumeMounts. The names tmp, database-tls and trusted-ca are the
-	// operator's.
+	// volumeMounts. The names tmp, database-tls, trusted-ca and
+	// ingest-auth-* are the operator's.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['tmp', 'database-tls', 'trusted-ca']))",message="volume names tmp, database-tls and trusted-ca are reserved for the operator's /tmp and TLS files"
+	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['tmp', 'database-tls', 'trusted-ca']) && !v.name.startsWith('ingest-auth-'))",message="volume names tmp, database-tls and trusted-ca are reserved for the operator's /tmp and TLS files, and ingest-auth-* for its git credentials"
 	Volumes []corev1.Volume `json:"volumes,omitempty"`
 	// volumeMounts added to the API and migrations containers. /tmp and
 	// /etc/chatbackend are the operator's.
@@ -820,6 +821,11 @@ type ChatBackendSpec struct {
 	// networkPolicy restricts who may reach the API pods; off when unset.
 	// +optional
 	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
+	// ingest keeps the index in sync with a git repository or a published
+	// docs site, in a CronJob `<name>-ingest`; without it the index is
+	// filled by hand (`chat-apiserver ingest --docs`).
+	// +optional
+	Ingest *IngestSpec `json:"ingest,omitempty,omitzero"`
 }
 
 // MigrationStatus records the failed attempts of the current migration
@@ -851,8 +857,8 @@ type MigrationStatus struct {
 
 // ChatBackendStatus is the observed state.
 type ChatBackendStatus struct {
-	// conditions are Ready, Progressing, Migrated, Available, Degraded and
-	// MonitoringReady.
+	// conditions are Ready, Progressing, Migrated, Available, Degraded,
+	// MonitoringReady and, with spec.ingest, Indexed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -922,6 +928,9 @@ type ChatBackendStatus struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	URL string `json:"url,omitempty"`
+	// ingest is what the runs of spec.ingest did.
+	// +optional
+	Ingest *IngestStatus `json:"ingest,omitempty"`
 }
 
 // ChatBackend deploys the chat-apiserver: an authenticated RAG chat API.
@@ -939,6 +948,7 @@ type ChatBackendStatus struct {
 // +kubebuilder:printcolumn:name="Progressing",type=string,JSONPath=`.status.conditions[?(@.type=="Progressing")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.migratedImage`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,description="URL of the API inside the cluster"
+// +kubebuilder:printcolumn:name="Indexed",type=date,JSONPath=`.status.ingest.lastSuccessTime`,priority=1,description="When an ingest run of spec.ingest last succeeded"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 46",message="metadata.name must be at most 46 characters: the migrations Job is named <name>-migrate-<8-character hash>"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and contain only lowercase letters, digits and '-', because it names a Service"

@@ -29,9 +29,12 @@ func TestSetPodUser(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
+			ingest, err := specs.IngestCronJob(withIngest(), "reg/chat:v1", "h")
+			g.Expect(err).NotTo(HaveOccurred())
 			pods := map[string]*corev1.PodSpec{
 				"Deployment": &specs.Deployment(minimal(), "reg/chat:v1", "h").Spec.Template.Spec,
 				"Job":        &specs.MigrationJob(minimal(), "reg/chat:v1", "h", "db").Spec.Template.Spec,
+				"CronJob":    &ingest.Spec.JobTemplate.Spec.Template.Spec,
 			}
 			for kind, pod := range pods {
 				specs.SetPodUser(pod, tc.user)

@@ -71,6 +71,7 @@ type ForDurations struct {
 	DatabaseUnreachable   time.Duration
 	DependencyDown        time.Duration
 	AnswersFailing        time.Duration
+	IndexStale            time.Duration
 }
 
 // DefaultParams are the production windows, unscoped to a namespace and
@@ -89,6 +90,7 @@ func DefaultParams() Params {
 			DatabaseUnreachable:   5 * time.Minute,
 			DependencyDown:        5 * time.Minute,
 			AnswersFailing:        5 * time.Minute,
+			IndexStale:            5 * time.Minute,
 		},
 	}
 }
@@ -122,6 +124,7 @@ func (p Params) validate() error {
 		{"For.DatabaseUnreachable", p.For.DatabaseUnreachable, 0},
 		{"For.DependencyDown", p.For.DependencyDown, 0},
 		{"For.AnswersFailing", p.For.AnswersFailing, 0},
+		{"For.IndexStale", p.For.IndexStale, 0},
 	} {
 		if d.d < d.min {
 			errs = append(errs, fmt.Errorf("%s is %s, want at least %s", d.name, d.d, d.min))
@@ -146,7 +149,7 @@ type templateData struct {
 	RunbookBaseURL    string
 	For               struct {
 		JWKSRefreshFailing, TokenFailureRatioHigh, APIDown, HTTP5xxRatioHigh string
-		DatabaseUnreachable, DependencyDown, AnswersFailing                  string
+		DatabaseUnreachable, DependencyDown, AnswersFailing, IndexStale      string
 	}
 }
 
@@ -198,6 +201,7 @@ func RenderRules(p Params) ([]byte, error) {
 	d.For.DatabaseUnreachable = promDuration(p.For.DatabaseUnreachable)
 	d.For.DependencyDown = promDuration(p.For.DependencyDown)
 	d.For.AnswersFailing = promDuration(p.For.AnswersFailing)
+	d.For.IndexStale = promDuration(p.For.IndexStale)
 
 	// Parsed per call (microseconds) rather than at init, so a broken
 	// template is an error for the caller, not a panic in the operator.
