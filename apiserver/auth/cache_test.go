@@ -49,7 +49,7 @@ func resultOf(err error) string {
 }
 
 // A token verified once is answered from the cache (counted as ok like any
-// other), and tokens that failed are never stored.
+// other), and tokens that failed are never stored with them.
 func TestVerifiedTokensAreCached(t *testing.T) {
 	g := NewWithT(t)
 	pub, priv := newEd25519(t)

@@ -218,12 +218,11 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TrustedProxies:     cfg.TrustedProxies,
 		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
-		ShuttingDown:      ctx.Done(),
-		Timeouts:          cfg.HTTP,
-		UserCheckInterval: httpapi.DefaultUserCheckInterval,
-		Logger:            logger,
-		Registerer:        reg,
-		Dependencies:      deps,
+		ShuttingDown: ctx.Done(),
+		Timeouts:     cfg.HTTP, UserCheckInterval: httpapi.DefaultUserCheckInterval,
+		Logger:       logger,
+		Registerer:   reg,
+		Dependencies: deps,
 	})
 	if err != nil {
 		release(closeEngine, logger)
