@@ -171,7 +171,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 
 	bg, cancel := context.WithCancel(ctx)
-	cache := newTokenCache(tokenCacheSize)
+	cache := newTokenCache(tokenCacheSize, rejectionCacheSize)
 	store := &keyStore{
 		Storage: jwkset.NewMemoryStorage(),
 		url:     opts.JWKSURL,
@@ -339,7 +339,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	result := ResultOK
 	if err != nil {
 		result = err.Result
-		v.log.DebugContext(ctx, "token rejected", "result", err.Result, "reason", err.cause)
+		// Checked first: the arguments would be allocated on every
+		// rejection, logged or not.
+		if v.log.Enabled(ctx, slog.LevelDebug) {
+			v.log.DebugContext(ctx, "token rejected", "result", err.Result, "reason", err.cause)
+		}
 	}
 	v.metrics.validations.WithLabelValues(result).Inc()
 	if err != nil {
@@ -348,23 +352,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	return id, nil
 }
 
-// verifyCached answers a token verified lately from the cache, and
-// verifies (and remembers) any other.
+// verifyCached answers a token verified or rejected lately from the cache
+// (tokenCache), and verifies (and remembers) any other.
 func (v *Verifier) verifyCached(ctx context.Context, raw string) (Identity, *Error) {
 	if raw == "" || len(raw) > MaxTokenBytes {
 		id, _, err := v.verify(ctx, raw)
 		return id, err
 	}
 	key := sha256.Sum256([]byte(raw))
-	if id, ok := v.cache.get(key, v.now()); ok {
+	now := v.now()
+	if id, ok := v.cache.get(key, now); ok {
 		return id, nil
+	}
+	if err, ok := v.cache.getRejected(key, now); ok {
+		return Identity{}, err
 	}
 	gen := v.cache.generation.Load()
 	id, until, err := v.verify(ctx, raw)
-	if err == nil {
-		v.cache.put(key, id, until, gen)
+	if err != nil {
+		v.cache.putRejected(key, err, now, gen)
+		return Identity{}, err
 	}
-	return id, err
+	v.cache.put(key, id, until, gen)
+	return id, nil
 }
 
 // verify runs every check on raw. It returns the caller and the instant

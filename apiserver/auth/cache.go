@@ -32,13 +32,33 @@ const tokenCacheSize = 10_000
 //     misses, so a removed key's tokens are refused from its refresh on.
 //
 // Tokens are keyed by their SHA-256: the cache holds no usable token.
-// Rejected tokens are never stored: a flood of bad tokens costs their
-// verification each time, and cannot evict anything (tokens only get in by
-// verifying).
+//
+// Rejected tokens are kept apart (rejected), so that bad tokens can never
+// evict good ones, and only for verdicts that the same token gets again as
+// long as the JWKS does not change (see cacheableRejection): the same
+// forged or foreign token sent again costs a hash and a lookup instead of
+// a signature check. They are bounded in number and kept at most
+// rejectionTTL; a JWKS change drops them too.
 type tokenCache struct {
-	entries *lru.Cache[[sha256.Size]byte, cachedToken]
+	entries  *lru.Cache[[sha256.Size]byte, cachedToken]
+	rejected *lru.Cache[[sha256.Size]byte, cachedRejection]
 	// generation counts the JWKS changes.
 	generation atomic.Uint64
+}
+
+// rejectionCacheSize bounds the rejected tokens remembered (about 100 bytes
+// each); a flood of distinct bad tokens churns through them, each costing
+// its verification, as without the cache.
+const rejectionCacheSize = 10_000
+
+// rejectionTTL bounds how long a verdict is kept: they do not change while
+// the JWKS does not, so this only bounds the memory of a quiet attacker.
+const rejectionTTL = 10 * time.Minute
+
+type cachedRejection struct {
+	err        *Error
+	until      time.Time
+	generation uint64
 }
 
 type cachedToken struct {
@@ -48,12 +68,16 @@ type cachedToken struct {
 	generation uint64
 }
 
-func newTokenCache(size int) *tokenCache {
+func newTokenCache(size, rejectedSize int) *tokenCache {
 	entries, err := lru.New[[sha256.Size]byte, cachedToken](size)
 	if err != nil {
 		panic(err) // only for a size ≤ 0
 	}
-	return &tokenCache{entries: entries}
+	rejected, err := lru.New[[sha256.Size]byte, cachedRejection](rejectedSize)
+	if err != nil {
+		panic(err)
+	}
+	return &tokenCache{entries: entries, rejected: rejected}
 }
 
 // get returns the identity of a token verified in the current JWKS
@@ -79,9 +103,45 @@ func (c *tokenCache) put(key [sha256.Size]byte, id Identity, until time.Time, ge
 	c.entries.Add(key, cachedToken{id: id, until: until, generation: gen})
 }
 
+// getRejected returns the verdict of a token rejected in the current JWKS
+// generation, within rejectionTTL.
+func (c *tokenCache) getRejected(key [sha256.Size]byte, now time.Time) (*Error, bool) {
+	e, ok := c.rejected.Get(key)
+	if !ok {
+		return nil, false
+	}
+	if e.generation != c.generation.Load() || !now.Before(e.until) {
+		c.rejected.Remove(key)
+		return nil, false
+	}
+	return e.err, true
+}
+
+// putRejected stores a verdict reached against JWKS generation gen, if
+// cacheableRejection allows it.
+func (c *tokenCache) putRejected(key [sha256.Size]byte, err *Error, now time.Time, gen uint64) {
+	if gen != c.generation.Load() || !cacheableRejection(err) {
+		return
+	}
+	c.rejected.Add(key, cachedRejection{err: err, until: now.Add(rejectionTTL), generation: gen})
+}
+
+// cacheableRejection: the verdicts a token gets again for as long as the
+// JWKS and the configuration stay the same, whatever the time. Not
+// unknown_key (a rotation's new key may be published, and fetched, a moment
+// later) and not expired (which also covers "not valid yet").
+func cacheableRejection(err *Error) bool {
+	switch err.Result {
+	case ResultMalformed, ResultBadSignature, ResultBadIssuer, ResultBadAudience, ResultBadAlgorithm, ResultBadLifetime:
+		return true
+	}
+	return false
+}
+
 // keysChanged starts a new generation: every cached token is verified
 // again on its next use.
 func (c *tokenCache) keysChanged() {
 	c.generation.Add(1)
 	c.entries.Purge()
+	c.rejected.Purge()
 }

@@ -49,7 +49,7 @@ func resultOf(err error) string {
 }
 
 // A token verified once is answered from the cache (counted as ok like any
-// other), and tokens that failed are never stored.
+// other), and tokens that failed are never stored with them.
 func TestVerifiedTokensAreCached(t *testing.T) {
 	g := NewWithT(t)
 	pub, priv := newEd25519(t)
@@ -72,8 +72,45 @@ func TestVerifiedTokensAreCached(t *testing.T) {
 		_, err := v.Verify(ctx, forged)
 		g.Expect(resultOf(err)).To(Equal(ResultBadSignature))
 	}
-	g.Expect(v.cache.entries.Len()).To(Equal(1), "a rejected token is not stored")
-	g.Expect(validations(v, ResultBadSignature)).To(Equal(3.0))
+	g.Expect(v.cache.entries.Len()).To(Equal(1), "a rejected token is not stored with the verified ones")
+	g.Expect(v.cache.rejected.Len()).To(Equal(1), "its verdict is, apart")
+	g.Expect(validations(v, ResultBadSignature)).To(Equal(3.0), "a remembered rejection is counted like any other")
+}
+
+// A rejection is remembered only while the JWKS stays the same: a token
+// refused for its signature verifies once the JWKS publishes its key under
+// that kid. Verdicts that time or a refetch can change (unknown_key,
+// expired) are not remembered.
+func TestRejectedTokensAreCachedPerJWKSGeneration(t *testing.T) {
+	g := NewWithT(t)
+	oldPub, _ := newEd25519(t)
+	newPub, newPriv := newEd25519(t)
+	srv, jwks := swappableJWKS(t, jwksBody(t, map[string]ed25519.PublicKey{"k1": oldPub}))
+	v, _ := newVerifier(t, Options{JWKSURL: srv.URL, Issuer: cacheIssuer, RefreshInterval: time.Hour, RefetchSpacing: time.Hour})
+	ctx := context.Background()
+	token := edToken(t, newPriv, "k1", time.Now().Add(time.Hour))
+	for range 2 {
+		_, err := v.Verify(ctx, token)
+		g.Expect(resultOf(err)).To(Equal(ResultBadSignature))
+	}
+	g.Expect(v.cache.rejected.Len()).To(Equal(1))
+
+	body := jwksBody(t, map[string]ed25519.PublicKey{"k1": newPub})
+	jwks.Store(&body)
+	g.Expect(v.store.refresh()).To(Succeed())
+	g.Expect(v.cache.rejected.Len()).To(BeZero())
+	_, err := v.Verify(ctx, token)
+	g.Expect(err).NotTo(HaveOccurred(), "verified against the new JWKS, not answered from the old verdict")
+
+	unknown := edToken(t, newPriv, "k9", time.Now().Add(time.Hour))
+	expired := edToken(t, newPriv, "k1", time.Now().Add(-time.Hour))
+	for range 2 {
+		_, err = v.Verify(ctx, unknown)
+		g.Expect(resultOf(err)).To(Equal(ResultUnknownKey))
+		_, err = v.Verify(ctx, expired)
+		g.Expect(resultOf(err)).To(Equal(ResultExpired))
+	}
+	g.Expect(v.cache.rejected.Len()).To(BeZero())
 }
 
 // A cached token serves exactly as long as the parser would accept it:
@@ -137,7 +174,7 @@ func TestCachedTokenRefusedAfterKeyRemoval(t *testing.T) {
 // under the new generation.
 func TestVerificationDuringKeyChangeIsNotCached(t *testing.T) {
 	g := NewWithT(t)
-	c := newTokenCache(10)
+	c := newTokenCache(10, 10)
 	gen := c.generation.Load()
 	c.keysChanged()
 	c.put([32]byte{1}, Identity{UserID: "u"}, time.Now().Add(time.Hour), gen)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -35,13 +36,40 @@ func (v *Verifier) Middleware() gin.HandlerFunc {
 			} else {
 				c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
 			}
-			httperr.Abort(c, http.StatusUnauthorized, httperr.CodeUnauthorized, err.Error())
+			body, ok := rejectionBodies[err.Error()]
+			if !ok {
+				httperr.Abort(c, http.StatusUnauthorized, httperr.CodeUnauthorized, err.Error())
+				return
+			}
+			// The same bytes httperr.Abort would encode, without encoding
+			// them for every rejected token.
+			c.Data(http.StatusUnauthorized, jsonContentType, body)
+			c.Abort()
 			return
 		}
 		c.Set(identityKey, id)
 		c.Next()
 	}
 }
+
+const jsonContentType = "application/json; charset=utf-8"
+
+// rejectionBodies are the 401 bodies, by message: one per Result.
+var rejectionBodies = func() map[string][]byte {
+	m := make(map[string][]byte, len(allResults))
+	for _, r := range allResults {
+		if r == ResultOK {
+			continue
+		}
+		msg := (&Error{Result: r}).Error()
+		b, err := json.Marshal(httperr.Body{Error: httperr.Detail{Code: httperr.CodeUnauthorized, Message: msg}})
+		if err != nil {
+			panic(err) // strings only
+		}
+		m[msg] = b
+	}
+	return m
+}()
 
 // IdentityFrom returns the caller Middleware verified.
 func IdentityFrom(c *gin.Context) (Identity, bool) {

@@ -219,7 +219,7 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 		TrustedProxies:     cfg.TrustedProxies,
 		// The signal context: /readyz turns 503 the moment SIGTERM arrives.
 		ShuttingDown: ctx.Done(),
-		Timeouts:     cfg.HTTP,
+		Timeouts:     cfg.HTTP, UserCheckInterval: httpapi.DefaultUserCheckInterval,
 		Logger:       logger,
 		Registerer:   reg,
 		Dependencies: deps,

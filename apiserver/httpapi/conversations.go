@@ -301,6 +301,11 @@ func (h *handlers) classify(c *gin.Context, err error) (status int, detail httpe
 		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, chat.ErrShuttingDown.Error()), true
 	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
 		return http.StatusBadGateway, d(httperr.CodeUpstream, publicMessage(err)), true
+	case store.IsUserMissing(err):
+		// Removed while this replica trusted it to exist (syncUser): the
+		// retry writes it again.
+		h.users.forget(userID(c))
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the user's record was being re-created; retry"), true
 	case store.IsUnavailable(err):
 		h.log.Warn("database unreachable", "route", route(c), "error", err.Error())
 		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the database is not reachable; retry shortly"), true

@@ -40,6 +40,13 @@ const MaxBodyBytes = 1 << 20
 // connection buffer.
 const MaxHeaderBytes = 2 * auth.MaxTokenBytes
 
+// DefaultUserCheckInterval is serve's UserCheckInterval: a deactivated
+// user keeps access for at most 5 s, and a client making a request per
+// second has its row read once every 5 requests instead of on each; the
+// read was the largest cost of an authenticated read the floor does not pay
+// (make bench-http).
+const DefaultUserCheckInterval = 5 * time.Second
+
 // ReadyzTimeout bounds the database check /readyz reports in its body. The
 // kubelet's readiness probe timeout must be above it, or a slow database
 // would make the probe itself time out: the operator sets 3 s.
@@ -82,6 +89,11 @@ type Deps struct {
 	// Timeouts gives each request its deadline (RequestTimeout, ChatTimeout
 	// on the chat routes; zero: none). NewServer applies the others.
 	Timeouts config.HTTP
+	// UserCheckInterval is how long a user whose row was found active is
+	// let in without reading the row again (users.is_active), per replica:
+	// how late a deactivation may take effect. Zero: read on every request.
+	// serve sets DefaultUserCheckInterval.
+	UserCheckInterval time.Duration
 	// Heartbeat is the interval of SSE heartbeat comments. Default:
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -139,7 +151,7 @@ func New(d Deps) (http.Handler, error) {
 		httperr.Abort(c, http.StatusMethodNotAllowed, httperr.CodeMethodNotAllowed, "method not allowed on this route")
 	})
 
-	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000),
+	h := &handlers{store: d.Store, chat: d.Chat, auth: d.Auth, log: d.Logger, users: newUserCache(10000, d.UserCheckInterval),
 		heartbeat: d.Heartbeat, streamWrite: d.Timeouts.StreamWriteTimeout, stopping: d.ShuttingDown, deps: d.Dependencies, streams: newStreamSlots(d.MaxStreams, m.streams)}
 	// Every write route spends a token of one of the user's budgets.
 	chatBudget := limit(budget{name: budgetChat, limit: d.ChatRateLimit})

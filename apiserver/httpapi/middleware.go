@@ -82,6 +82,10 @@ var probeRoutes = []string{"/healthz", "/readyz"}
 // accessLog logs one line per request. Only the path is logged: no headers
 // (Authorization) and no query string. Successful probes are not logged:
 // they were every line of an idle pod's log; a failing probe still is.
+// Rejected tokens (401) are logged at debug level, which serve does not
+// log: a flood of bad tokens would otherwise cost a line each and bury the
+// rest of the log; chatbackend_token_validations_total counts them by
+// reason.
 func accessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -91,10 +95,17 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelError
+		case status == http.StatusUnauthorized:
+			level = slog.LevelDebug
 		}
-		log.LogAttrs(c.Request.Context(), level, "request",
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return
+		}
+		log.LogAttrs(ctx, level, "request",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.String("route", route(c)),

@@ -282,3 +282,30 @@ func TestOpenWaitsForTheDatabaseToWakeUp(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(u.Email).To(Equal("a@example.com"))
 }
+
+// DATABASE_URL may choose pgx's statement cache itself
+// (default_query_exec_mode=cache_statement: a direct connection, or
+// PgBouncer 1.21+ with max_prepared_statements): then statements are
+// prepared once per connection instead of parsed on every run.
+func TestDatabaseURLChoosesTheExecMode(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dbURL := pgtest.New(t)
+	_, err := migrations.Migrate(ctx, dbURL, nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	u, err := url.Parse(dbURL)
+	g.Expect(err).NotTo(HaveOccurred(), "pgtest gives a URL")
+	q := u.Query()
+	q.Set("default_query_exec_mode", "cache_statement")
+	u.RawQuery = q.Encode()
+	pool, err := store.Open(ctx, u.String(), store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	s := store.New(pool)
+	_, err = s.UpsertUser(ctx, "alice", "a@example.com", "A")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.CheckUser(ctx, "alice")).To(Succeed())
+	var prepared int
+	g.Expect(pool.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements").Scan(&prepared)).To(Succeed())
+	g.Expect(prepared).To(BeNumerically(">=", 2), "the statements run were prepared")
+}

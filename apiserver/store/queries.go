@@ -131,6 +131,16 @@ func (s *Store) CheckUser(ctx context.Context, id string) error {
 	return nil
 }
 
+// IsUserMissing reports whether err is a write refused because the user's
+// row does not exist: a foreign key to users (user_id) that failed, the row
+// having been removed behind the server's back. The row is re-created from
+// the token on the user's next request once the server forgets it.
+func IsUserMissing(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503" && // foreign_key_violation
+		strings.HasSuffix(pgErr.ConstraintName, "_user_id_fkey")
+}
+
 // CreateConversation starts a conversation owned by userID.
 func (s *Store) CreateConversation(ctx context.Context, userID, title string) (Conversation, error) {
 	if err := checkTitle(title); err != nil {

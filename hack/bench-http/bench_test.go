@@ -10,6 +10,8 @@ package benchhttp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -35,8 +37,9 @@ var (
 	users    = flag.Int("users", 1000, "users, each with -conversations conversations; tokens rotate across them")
 	perUser  = flag.Int("conversations", 50, "conversations per user")
 	depth    = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
-	only     = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected (empty: all)")
+	only     = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
 	profile  = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
+	execMode = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. cache_statement (the floor's); empty: the server's own default (exec)")
 	extraEnv = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
 )
 
@@ -86,8 +89,15 @@ func TestBenchHTTP(t *testing.T) {
 	if *profile != "" {
 		args = append(args, "--pprof")
 	}
+	serverDB := dbURL
+	if *execMode != "" {
+		serverDB += "&default_query_exec_mode=" + *execMode
+		if !strings.Contains(dbURL, "?") {
+			serverDB = dbURL + "?default_query_exec_mode=" + *execMode
+		}
+	}
 	server := start(t, "chat-apiserver", apiserverBin, args, serverEnv(t, map[string]string{
-		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
+		"DATABASE_URL": serverDB, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
 		"LISTEN_ADDR": api, "METRICS_ADDR": metrics, "OPENAI_API_KEY": "",
 		// The load is a benchmark's, not abuse: no user may run out.
 		"CHAT_RATE_LIMIT_PER_MINUTE": "1000000", "CHAT_RATE_LIMIT_BURST": "1000000",
@@ -98,7 +108,8 @@ func TestBenchHTTP(t *testing.T) {
 	}, "", "/healthz", filepath.Join(dir, "floor.log"))
 	idle := map[string]int64{"chat-apiserver": server.rss(t), "floor": floor.rss(t)}
 	idleHeap := scrape(t, metrics)["go_memstats_heap_inuse_bytes"]
-	idleFile := server.status(t, "RssFile")
+	idleFile := server.binaryPages(t)
+	idleFile["anon"] = server.status(t, "RssAnon")
 	if *profile != "" {
 		fetch(t, "http://"+metrics+"/debug/pprof/heap", filepath.Join(*profile, "idle.heap.pprof"))
 	}
@@ -123,6 +134,11 @@ func TestBenchHTTP(t *testing.T) {
 		}},
 		{key: "rejected", name: "rejected token (bad signature)", want: 401, floor: true, req: func(int64) (string, string, string, string) {
 			return "GET", "/v1/conversations", rejected, ""
+		}},
+		// An attacker who never sends the same token twice: each costs its
+		// signature check (chat-apiserver remembers rejected tokens).
+		{key: "rejected-distinct", name: "rejected token, each one new (bad signature)", want: 401, floor: true, req: func(int64) (string, string, string, string) {
+			return "GET", "/v1/conversations", forge(rejected), ""
 		}},
 	}
 	// Each user's first request: chat-apiserver writes the users row and
@@ -162,6 +178,15 @@ func TestBenchHTTP(t *testing.T) {
 	report(rows, idle, idleHeap, idleFile)
 }
 
+// forge replaces the signature of token by random bytes of the same
+// length: a token no server has seen, refused for its signature.
+func forge(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	sig := make([]byte, base64.RawURLEncoding.DecodedLen(len(token)-i-1))
+	_, _ = rand.Read(sig)
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 // prime sends one list request with each token, over -conns connections.
 func prime(base string, tokens []string) {
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -192,14 +217,15 @@ type row struct {
 	r                result
 }
 
-func report(rows []row, idle map[string]int64, idleHeap float64, idleFile int64) {
+func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[string]int64) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\nbench-http: %d connections, %d x %s per scenario and server, %d users x %d conversations, GOMAXPROCS %d, load average %s\n",
 		*conns, *rounds, *duration, *users, *perUser, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tserver\treq/s\tp50\tp99\terrors\tCPU/req\treq/s ÷ floor\tp99 ÷ floor\t")
 	floor := map[string]result{}
-	var readCPU, rejectCPU time.Duration
+	var readCPU time.Duration
+	rejectCPU := map[string]time.Duration{}
 	for _, x := range rows {
 		ratio, p99 := "", ""
 		if x.server == "floor" {
@@ -213,19 +239,24 @@ func report(rows []row, idle map[string]int64, idleHeap float64, idleFile int64)
 			case x.scenario == "list conversations":
 				readCPU = x.r.cpuPerRequest()
 			case strings.HasPrefix(x.scenario, "rejected"):
-				rejectCPU = x.r.cpuPerRequest()
+				rejectCPU[x.scenario] = x.r.cpuPerRequest()
 			}
 		}
 		fmt.Fprintf(w, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t\n", x.scenario, x.server, x.r.perSecond(),
 			ms(x.r.quantile(.5)), ms(x.r.quantile(.99)), x.r.errors, us(x.r.cpuPerRequest()), ratio, p99)
 	}
 	_ = w.Flush()
-	if readCPU > 0 && rejectCPU > 0 {
-		fmt.Printf("chat-apiserver CPU of a rejected token ÷ an authenticated read: %.2f (target ≤ 0.5)\n",
-			float64(rejectCPU)/float64(readCPU))
+	for _, x := range rows {
+		if cpu := rejectCPU[x.scenario]; readCPU > 0 && cpu > 0 && x.server == "chat-apiserver" {
+			fmt.Printf("chat-apiserver CPU of a %s ÷ an authenticated read: %.2f (target ≤ 0.5)\n",
+				x.scenario, float64(cpu)/float64(readCPU))
+		}
 	}
-	fmt.Printf("idle RSS before the load: chat-apiserver %.1f MiB (of it the binary's pages %.1f MiB, Go heap in use %.1f MiB), floor %.1f MiB\n",
-		float64(idle["chat-apiserver"])/(1<<20), float64(idleFile)/(1<<20), idleHeap/(1<<20), float64(idle["floor"])/(1<<20))
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	fmt.Printf("idle RSS before the load: chat-apiserver %.1f MiB: its executable's pages %.1f MiB (code %.1f, read-only data %.1f, data %.1f), "+
+		"anonymous %.1f MiB (Go heap in use %.1f MiB); floor %.1f MiB\n",
+		mib(idle["chat-apiserver"]), mib(idleFile["r-xp"]+idleFile["r--p"]+idleFile["rw-p"]), mib(idleFile["r-xp"]), mib(idleFile["r--p"]),
+		mib(idleFile["rw-p"]), mib(idleFile["anon"]), idleHeap/(1<<20), mib(idle["floor"]))
 }
 
 // profileDuring takes a CPU profile of chat-apiserver over most of d and,

@@ -298,5 +298,38 @@ func (p *proc) status(t *testing.T, field string) int64 {
 	return 0
 }
 
+// binaryPages is the resident part of the process's mappings of its own
+// executable, by permissions: r-xp is code, r--p read-only data (the
+// function tables, type data, constants), rw-p initialised data. They are
+// file-backed page cache: GOGC and GOMEMLIMIT do not touch them.
+func (p *proc) binaryPages(t *testing.T) map[string]int64 {
+	t.Helper()
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string]int64{}
+	perms := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 6 && strings.Contains(f[0], "-") && len(f[1]) == 4:
+			// A mapping's header: range perms offset dev inode path.
+			perms = ""
+			if f[5] == exe {
+				perms = f[1]
+			}
+		case perms != "" && len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			pages[perms] += kb << 10
+		}
+	}
+	return pages
+}
+
 // freeAddr is a loopback address nobody listens on.
 func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
