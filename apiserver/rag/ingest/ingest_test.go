@@ -64,7 +64,8 @@ func TestBadPageIsSkippedAndReported(t *testing.T) {
 	write(t, dir, "a.md", "# A\n\nalpha")
 	write(t, dir, "b.md", "# B\n\nbeta")
 	store, fq := newStore(t)
-	opts := ingest.Options{DocsDir: dir, Chunk: chunk.Options{SiteURL: "https://s.io"}, Embedder: embed.NewLexical(), Store: store}
+	site := chunk.Options{SiteURL: "https://s.io"}
+	opts := ingest.Options{Sources: []ingest.Source{ingest.Docs("", dir, site)}, Embedder: embed.NewLexical(), Store: store}
 	sum, err := ingest.Run(ctx, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(sum.Added).To(Equal(2))
@@ -91,9 +92,9 @@ func TestBadPageIsSkippedAndReported(t *testing.T) {
 	g.Expect(fq.PointCount("docs")).To(Equal(3))
 
 	// A folder without pages (a wrong path) is refused rather than emptying the store.
-	_, err = ingest.Run(ctx, ingest.Options{DocsDir: t.TempDir(), Chunk: opts.Chunk, Embedder: opts.Embedder, Store: store})
+	_, err = ingest.Run(ctx, ingest.Options{Sources: []ingest.Source{ingest.Docs("", t.TempDir(), site)}, Embedder: opts.Embedder, Store: store})
 	g.Expect(err).To(MatchError(ContainSubstring("no readable Markdown or MDX pages")))
-	_, err = ingest.Run(ctx, ingest.Options{DocsDir: filepath.Join(dir, "missing"), Chunk: opts.Chunk, Embedder: opts.Embedder, Store: store})
+	_, err = ingest.Run(ctx, ingest.Options{Sources: []ingest.Source{ingest.Docs("", filepath.Join(dir, "missing"), site)}, Embedder: opts.Embedder, Store: store})
 	g.Expect(err).To(MatchError(ContainSubstring("docs folder")))
 	g.Expect(fq.PointCount("docs")).To(Equal(3))
 }
@@ -107,7 +108,10 @@ func TestDuplicateAnchorAndSiteURLChange(t *testing.T) {
 	write(t, dir, "a.md", "Text before the title.\n\n# A\n\nalpha\n\n# Another H1\n\nmore\n\n## Same {#same}\n\none\n\n## Again {#same}\n\ntwo")
 	store, _ := newStore(t)
 	var out bytes.Buffer
-	opts := ingest.Options{DocsDir: dir, Chunk: chunk.Options{SiteURL: "https://s.io"}, Embedder: embed.NewLexical(), Store: store, Out: &out}
+	docs := func(site string) []ingest.Source {
+		return []ingest.Source{ingest.Docs("", dir, chunk.Options{SiteURL: site})}
+	}
+	opts := ingest.Options{Sources: docs("https://s.io"), Embedder: embed.NewLexical(), Store: store, Out: &out}
 	sum, err := ingest.Run(ctx, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(sum.Pages).To(Equal(1))
@@ -115,7 +119,7 @@ func TestDuplicateAnchorAndSiteURLChange(t *testing.T) {
 	g.Expect(sum.Added).To(Equal(3))
 	g.Expect(out.String()).To(ContainSubstring(`ingest: warning: a.md: heading id "same" appears twice`))
 
-	opts.Chunk.SiteURL = "https://docs.s.io"
+	opts.Sources = docs("https://docs.s.io")
 	sum, err = ingest.Run(ctx, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(sum.Updated).To(Equal(3))
@@ -128,7 +132,7 @@ func TestSummaryIsPrinted(t *testing.T) {
 	write(t, dir, "a.md", "# A\n\nalpha\n\n## Two\n\nbeta")
 	store, _ := newStore(t)
 	var out bytes.Buffer
-	_, err := ingest.Run(context.Background(), ingest.Options{DocsDir: dir, Chunk: chunk.Options{SiteURL: "https://s.io"},
+	_, err := ingest.Run(context.Background(), ingest.Options{Sources: []ingest.Source{ingest.Docs("", dir, chunk.Options{SiteURL: "https://s.io"})},
 		Embedder: embed.NewLexical(), Store: store, Out: &out})
 	g.Expect(err).NotTo(HaveOccurred())
 	// Not a terminal: no progress line, only the summary.
