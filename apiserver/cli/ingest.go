@@ -40,6 +40,7 @@ var userAgent = "chatbackend-ingest/" + version.Version + " (+https://github.com
 
 type ingestFlags struct {
 	docs, git, ref, path, site, name string
+	authDir                          string
 	siteURL, routeBase               string
 	maxPages, maxChars, overlap      int
 	strict                           bool
@@ -83,6 +84,7 @@ func newIngestCmd() *cobra.Command {
 	fl.StringVar(&f.git, "git", "", "a git repository (https://, ssh:// or git@host:path) holding the docs")
 	fl.StringVar(&f.ref, "ref", "", "with --git: the branch, tag or commit hash (default: the remote's HEAD)")
 	fl.StringVar(&f.path, "path", "", "with --git: the docs folder inside the repository (default: its root)")
+	fl.StringVar(&f.authDir, "auth-dir", "", "with --git: a folder of credential files (username and password, bearerToken, or identity and known_hosts)")
 	fl.StringVar(&f.site, "site", "", "a published docs site's base URL, or its sitemap.xml URL, to crawl")
 	fl.IntVar(&f.maxPages, "max-pages", 0, fmt.Sprintf("with --site: the most pages fetched (default %d)", 1000))
 	fl.StringVar(&f.name, "name", "", "the source's name, which owns its chunks (default: none for --docs, \"git\" or \"site\")")
@@ -113,7 +115,7 @@ type ingestPlan struct {
 var modeFlags = map[string][]string{
 	"":       nil,
 	"--docs": {"name", "site-url", "route-base"},
-	"--git":  {"name", "site-url", "route-base", "ref", "path"},
+	"--git":  {"name", "site-url", "route-base", "ref", "path", "auth-dir"},
 	"--site": {"name", "max-pages"},
 }
 
@@ -130,7 +132,7 @@ func (f *ingestFlags) plan(cmd *cobra.Command) (ingestPlan, error) {
 		}
 		mode = m
 	}
-	for _, fl := range []string{"name", "site-url", "route-base", "ref", "path", "max-pages"} {
+	for _, fl := range []string{"name", "site-url", "route-base", "ref", "path", "auth-dir", "max-pages"} {
 		if changed(fl) && !slices.Contains(modeFlags[mode], fl) {
 			return ingestPlan{}, fmt.Errorf("--%s: not with %s", fl, cmp.Or(mode, envvar.IngestSources+" (no --docs, --git or --site)"))
 		}
@@ -146,7 +148,7 @@ func (f *ingestFlags) plan(cmd *cobra.Command) (ingestPlan, error) {
 		docs := ingest.Docs(f.name, f.docs, chunkOpts)
 		return ingestPlan{docs: &docs}, f.checkSiteURL()
 	case "--git":
-		spec := source.Spec{Name: cmp.Or(f.name, "git"), Git: &source.Git{URL: f.git, Ref: f.ref, Path: f.path, SiteURL: f.siteURL, RouteBase: f.routeBase}}
+		spec := source.Spec{Name: cmp.Or(f.name, "git"), Git: &source.Git{URL: f.git, Ref: f.ref, Path: f.path, SiteURL: f.siteURL, RouteBase: f.routeBase, AuthDir: f.authDir}}
 		return ingestPlan{sources: []source.Spec{spec}}, errors.Join(f.checkSiteURL(), spec.Validate())
 	default:
 		if f.maxPages < 0 {

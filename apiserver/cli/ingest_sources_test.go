@@ -160,6 +160,11 @@ func TestIngestSourcesAsTheOperatorRunsThem(t *testing.T) {
 	code, _, stderr = run("ingest", "--site", siteSpec.Site.URL, "--name", "handbook", "--termination-message-path", term)
 	g.Expect(code).To(Equal(0), stderr)
 	g.Expect(chunksBySource(t, conn)).To(Equal(map[string]int{"product": 3, "handbook": 3}))
+	// And so does a --git run, with the same credential files.
+	code, out, stderr = run("ingest", "--git", gitSpec.Git.URL, "--path", "docs", "--auth-dir", auth, "--name", "product",
+		"--site-url", "https://docs.acme.example", "--route-base", "/", "--termination-message-path", term)
+	g.Expect(code).To(Equal(0), stderr)
+	g.Expect(out).To(ContainSubstring("0 added, 0 updated, 3 unchanged, 0 removed"))
 
 	// A source that fails keeps its chunks, the run exits non-zero, and the
 	// termination message says why.
