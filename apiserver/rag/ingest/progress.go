@@ -8,13 +8,19 @@ import (
 	"golang.org/x/term"
 )
 
-// progress redraws one status line when writing to a terminal and stays
-// silent otherwise (logs get the summary only).
+// progress redraws one status line when writing to a terminal; otherwise
+// (a Job's log) it writes a line each lineEvery chunks embedded.
 type progress struct {
 	w     io.Writer
 	total int
 	tty   bool
+	// last is the count of the last line written.
+	last int
 }
+
+// lineEvery is how many chunks are embedded between two progress lines in
+// a log.
+const lineEvery = 1000
 
 func newProgress(w io.Writer, total int) *progress {
 	f, ok := w.(*os.File)
@@ -22,8 +28,13 @@ func newProgress(w io.Writer, total int) *progress {
 }
 
 func (p *progress) update(n int) {
-	if p.tty && p.total > 0 {
+	switch {
+	case p.total == 0:
+	case p.tty:
 		fmt.Fprintf(p.w, "\ringest: embedded %d/%d chunks (%d%%)", n, p.total, 100*n/p.total)
+	case n-p.last >= lineEvery && n < p.total:
+		p.last = n
+		fmt.Fprintf(p.w, "ingest: embedded %d/%d chunks\n", n, p.total)
 	}
 }
 

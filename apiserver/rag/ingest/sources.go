@@ -71,7 +71,12 @@ func loadSite(ctx context.Context, name string, s source.Site, o SpecOptions) (L
 	}
 	set := newPages(o.Chunk)
 	for _, f := range res.Failed {
-		set.Missed = append(set.Missed, PageError{Path: f.URL, Reason: f.Reason})
+		e := PageError{Path: f.URL, Reason: f.Reason}
+		if f.Unknown {
+			set.Errors = append(set.Errors, e)
+		} else {
+			set.Missed = append(set.Missed, e)
+		}
 	}
 	if res.Capped {
 		set.Warnings = append(set.Warnings, PageError{Path: s.URL,

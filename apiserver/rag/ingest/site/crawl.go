@@ -73,6 +73,10 @@ type Page struct {
 type Failure struct {
 	URL    string
 	Reason string
+	// Unknown says the page may have been indexed by an earlier crawl,
+	// which this one cannot tell without a Cache (it failed transiently):
+	// its old chunks cannot be told from those of removed pages.
+	Unknown bool
 }
 
 // Result is what a crawl found.
@@ -105,6 +109,9 @@ func Crawl(ctx context.Context, o Options) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("crawl %s: %w", c.base, err)
 	}
+	if c.cacheErr != nil {
+		return Result{}, fmt.Errorf("crawl %s: %w", c.base, c.cacheErr)
+	}
 	if c.opt.Cache != nil {
 		if err := c.opt.Cache.Retain(ctx, c.requested()); err != nil {
 			return Result{}, err
@@ -130,14 +137,15 @@ type crawler struct {
 	sitemap []string // from robots.txt
 	follow  bool     // follow links (no sitemap)
 
-	mu      sync.Mutex
-	wake    *sync.Cond
-	queue   []*url.URL
-	seen    map[string]bool // URLs queued, before redirects
-	found   map[string]bool // pages' final URLs
-	pending int
-	done    int
-	res     Result
+	mu       sync.Mutex
+	wake     *sync.Cond
+	queue    []*url.URL
+	seen     map[string]bool // URLs queued, before redirects
+	found    map[string]bool // pages' final URLs
+	pending  int
+	done     int
+	res      Result
+	cacheErr error
 }
 
 func newCrawler(o Options) (*crawler, error) {

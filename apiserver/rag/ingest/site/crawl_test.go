@@ -2,6 +2,7 @@ package site_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -110,6 +111,10 @@ func (s *testSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"index-v1"`)
 		html(indexPage)
 	case "/docs/guide":
+		if version == 3 {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Last-Modified", fmt.Sprintf("Mon, 0%d Nov 2026 10:00:00 GMT", version))
 		html(fmt.Sprintf(`<html><body><div role="main"><h1>Guide</h1><h2 id="steps">Steps</h2><p>guide version %d</p></div></body></html>`, version))
 	case "/docs/old":
@@ -174,7 +179,38 @@ func TestCrawlSitemapSite(t *testing.T) {
 	g.Expect(res.Pages[0].Markdown).To(Equal(index.Markdown))
 	g.Expect(res.Pages[1].Cached).To(BeFalse())
 	g.Expect(res.Pages[1].Markdown).To(ContainSubstring("guide version 2"))
+
+	// Third run: the guide fails for a while; it keeps its last good copy
+	// (and so its chunks), and is listed as failed.
+	ts.mu.Lock()
+	ts.version = 3
+	ts.mu.Unlock()
+	res, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Pages).To(HaveLen(3))
+	g.Expect(res.Pages[1].Cached).To(BeTrue())
+	g.Expect(res.Pages[1].Markdown).To(ContainSubstring("guide version 2"))
+	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "503 Service Unavailable (kept its last good copy)"}))
+
+	// Without a cache the same failure hides whether the guide had chunks.
+	opt.Cache = nil
+	res, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "503 Service Unavailable", Unknown: true}))
+
+	// A cache that fails fails the crawl, rather than lose pages.
+	opt.Cache = brokenCache{}
+	_, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).To(MatchError(ContainSubstring("cache down")))
 }
+
+type brokenCache struct{}
+
+func (brokenCache) Get(context.Context, string) (site.Entry, bool, error) {
+	return site.Entry{}, false, errors.New("cache down")
+}
+func (brokenCache) Put(context.Context, string, site.Entry) error { return errors.New("cache down") }
+func (brokenCache) Retain(context.Context, []string) error        { return nil }
 
 // Without a sitemap the crawl follows links from the base URL, on its
 // host and under its path, up to MaxPages.

@@ -69,10 +69,12 @@ func (c *crawler) work(ctx context.Context) {
 		c.mu.Lock()
 		c.pending--
 		c.done++
-		switch {
-		case fail != nil:
+		if fail != nil {
 			c.res.Failed = append(c.res.Failed, *fail)
-		case !c.found[page.URL]: // two URLs may redirect to one page
+		}
+		// A failed page may come with its last good copy; two URLs may
+		// redirect to one page.
+		if page.URL != "" && !c.found[page.URL] {
 			c.found[page.URL] = true
 			c.res.Pages = append(c.res.Pages, page)
 		}
@@ -109,23 +111,42 @@ func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, []string, *Failu
 		cached Entry
 		known  bool
 	)
+	fail := &Failure{URL: u.String()}
 	if c.opt.Cache != nil {
 		var err error
 		if cached, known, err = c.opt.Cache.Get(ctx, u.String()); err != nil {
-			return Page{}, nil, &Failure{URL: u.String(), Reason: err.Error()}
+			c.storeFailed(err)
+			fail.Reason = err.Error()
+			return Page{}, nil, fail
 		}
 	}
 	page, err := c.fetchPage(ctx, u, cached, known)
 	if err == nil {
 		return page, page.Links, nil
 	}
-	fail := &Failure{URL: u.String(), Reason: err.Error()}
+	fail.Reason = err.Error()
 	var se statusError
-	if errors.As(err, &se) && se.gone() || errors.Is(err, errNotHTML) || !known {
+	switch {
+	case errors.As(err, &se) && se.gone() || errors.Is(err, errNotHTML):
+		return Page{}, nil, fail
+	case c.opt.Cache == nil:
+		fail.Unknown = true
+		return Page{}, nil, fail
+	case !known:
 		return Page{}, nil, fail
 	}
 	fail.Reason += " (kept its last good copy)"
 	return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, cached.Links, fail
+}
+
+// storeFailed records the first error of the Cache: the crawl then fails,
+// because the pages it could not look up would lose their chunks.
+func (c *crawler) storeFailed(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cacheErr == nil {
+		c.cacheErr = err
+	}
 }
 
 // statusError is an HTTP answer other than 200 and 304.
@@ -171,6 +192,7 @@ func (c *crawler) fetchPage(ctx context.Context, u *url.URL, cached Entry, known
 	if c.opt.Cache != nil {
 		entry := Entry{URL: page.URL, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Extracted: ex}
 		if err := c.opt.Cache.Put(ctx, u.String(), entry); err != nil {
+			c.storeFailed(err)
 			return Page{}, err
 		}
 	}
