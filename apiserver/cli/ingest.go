@@ -275,7 +275,7 @@ func writeTermination(stderr io.Writer, path string, sum ingest.Summary, runErr 
 	}
 	line, err := json.Marshal(res)
 	if err == nil {
-		err = os.WriteFile(path, append(line, '\n'), 0o644)
+		err = os.WriteFile(path, append(line, '\n'), 0o600)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "chat-apiserver: termination message: %v\n", err)

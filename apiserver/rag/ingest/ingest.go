@@ -155,7 +155,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	}
 	if o.Authoritative {
-		n, err := deleteStale(ctx, o.Store, existing, func(id, stored string) bool { return !listed[sourceOf(stored)] })
+		n, err := deleteStale(ctx, o.Store, existing, func(_, stored string) bool { return !listed[sourceOf(stored)] })
 		sum.Removed += n
 		if err != nil {
 			return sum, err
