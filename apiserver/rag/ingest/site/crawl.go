@@ -130,7 +130,7 @@ type crawler struct {
 	opt     Options
 	agent   string
 	base    *url.URL
-	scope   string // the path prefix pages must have
+	scope   string // the folder pages must be in (see inScope)
 	client  *http.Client
 	limiter *rate.Limiter
 	robots  *robotstxt.Group
@@ -174,11 +174,16 @@ func newCrawler(o Options) (*crawler, error) {
 		seen: map[string]bool{}, found: map[string]bool{},
 	}
 	c.wake = sync.NewCond(&c.mu)
+	// The pages under the base URL's folder: /docs/ and /docs (a route,
+	// as Docusaurus serves it) both mean /docs and what is below it; a
+	// file (/book/index.html) means its folder; a sitemap the whole host.
 	c.scope = base.Path
-	if isSitemap(base) {
+	switch last := path.Base(base.Path); {
+	case isSitemap(base):
 		c.scope = "/"
-	} else if !strings.HasSuffix(c.scope, "/") {
-		c.scope = path.Dir(c.scope) + "/"
+	case strings.HasSuffix(base.Path, "/"):
+	case strings.Contains(last, "."):
+		c.scope = path.Dir(base.Path) + "/"
 	}
 	c.client = &http.Client{Timeout: o.Timeout, CheckRedirect: c.checkRedirect}
 	return c, nil

@@ -245,6 +245,16 @@ func TestCrawlFollowsLinks(t *testing.T) {
 	g.Expect(res.Pages).To(HaveLen(2))
 	g.Expect(res.Capped).To(BeTrue())
 
+	// "/book" is the folder too; "/book/index.html" is in it.
+	for _, base := range []string{"/book", "/book/index.html"} {
+		res, err = site.Crawl(context.Background(), site.Options{URL: srv.URL + base, UserAgent: "chatbackend-ingest/test", Rate: 1000})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(len(res.Pages)).To(BeNumerically(">=", 4), base)
+		for _, p := range res.Pages {
+			g.Expect(p.URL).NotTo(ContainSubstring("/blog"))
+		}
+	}
+
 	_, err = site.Crawl(context.Background(), site.Options{URL: srv.URL + "/nothing/", UserAgent: "chatbackend-ingest/test", Rate: 1000})
 	g.Expect(err).To(MatchError(ContainSubstring("no page could be fetched")))
 }

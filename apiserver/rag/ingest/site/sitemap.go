@@ -72,7 +72,14 @@ func (c *crawler) readSitemap(ctx context.Context, u *url.URL) (sitemap, error) 
 // the crawl: on the site's host and under its base path.
 func (c *crawler) resolve(from *url.URL, ref string) (*url.URL, bool) {
 	u := c.onHost(from, ref)
-	return u, u != nil && strings.HasPrefix(u.Path, c.scope)
+	return u, u != nil && c.inScope(u.Path)
+}
+
+// inScope says whether a path is under the scope's folder: /docs covers
+// /docs and /docs/x, not /docsearch.
+func (c *crawler) inScope(p string) bool {
+	dir := strings.TrimSuffix(c.scope, "/")
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
 // onHost parses a URL found at from, without fragment or query; nil when
