@@ -26,6 +26,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+	"github.com/chatbackend/chatbackend/apiserver/rag/ingest/site"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest/source"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/internal/version"
@@ -55,9 +56,9 @@ func newIngestCmd() *cobra.Command {
 		Short: "Load docs into the retrieval store: a Docusaurus folder, a git repository or a published site",
 		Long: "Reads the pages of one source, chunks them by heading, embeds the chunks whose content changed\n" +
 			"since the last run and deletes those of removed pages:\n" +
-			"  --docs DIR              a Docusaurus docs folder (with --site-url)\n" +
-			"  --git URL [--ref --path] a Docusaurus docs folder in a git repository, cloned shallowly (with --site-url)\n" +
-			"  --site URL              a published site (any generator), crawled from its base URL or sitemap.xml\n" +
+			"  --docs DIR                 a Docusaurus docs folder (with --site-url)\n" +
+			"  --git URL [--ref, --path]  a Docusaurus docs folder in a git repository, cloned shallowly (with --site-url)\n" +
+			"  --site URL                 a published site (any generator), crawled from its base URL or sitemap.xml\n" +
 			"With none of them, it indexes the sources of " + envvar.IngestSources + " (a JSON array, as the operator\n" +
 			"sets it) and removes the chunks of sources no longer listed. A run touches only its sources' chunks.\n" +
 			"The store is Qdrant when QDRANT_URL is set, else PostgreSQL (DATABASE_URL, migrated). Embeddings come\n" +
@@ -86,7 +87,7 @@ func newIngestCmd() *cobra.Command {
 	fl.StringVar(&f.path, "path", "", "with --git: the docs folder inside the repository (default: its root)")
 	fl.StringVar(&f.authDir, "auth-dir", "", "with --git: a folder of credential files (username and password, bearerToken, or identity and known_hosts)")
 	fl.StringVar(&f.site, "site", "", "a published docs site's base URL, or its sitemap.xml URL, to crawl")
-	fl.IntVar(&f.maxPages, "max-pages", 0, fmt.Sprintf("with --site: the most pages fetched (default %d)", 1000))
+	fl.IntVar(&f.maxPages, "max-pages", 0, fmt.Sprintf("with --site: the most pages fetched (default %d)", site.DefaultMaxPages))
 	fl.StringVar(&f.name, "name", "", "the source's name, which owns its chunks (default: none for --docs, \"git\" or \"site\")")
 	fl.StringVar(&f.siteURL, "site-url", "", "with --docs or --git: the public URL of the site, with its baseUrl (required)")
 	fl.StringVar(&f.routeBase, "route-base", "/docs", "with --docs or --git: the docs plugin's routeBasePath")
