@@ -45,8 +45,8 @@ func newServiceAndEngine(t *testing.T) (*chat.Service, *store.Store, *rag.Engine
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = closeEngine() })
-	if _, err := ingest.Run(ctx, ingest.Options{DocsDir: "../rag/testdata/docs",
-		Chunk: chunk.Options{SiteURL: "https://docs.acme.example"}, Embedder: engine.Embedder, Store: engine.Store}); err != nil {
+	if _, err := ingest.Run(ctx, ingest.Options{
+		Sources: []ingest.Source{ingest.Docs("", "../rag/testdata/docs", chunk.Options{SiteURL: "https://docs.acme.example"})}, Embedder: engine.Embedder, Store: engine.Store}); err != nil {
 		t.Fatal(err)
 	}
 	st := store.New(pool)

@@ -1,6 +1,6 @@
 package cli_test
 
-// Tests of `chat-apiserver ingest` (owned by the rag engineer).
+// Tests of `chat-apiserver ingest`.
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
 func clearRAGEnv(t *testing.T) {
 	clearEnv(t)
 	for _, k := range []string{"QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION", "QDRANT_HYBRID", "OPENAI_API_KEY",
-		"OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "OPENAI_EMBEDDING_MODEL", "RAG_TOP_K", "RAG_HISTORY_TOKENS"} {
+		"OPENAI_BASE_URL", "OPENAI_CHAT_MODEL", "OPENAI_EMBEDDING_MODEL", "RAG_TOP_K", "RAG_HISTORY_TOKENS", envvar.IngestSources} {
 		t.Setenv(k, "")
 	}
 }
@@ -69,7 +70,13 @@ func TestIngestRefusesBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ingest", "--site-url", "https://x.io"}, `required flag(s) "docs" not set`},
+		{[]string{"ingest"}, "nothing to ingest: give --docs, --git or --site, or set INGEST_SOURCES"},
+		{[]string{"ingest", "--site-url", "https://x.io"}, "--site-url: not with INGEST_SOURCES"},
+		{[]string{"ingest", "--docs", "d", "--site", "https://x.io"}, "--docs and --site: give only one of --docs, --git and --site"},
+		{[]string{"ingest", "--docs", "d", "--site-url", "https://x.io", "--ref", "main"}, "--ref: not with --docs"},
+		{[]string{"ingest", "--site", "https://x.io", "--site-url", "https://x.io"}, "--site-url: not with --site"},
+		{[]string{"ingest", "--git", "https://git.x.io/r.git"}, "--site-url: required with --docs and --git"},
+		{[]string{"ingest", "--site", "x.io"}, `--site: want the public http(s) URL of the docs site, got "x.io"`},
 		{[]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "x.io"}, "--site-url: want the public http(s) URL"},
 		{[]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io"}, "DATABASE_URL: not set"},
 	} {
@@ -77,8 +84,14 @@ func TestIngestRefusesBadInput(t *testing.T) {
 		g.Expect(code).To(Equal(1), tc.want)
 		g.Expect(stderr).To(ContainSubstring(tc.want))
 	}
+	t.Setenv(envvar.IngestSources, `[{"name":"a","site":{"url":"https://x.io"}},{"name":"a","site":{"url":"https://y.io"}}]`)
+	code, _, stderr := run("ingest")
+	g.Expect(code).To(Equal(1))
+	g.Expect(stderr).To(ContainSubstring(`INGEST_SOURCES: source "a": listed twice`))
+	t.Setenv(envvar.IngestSources, "")
+
 	t.Setenv("QDRANT_URL", "qdrant:6334")
-	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io")
+	code, _, stderr = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://x.io")
 	g.Expect(code).To(Equal(1))
 	g.Expect(stderr).To(ContainSubstring(`QDRANT_URL: "qdrant:6334" is not an absolute http(s) URL`))
 }

@@ -48,7 +48,7 @@ func withChat(t *testing.T, oai *openaitest.Server) option {
 		}
 		t.Cleanup(func() { _ = closeStore() })
 		if _, err := ingest.Run(context.Background(), ingest.Options{
-			DocsDir: "../rag/testdata/docs", Chunk: chunk.Options{SiteURL: docsSite},
+			Sources:  []ingest.Source{ingest.Docs("", "../rag/testdata/docs", chunk.Options{SiteURL: docsSite})},
 			Embedder: engine.Embedder, Store: engine.Store,
 		}); err != nil {
 			t.Fatal(err)

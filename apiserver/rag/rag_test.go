@@ -106,7 +106,7 @@ func newSetup(t *testing.T, backend string, online bool) setup {
 func (s setup) ingest(t *testing.T, dir string) ingest.Summary {
 	t.Helper()
 	sum, err := ingest.Run(context.Background(), ingest.Options{
-		DocsDir: dir, Chunk: chunk.Options{SiteURL: site}, Embedder: s.engine.Embedder, Store: s.engine.Store,
+		Sources: []ingest.Source{ingest.Docs("", dir, chunk.Options{SiteURL: site})}, Embedder: s.engine.Embedder, Store: s.engine.Store,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
-// Package ingest loads a Docusaurus docs folder into the vector store:
-// walk, parse, chunk by heading, embed only what changed (by content hash),
-// and delete the chunks of removed pages or sections.
+// Package ingest loads docs into the vector store: read each source's
+// pages (a Docusaurus folder, a git repository, a crawled site), chunk them
+// by heading, embed only what changed (by content hash), and delete the
+// chunks of removed pages, sections and sources.
 package ingest
 
 import (
@@ -10,28 +11,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 )
 
+// Source is one named set of pages.
+type Source struct {
+	// Name tells the source's chunks from other sources': a run replaces
+	// and removes only the chunks of the sources it loads. "" is the
+	// unnamed source of `ingest --docs`, which every chunk indexed before
+	// sources had names belongs to: its chunk ids and hashes are those of
+	// earlier releases, so an existing index upgrades without re-embedding.
+	Name string
+	// Load reads the source's pages. An error fails the source (its
+	// chunks are kept) but not the other sources.
+	Load func(ctx context.Context) (Loaded, error)
+}
+
 // Options is one ingestion run.
 type Options struct {
-	DocsDir  string
-	Chunk    chunk.Options // SiteURL is required
-	Embedder embed.Embedder
-	Store    vectorstore.Store
-	// Out receives the pages skipped, the summary, and live progress when
-	// it is a terminal.
+	Sources []Source
+	// Authoritative says that Sources are all the index should hold: the
+	// chunks of any other source (the unnamed one included) are removed.
+	// A run from INGEST_SOURCES is; a single --docs, --git or --site run
+	// is not, and leaves the other sources alone.
+	Authoritative bool
+	Embedder      embed.Embedder
+	Store         vectorstore.Store
+	// Out receives the pages skipped, progress and the summary.
 	Out io.Writer
 	// BatchSize is how many chunks are embedded and stored at once.
 	BatchSize int
@@ -43,13 +55,14 @@ type Summary struct {
 	Chunks int
 	// Added chunks are new, Updated ones changed (text, URL or embedding
 	// model), Unchanged ones kept their vector, Removed ones belonged to
-	// pages or sections that are gone.
+	// pages, sections or sources that are gone.
 	Added     int
 	Updated   int
 	Unchanged int
 	Removed   int
 	// Skipped are chunks left out (a heading id used twice in a page);
-	// Errors are pages that could not be read or parsed, left out too.
+	// Errors are pages that could not be fetched, read or parsed, left out
+	// too, and sources that failed as a whole.
 	Skipped  int
 	Errors   []PageError
 	Duration time.Duration
@@ -79,39 +92,115 @@ func ContentHash(model, embedText, url string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Run ingests the docs folder. A page that cannot be read or parsed is
-// reported on Out (path and reason) and left out; the rest is indexed.
-// While some page failed, the chunks of removed pages are kept (a failed
-// page's chunks cannot be told from them): the next clean run removes them.
+// storedHash is the hash stored with a chunk of the named source: the
+// stores list only ids and hashes (vectorstore.Store.Hashes), so the
+// source's name rides in front of the hash, which tells whose chunk it is
+// without a schema change. The unnamed source's is the bare hash.
+func storedHash(sourceName, contentHash string) string {
+	if sourceName == "" {
+		return contentHash
+	}
+	return sourceName + "/" + contentHash
+}
+
+// sourceOf is the name of the source a stored hash belongs to.
+func sourceOf(stored string) string {
+	if i := strings.LastIndexByte(stored, '/'); i >= 0 {
+		return stored[:i]
+	}
+	return ""
+}
+
+// pointID is the id of a chunk of the named source: the unnamed source
+// keeps chunk.PointID's (that of earlier releases); a named one's covers its
+// name, so two sources with a page at the same path never share a chunk.
+func pointID(sourceName string, c chunk.Chunk) string {
+	if sourceName == "" {
+		return c.ID
+	}
+	return chunk.PointID(sourceName+"\x00"+c.DocPath, c.Anchor, c.Index)
+}
+
+// Run ingests the sources one after the other. A page that cannot be read
+// is reported on Out (path and reason) and left out; the rest is indexed. A
+// source that fails as a whole (a clone that fails, a site that does not
+// answer) keeps its chunks, is counted in Summary.Errors and makes Run
+// return an error once the other sources are done.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	start := time.Now()
-	if o.Chunk.SiteURL == "" {
-		return Summary{}, errors.New("ingest: the site URL is required (--site-url)")
-	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 64
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	l, err := Load(o.DocsDir, o.Chunk)
-	if err != nil {
-		return Summary{}, err
-	}
-	sum := Summary{Pages: l.Pages, Chunks: len(l.Chunks), Skipped: l.Skipped, Errors: l.Errors}
-	for _, e := range l.Warnings {
-		fmt.Fprintln(o.Out, "ingest: warning:", e.Error())
-	}
-	for _, e := range l.Errors {
-		fmt.Fprintln(o.Out, "ingest: skipped page", e.Error())
-	}
-
 	existing, err := o.Store.Hashes(ctx)
 	if err != nil {
-		return sum, fmt.Errorf("ingest: read stored chunks: %w", err)
+		return Summary{}, fmt.Errorf("ingest: read stored chunks: %w", err)
 	}
-	todo, hashes := changed(l.Chunks, o.Embedder.Model(), existing)
-	sum.Unchanged = len(l.Chunks) - len(todo)
+	var (
+		sum    Summary
+		failed []error
+		listed = map[string]bool{}
+	)
+	for _, src := range o.Sources {
+		listed[src.Name] = true
+		if err := runSource(ctx, o, src, existing, &sum); err != nil {
+			if ctx.Err() != nil {
+				return sum, err
+			}
+			fmt.Fprintln(o.Out, "ingest:", err)
+			sum.Errors = append(sum.Errors, PageError{Path: "source " + label(src.Name), Reason: err.Error()})
+			failed = append(failed, err)
+		}
+	}
+	if o.Authoritative {
+		n, err := deleteStale(ctx, o.Store, existing, func(_, stored string) bool { return !listed[sourceOf(stored)] })
+		sum.Removed += n
+		if err != nil {
+			return sum, err
+		}
+	}
+	sum.Duration = time.Since(start)
+	fmt.Fprintln(o.Out, "ingest:", sum)
+	return sum, errors.Join(failed...)
+}
+
+func label(name string) string {
+	if name == "" {
+		return "(unnamed)"
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+// runSource loads, embeds and stores one source and removes its stale
+// chunks; only an error of the source itself is returned: the store's are
+// wrapped the same way, and both stop the source.
+func runSource(ctx context.Context, o Options, src Source, existing map[string]string, sum *Summary) error {
+	l, err := src.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", label(src.Name), err)
+	}
+	prefix := ""
+	if src.Name != "" {
+		prefix = "source " + label(src.Name) + ": "
+	}
+	sum.Pages += l.Pages
+	sum.Chunks += len(l.Chunks)
+	sum.Skipped += l.Skipped
+	sum.Errors = append(sum.Errors, l.Errors...)
+	sum.Errors = append(sum.Errors, l.Missed...)
+	for _, e := range l.Warnings {
+		fmt.Fprintln(o.Out, "ingest: warning:", prefix+e.Error())
+	}
+	for _, e := range slices.Concat(l.Errors, l.Missed) {
+		fmt.Fprintln(o.Out, "ingest: skipped page", prefix+e.Error())
+	}
+	for i := range l.Chunks {
+		l.Chunks[i].ID = pointID(src.Name, l.Chunks[i])
+	}
+	todo, hashes := changed(l.Chunks, src.Name, o.Embedder.Model(), existing)
+	sum.Unchanged += len(l.Chunks) - len(todo)
 	for _, c := range todo {
 		if _, ok := existing[c.ID]; ok {
 			sum.Updated++
@@ -119,25 +208,31 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			sum.Added++
 		}
 	}
-	if _, err = embedAndStore(ctx, o, todo, hashes); err != nil {
-		return sum, err
+	if _, err := embedAndStore(ctx, o, todo, hashes); err != nil {
+		return fmt.Errorf("source %s: %w", label(src.Name), err)
 	}
-	if len(l.Errors) == 0 {
-		if sum.Removed, err = deleteStale(ctx, o.Store, existing, hashes); err != nil {
-			return sum, err
-		}
+	// While a page failed in a way that hides which chunks are its, the
+	// chunks of removed pages are kept: the next clean run removes them.
+	if len(l.Errors) > 0 {
+		return nil
 	}
-	sum.Duration = time.Since(start)
-	fmt.Fprintln(o.Out, "ingest:", sum)
-	return sum, nil
+	n, err := deleteStale(ctx, o.Store, existing, func(id, stored string) bool {
+		_, kept := hashes[id]
+		return !kept && sourceOf(stored) == src.Name
+	})
+	sum.Removed += n
+	if err != nil {
+		return fmt.Errorf("source %s: %w", label(src.Name), err)
+	}
+	return nil
 }
 
-// changed returns the chunks whose content hash under model differs from the
-// stored one, and the hash of every chunk by ID.
-func changed(chunks []chunk.Chunk, model string, existing map[string]string) (todo []chunk.Chunk, hashes map[string]string) {
+// changed returns the chunks whose stored hash under model differs from
+// the stored one, and the stored hash of every chunk by ID.
+func changed(chunks []chunk.Chunk, sourceName, model string, existing map[string]string) (todo []chunk.Chunk, hashes map[string]string) {
 	hashes = make(map[string]string, len(chunks))
 	for _, c := range chunks {
-		h := ContentHash(model, c.EmbedText(), c.URL)
+		h := storedHash(sourceName, ContentHash(model, c.EmbedText(), c.URL))
 		hashes[c.ID] = h
 		if existing[c.ID] != h {
 			todo = append(todo, c)
@@ -179,155 +274,21 @@ func embedAndStore(ctx context.Context, o Options, todo []chunk.Chunk, hashes ma
 	return stored, nil
 }
 
-// deleteStale deletes the stored chunks that no page yields any more and
+// deleteStale deletes the stored chunks for which stale says so and
 // returns how many there were.
-func deleteStale(ctx context.Context, store vectorstore.Store, existing, hashes map[string]string) (int, error) {
-	var stale []string
-	for id := range existing {
-		if _, ok := hashes[id]; !ok {
-			stale = append(stale, id)
+func deleteStale(ctx context.Context, store vectorstore.Store, existing map[string]string, stale func(id, stored string) bool) (int, error) {
+	var ids []string
+	for id, h := range existing {
+		if stale(id, h) {
+			ids = append(ids, id)
 		}
 	}
-	slices.Sort(stale)
-	if err := store.Delete(ctx, stale); err != nil {
+	slices.Sort(ids)
+	if err := store.Delete(ctx, ids); err != nil {
 		return 0, fmt.Errorf("ingest: delete chunks of removed pages: %w", err)
 	}
-	return len(stale), nil
-}
-
-// Loaded is what Load found.
-type Loaded struct {
-	Chunks []chunk.Chunk
-	// Pages is how many pages were read (drafts and failed pages excluded).
-	Pages int
-	// Skipped counts chunks left out (Warnings say why); Errors are the
-	// pages left out.
-	Skipped  int
-	Warnings []PageError
-	Errors   []PageError
-}
-
-// Load walks dir and returns the chunks of its Markdown and MDX pages. Like
-// Docusaurus it skips files and folders starting with "_" or ".",
-// node_modules, and draft pages. Files are read through an os.Root, so a
-// symlink cannot lead the walk outside dir. A page that cannot be read or
-// parsed is recorded in Errors and the walk goes on.
-func Load(dir string, opt chunk.Options) (Loaded, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return Loaded{}, fmt.Errorf("ingest: docs folder: %w", err)
+	for _, id := range ids {
+		delete(existing, id)
 	}
-	if !info.IsDir() {
-		return Loaded{}, fmt.Errorf("ingest: docs folder %s is not a directory", dir)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return Loaded{}, fmt.Errorf("ingest: docs folder: %w", err)
-	}
-	defer root.Close()
-	l := loader{fsys: root.FS(), opt: opt, seen: map[string]string{}}
-	if err := fs.WalkDir(l.fsys, ".", l.visit); err != nil {
-		return Loaded{}, fmt.Errorf("ingest: walk %s: %w", dir, err)
-	}
-	if l.res.Pages == 0 {
-		// Refuse rather than delete every stored chunk because of a wrong path.
-		return Loaded{}, fmt.Errorf("ingest: no readable Markdown or MDX pages under %s (%d could not be read): %w",
-			dir, len(l.res.Errors), errors.Join(pageErrors(l.res.Errors)...))
-	}
-	return l.res, nil
-}
-
-func pageErrors(es []PageError) []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
-
-// loader collects the chunks of one walk of the docs folder.
-type loader struct {
-	fsys fs.FS
-	opt  chunk.Options
-	res  Loaded
-	// seen maps a chunk ID to the page that yielded it.
-	seen map[string]string
-}
-
-// visit is the fs.WalkDirFunc of Load; p is slash-separated and relative to
-// the docs folder.
-func (l *loader) visit(p string, d fs.DirEntry, err error) error {
-	if err != nil {
-		if p == "." {
-			return err
-		}
-		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: err.Error()})
-		if d != nil && d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
-	}
-	name := d.Name()
-	if p != "." && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") || name == "node_modules") {
-		if d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
-	}
-	ext := strings.ToLower(path.Ext(name))
-	if d.IsDir() || (ext != ".md" && ext != ".mdx") {
-		return nil
-	}
-	src, err := fs.ReadFile(l.fsys, p)
-	if err != nil {
-		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: err.Error()})
-		return nil
-	}
-	page, err := chunk.Parse(p, src, l.opt)
-	if err != nil {
-		l.res.Errors = append(l.res.Errors, PageError{Path: p, Reason: strings.TrimPrefix(err.Error(), p+": ")})
-		return nil
-	}
-	if page.Draft {
-		return nil
-	}
-	l.res.Pages++
-	for _, c := range chunk.Split(page, l.opt) {
-		if other, dup := l.seen[c.ID]; dup {
-			// A heading id used twice ({#same} on two headings): the second
-			// section cannot be linked to; its text is left out.
-			l.res.Skipped++
-			l.res.Warnings = append(l.res.Warnings, PageError{Path: c.DocPath,
-				Reason: fmt.Sprintf("heading id %q appears twice (also in %s): the later section is left out", c.Anchor, other)})
-			continue
-		}
-		l.seen[c.ID] = c.DocPath
-		l.res.Chunks = append(l.res.Chunks, c)
-	}
-	return nil
-}
-
-// progress redraws one status line when writing to a terminal and stays
-// silent otherwise (logs get the summary only).
-type progress struct {
-	w     io.Writer
-	total int
-	tty   bool
-}
-
-func newProgress(w io.Writer, total int) *progress {
-	f, ok := w.(*os.File)
-	return &progress{w: w, total: total, tty: ok && term.IsTerminal(int(f.Fd()))}
-}
-
-func (p *progress) update(n int) {
-	if p.tty && p.total > 0 {
-		fmt.Fprintf(p.w, "\ringest: embedded %d/%d chunks (%d%%)", n, p.total, 100*n/p.total)
-	}
-}
-
-func (p *progress) done() {
-	if p.tty && p.total > 0 {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
+	return len(ids), nil
 }
