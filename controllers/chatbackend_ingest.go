@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -13,11 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
+	"github.com/chatbackend/chatbackend/apiserver/rag/ingest/source"
 	"github.com/chatbackend/chatbackend/controllers/specs"
 )
 
@@ -240,33 +243,21 @@ func latestTermination(pods []corev1.Pod) string {
 	return strings.TrimSpace(msg)
 }
 
-// ingestSummary is the JSON line `chat-apiserver ingest` writes as its
-// termination message. Counts are pointers: absent is unknown, not 0.
-type ingestSummary struct {
-	Pages   *int32 `json:"pages"`
-	Chunks  *int32 `json:"chunks"`
-	Added   *int32 `json:"added"`
-	Updated *int32 `json:"updated"`
-	Removed *int32 `json:"removed"`
-	Errors  *int32 `json:"errors"`
-	Message string `json:"message"`
-}
-
 // parseIngestSummary finds the summary in a termination message: its last
 // line that decodes as one (logs may precede it when the run failed).
-func parseIngestSummary(msg string) (ingestSummary, bool) {
+func parseIngestSummary(msg string) (source.Result, bool) {
 	lines := strings.Split(msg, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		line := strings.TrimSpace(lines[i])
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		var sum ingestSummary
+		var sum source.Result
 		if json.Unmarshal([]byte(line), &sum) == nil {
 			return sum, true
 		}
 	}
-	return ingestSummary{}, false
+	return source.Result{}, false
 }
 
 // ingestResult is the status' account of a finished run: its counts, and
@@ -274,15 +265,16 @@ func parseIngestSummary(msg string) (ingestSummary, bool) {
 func ingestResult(job *batchv1.Job, succeeded bool, termination string) (*chatv1alpha1.IngestResult, string) {
 	res := &chatv1alpha1.IngestResult{Job: job.Name, Succeeded: &succeeded}
 	sum, ok := parseIngestSummary(termination)
-	if ok {
-		res.Pages, res.Chunks, res.Errors = sum.Pages, sum.Chunks, sum.Errors
-		res.ChunksAdded, res.ChunksUpdated, res.ChunksRemoved = sum.Added, sum.Updated, sum.Removed
+	// A failed run's counts say nothing about the index: left unknown.
+	if ok && succeeded {
+		res.Pages, res.Chunks, res.Errors = count32(sum.Pages), count32(sum.Chunks), count32(sum.Errors)
+		res.ChunksAdded, res.ChunksUpdated, res.ChunksRemoved = count32(sum.Added), count32(sum.Updated), count32(sum.Removed)
 	}
 	var msg string
 	switch {
 	case succeeded && ok:
-		msg = fmt.Sprintf("Job %s indexed %s pages (%s chunks added, %s updated, %s removed, %s pages failed); %s chunks in the index",
-			job.Name, count(sum.Pages), count(sum.Added), count(sum.Updated), count(sum.Removed), count(sum.Errors), count(sum.Chunks))
+		msg = fmt.Sprintf("Job %s indexed %d pages (%d chunks added, %d updated, %d removed, %d pages failed); %d chunks in the index",
+			job.Name, sum.Pages, sum.Added, sum.Updated, sum.Removed, sum.Errors, sum.Chunks)
 	case succeeded:
 		msg = fmt.Sprintf("Job %s succeeded without a summary", job.Name)
 	default:
@@ -304,11 +296,9 @@ func ingestResult(job *batchv1.Job, succeeded bool, termination string) (*chatv1
 }
 
 // count formats an optional count of a summary.
-func count(n *int32) string {
-	if n == nil {
-		return "?"
-	}
-	return fmt.Sprint(*n)
+// count32 is a count of the summary as the status stores it.
+func count32(n int) *int32 {
+	return ptr.To(int32(min(n, math.MaxInt32))) //nolint:gosec // clamped
 }
 
 // setIngestStatus computes status.ingest and the Indexed condition from the
