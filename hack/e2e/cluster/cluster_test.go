@@ -4,7 +4,8 @@
 // single-node cluster (hack/cluster.sh): the chart installed with the image of
 // `make image`, a ChatBackend from config/samples against PostgreSQL and the
 // real BetterAuth on the node's host address, requests through its Service
-// from a pod and through `kubectl port-forward`, then the day-2 paths: an
+// from a pod and through `kubectl port-forward`, a docs site indexed by the
+// operator's ingest Job (ingest_test.go), then the day-2 paths: an
 // upgrade under load, a broken image, a Secret change, deletion, helm uninstall.
 //
 // The cluster, the images and PostgreSQL belong to hack/e2e/cluster/run.sh,
@@ -129,6 +130,7 @@ func TestCluster(t *testing.T) {
 		{"a ChatBackend whose JWKS cannot be fetched", e.startJWKSDown, false},
 		{"requests through the Service from a pod", e.checkFromPod, true},
 		{"requests through kubectl port-forward", e.checkPortForward, false},
+		{"the operator indexes a docs site; the API answers from it", e.indexFromSite, false},
 		{"upgrade under load", e.upgrade, false},
 		{"broken image keeps old pods serving", e.brokenImage, false},
 		{"Secret change rolls the pods", e.secretChange, false},
