@@ -16,9 +16,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest/source"
+	"github.com/chatbackend/chatbackend/controllers/specs"
 	"github.com/chatbackend/chatbackend/internal/gittest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
@@ -205,4 +208,77 @@ func TestIngestWaitsForTheRunInProgress(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	code, _, stderr = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example", "--lock-wait", "1s")
 	g.Expect(code).To(Equal(0), stderr)
+}
+
+// The Job the operator renders for a ChatBackend's spec.ingest, run as its
+// pod would run it: the container's arguments and INGEST_SOURCES exactly as
+// controllers/specs builds them, the git source's Secret written where its
+// volume is mounted (a temporary directory stands in for the mount path),
+// and DATABASE_URL as the env Secret would give it. The two sides of the
+// contract are tested one by one elsewhere; this proves they meet.
+func TestIngestJobTheOperatorRenders(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	clearRAGEnv(t)
+	db := pgtest.New(t)
+	t.Setenv("DATABASE_URL", db)
+	code, _, stderr := run("migrate")
+	g.Expect(code).To(Equal(0), stderr)
+
+	repo := gittest.New(t)
+	repo.Commit("docs", map[string]string{"docs/intro.md": "# Intro\n\nAcme syncs docs.\n\n## Setup\n\nRun acme setup."})
+	cb := &chatv1alpha1.ChatBackend{
+		ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: "team"},
+		Spec: chatv1alpha1.ChatBackendSpec{Ingest: &chatv1alpha1.IngestSpec{Sources: []chatv1alpha1.IngestSource{
+			{Name: "product", Git: &chatv1alpha1.GitSource{URL: repo.Serve("ci", "token"), Path: "docs",
+				SiteURL: "https://docs.acme.example", RouteBase: "/", SecretRef: &chatv1alpha1.LocalSecretRef{Name: "git-creds"}}},
+			{Name: "handbook", Site: &chatv1alpha1.SiteSource{URL: docsSite(t).URL + "/sitemap.xml"}},
+		}}},
+	}
+	job, err := specs.IngestJob(cb, "chat-apiserver:test", "envhash")
+	g.Expect(err).NotTo(HaveOccurred())
+	pod := job.Spec.Template.Spec
+	c := pod.Containers[0]
+
+	// The kubelet's part: the Secret's keys as files under the mount path.
+	secret := map[string]map[string]string{"git-creds": {"username": "ci", "password": "token"}}
+	mounts := map[string]string{} // mount path -> local directory
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			data, ok := secret[v.Secret.SecretName]
+			g.Expect(ok).To(BeTrue(), "the Job mounts Secret %q, which the spec does not name", v.Secret.SecretName)
+			dir := t.TempDir()
+			for k, val := range data {
+				g.Expect(os.WriteFile(filepath.Join(dir, k), []byte(val), 0o600)).To(Succeed())
+			}
+			mounts[m.MountPath] = dir
+		}
+	}
+	g.Expect(mounts).NotTo(BeEmpty(), "the git source's Secret is mounted")
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			continue
+		}
+		val := e.Value
+		if e.Name == envvar.IngestSources {
+			for path, dir := range mounts {
+				val = strings.ReplaceAll(val, `"`+path, `"`+dir)
+			}
+		}
+		t.Setenv(e.Name, val)
+	}
+	g.Expect(c.Command).To(Equal([]string{specs.Binary}))
+	term := filepath.Join(t.TempDir(), "termination-log")
+	code, out, stderr := run(append(c.Args, "--termination-message-path", term)...)
+	g.Expect(code).To(Equal(0), stderr)
+	g.Expect(out).To(ContainSubstring(`source "product": cloned commit`))
+	g.Expect(readResult(t, term).Errors).To(BeZero())
+
+	conn, err := pgx.Connect(ctx, db)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(ctx)
+	g.Expect(chunksBySource(t, conn)).To(Equal(map[string]int{"product": 2, "handbook": 3}))
 }
