@@ -43,6 +43,11 @@
 // Wait: the turns still running store their answers before the database
 // pool closes, so nothing the user sent or was shown is lost.
 //
+// A replica that dies mid-turn (killed, its node lost) never runs step 8:
+// its answers would stay streaming. Every replica runs
+// Service.SweepAbandoned, which marks answers streaming for longer than a
+// live turn can last (AbandonedAfter) incomplete, content kept.
+//
 // Service.Run is the documentation widget's entry: it validates the
 // question, starts a conversation titled from it when none is given, and
 // runs the same turn. Service.Rate records a user's rating of an answer.

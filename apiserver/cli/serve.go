@@ -208,6 +208,15 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 		release(closeEngine, logger)
 		return err
 	}
+	// Answers a replica that died left streaming end up incomplete. The
+	// sweep stops before the pool closes (defers run in reverse).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		chatSvc.SweepAbandoned(sweepCtx, chat.AbandonedAfter(cfg.HTTP.ChatTimeout), chat.SweepEvery)
+	}()
+	defer func() { stopSweep(); <-swept }()
 	handler, err := httpapi.New(httpapi.Deps{
 		Store:              db,
 		Chat:               chatSvc,

@@ -194,3 +194,24 @@ RETURNING `+messageColumns,
 	}
 	return msg, nil
 }
+
+// AbandonStreaming marks as StatusIncomplete, keeping their content, at
+// most limit answers still StatusStreaming that started more than
+// olderThan ago: no replica streams them any more (the one that did died
+// before it could store their end), and a streaming answer must not stay
+// stoppable and "in progress" forever. It returns how many it marked. One
+// bounded statement on the partial index of streaming answers; SKIP LOCKED
+// leaves an answer a stop or its own save is writing to that writer.
+func (s *Store) AbandonStreaming(ctx context.Context, olderThan time.Duration, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+UPDATE messages SET status = 'incomplete'
+WHERE id IN (
+  SELECT id FROM messages
+  WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)
+  ORDER BY created_at LIMIT $2
+  FOR UPDATE SKIP LOCKED)`, olderThan.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("mark abandoned streaming answers incomplete: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
