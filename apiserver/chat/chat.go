@@ -98,7 +98,22 @@ type Turn struct {
 	// relevant was found or the answer says the docs do not cover the
 	// question; a client may then offer another way to get help.
 	Grounded bool
+	// Reason says why an answer is not grounded (ReasonNotCovered,
+	// ReasonNoDocuments); empty when it is, or when the turn did not end.
+	Reason string
 }
+
+// Why an answer is not grounded.
+const (
+	// ReasonNotCovered: the docs hold nothing relevant to the question.
+	ReasonNotCovered = "not_covered"
+	// ReasonNoDocuments: no document is indexed at all (nothing ingested
+	// yet): not the question's fault, and no model is asked.
+	ReasonNoDocuments = "no_documents"
+)
+
+// NoDocumentsAnswer is the answer while no document is indexed.
+const NoDocumentsAnswer = "No documents are indexed yet, so there is nothing to answer from. Please ask again once the documentation has been ingested."
 
 // Service runs chat turns on the store and the RAG engine.
 type Service struct {
@@ -308,14 +323,9 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	var genErr error
 	if retrErr == nil {
 		_ = l.note(sink.Sources(t.Sources))
-		turns := make([]generate.Turn, len(history))
-		for i, m := range history {
-			turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
-		}
-		res, genErr = s.engine.Generator.Generate(work, generate.Request{
-			Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
-		}, func(d string) error { return l.note(sink.Delta(d)) })
+		res, genErr = s.generate(work, q, history, retrieved, func(d string) error { return l.note(sink.Delta(d)) })
 		t.Sources, t.Grounded = cited(retrieved.Sources, res)
+		t.Reason = reason(t.Grounded, retrieved.NoDocuments, genErr)
 	}
 	unwatch()
 
@@ -348,6 +358,23 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	return t, outcome
 }
 
+// generate writes the answer to q from the retrieved passages, each piece
+// to onDelta as it comes. With no document indexed at all it says so
+// without asking the model: there is nothing to ground an answer in.
+func (s *Service) generate(ctx context.Context, q string, history []store.Turn, retrieved rag.Retrieved,
+	onDelta func(string) error) (generate.Result, error) {
+	if retrieved.NoDocuments {
+		return generate.Result{Text: NoDocumentsAnswer}, onDelta(NoDocumentsAnswer)
+	}
+	turns := make([]generate.Turn, len(history))
+	for i, m := range history {
+		turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
+	}
+	return s.engine.Generator.Generate(ctx, generate.Request{
+		Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
+	}, onDelta)
+}
+
 // cited are the sources the answer cites, in citation order, and whether it
 // is grounded in them.
 func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
@@ -358,6 +385,18 @@ func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
 		}
 	}
 	return out, res.Grounded && len(out) > 0
+}
+
+// reason is why an answer that ended is not grounded ("" when it is, or
+// when generation failed).
+func reason(grounded, noDocuments bool, genErr error) string {
+	switch {
+	case grounded || genErr != nil:
+		return ""
+	case noDocuments:
+		return ReasonNoDocuments
+	}
+	return ReasonNotCovered
 }
 
 // ending is the status of an answer and the error its turn reports: what

@@ -20,7 +20,9 @@
 //     before the first word arrives.
 //  5. Retrieve the passages that best answer the question (embedding plus
 //     vector search) and tell the sink the sources.
-//  6. Generate the answer from question, history and passages; every delta
+//  6. Generate the answer from question, history and passages (with no
+//     document indexed at all, say so instead, without the model:
+//     NoDocumentsAnswer, ReasonNoDocuments); every delta
 //     the model writes goes to the sink as it arrives. A sink that fails
 //     means the client went away: generation stops. The generator bounds
 //     the model's silences (first token, between tokens).

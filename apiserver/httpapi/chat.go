@@ -63,12 +63,11 @@ func (h *handlers) postMessage(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.JSON(http.StatusOK, withGrounding(gin.H{
 		"conversation_id": t.ConversationID,
 		"user_message":    toMessageJSON(t.Question),
 		"message":         toMessageJSON(t.Answer),
-		"grounded":        t.Grounded,
-	})
+	}, t))
 }
 
 // streamAnswer runs the turn (turn, on the sink it is given) with the
@@ -99,7 +98,7 @@ func (h *handlers) streamAnswer(c *gin.Context, extra func(chat.Turn) gin.H, tur
 	defer sink.sse.close()
 	switch {
 	case err == nil:
-		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer), "grounded": t.Grounded})
+		_ = sink.sse.send(EventDone, withGrounding(gin.H{"message": toMessageJSON(t.Answer)}, t))
 	case errors.Is(err, chat.ErrClientGone):
 		if sink.sse.stuck() {
 			h.log.Warn("chat stream cut: the client stopped reading", "message_id", sink.answerID,
@@ -155,13 +154,23 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		h.failWith(c, err, runFailure(body.ConversationID, t))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.JSON(http.StatusOK, withGrounding(gin.H{
 		"conversation_id": t.ConversationID,
 		"message_id":      t.Answer.ID,
 		"answer":          t.Answer.Content,
 		"sources":         t.Sources,
-		"grounded":        t.Grounded,
-	})
+	}, t))
+}
+
+// withGrounding adds to an answer's body whether it is grounded and, when
+// it is not, why ("reason": not_covered, or no_documents while nothing is
+// indexed), so a widget can tell "ask differently" from "come back later".
+func withGrounding(body gin.H, t chat.Turn) gin.H {
+	body["grounded"] = t.Grounded
+	if t.Reason != "" {
+		body["reason"] = t.Reason
+	}
+	return body
 }
 
 // runFailure is what a failed /agents/run adds to its error body, so that

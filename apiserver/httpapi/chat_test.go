@@ -584,3 +584,35 @@ func feedbackOwnership(t *testing.T, e *env) {
 	g.Expect(r.status).To(Equal(http.StatusNotFound))
 	g.Expect(e.storedMessages(own)).To(BeEmpty())
 }
+
+// With no document indexed at all (nothing ingested yet) the server is
+// ready and every way of asking answers "no documents indexed yet", not
+// grounded, with the reason no_documents: a widget tells "come back later"
+// from "the docs do not cover this".
+func TestChatWithNoDocumentsIndexed(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t) // the offline chat, nothing ingested
+	_, token := e.user("early@example.com", "Early")
+
+	g.Expect(e.do(http.MethodGet, "/readyz", "", nil).status).To(Equal(http.StatusOK), "readiness does not depend on the index")
+
+	r := e.do(http.MethodPost, "/agents/run", token, str(`{"question":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	b := r.json()
+	g.Expect([]any{b["answer"], b["grounded"], b["reason"], b["sources"]}).
+		To(Equal([]any{chat.NoDocumentsAnswer, false, chat.ReasonNoDocuments, []any{}}))
+
+	conv := e.newConversation(token)
+	r = e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect([]any{r.json()["grounded"], r.json()["reason"]}).To(Equal([]any{false, chat.ReasonNoDocuments}))
+
+	res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"And the ports?"}`)
+	defer res.Body.Close()
+	evs := withoutHeartbeats(readSSE(t, res))
+	g.Expect(names(evs)).To(Equal([]string{"message_start", "sources", "delta", "done"}))
+	done := evs[len(evs)-1].data
+	g.Expect([]any{done["grounded"], done["reason"]}).To(Equal([]any{false, chat.ReasonNoDocuments}))
+	g.Expect(done["message"].(map[string]any)["content"]).To(Equal(chat.NoDocumentsAnswer))
+	g.Expect(done["message"].(map[string]any)["status"]).To(Equal("complete"))
+}

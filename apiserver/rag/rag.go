@@ -113,6 +113,9 @@ type Retrieved struct {
 	Passages []generate.Passage
 	// Weights is the IDF of the question's words, when the store knows it.
 	Weights map[string]float64
+	// NoDocuments: the store holds no chunk at all (nothing ingested yet),
+	// as opposed to none being relevant.
+	NoDocuments bool
 }
 
 // Retrieve finds the passages that best answer question.
@@ -127,6 +130,12 @@ func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, erro
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}
 	var r Retrieved
+	if len(hits) == 0 {
+		// Only a question that found nothing pays for the check.
+		if r.NoDocuments, err = e.Store.Empty(ctx); err != nil {
+			return Retrieved{}, fmt.Errorf("check whether any docs are indexed: %w", err)
+		}
+	}
 	for _, h := range hits {
 		// A hit below the threshold shares only common words with the
 		// question (the product's name, "configure"); citing it would only

@@ -57,6 +57,10 @@ type Store interface {
 	Upsert(ctx context.Context, points []Point) error
 	Delete(ctx context.Context, ids []string) error
 	Search(ctx context.Context, q Query) ([]Hit, error)
+	// Empty reports whether the store holds no chunk at all: nothing was
+	// ingested yet, which an answer tells apart from a question the docs
+	// do not cover.
+	Empty(ctx context.Context) (bool, error)
 }
 
 // Weigher is a store that knows how informative each word of the docs is.

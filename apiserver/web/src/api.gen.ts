@@ -207,10 +207,11 @@ export interface paths {
          *     - `sources`: `{"sources": [Source]}`, the passages relevant enough to
          *       answer from (empty when none is: the answer then abstains)
          *     - `delta` (repeated): `{"text": "..."}`
-         *     - `done`: `{"message": Message, "grounded": bool}`, the stored assistant
-         *       message with its token usage and the sources it cites (in citation
-         *       order); `grounded` is false when the answer says the docs do not
-         *       cover the question
+         *     - `done`: `{"message": Message, "grounded": bool, "reason"?: string}`,
+         *       the stored assistant message with its token usage and the sources
+         *       it cites (in citation order); `grounded` is false when the answer
+         *       says the docs do not cover the question, and `reason` then says why
+         *       (see GroundingReason)
          *     - `error` (instead of `done`): `{"error": {"code", "message"}, "message_id"}`;
          *       the assistant message is stored with what was streamed so far, with
          *       status `failed` when retrieval or the model failed (`upstream_error`,
@@ -428,7 +429,16 @@ export interface components {
              *     widget may then offer another way to get help.
              */
             grounded: boolean;
+            reason?: components["schemas"]["GroundingReason"];
         };
+        /**
+         * @description Why an answer is not grounded (absent when it is): `not_covered`, no
+         *     passage of the docs is relevant to the question; `no_documents`, no
+         *     document is indexed at all yet (the answer says so and no model is
+         *     asked): ask again once the docs are ingested.
+         * @enum {string}
+         */
+        GroundingReason: "not_covered" | "no_documents";
         StopResponse: {
             message: components["schemas"]["Message"];
         };
@@ -469,6 +479,7 @@ export interface components {
              *     widget may then offer another way to get help.
              */
             grounded: boolean;
+            reason?: components["schemas"]["GroundingReason"];
         };
     };
     responses: {

@@ -180,6 +180,15 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 	return hits, nil
 }
 
+// Empty implements vectorstore.Store, on the loaded snapshot.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	idx, err := s.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	return idx.len() == 0, nil
+}
+
 // Weights implements vectorstore.Weigher.
 func (s *Store) Weights(ctx context.Context, text string) (map[string]float64, error) {
 	idx, err := s.current(ctx)
