@@ -255,7 +255,28 @@ func (s *Service) Ask(ctx context.Context, userID, conversationID, question stri
 	if err != nil {
 		return Turn{}, err
 	}
-	return s.ask(ctx, userID, conversationID, q, sink)
+	return s.ask(ctx, userID, conversationID, asking{text: q}, sink)
+}
+
+// Regenerate answers again the question userID's answer messageID in
+// conversationID answered, reporting its progress to sink as Ask does. The
+// new answer is a new message: the old one stays as it was, since its
+// user saw it (and may have rated it). The question is not stored again,
+// and the history is what preceded it. An answer still streaming is
+// store.ErrStreaming.
+func (s *Service) Regenerate(ctx context.Context, userID, conversationID, messageID string, sink Sink) (Turn, error) {
+	q, err := s.store.QuestionOf(ctx, userID, conversationID, messageID)
+	if err != nil {
+		return Turn{}, err
+	}
+	return s.ask(ctx, userID, conversationID, asking{text: q.Content, stored: &q}, sink)
+}
+
+// asking is what a turn answers: a new question to store, or one stored
+// before (stored set: the turn regenerates its answer).
+type asking struct {
+	text   string
+	stored *store.Message
 }
 
 // Run answers question in conversationID, or in a new conversation titled
@@ -273,7 +294,7 @@ func (s *Service) Run(ctx context.Context, userID, conversationID, question stri
 		}
 		conversationID = conv.ID
 	}
-	return s.ask(ctx, userID, conversationID, q, sink)
+	return s.ask(ctx, userID, conversationID, asking{text: q}, sink)
 }
 
 // listener remembers the first error of the sink: from then on the client
@@ -287,24 +308,37 @@ func (l *listener) note(err error) error {
 	return err
 }
 
-func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sink Sink) (Turn, error) {
+func (s *Service) ask(ctx context.Context, userID, conversationID string, asked asking, sink Sink) (Turn, error) {
 	s.begin()
 	defer s.end()
+	q := asked.text
 	t := Turn{ConversationID: conversationID, Sources: []rag.Source{}}
-	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages)
+	before := ""
+	if asked.stored != nil {
+		before = asked.stored.ID
+	}
+	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages, before)
 	if err != nil {
 		return t, err
 	}
 	// The answer is stored with the question, as streaming, so that its
 	// owner can stop it from any replica.
 	answerID := uuid.NewString()
-	msgs, err := s.store.AddMessages(ctx, userID, conversationID,
-		store.NewMessage{Role: store.RoleUser, Content: q},
-		store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming, AgentType: s.engine.Generator.AgentType()})
+	var msgs []store.NewMessage
+	if asked.stored == nil {
+		msgs = append(msgs, store.NewMessage{Role: store.RoleUser, Content: q})
+	}
+	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
+		AgentType: s.engine.Generator.AgentType()})
+	added, err := s.store.AddMessages(ctx, userID, conversationID, msgs...)
 	if err != nil {
 		return t, err
 	}
-	t.Question = msgs[0]
+	if asked.stored != nil {
+		t.Question = *asked.stored
+	} else {
+		t.Question = added[0]
+	}
 	l := &listener{}
 	_ = l.note(sink.Started(Started{ConversationID: conversationID, UserMessageID: t.Question.ID, AnswerID: answerID}))
 

@@ -50,6 +50,10 @@
 // Service.SweepAbandoned, which marks answers streaming for longer than a
 // live turn can last (AbandonedAfter) incomplete, content kept.
 //
+// Service.Regenerate runs a turn for a question already stored, that of
+// an earlier answer: the question is not stored again, its history is what
+// preceded it, and the old answer stays.
+//
 // Service.Run is the documentation widget's entry: it validates the
 // question, starts a conversation titled from it when none is given, and
 // runs the same turn. Service.Rate records a user's rating of an answer.

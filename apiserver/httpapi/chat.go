@@ -5,6 +5,7 @@ package httpapi
 //
 //	POST /v1/conversations/{id}/messages    {content}   JSON or SSE
 //	POST /v1/conversations/{id}/messages/{messageID}/stop
+//	POST /v1/conversations/{id}/messages/{messageID}/regenerate   JSON or SSE
 //	POST /agents/run                        {question, conversation_id?}  JSON or SSE
 //	POST /v1/messages/{id}/feedback         {rating, comment?}
 
@@ -58,7 +59,31 @@ func (h *handlers) postMessage(c *gin.Context) {
 	if !h.admit(c) {
 		return
 	}
-	t, err := h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, chat.Discard)
+	h.answerJSON(c, func(sink chat.Sink) (chat.Turn, error) {
+		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
+	})
+}
+
+// regenerate answers again the question of one of the user's answers, as
+// a new answer (the old one is kept); it is asked like a message: the
+// same budget, the same events or JSON body.
+func (h *handlers) regenerate(c *gin.Context) {
+	run := func(sink chat.Sink) (chat.Turn, error) {
+		return h.chat.Regenerate(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"), sink)
+	}
+	if wantsSSE(c) {
+		h.streamAnswer(c, nil, run)
+		return
+	}
+	if !h.admit(c) {
+		return
+	}
+	h.answerJSON(c, run)
+}
+
+// answerJSON runs the turn and renders it as one JSON body.
+func (h *handlers) answerJSON(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
+	t, err := run(chat.Discard)
 	if err != nil {
 		h.fail(c, err)
 		return
