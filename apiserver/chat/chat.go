@@ -349,7 +349,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
 	unwatch := s.watchStop(work, answerID, stop)
 
-	retrieved, retrErr := s.engine.Retrieve(work, q)
+	retrieved, retrErr := s.engine.Retrieve(work, q, previousQuestion(history))
 	if retrieved.Sources != nil {
 		t.Sources = retrieved.Sources
 	}
@@ -390,6 +390,17 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	}
 	t.Answer = saved
 	return t, outcome
+}
+
+// previousQuestion is the last question of history, which a follow-up
+// leans on in retrieval; "" when there is none.
+func previousQuestion(history []store.Turn) string {
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Role == store.RoleUser {
+			return history[i].Content
+		}
+	}
+	return ""
 }
 
 // generate writes the answer to q from the retrieved passages, each piece

@@ -118,14 +118,16 @@ type Retrieved struct {
 	NoDocuments bool
 }
 
-// Retrieve finds the passages that best answer question.
-func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, error) {
+// Retrieve finds the passages that best answer question; previous is the
+// conversation's previous question ("" for none), which a follow-up
+// ("and on macOS?") leans on (see vectorstore.Query.Previous).
+func (e *Engine) Retrieve(ctx context.Context, question, previous string) (Retrieved, error) {
 	vecs, err := e.Embedder.Embed(ctx, []string{question})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("embed question: %w", err)
 	}
 	_, lexical := e.Embedder.(*embed.Lexical)
-	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: e.TopK, Lexical: lexical})
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Previous: previous, Limit: e.TopK, Lexical: lexical})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}

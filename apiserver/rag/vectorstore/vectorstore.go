@@ -42,7 +42,11 @@ type Hit struct {
 type Query struct {
 	Vector []float32
 	Text   string
-	Limit  int
+	// Previous is the conversation's previous question, for a follow-up
+	// ("and on macOS?"): a store that ranks lexically by its own index
+	// (pgstore) counts its words at a lower weight; the others ignore it.
+	Previous string
+	Limit    int
 	// Lexical says the vector is the offline lexical embedding, which only
 	// repeats the words of Text: a store with a lexical index of its own
 	// ranks by that index alone instead of fusing the two.
