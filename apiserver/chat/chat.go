@@ -313,32 +313,11 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	defer s.end()
 	q := asked.text
 	t := Turn{ConversationID: conversationID, Sources: []rag.Source{}}
-	before := ""
-	if asked.stored != nil {
-		before = asked.stored.ID
-	}
-	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages, before)
+	history, question, answerID, err := s.start(ctx, userID, conversationID, asked)
 	if err != nil {
 		return t, err
 	}
-	// The answer is stored with the question, as streaming, so that its
-	// owner can stop it from any replica.
-	answerID := uuid.NewString()
-	var msgs []store.NewMessage
-	if asked.stored == nil {
-		msgs = append(msgs, store.NewMessage{Role: store.RoleUser, Content: q})
-	}
-	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
-		AgentType: s.engine.Generator.AgentType()})
-	added, err := s.store.AddMessages(ctx, userID, conversationID, msgs...)
-	if err != nil {
-		return t, err
-	}
-	if asked.stored != nil {
-		t.Question = *asked.stored
-	} else {
-		t.Question = added[0]
-	}
+	t.Question = question
 	l := &listener{}
 	_ = l.note(sink.Started(Started{ConversationID: conversationID, UserMessageID: t.Question.ID, AnswerID: answerID}))
 
@@ -390,6 +369,36 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	}
 	t.Answer = saved
 	return t, outcome
+}
+
+// start reads the history of the turn and stores its question (unless
+// asked again) with its answer, as streaming, so that the answer's owner
+// can stop it from any replica. It returns the history, the question and
+// the answer's id.
+func (s *Service) start(ctx context.Context, userID, conversationID string, asked asking) ([]store.Turn, store.Message, string, error) {
+	before := ""
+	if asked.stored != nil {
+		before = asked.stored.ID
+	}
+	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages, before)
+	if err != nil {
+		return nil, store.Message{}, "", err
+	}
+	answerID := uuid.NewString()
+	var msgs []store.NewMessage
+	if asked.stored == nil {
+		msgs = append(msgs, store.NewMessage{Role: store.RoleUser, Content: asked.text})
+	}
+	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
+		AgentType: s.engine.Generator.AgentType()})
+	added, err := s.store.AddMessages(ctx, userID, conversationID, msgs...)
+	if err != nil {
+		return nil, store.Message{}, "", err
+	}
+	if asked.stored != nil {
+		return history, *asked.stored, answerID, nil
+	}
+	return history, added[0], answerID, nil
 }
 
 // previousQuestion is the last question of history, which a follow-up
