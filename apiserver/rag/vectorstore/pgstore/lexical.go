@@ -116,7 +116,10 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 		}
 	}
 	var totalIDF float64
-	scores := map[int32]*lexHit{}
+	// Dense accumulators: a common word's postings cover most rows, and a
+	// slice indexed by row costs far less than a map per posting.
+	acc := make([]lexHit, n)
+	var touched []int32
 	for _, t := range terms {
 		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
@@ -126,10 +129,9 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 		for _, p := range ps {
 			norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
 			s := t.weight * w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
-			h := scores[p.row]
-			if h == nil {
-				h = &lexHit{row: int(p.row)}
-				scores[p.row] = h
+			h := &acc[p.row]
+			if h.score == 0 {
+				touched = append(touched, p.row)
 			}
 			h.score += float32(s)
 			if t.own {
@@ -137,23 +139,30 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 			}
 		}
 	}
-	out := make([]lexHit, 0, len(scores))
-	for _, h := range scores {
+	// The k best, kept sorted by insertion: k is a handful.
+	better := func(a, b lexHit) bool { return a.score > b.score || (a.score == b.score && a.row < b.row) }
+	out := make([]lexHit, 0, k+1)
+	for _, row := range touched {
+		h := acc[row]
+		h.row = int(row)
+		if len(out) == k && !better(h, out[k-1]) {
+			continue
+		}
 		if totalIDF > 0 {
 			h.coverage = float32(float64(h.coverage) / totalIDF)
 		}
-		out = append(out, *h)
-	}
-	slices.SortFunc(out, func(a, b lexHit) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
+		i, _ := slices.BinarySearchFunc(out, h, func(e, t lexHit) int {
+			if better(e, t) {
+				return -1
+			}
 			return 1
+		})
+		out = slices.Insert(out, i, h)
+		if len(out) > k {
+			out = out[:k]
 		}
-		return a.row - b.row
-	})
-	return out[:min(k, len(out))]
+	}
+	return out
 }
 
 // coverage is the share of question's IDF weight that row contains, for a
