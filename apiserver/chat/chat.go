@@ -98,7 +98,22 @@ type Turn struct {
 	// relevant was found or the answer says the docs do not cover the
 	// question; a client may then offer another way to get help.
 	Grounded bool
+	// Reason says why an answer is not grounded (ReasonNotCovered,
+	// ReasonNoDocuments); empty when it is, or when the turn did not end.
+	Reason string
 }
+
+// Why an answer is not grounded.
+const (
+	// ReasonNotCovered: the docs hold nothing relevant to the question.
+	ReasonNotCovered = "not_covered"
+	// ReasonNoDocuments: no document is indexed at all (nothing ingested
+	// yet): not the question's fault, and no model is asked.
+	ReasonNoDocuments = "no_documents"
+)
+
+// NoDocumentsAnswer is the answer while no document is indexed.
+const NoDocumentsAnswer = "No documents are indexed yet, so there is nothing to answer from. Please ask again once the documentation has been ingested."
 
 // Service runs chat turns on the store and the RAG engine.
 type Service struct {
@@ -240,7 +255,28 @@ func (s *Service) Ask(ctx context.Context, userID, conversationID, question stri
 	if err != nil {
 		return Turn{}, err
 	}
-	return s.ask(ctx, userID, conversationID, q, sink)
+	return s.ask(ctx, userID, conversationID, asking{text: q}, sink)
+}
+
+// Regenerate answers again the question userID's answer messageID in
+// conversationID answered, reporting its progress to sink as Ask does. The
+// new answer is a new message: the old one stays as it was, since its
+// user saw it (and may have rated it). The question is not stored again,
+// and the history is what preceded it. An answer still streaming is
+// store.ErrStreaming.
+func (s *Service) Regenerate(ctx context.Context, userID, conversationID, messageID string, sink Sink) (Turn, error) {
+	q, err := s.store.QuestionOf(ctx, userID, conversationID, messageID)
+	if err != nil {
+		return Turn{}, err
+	}
+	return s.ask(ctx, userID, conversationID, asking{text: q.Content, stored: &q}, sink)
+}
+
+// asking is what a turn answers: a new question to store, or one stored
+// before (stored set: the turn regenerates its answer).
+type asking struct {
+	text   string
+	stored *store.Message
 }
 
 // Run answers question in conversationID, or in a new conversation titled
@@ -258,7 +294,7 @@ func (s *Service) Run(ctx context.Context, userID, conversationID, question stri
 		}
 		conversationID = conv.ID
 	}
-	return s.ask(ctx, userID, conversationID, q, sink)
+	return s.ask(ctx, userID, conversationID, asking{text: q}, sink)
 }
 
 // listener remembers the first error of the sink: from then on the client
@@ -272,24 +308,16 @@ func (l *listener) note(err error) error {
 	return err
 }
 
-func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sink Sink) (Turn, error) {
+func (s *Service) ask(ctx context.Context, userID, conversationID string, asked asking, sink Sink) (Turn, error) {
 	s.begin()
 	defer s.end()
+	q := asked.text
 	t := Turn{ConversationID: conversationID, Sources: []rag.Source{}}
-	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages)
+	history, question, answerID, err := s.start(ctx, userID, conversationID, asked)
 	if err != nil {
 		return t, err
 	}
-	// The answer is stored with the question, as streaming, so that its
-	// owner can stop it from any replica.
-	answerID := uuid.NewString()
-	msgs, err := s.store.AddMessages(ctx, userID, conversationID,
-		store.NewMessage{Role: store.RoleUser, Content: q},
-		store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming, AgentType: s.engine.Generator.AgentType()})
-	if err != nil {
-		return t, err
-	}
-	t.Question = msgs[0]
+	t.Question = question
 	l := &listener{}
 	_ = l.note(sink.Started(Started{ConversationID: conversationID, UserMessageID: t.Question.ID, AnswerID: answerID}))
 
@@ -300,7 +328,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
 	unwatch := s.watchStop(work, answerID, stop)
 
-	retrieved, retrErr := s.engine.Retrieve(work, q)
+	retrieved, retrErr := s.engine.Retrieve(work, q, previousQuestion(history))
 	if retrieved.Sources != nil {
 		t.Sources = retrieved.Sources
 	}
@@ -308,14 +336,9 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	var genErr error
 	if retrErr == nil {
 		_ = l.note(sink.Sources(t.Sources))
-		turns := make([]generate.Turn, len(history))
-		for i, m := range history {
-			turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
-		}
-		res, genErr = s.engine.Generator.Generate(work, generate.Request{
-			Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
-		}, func(d string) error { return l.note(sink.Delta(d)) })
+		res, genErr = s.generate(work, q, history, retrieved, func(d string) error { return l.note(sink.Delta(d)) })
 		t.Sources, t.Grounded = cited(retrieved.Sources, res)
+		t.Reason = reason(t.Grounded, retrieved.NoDocuments, genErr)
 	}
 	unwatch()
 
@@ -348,6 +371,64 @@ func (s *Service) ask(ctx context.Context, userID, conversationID, q string, sin
 	return t, outcome
 }
 
+// start reads the history of the turn and stores its question (unless
+// asked again) with its answer, as streaming, so that the answer's owner
+// can stop it from any replica. It returns the history, the question and
+// the answer's id.
+func (s *Service) start(ctx context.Context, userID, conversationID string, asked asking) ([]store.Turn, store.Message, string, error) {
+	before := ""
+	if asked.stored != nil {
+		before = asked.stored.ID
+	}
+	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages, before)
+	if err != nil {
+		return nil, store.Message{}, "", err
+	}
+	answerID := uuid.NewString()
+	var msgs []store.NewMessage
+	if asked.stored == nil {
+		msgs = append(msgs, store.NewMessage{Role: store.RoleUser, Content: asked.text})
+	}
+	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
+		AgentType: s.engine.Generator.AgentType()})
+	added, err := s.store.AddMessages(ctx, userID, conversationID, msgs...)
+	if err != nil {
+		return nil, store.Message{}, "", err
+	}
+	if asked.stored != nil {
+		return history, *asked.stored, answerID, nil
+	}
+	return history, added[0], answerID, nil
+}
+
+// previousQuestion is the last question of history, which a follow-up
+// leans on in retrieval; "" when there is none.
+func previousQuestion(history []store.Turn) string {
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Role == store.RoleUser {
+			return history[i].Content
+		}
+	}
+	return ""
+}
+
+// generate writes the answer to q from the retrieved passages, each piece
+// to onDelta as it comes. With no document indexed at all it says so
+// without asking the model: there is nothing to ground an answer in.
+func (s *Service) generate(ctx context.Context, q string, history []store.Turn, retrieved rag.Retrieved,
+	onDelta func(string) error) (generate.Result, error) {
+	if retrieved.NoDocuments {
+		return generate.Result{Text: NoDocumentsAnswer}, onDelta(NoDocumentsAnswer)
+	}
+	turns := make([]generate.Turn, len(history))
+	for i, m := range history {
+		turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
+	}
+	return s.engine.Generator.Generate(ctx, generate.Request{
+		Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
+	}, onDelta)
+}
+
 // cited are the sources the answer cites, in citation order, and whether it
 // is grounded in them.
 func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
@@ -358,6 +439,18 @@ func cited(sources []rag.Source, res generate.Result) ([]rag.Source, bool) {
 		}
 	}
 	return out, res.Grounded && len(out) > 0
+}
+
+// reason is why an answer that ended is not grounded ("" when it is, or
+// when generation failed).
+func reason(grounded, noDocuments bool, genErr error) string {
+	switch {
+	case grounded || genErr != nil:
+		return ""
+	case noDocuments:
+		return ReasonNoDocuments
+	}
+	return ReasonNotCovered
 }
 
 // ending is the status of an answer and the error its turn reports: what

@@ -114,6 +114,7 @@ func TestRunAbstainsWhenTheDocsDoNotCoverTheQuestion(t *testing.T) {
 	turn, err := svc.Run(ctx, "alice", "", "How do I configure Acme with LDAP login for Kubernetes?", chat.Discard)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(turn.Grounded).To(BeFalse())
+	g.Expect(turn.Reason).To(Equal(chat.ReasonNotCovered))
 	g.Expect(turn.Sources).To(BeEmpty())
 	g.Expect(turn.Answer.Content).To(ContainSubstring(generate.NotCovered))
 	page, err := st.ListMessages(ctx, "alice", turn.ConversationID, 10, "")

@@ -19,8 +19,11 @@
 //  4. Tell the sink both ids (Started): a streaming client learns them
 //     before the first word arrives.
 //  5. Retrieve the passages that best answer the question (embedding plus
-//     vector search) and tell the sink the sources.
-//  6. Generate the answer from question, history and passages; every delta
+//     vector search; the history's last question lends a follow-up its
+//     subject) and tell the sink the sources.
+//  6. Generate the answer from question, history and passages (with no
+//     document indexed at all, say so instead, without the model:
+//     NoDocumentsAnswer, ReasonNoDocuments); every delta
 //     the model writes goes to the sink as it arrives. A sink that fails
 //     means the client went away: generation stops. The generator bounds
 //     the model's silences (first token, between tokens).
@@ -42,6 +45,15 @@
 // On shutdown the server calls Cut once the drain is nearly over, then
 // Wait: the turns still running store their answers before the database
 // pool closes, so nothing the user sent or was shown is lost.
+//
+// A replica that dies mid-turn (killed, its node lost) never runs step 8:
+// its answers would stay streaming. Every replica runs
+// Service.SweepAbandoned, which marks answers streaming for longer than a
+// live turn can last (AbandonedAfter) incomplete, content kept.
+//
+// Service.Regenerate runs a turn for a question already stored, that of
+// an earlier answer: the question is not stored again, its history is what
+// preceded it, and the old answer stays.
 //
 // Service.Run is the documentation widget's entry: it validates the
 // question, starts a conversation titled from it when none is given, and

@@ -208,6 +208,8 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 		release(closeEngine, logger)
 		return err
 	}
+	// The sweep stops before the pool closes (defers run in reverse).
+	defer startSweep(ctx, chatSvc, cfg.HTTP.ChatTimeout)()
 	handler, err := httpapi.New(httpapi.Deps{
 		Store:              db,
 		Chat:               chatSvc,
@@ -231,7 +233,6 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 	apiSrv := httpapi.NewServer(handler, cfg.HTTP)
 	go func() { errc <- serveHTTP(apiSrv, apiLn, "api") }()
 	logger.Info("serving", "api", apiLn.Addr().String(), "metrics", metricsLn.Addr().String())
-
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -243,6 +244,18 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 	// pool) may go away under them.
 	drainThenRelease(apiSrv, chatSvc, drain, closeEngine, logger)
 	return runErr
+}
+
+// startSweep runs the sweep that marks answers a replica that died left
+// streaming incomplete, until the returned function stops it (and waits).
+func startSweep(ctx context.Context, chatSvc *chat.Service, chatTimeout time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		chatSvc.SweepAbandoned(ctx, chat.AbandonedAfter(chatTimeout), chat.SweepEvery)
+	}()
+	return func() { cancel(); <-swept }
 }
 
 // drainThenRelease shuts the API down in the order that loses nothing:

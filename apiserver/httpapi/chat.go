@@ -5,6 +5,7 @@ package httpapi
 //
 //	POST /v1/conversations/{id}/messages    {content}   JSON or SSE
 //	POST /v1/conversations/{id}/messages/{messageID}/stop
+//	POST /v1/conversations/{id}/messages/{messageID}/regenerate   JSON or SSE
 //	POST /agents/run                        {question, conversation_id?}  JSON or SSE
 //	POST /v1/messages/{id}/feedback         {rating, comment?}
 
@@ -58,17 +59,40 @@ func (h *handlers) postMessage(c *gin.Context) {
 	if !h.admit(c) {
 		return
 	}
-	t, err := h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, chat.Discard)
+	h.answerJSON(c, func(sink chat.Sink) (chat.Turn, error) {
+		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
+	})
+}
+
+// regenerate answers again the question of one of the user's answers, as
+// a new answer (the old one is kept); it is asked like a message: the
+// same budget, the same events or JSON body.
+func (h *handlers) regenerate(c *gin.Context) {
+	run := func(sink chat.Sink) (chat.Turn, error) {
+		return h.chat.Regenerate(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"), sink)
+	}
+	if wantsSSE(c) {
+		h.streamAnswer(c, nil, run)
+		return
+	}
+	if !h.admit(c) {
+		return
+	}
+	h.answerJSON(c, run)
+}
+
+// answerJSON runs the turn and renders it as one JSON body.
+func (h *handlers) answerJSON(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
+	t, err := run(chat.Discard)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.JSON(http.StatusOK, withGrounding(gin.H{
 		"conversation_id": t.ConversationID,
 		"user_message":    toMessageJSON(t.Question),
 		"message":         toMessageJSON(t.Answer),
-		"grounded":        t.Grounded,
-	})
+	}, t))
 }
 
 // streamAnswer runs the turn (turn, on the sink it is given) with the
@@ -99,7 +123,7 @@ func (h *handlers) streamAnswer(c *gin.Context, extra func(chat.Turn) gin.H, tur
 	defer sink.sse.close()
 	switch {
 	case err == nil:
-		_ = sink.sse.send(EventDone, gin.H{"message": toMessageJSON(t.Answer), "grounded": t.Grounded})
+		_ = sink.sse.send(EventDone, withGrounding(gin.H{"message": toMessageJSON(t.Answer)}, t))
 	case errors.Is(err, chat.ErrClientGone):
 		if sink.sse.stuck() {
 			h.log.Warn("chat stream cut: the client stopped reading", "message_id", sink.answerID,
@@ -155,13 +179,23 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		h.failWith(c, err, runFailure(body.ConversationID, t))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
+	c.JSON(http.StatusOK, withGrounding(gin.H{
 		"conversation_id": t.ConversationID,
 		"message_id":      t.Answer.ID,
 		"answer":          t.Answer.Content,
 		"sources":         t.Sources,
-		"grounded":        t.Grounded,
-	})
+	}, t))
+}
+
+// withGrounding adds to an answer's body whether it is grounded and, when
+// it is not, why ("reason": not_covered, or no_documents while nothing is
+// indexed), so a widget can tell "ask differently" from "come back later".
+func withGrounding(body gin.H, t chat.Turn) gin.H {
+	body["grounded"] = t.Grounded
+	if t.Reason != "" {
+		body["reason"] = t.Reason
+	}
+	return body
 }
 
 // runFailure is what a failed /agents/run adds to its error body, so that

@@ -26,6 +26,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
+	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
 
@@ -256,6 +257,58 @@ func TestChatOffline(t *testing.T) {
 	e := newEnv(t, withChat(t, nil))
 	t.Run("agents run", func(t *testing.T) { agentsRun(t, e) })
 	t.Run("feedback ownership", func(t *testing.T) { feedbackOwnership(t, e) })
+	t.Run("regenerate", func(t *testing.T) { regenerate(t, e) })
+}
+
+// Regenerating an answer answers its question again as a new message: the
+// old answer stays as it was, the question is not stored twice; only the
+// answer's owner can, and not while it streams.
+func regenerate(t *testing.T, e *env) {
+	g := NewWithT(t)
+	aliceID, alice := e.user("alice.regen@example.com", "Alice")
+	_, bob := e.user("bob.regen@example.com", "Bob")
+	conv := e.newConversation(alice)
+	r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", alice, str(`{"content":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	question := r.json()["user_message"].(map[string]any)
+	old := r.json()["message"].(map[string]any)
+	path := "/v1/conversations/" + conv + "/messages/" + old["id"].(string) + "/regenerate"
+
+	r = e.do(http.MethodPost, path, alice, nil)
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	b := r.json()
+	again := b["message"].(map[string]any)
+	g.Expect(again["id"]).NotTo(Equal(old["id"]))
+	g.Expect(b["user_message"].(map[string]any)["id"]).To(Equal(question["id"]))
+	g.Expect(again["content"]).To(ContainSubstring("rotation endpoint"))
+	g.Expect(b["grounded"]).To(BeTrue())
+
+	// Streamed: message_start names the question it answers again.
+	res := e.stream(context.Background(), path, alice, "")
+	defer res.Body.Close()
+	evs := withoutHeartbeats(readSSE(t, res))
+	g.Expect(names(evs)[0]).To(Equal("message_start"))
+	g.Expect(evs[0].data["user_message_id"]).To(Equal(question["id"]))
+	g.Expect(names(evs)[len(evs)-1]).To(Equal("done"))
+
+	ms := e.storedMessages(conv)
+	g.Expect(ms).To(HaveLen(4), "one question, the old answer and two new ones")
+	g.Expect(ms[0].Role).To(Equal("user"))
+	g.Expect(ms[1].Content).To(Equal(old["content"]), "the old answer is kept as it was")
+	g.Expect([]string{ms[2].Role, ms[3].Role}).To(Equal([]string{"assistant", "assistant"}))
+
+	g.Expect(e.do(http.MethodPost, path, bob, nil).status).To(Equal(http.StatusNotFound), "another user's answer")
+	g.Expect(e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages/"+question["id"].(string)+"/regenerate", alice, nil).status).
+		To(Equal(http.StatusNotFound), "a question is not an answer")
+	g.Expect(e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages/nope/regenerate", alice, nil).status).
+		To(Equal(http.StatusNotFound))
+
+	streaming, err := e.store.AddMessages(context.Background(), aliceID, conv,
+		store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
+	g.Expect(err).NotTo(HaveOccurred())
+	r = e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages/"+streaming[0].ID+"/regenerate", alice, nil)
+	g.Expect(r.status).To(Equal(http.StatusConflict), string(r.body))
+	g.Expect(errorCode(g, r)).To(Equal("conflict"))
 }
 
 func agentsRun(t *testing.T, e *env) {
@@ -523,11 +576,16 @@ func TestChatRateLimitPerUser(t *testing.T) {
 	ask := func(token string) resp {
 		return e.do(http.MethodPost, "/agents/run", token, str(`{"question":"Which port does Qdrant use?"}`))
 	}
-	g.Expect(ask(alice).status).To(Equal(http.StatusOK))
+	first := ask(alice)
+	g.Expect(first.status).To(Equal(http.StatusOK))
 	g.Expect(ask(alice).status).To(Equal(http.StatusOK))
 	r := ask(alice)
 	g.Expect(r.status).To(Equal(http.StatusTooManyRequests))
 	g.Expect(errorCode(g, r)).To(Equal("rate_limited"))
+	// Regenerating an answer is asking: the same budget.
+	regen := e.do(http.MethodPost, fmt.Sprintf("/v1/conversations/%s/messages/%s/regenerate",
+		first.json()["conversation_id"], first.json()["message_id"]), alice, nil)
+	g.Expect(regen.status).To(Equal(http.StatusTooManyRequests))
 	retry, err := strconv.Atoi(r.header.Get("Retry-After"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(retry).To(BeNumerically("~", 60, 2))
@@ -583,4 +641,36 @@ func feedbackOwnership(t *testing.T, e *env) {
 	r = e.do(http.MethodPost, "/v1/conversations/"+own+"/messages", bob, str(`{"content":"hi"}`))
 	g.Expect(r.status).To(Equal(http.StatusNotFound))
 	g.Expect(e.storedMessages(own)).To(BeEmpty())
+}
+
+// With no document indexed at all (nothing ingested yet) the server is
+// ready and every way of asking answers "no documents indexed yet", not
+// grounded, with the reason no_documents: a widget tells "come back later"
+// from "the docs do not cover this".
+func TestChatWithNoDocumentsIndexed(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t) // the offline chat, nothing ingested
+	_, token := e.user("early@example.com", "Early")
+
+	g.Expect(e.do(http.MethodGet, "/readyz", "", nil).status).To(Equal(http.StatusOK), "readiness does not depend on the index")
+
+	r := e.do(http.MethodPost, "/agents/run", token, str(`{"question":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	b := r.json()
+	g.Expect([]any{b["answer"], b["grounded"], b["reason"], b["sources"]}).
+		To(Equal([]any{chat.NoDocumentsAnswer, false, chat.ReasonNoDocuments, []any{}}))
+
+	conv := e.newConversation(token)
+	r = e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"How do I rotate the signing keys?"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect([]any{r.json()["grounded"], r.json()["reason"]}).To(Equal([]any{false, chat.ReasonNoDocuments}))
+
+	res := e.stream(context.Background(), "/v1/conversations/"+conv+"/messages", token, `{"content":"And the ports?"}`)
+	defer res.Body.Close()
+	evs := withoutHeartbeats(readSSE(t, res))
+	g.Expect(names(evs)).To(Equal([]string{"message_start", "sources", "delta", "done"}))
+	done := evs[len(evs)-1].data
+	g.Expect([]any{done["grounded"], done["reason"]}).To(Equal([]any{false, chat.ReasonNoDocuments}))
+	g.Expect(done["message"].(map[string]any)["content"]).To(Equal(chat.NoDocumentsAnswer))
+	g.Expect(done["message"].(map[string]any)["status"]).To(Equal("complete"))
 }

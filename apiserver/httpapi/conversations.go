@@ -293,8 +293,8 @@ func (h *handlers) classify(c *gin.Context, err error) (status int, detail httpe
 		return http.StatusBadRequest, d(httperr.CodeBadRequest, "invalid cursor"), true
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
 		return http.StatusBadRequest, d(httperr.CodeBadRequest, err.Error()), true
-	case errors.Is(err, store.ErrFinished):
-		return http.StatusConflict, d(httperr.CodeConflict, store.ErrFinished.Error()), true
+	case errors.Is(err, store.ErrFinished), errors.Is(err, store.ErrStreaming):
+		return http.StatusConflict, d(httperr.CodeConflict, err.Error()), true
 	case errors.Is(err, store.ErrUserInactive):
 		return http.StatusForbidden, d(httperr.CodeUserInactive, store.ErrUserInactive.Error()), true
 	case errors.Is(err, chat.ErrShuttingDown):

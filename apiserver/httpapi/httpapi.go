@@ -179,6 +179,7 @@ func New(d Deps) (http.Handler, error) {
 	v1.GET("/conversations/:id/messages", h.listMessages)
 	v1.POST("/conversations/:id/messages", chatBudget, h.postMessage)
 	v1.POST("/conversations/:id/messages/:messageID/stop", writeBudget, h.stopAnswer)
+	v1.POST("/conversations/:id/messages/:messageID/regenerate", chatBudget, h.regenerate)
 	v1.POST("/messages/:id/feedback", writeBudget, h.feedback)
 
 	agents := r.Group("/agents", authn...)

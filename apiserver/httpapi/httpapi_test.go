@@ -897,6 +897,7 @@ func userRoutes(t *testing.T, conv, message, streaming, text string) []userRoute
 		{"GET", "/v1/conversations/" + conv + "/messages", ""},
 		{"POST", "/v1/conversations/" + conv + "/messages", `{"content":"` + text + `"}`},
 		{"POST", "/v1/conversations/" + conv + "/messages/" + streaming + "/stop", ""},
+		{"POST", "/v1/conversations/" + conv + "/messages/" + message + "/regenerate", ""},
 		{"POST", "/v1/messages/" + message + "/feedback", `{"rating":"up"}`},
 		{"POST", "/agents/run", `{"question":"` + text + `"}`},
 		// Last: the conversation is gone afterwards.

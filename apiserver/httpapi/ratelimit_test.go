@@ -85,6 +85,17 @@ func writeRoutes(e *env) map[string]writeRoute {
 				return "/v1/conversations/" + conv + "/messages/" + m[0].ID + "/stop"
 			},
 		},
+		"POST /v1/conversations/{id}/messages/{messageID}/regenerate": {
+			path: func(t *testing.T, u string) string {
+				conv := conversation(t, u)
+				m, err := e.store.AddMessages(ctx, u, conv, store.NewMessage{Role: store.RoleUser, Content: "Which port does Qdrant use?"},
+					store.NewMessage{Role: store.RoleAssistant, Content: "a"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return "/v1/conversations/" + conv + "/messages/" + m[1].ID + "/regenerate"
+			},
+		},
 		"POST /v1/messages/{id}/feedback": {
 			path: func(t *testing.T, u string) string {
 				m, err := e.store.AddMessages(ctx, u, conversation(t, u), store.NewMessage{Role: store.RoleAssistant, Content: "a"})

@@ -113,20 +113,31 @@ type Retrieved struct {
 	Passages []generate.Passage
 	// Weights is the IDF of the question's words, when the store knows it.
 	Weights map[string]float64
+	// NoDocuments: the store holds no chunk at all (nothing ingested yet),
+	// as opposed to none being relevant.
+	NoDocuments bool
 }
 
-// Retrieve finds the passages that best answer question.
-func (e *Engine) Retrieve(ctx context.Context, question string) (Retrieved, error) {
+// Retrieve finds the passages that best answer question; previous is the
+// conversation's previous question ("" for none), which a follow-up
+// ("and on macOS?") leans on (see vectorstore.Query.Previous).
+func (e *Engine) Retrieve(ctx context.Context, question, previous string) (Retrieved, error) {
 	vecs, err := e.Embedder.Embed(ctx, []string{question})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("embed question: %w", err)
 	}
 	_, lexical := e.Embedder.(*embed.Lexical)
-	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Limit: e.TopK, Lexical: lexical})
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Previous: previous, Limit: e.TopK, Lexical: lexical})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}
 	var r Retrieved
+	if len(hits) == 0 {
+		// Only a question that found nothing pays for the check.
+		if r.NoDocuments, err = e.Store.Empty(ctx); err != nil {
+			return Retrieved{}, fmt.Errorf("check whether any docs are indexed: %w", err)
+		}
+	}
 	for _, h := range hits {
 		// A hit below the threshold shares only common words with the
 		// question (the product's name, "configure"); citing it would only

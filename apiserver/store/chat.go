@@ -21,11 +21,21 @@ type Turn struct {
 
 // History returns the last n user and assistant messages of userID's
 // conversation, oldest first, leaving out failed answers (they hold no
-// answer for the model to build on).
-func (s *Store) History(ctx context.Context, userID, conversationID string, n int) ([]Turn, error) {
+// answer for the model to build on); with before (a message id, "" for
+// none), only the messages older than that one: the history of a question
+// asked again (Store.QuestionOf).
+func (s *Store) History(ctx context.Context, userID, conversationID string, n int, before string) ([]Turn, error) {
 	cid, ok := parseID(conversationID)
 	if !ok {
 		return nil, ErrNotFound
+	}
+	var beforeID *string
+	if before != "" {
+		id, ok := parseID(before)
+		if !ok {
+			return nil, ErrNotFound
+		}
+		beforeID = &id
 	}
 	rows, err := s.pool.Query(ctx, `
 SELECT role, content FROM (
@@ -33,9 +43,10 @@ SELECT role, content FROM (
   JOIN conversations c ON c.id = m.conversation_id
   WHERE m.conversation_id = $1::uuid AND c.user_id = $2 AND c.is_active AND m.user_id = $2
     AND m.role IN ('user', 'assistant') AND m.status <> 'failed' AND m.content <> ''
+    AND ($4::uuid IS NULL OR (m.created_at, m.id) < (SELECT b.created_at, b.id FROM messages b WHERE b.id = $4::uuid))
   ORDER BY m.created_at DESC, m.id DESC
   LIMIT $3
-) recent ORDER BY created_at, id`, cid, userID, n)
+) recent ORDER BY created_at, id`, cid, userID, n, beforeID)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
@@ -193,4 +204,64 @@ RETURNING `+messageColumns,
 		return Message{}, notFound("finish answer", err)
 	}
 	return msg, nil
+}
+
+// AbandonStreaming marks as StatusIncomplete, keeping their content, at
+// most limit answers still StatusStreaming that started more than
+// olderThan ago: no replica streams them any more (the one that did died
+// before it could store their end), and a streaming answer must not stay
+// stoppable and "in progress" forever. It returns how many it marked. One
+// bounded statement on the partial index of streaming answers; SKIP LOCKED
+// leaves an answer a stop or its own save is writing to that writer.
+func (s *Store) AbandonStreaming(ctx context.Context, olderThan time.Duration, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+UPDATE messages SET status = 'incomplete'
+WHERE id IN (
+  SELECT id FROM messages
+  WHERE status = 'streaming' AND created_at < now() - make_interval(secs => $1)
+  ORDER BY created_at LIMIT $2
+  FOR UPDATE SKIP LOCKED)`, olderThan.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("mark abandoned streaming answers incomplete: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ErrStreaming is returned when an answer to regenerate is still streaming.
+var ErrStreaming = errors.New("the answer is still streaming: stop it first")
+
+// QuestionOf returns the question userID's answer messageID, in their
+// active conversation conversationID, answers: the user message right
+// before it. An answer still streaming is ErrStreaming; a message that is
+// not the user's answer in that conversation is ErrNotFound.
+func (s *Store) QuestionOf(ctx context.Context, userID, conversationID, messageID string) (Message, error) {
+	cid, ok := parseID(conversationID)
+	mid, ok2 := parseID(messageID)
+	if !ok || !ok2 {
+		return Message{}, ErrNotFound
+	}
+	var status, questionID string
+	err := s.pool.QueryRow(ctx, `
+SELECT a.status, q.id::text
+FROM messages a JOIN conversations c ON c.id = a.conversation_id
+JOIN LATERAL (
+  SELECT q.id FROM messages q
+  WHERE q.conversation_id = a.conversation_id AND q.role = 'user' AND (q.created_at, q.id) < (a.created_at, a.id)
+  ORDER BY q.created_at DESC, q.id DESC LIMIT 1) q ON true
+WHERE a.id = $1::uuid AND a.conversation_id = $2::uuid AND a.user_id = $3
+  AND c.user_id = $3 AND c.is_active AND a.role = 'assistant'`, mid, cid, userID).Scan(&status, &questionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("find the question of answer %s: %w", mid, err)
+	}
+	if status == StatusStreaming {
+		return Message{}, ErrStreaming
+	}
+	q, err := scanMessage(s.pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1::uuid`, questionID))
+	if err != nil {
+		return Message{}, notFound("read the question", err)
+	}
+	return q, nil
 }

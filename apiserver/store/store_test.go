@@ -298,9 +298,12 @@ func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
 	a := page.Items[1]
 	g.Expect([]any{a.ID, a.Status, a.Model, a.PromptTokens, a.CompletionTokens}).To(Equal([]any{answerID, "failed", "m1", int64(12), int64(3)}))
 
-	history, err := s.History(ctx, "alice", c.ID, 10)
+	history, err := s.History(ctx, "alice", c.ID, 10, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(Equal([]store.Turn{{Role: "user", Content: "q"}}), "failed answers are left out of the history")
+	history, err = s.History(ctx, "alice", c.ID, 10, added[0].ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(history).To(BeEmpty(), "only what came before the given message")
 
 	_, err = s.AddMessages(ctx, "alice", c.ID, store.NewMessage{Role: store.RoleAssistant, Status: "meh"})
 	g.Expect(err).To(MatchError(ContainSubstring("invalid status")))

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
@@ -168,7 +169,8 @@ func TestExtractiveQuotesTheAnswerAndItsCompletion(t *testing.T) {
 		{Title: "Installing Acme › Debian", URL: "https://d.io/docs/install#debian",
 			Text: "Acme ships as one binary. Install the package with apt:\n\n```bash\nsudo apt-get install acme\n```\n\nThen check the version."},
 	}
-	weights := map[string]float64{"acme": 0.05, "install": 2.1, "debian": 2.5}
+	// Weights are keyed by index term (stemmed).
+	weights := map[string]float64{"acme": 0.05, term("install"): 2.1, term("debian"): 2.5}
 	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
 		Question: "How do I install Acme on Debian?", Passages: ps, Weights: weights,
 	}, func(string) error { return nil })
@@ -238,3 +240,6 @@ func TestOpenAIBoundsTheModelsSilences(t *testing.T) {
 		})
 	}
 }
+
+// term is word's index term.
+func term(word string) string { return embed.Words(word)[0] }

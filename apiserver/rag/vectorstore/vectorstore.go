@@ -42,7 +42,11 @@ type Hit struct {
 type Query struct {
 	Vector []float32
 	Text   string
-	Limit  int
+	// Previous is the conversation's previous question, for a follow-up
+	// ("and on macOS?"): a store that ranks lexically by its own index
+	// (pgstore) counts its words at a lower weight; the others ignore it.
+	Previous string
+	Limit    int
 	// Lexical says the vector is the offline lexical embedding, which only
 	// repeats the words of Text: a store with a lexical index of its own
 	// ranks by that index alone instead of fusing the two.
@@ -57,6 +61,10 @@ type Store interface {
 	Upsert(ctx context.Context, points []Point) error
 	Delete(ctx context.Context, ids []string) error
 	Search(ctx context.Context, q Query) ([]Hit, error)
+	// Empty reports whether the store holds no chunk at all: nothing was
+	// ingested yet, which an answer tells apart from a question the docs
+	// do not cover.
+	Empty(ctx context.Context) (bool, error)
 }
 
 // Weigher is a store that knows how informative each word of the docs is.

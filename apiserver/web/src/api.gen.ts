@@ -207,10 +207,11 @@ export interface paths {
          *     - `sources`: `{"sources": [Source]}`, the passages relevant enough to
          *       answer from (empty when none is: the answer then abstains)
          *     - `delta` (repeated): `{"text": "..."}`
-         *     - `done`: `{"message": Message, "grounded": bool}`, the stored assistant
-         *       message with its token usage and the sources it cites (in citation
-         *       order); `grounded` is false when the answer says the docs do not
-         *       cover the question
+         *     - `done`: `{"message": Message, "grounded": bool, "reason"?: string}`,
+         *       the stored assistant message with its token usage and the sources
+         *       it cites (in citation order); `grounded` is false when the answer
+         *       says the docs do not cover the question, and `reason` then says why
+         *       (see GroundingReason)
          *     - `error` (instead of `done`): `{"error": {"code", "message"}, "message_id"}`;
          *       the assistant message is stored with what was streamed so far, with
          *       status `failed` when retrieval or the model failed (`upstream_error`,
@@ -249,6 +250,37 @@ export interface paths {
         put?: never;
         /** Stop an answer while it streams, on whichever replica streams it. Its stream ends (with `done`, the message's status `stopped`) within about half a second; the answer keeps the text streamed so far. */
         post: operations["stopAnswer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{id}/messages/{messageID}/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A conversation id. A malformed id answers 404 like a missing one. */
+                id: components["parameters"]["ConversationID"];
+                /** @description The id of an assistant answer of this conversation. */
+                messageID: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer the question of an answer again, as a new answer; the old one is kept.
+         * @description Answers again the user message the given answer answered, with the
+         *     conversation as it was before that question. The new answer is a new
+         *     assistant message at the end of the conversation; the old answer, and
+         *     any rating of it, stay as they were, and the question is not stored
+         *     twice. Asked like a message (the same rate limit, the same JSON body
+         *     or, with `Accept: text/event-stream`, the same events; `message_start`
+         *     carries the original question's id as `user_message_id`).
+         */
+        post: operations["regenerateAnswer"];
         delete?: never;
         options?: never;
         head?: never;
@@ -428,7 +460,16 @@ export interface components {
              *     widget may then offer another way to get help.
              */
             grounded: boolean;
+            reason?: components["schemas"]["GroundingReason"];
         };
+        /**
+         * @description Why an answer is not grounded (absent when it is): `not_covered`, no
+         *     passage of the docs is relevant to the question; `no_documents`, no
+         *     document is indexed at all yet (the answer says so and no model is
+         *     asked): ask again once the docs are ingested.
+         * @enum {string}
+         */
+        GroundingReason: "not_covered" | "no_documents";
         StopResponse: {
             message: components["schemas"]["Message"];
         };
@@ -469,6 +510,7 @@ export interface components {
              *     widget may then offer another way to get help.
              */
             grounded: boolean;
+            reason?: components["schemas"]["GroundingReason"];
         };
     };
     responses: {
@@ -1095,6 +1137,61 @@ export interface operations {
             431: components["responses"]["HeaderTooLarge"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    regenerateAnswer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `text/event-stream` for streaming; anything else for JSON. */
+                Accept?: string;
+            };
+            path: {
+                /** @description A conversation id. A malformed id answers 404 like a missing one. */
+                id: components["parameters"]["ConversationID"];
+                /** @description The id of an assistant answer of this conversation. */
+                messageID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new answer (JSON), or the event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SendMessageResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Inactive"];
+            404: components["responses"]["NotFound"];
+            /** @description The answer is still streaming; stop it first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "conflict",
+                     *         "message": "the answer is still streaming: stop it first"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["RateLimited"];
+            431: components["responses"]["HeaderTooLarge"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["Upstream"];
+            503: components["responses"]["UnavailableOrBusy"];
         };
     };
     sendFeedback: {

@@ -238,12 +238,20 @@ export class ChatClient {
   // arrive. Aborting the signal stops the stream (the server stores the
   // answer so far as incomplete); an error event is thrown as a ChatError
   // with the stored message's id.
-  async *streamMessage(conversationID: string, content: string, opts: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+  streamMessage(conversationID: string, content: string, opts: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
     const body: BodyOf<"/v1/conversations/{id}/messages", "post"> = { content };
-    const res = await this.request("POST", `/v1/conversations/${encodeURIComponent(conversationID)}/messages`, body, {
-      ...opts,
-      accept: "text/event-stream",
-    });
+    return this.stream(`/v1/conversations/${encodeURIComponent(conversationID)}/messages`, body, opts);
+  }
+
+  // streamRegenerate answers the question of answer messageID again, as a
+  // new answer (the server keeps the old one), with streamMessage's events.
+  streamRegenerate(conversationID: string, messageID: string, opts: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    const path = `/v1/conversations/${encodeURIComponent(conversationID)}/messages/${encodeURIComponent(messageID)}/regenerate`;
+    return this.stream(path, undefined, opts);
+  }
+
+  private async *stream(path: string, body: unknown, opts: CallOptions): AsyncGenerator<StreamEvent, void, undefined> {
+    const res = await this.request("POST", path, body, { ...opts, accept: "text/event-stream" });
     if (!res.body || !(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
       throw new ChatError(res.status, "protocol", "the answer is not an event stream");
     }

@@ -188,6 +188,16 @@ test("a done event's grounded reaches the message, so the widget can say the doc
   assert.equal(events[0].message.grounded, false);
 });
 
+test("regenerating streams a new answer to the answer's question, with no body", async () => {
+  const c = new ChatClient({ apiURL: base, getToken: tokens().getToken });
+  script = [sse([`event: message_start\ndata: {"conversation_id":"c1","user_message_id":"m1","message_id":"m3"}\n\nevent: done\ndata: ${JSON.stringify({ message })}\n\n`])];
+  const events = [];
+  for await (const ev of c.streamRegenerate("c1", "m2")) events.push(ev);
+  assert.deepEqual([seen[0].method, seen[0].url, seen[0].accept, seen[0].body], ["POST", "/v1/conversations/c1/messages/m2/regenerate", "text/event-stream", ""]);
+  assert.deepEqual(events.map((e) => e.type), ["message_start", "done"]);
+  assert.equal(events[0].user_message_id, "m1");
+});
+
 test("a stream's error event is a ChatError with the stored message's id", async () => {
   const c = new ChatClient({ apiURL: base, getToken: tokens().getToken });
   script = [sse(['event: delta\ndata: {"text":"par"}\n\n', 'event: error\ndata: {"error":{"code":"upstream_error","message":"model timed out"},"message_id":"m9"}\n\n'])];

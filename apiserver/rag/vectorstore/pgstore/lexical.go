@@ -82,47 +82,87 @@ type lexHit struct {
 	coverage float32
 }
 
+// followUpWeight is how much a word of the previous question counts in the
+// ranking of a follow-up ("and on macOS?" after "How do I install it?"),
+// relative to the follow-up's own words: enough to prefer the install page
+// among the pages naming macOS, too little to outrank the follow-up's own
+// subject.
+const followUpWeight = 0.3
+
 // search returns the k rows with the best BM25F score for question, best
-// first; rows sharing no term with it are not returned.
-func (lx *lexIndex) search(question string, k int) []lexHit {
+// first; rows sharing no term with it are not returned. The words of
+// previous (the conversation's previous question; "" for none) that
+// question lacks count at followUpWeight in the score, and not in the
+// coverage: a row relevant only to the previous question is not relevant
+// to this one.
+func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	n := len(lx.length)
 	if k <= 0 || n == 0 {
 		return nil
 	}
-	terms := uniqueWords(question)
+	type term struct {
+		word   string
+		weight float64
+		own    bool
+	}
+	var terms []term
+	own := uniqueWords(question)
+	for _, w := range own {
+		terms = append(terms, term{w, 1, true})
+	}
+	for _, w := range uniqueWords(previous) {
+		if _, found := slices.BinarySearch(own, w); !found {
+			terms = append(terms, term{w, followUpWeight, false})
+		}
+	}
 	var totalIDF float64
-	scores := map[int32]*lexHit{}
+	// Dense accumulators: a common word's postings cover most rows, and a
+	// slice indexed by row costs far less than a map per posting.
+	acc := make([]lexHit, n)
+	var touched []int32
 	for _, t := range terms {
-		ps := lx.postings[t]
+		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
-		totalIDF += w
+		if t.own {
+			totalIDF += w
+		}
 		for _, p := range ps {
 			norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
-			s := w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
-			h := scores[p.row]
-			if h == nil {
-				h = &lexHit{row: int(p.row)}
-				scores[p.row] = h
+			s := t.weight * w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+			h := &acc[p.row]
+			if h.score == 0 {
+				touched = append(touched, p.row)
 			}
 			h.score += float32(s)
-			h.coverage += float32(w)
+			if t.own {
+				h.coverage += float32(w)
+			}
 		}
 	}
-	out := make([]lexHit, 0, len(scores))
-	for _, h := range scores {
-		h.coverage = float32(float64(h.coverage) / totalIDF)
-		out = append(out, *h)
-	}
-	slices.SortFunc(out, func(a, b lexHit) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
+	// The k best, kept sorted by insertion: k is a handful.
+	better := func(a, b lexHit) bool { return a.score > b.score || (a.score == b.score && a.row < b.row) }
+	out := make([]lexHit, 0, k+1)
+	for _, row := range touched {
+		h := acc[row]
+		h.row = int(row)
+		if len(out) == k && !better(h, out[k-1]) {
+			continue
+		}
+		if totalIDF > 0 {
+			h.coverage = float32(float64(h.coverage) / totalIDF)
+		}
+		i, _ := slices.BinarySearchFunc(out, h, func(e, t lexHit) int {
+			if better(e, t) {
+				return -1
+			}
 			return 1
+		})
+		out = slices.Insert(out, i, h)
+		if len(out) > k {
+			out = out[:k]
 		}
-		return a.row - b.row
-	})
-	return out[:min(k, len(out))]
+	}
+	return out
 }
 
 // coverage is the share of question's IDF weight that row contains, for a

@@ -19,7 +19,7 @@ func TestLexicalRanking(t *testing.T) {
 		{Title: "Acme reference", Heading: "Endpoints", Text: "The endpoint list. One of them is used for rotating keys among many other things."},
 		{Title: "Acme install", Text: "Install Acme with the package manager."},
 	})
-	hits := lx.search("How do I rotate the Acme signing keys?", 3)
+	hits := lx.search("How do I rotate the Acme signing keys?", "", 3)
 	g.Expect(hits).NotTo(BeEmpty())
 	g.Expect(hits[0].row).To(Equal(1))
 	g.Expect(hits[0].coverage).To(BeNumerically(">", 0.9))
@@ -29,10 +29,34 @@ func TestLexicalRanking(t *testing.T) {
 	g.Expect(hits[2].coverage).To(BeNumerically("<", 0.1))
 
 	// A question about something no page mentions covers little.
-	hits = lx.search("Does Acme support LDAP login?", 3)
+	hits = lx.search("Does Acme support LDAP login?", "", 3)
 	for _, h := range hits {
 		g.Expect(h.coverage).To(BeNumerically("<", 0.35))
 	}
 	g.Expect(lx.coverage("rotating signing keys", 1)).To(BeNumerically("~", 1, 1e-6))
 	g.Expect(lx.coverage("rotating signing keys", 3)).To(BeNumerically("~", 0, 1e-6))
+}
+
+// A follow-up leans on the previous question: among the pages naming
+// macOS, the install one wins after "How do I install Acme?", the upgrade
+// one after "How do I upgrade Acme?"; coverage stays the follow-up's own.
+func TestFollowUpLeansOnThePreviousQuestion(t *testing.T) {
+	g := NewWithT(t)
+	lx := buildLexIndex([]vectorstore.Payload{
+		{Title: "Installing Acme", Heading: "Linux", Text: "Install the package with apt."},
+		{Title: "Installing Acme", Heading: "macOS", Text: "Install with Homebrew."},
+		{Title: "Upgrading Acme", Heading: "macOS", Text: "Upgrade with Homebrew; restart the service."},
+		{Title: "Upgrading Acme", Heading: "Linux", Text: "Upgrade the package with apt."},
+	})
+	g.Expect(lx.search("And on macOS?", "How do I install Acme?", 1)[0].row).To(Equal(1))
+	g.Expect(lx.search("And on macOS?", "How do I upgrade Acme?", 1)[0].row).To(Equal(2))
+	// The follow-up's own subject still decides: the Linux pages share the
+	// previous question's word, not the follow-up's.
+	for _, h := range lx.search("And on macOS?", "How do I install Acme?", 4) {
+		if h.row == 0 || h.row == 3 {
+			g.Expect(h.coverage).To(BeZero())
+		} else {
+			g.Expect(h.coverage).To(BeNumerically("~", 1, 1e-6))
+		}
+	}
 }

@@ -141,7 +141,7 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 		return nil, nil
 	}
 	if q.Lexical || len(q.Vector) == 0 {
-		lex := idx.lex.search(q.Text, q.Limit)
+		lex := idx.lex.search(q.Text, q.Previous, q.Limit)
 		hits := make([]vectorstore.Hit, len(lex))
 		for i, h := range lex {
 			hits[i] = vectorstore.Hit{ID: idx.ids[h.row], Score: h.score, Coverage: h.coverage, Payload: idx.payloads[h.row]}
@@ -154,7 +154,7 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 	// Each side proposes more candidates than asked so that fusion can
 	// promote a passage ranked well by both but first by neither.
 	dense := idx.search(q.Vector, 4*q.Limit)
-	lex := idx.lex.search(q.Text, 4*q.Limit)
+	lex := idx.lex.search(q.Text, q.Previous, 4*q.Limit)
 	fused := map[int]float32{}
 	for rank, d := range dense {
 		fused[d.row] += rrf(rank)
@@ -178,6 +178,15 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 		hits[i] = vectorstore.Hit{ID: idx.ids[row], Score: fused[row], Coverage: idx.lex.coverage(q.Text, row), Payload: idx.payloads[row]}
 	}
 	return hits, nil
+}
+
+// Empty implements vectorstore.Store, on the loaded snapshot.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	idx, err := s.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	return idx.len() == 0, nil
 }
 
 // Weights implements vectorstore.Weigher.

@@ -156,6 +156,24 @@ func (s *Store) Hashes(ctx context.Context) (map[string]string, error) {
 	}
 }
 
+// Empty implements vectorstore.Store: the collection is missing (created
+// by the first ingest) or has no point.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if ok, err := s.collectionExists(ctx); err != nil || !ok {
+		return err == nil, err
+	}
+	points, err := s.client.Scroll(ctx, &qdrant.ScrollPoints{
+		CollectionName: s.collection,
+		Limit:          qdrant.PtrOf(uint32(1)),
+		WithPayload:    qdrant.NewWithPayload(false),
+		WithVectors:    qdrant.NewWithVectors(false),
+	})
+	if err != nil {
+		return false, fmt.Errorf("qdrant: scroll %q: %w", s.collection, err)
+	}
+	return len(points) == 0, nil
+}
+
 // Upsert implements vectorstore.Store.
 func (s *Store) Upsert(ctx context.Context, points []vectorstore.Point) error {
 	if len(points) == 0 {

@@ -38,6 +38,7 @@ func TestCollectionCreatedOnFirstUpsertWithPayload(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(hits).To(BeEmpty())
 		g.Expect(fq.Collection("c")).To(BeNil())
+		g.Expect(s.Empty(ctx)).To(BeTrue())
 
 		g.Expect(s.Upsert(ctx, []vectorstore.Point{point(id1, []float32{1, 0, 0}, "alpha words"), point(id2, []float32{0, 1, 0}, "beta words")})).To(Succeed())
 		created := fq.Collection("c")
@@ -55,6 +56,7 @@ func TestCollectionCreatedOnFirstUpsertWithPayload(t *testing.T) {
 		hashes, err := s.Hashes(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(hashes).To(Equal(map[string]string{id1: "h-1111", id2: "h-2222"}))
+		g.Expect(s.Empty(ctx)).To(BeFalse())
 		g.Expect(s.Delete(ctx, []string{id1})).To(Succeed())
 		g.Expect(fq.PointCount("c")).To(Equal(1))
 		g.Expect(fq.Calls("/qdrant.Collections/Create")).To(Equal(1))

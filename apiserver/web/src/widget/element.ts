@@ -496,6 +496,8 @@ export class ChatbackendChat extends HTMLElement {
     const { els, s } = this;
     els.history.hidden = true;
     els.messages.querySelector(".welcome")?.remove();
+    // The server keeps the old answer; a new one replaces it on screen.
+    const again = regenerateOf?.dataset.messageId;
     if (regenerateOf) regenerateOf.remove();
     else els.messages.append(this.userMessage(question));
     const el = this.assistantMessage();
@@ -524,7 +526,10 @@ export class ChatbackendChat extends HTMLElement {
         this.loadedConversation = c.id;
         sessionStorage.setItem(CONVERSATION_KEY, c.id);
       }
-      for await (const ev of client.streamMessage(this.conversationID, question, { signal: controller.signal })) {
+      const events = again
+        ? client.streamRegenerate(this.conversationID, again, { signal: controller.signal })
+        : client.streamMessage(this.conversationID, question, { signal: controller.signal });
+      for await (const ev of events) {
         if (ev.type === "message_start") el.dataset.messageId = ev.message_id;
         else if (ev.type === "sources") sources = ev.sources;
         else if (ev.type === "delta") {
