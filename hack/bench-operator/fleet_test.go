@@ -101,6 +101,8 @@ var (
 
 const (
 	image = "registry.example.com/chat-apiserver:bench"
+	// operatorUser is who the operator is to the API server.
+	operatorUser = "operator"
 	// setupParallelism is how many requests the untimed setup makes at once.
 	setupParallelism = 16
 )
@@ -164,13 +166,18 @@ func benchFleet(b *testing.B, manager string, secrets, deployments int) {
 func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	apiServerFlags, auditLog, err := auditFlags(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	// envtest's default range, a /24, holds 254 Service IPs: fewer than
+	// two Services per ChatBackend of a fleet. The addresses are only
+	// allocated, never routed.
+	apiServerFlags["service-cluster-ip-range"] = "198.18.0.0/16"
 	env, cfg, err := testutil.StartEnvtest(testutil.Envtest{
-		Root: filepath.Join("..", ".."),
-		CRDs: []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		// envtest's default range, a /24, holds 254 Service IPs: fewer
-		// than two Services per ChatBackend of a fleet. The addresses are
-		// only allocated, never routed.
-		APIServerFlags: map[string]string{"service-cluster-ip-range": "198.18.0.0/16"},
+		Root:           filepath.Join("..", ".."),
+		CRDs:           []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		APIServerFlags: apiServerFlags,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -199,6 +206,7 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	res.converge, res.heapPeak = waitConverged(ctx, b, c, op)
 	b.StopTimer()
 	m := op.scrape(b)
+	convergedAt := auditOffset(auditLog)
 	res.requests = m.requests
 	res.heapPeak = max(res.heapPeak, m.heapInUse)
 	time.Sleep(*restWindow)
@@ -207,6 +215,13 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	res.heapRest = rest.heapInUse
 	res.jobsCompleted = completed.Load()
 	op.stop(b)
+	breakdown, err := requestBreakdown(auditLog, convergedAt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%.0f reconciles until convergence (%.1f per ChatBackend)", m.reconciles, m.reconciles/float64(*chatBackends))
+	b.Logf("the operator's requests until convergence (kube-apiserver audit log), by verb, resource and code:\n%s",
+		strings.Join(breakdown, "\n"))
 
 	res.baseline = baseline(ctx, b, cfg)
 	b.Logf("converged in %s (%d Jobs completed by the benchmark), baseline %s; heap in use peak %.1f MiB, at rest %.1f MiB; "+
@@ -427,7 +442,7 @@ type operator struct {
 // startOperator runs the manager binary against env as a cluster-admin
 // user, with plain-HTTP metrics on loopback for the benchmark to read.
 func startOperator(b *testing.B, env *envtest.Environment, manager string) *operator {
-	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	user, err := env.AddUser(envtest.User{Name: operatorUser, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -488,7 +503,7 @@ func (op *operator) stop(b *testing.B) {
 }
 
 // operatorMetrics are the figures read from the operator's /metrics.
-type operatorMetrics struct{ heapInUse, requests float64 }
+type operatorMetrics struct{ heapInUse, requests, reconciles float64 }
 
 func (op *operator) scrape(b *testing.B) operatorMetrics {
 	m, err := op.metrics()
@@ -510,8 +525,9 @@ func (op *operator) metrics() (operatorMetrics, error) {
 		return operatorMetrics{}, fmt.Errorf("parse the operator's metrics: %w", err)
 	}
 	return operatorMetrics{
-		heapInUse: sum(families["go_memstats_heap_inuse_bytes"]),
-		requests:  sum(families["rest_client_requests_total"]),
+		heapInUse:  sum(families["go_memstats_heap_inuse_bytes"]),
+		requests:   sum(families["rest_client_requests_total"]),
+		reconciles: sum(families["controller_runtime_reconcile_total"]),
 	}, nil
 }
 
