@@ -87,6 +87,9 @@ type ChatBackendReconciler struct {
 	fleet        fleetRollout
 	// applied lets apply leave out applies that would change nothing.
 	applied appliedRecords
+	// secretInputs lets reconcileEnvSecret leave out reading Secrets that
+	// did not change.
+	secretInputs secretInputs
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -168,6 +171,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			forgetMetrics(req.NamespacedName)
 			r.fleet.release(req.NamespacedName)
 			r.applied.forget(req.NamespacedName)
+			r.secretInputs.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -59,11 +59,43 @@ func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1al
 // API server is asked only on a miss, so a reconcile of children that exist
 // reads the cache alone.
 func (r *ChatBackendReconciler) getChild(ctx context.Context, key types.NamespacedName, obj client.Object) error {
+	if sec, ok := obj.(*corev1.Secret); ok {
+		return r.getSecretChild(ctx, key, sec)
+	}
 	err := r.Get(ctx, key, obj)
 	if !apierrors.IsNotFound(err) || r.apiReader == nil {
 		return err
 	}
 	return r.apiReader.Get(ctx, key, obj)
+}
+
+// getSecretChild reads the metadata of a Secret of a child's name (the env
+// Secret), all an ownership check and a left-out apply need: from the
+// metadata cache the Secret watches fill, and on a miss from the API
+// server. Secrets are not cached in full (ManagerClientOptions), so a
+// plain Get fetched the Secret's values from the API server at every
+// reconcile, only to look at its owner.
+func (r *ChatBackendReconciler) getSecretChild(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) error {
+	m := secretMetadata()
+	err := r.secretMetadataReader().Get(ctx, key, m)
+	if apierrors.IsNotFound(err) && r.apiReader != nil {
+		err = r.apiReader.Get(ctx, key, m)
+	}
+	if err != nil {
+		return err
+	}
+	sec.ObjectMeta = m.ObjectMeta
+	return nil
+}
+
+// secretMetadataReader reads Secrets' metadata, never their values: from
+// the cache the Secret watches fill, or from the API server before
+// SetupWithManager set that cache.
+func (r *ChatBackendReconciler) secretMetadataReader() client.Reader {
+	if r.cache != nil {
+		return r.cache
+	}
+	return r.Client
 }
 
 // recordConflict keeps the first conflict of the reconcile for the status
