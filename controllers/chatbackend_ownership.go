@@ -70,18 +70,20 @@ func (r *ChatBackendReconciler) getChild(ctx context.Context, key types.Namespac
 }
 
 // getSecretChild reads the metadata of a Secret of a child's name (the env
-// Secret), all an ownership check and a left-out apply need: from the
-// metadata cache the Secret watches fill, and on a miss from the API
-// server. Secrets are not cached in full (ManagerClientOptions), so a
-// plain Get fetched the Secret's values from the API server at every
-// reconcile, only to look at its owner.
+// Secret), all an ownership check and a left-out apply need, from the
+// metadata cache the Secret watches fill. Secrets are not cached in full
+// (ManagerClientOptions), so a plain Get fetched the Secret's values from
+// the API server at every reconcile, only to look at its owner.
+//
+// Unlike getChild's, a miss here is not confirmed with the API server: the
+// Secret metadata cache holds every Secret, labelled or not, so a miss
+// means no such Secret but for the watch's lag, and the env Secret's name
+// carries a hash of its values, which nobody else can know to take it in
+// that instant. (A Secret the operator made a moment ago and the cache does
+// not show yet is applied again, which changes nothing.)
 func (r *ChatBackendReconciler) getSecretChild(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) error {
 	m := secretMetadata()
-	err := r.secretMetadataReader().Get(ctx, key, m)
-	if apierrors.IsNotFound(err) && r.apiReader != nil {
-		err = r.apiReader.Get(ctx, key, m)
-	}
-	if err != nil {
+	if err := r.secretMetadataReader().Get(ctx, key, m); err != nil {
 		return err
 	}
 	sec.ObjectMeta = m.ObjectMeta
