@@ -21,7 +21,9 @@
 //     spec.env entries the operator overrides (status.ignoredEnv, with a
 //     Warning Event). A missing Secret or key is recorded in the scope (it
 //     is the user's to fix, not an error to retry with backoff) and polled
-//     slowly, besides the Secret watch.
+//     slowly, besides the Secret watch. While no referenced Secret changed
+//     (their resourceVersions in the metadata cache), it reads and applies
+//     nothing (chatbackend_secretinputs.go).
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
 //     migrate` with the spec's image on the fingerprinted database, in a
 //     Job named after both, one Job at a time, and advances
