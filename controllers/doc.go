@@ -12,7 +12,8 @@
 // paused (annotation chat.chatbackend.io/reconcile=disabled,
 // chatbackend_pause.go) only its Paused condition is written. Otherwise it
 // makes a scope (chatbackend_scope.go) and runs a fixed list of phases over
-// it, in order:
+// it: 1 to 3 in order, 4 and 5 (which need nothing the others record) at
+// the same time as them:
 //
 //  1. reconcileEnvSecret (chatbackend_envsecret.go) copies the referenced
 //     Secret keys into `<name>-env-<hash>` under the variable names
