@@ -57,7 +57,7 @@ func (r *ChatBackendReconciler) apply(ctx context.Context, cb *chatv1alpha1.Chat
 	pruneNulls(m)
 	u := &unstructured.Unstructured{Object: m}
 	gvk := obj.GetObjectKind().GroupVersionKind()
-	key := fmt.Sprintf("%T/%s", obj, obj.GetName())
+	key := childKey(obj, obj.GetName())
 	hash, err := applyHash(m)
 	if err != nil {
 		return fmt.Errorf("hash %s %s: %w", u.GetKind(), u.GetName(), err)
@@ -167,6 +167,9 @@ type appliedRecord struct {
 	hash, resourceVersion string
 }
 
+// childKey names the child of kind obj and the given name in the records.
+func childKey(obj client.Object, name string) string { return fmt.Sprintf("%T/%s", obj, name) }
+
 // begin starts a reconcile of cb: the records it made become those it
 // looks up.
 func (a *appliedRecords) begin(cb types.NamespacedName) {
@@ -210,6 +213,19 @@ func (a *appliedRecords) unchanged(cb types.NamespacedName, key, hash string, ex
 	}
 	recs.next[key] = rec
 	return true
+}
+
+// keep carries the record of the child key of cb over to the next
+// reconcile, for a phase that knows by other means that the child is as
+// applied (secretInputs) and so left it out without reading it.
+func (a *appliedRecords) keep(cb types.NamespacedName, key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if recs := a.byCB[cb]; recs != nil {
+		if rec, ok := recs.prev[key]; ok {
+			recs.next[key] = rec
+		}
+	}
 }
 
 func (a *appliedRecords) record(cb types.NamespacedName, key string, rec appliedRecord) {

@@ -87,6 +87,9 @@ type ChatBackendReconciler struct {
 	fleet        fleetRollout
 	// applied lets apply leave out applies that would change nothing.
 	applied appliedRecords
+	// secretInputs lets reconcileEnvSecret leave out reading Secrets that
+	// did not change.
+	secretInputs secretInputs
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -145,23 +148,57 @@ type ChatBackendReconciler struct {
 // something no watch reports (a missing Secret or CRD).
 type phase func(context.Context, *scope) (ctrl.Result, error)
 
-// phases are run in this order by every reconcile; see doc.go.
-func (r *ChatBackendReconciler) phases() []phase {
+// phases are run by every reconcile; see doc.go. The chain runs in this
+// order, each phase using what the ones before it recorded in the scope.
+// The independent phases write children nothing in the chain reads, and
+// each records its own fields of the scope (serviceURL, monitoring), so
+// they run at the same time as the chain and as each other: a new
+// ChatBackend's Services and PodDisruptionBudget are written while its env
+// Secret and migrations Job are, not after them. Creating a fleet, a
+// reconcile mostly waits on the API server, one request after the other.
+func (r *ChatBackendReconciler) phases() (chain, independent []phase) {
 	return []phase{
-		r.reconcileEnvSecret,
-		r.reconcileMigration,
-		r.reconcileDeployment,
-		r.reconcileIngest,
-		r.collectEnvSecrets,
-		r.reconcilePodDisruptionBudget,
-		r.reconcileService,
-		r.reconcileNetworkPolicy,
-		r.reconcileMonitoring,
+			r.reconcileEnvSecret,
+			r.reconcileMigration,
+			r.reconcileDeployment,
+			r.reconcileIngest,
+			r.collectEnvSecrets,
+		}, []phase{
+			r.reconcilePodDisruptionBudget,
+			r.reconcileService,
+			r.reconcileNetworkPolicy,
+			r.reconcileMonitoring,
+		}
+}
+
+// phaseOutcome is what one phase returned.
+type phaseOutcome struct {
+	res ctrl.Result
+	err error
+}
+
+// runPhases runs every phase (phases says in which order) and returns what
+// each returned, in the order of the chain and then the independent ones.
+func (r *ChatBackendReconciler) runPhases(ctx context.Context, s *scope) []phaseOutcome {
+	chain, independent := r.phases()
+	out := make([]phaseOutcome, len(chain)+len(independent))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i, p := range chain {
+			out[i].res, out[i].err = p(ctx, s)
+		}
+	})
+	for i, p := range independent {
+		wg.Go(func() { out[len(chain)+i].res, out[len(chain)+i].err = p(ctx, s) })
 	}
+	wg.Wait()
+	return out
 }
 
 // Reconcile runs every phase, then patches the status computed from the
-// scope, whatever happened. A failing phase does not stop the later ones
+// scope, whatever happened. Conflicts and errors are taken in phase order,
+// so the first conflict reported is that of the first phase, as when the
+// phases ran one after the other. A failing phase does not stop the later ones
 // (each checks its own preconditions), so one broken child does not freeze
 // the others.
 func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
@@ -171,6 +208,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			forgetMetrics(req.NamespacedName)
 			r.fleet.release(req.NamespacedName)
 			r.applied.forget(req.NamespacedName)
+			r.secretInputs.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -202,8 +240,8 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		res  ctrl.Result
 		errs []error
 	)
-	for _, p := range r.phases() {
-		phaseRes, err := p(ctx, s)
+	for _, o := range r.runPhases(ctx, s) {
+		phaseRes, err := o.res, o.err
 		var conflict *ownershipConflict
 		if errors.As(err, &conflict) {
 			// Someone else's object is in the way: a person must act, so

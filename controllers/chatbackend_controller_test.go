@@ -366,20 +366,20 @@ func TestDriftIsReverted(t *testing.T) {
 
 	// Steady state: no write churn on the Deployment. A reconcile of the
 	// unchanged ChatBackend (made here by an annotation of no meaning to
-	// the operator; each reads the env Secret from the API server) sends no
-	// apply: nothing would change (apply.go, appliedRecords).
+	// the operator) sends no apply: nothing would change (apply.go,
+	// appliedRecords).
 	Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 	rv := dep.ResourceVersion
 	Consistently(func(g Gomega) string {
 		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
 		return dep.ResourceVersion
 	}, 2500*time.Millisecond, 250*time.Millisecond).Should(Equal(rv), "no write churn on the Deployment")
-	reads, patches := childRequestCount(ns, http.MethodGet, "secrets"), childPatches(ns)
+	reconciles, patches := reconcileCount(ns), childPatches(ns)
 	touched := getCB(Default, ns, "chat")
 	metav1.SetMetaDataAnnotation(&touched.ObjectMeta, "test.chatbackend.io/touched", "yes")
 	Expect(k8s.Update(ctx, touched)).To(Succeed())
-	Eventually(func() int64 { return childRequestCount(ns, http.MethodGet, "secrets") }, timeout, interval).
-		Should(BeNumerically(">", reads), "the ChatBackend is reconciled")
+	Eventually(func() int64 { return reconcileCount(ns) }, timeout, interval).
+		Should(BeNumerically(">", reconciles), "the ChatBackend is reconciled")
 	Consistently(func() int64 { return childPatches(ns) }, time.Second, 100*time.Millisecond).
 		Should(Equal(patches), "a reconcile of an unchanged ChatBackend sent applies")
 

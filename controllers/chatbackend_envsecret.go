@@ -23,13 +23,20 @@ import (
 // A missing Secret or key is the user's to fix, not a transient error: it
 // is reported in the status and an Event, and the Secret watch (plus a slow
 // requeue) brings the reconcile back, instead of an error backoff loop.
+// When no referenced Secret changed since the last reconcile, nothing is
+// read or applied (secretInputs).
 func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cb := s.cb
 	r.recordIgnoredEnv(ctx, s)
+	if rec, ok := r.secretInputs.unchanged(ctx, r.cache, cb); ok {
+		r.applied.keep(types.NamespacedName{Namespace: cb.Namespace, Name: cb.Name}, childKey(&corev1.Secret{}, rec.envSecret))
+		s.envHash, s.mountHash, s.database = rec.envHash, rec.mountHash, rec.database
+		return ctrl.Result{}, nil
+	}
+	read := secretReads{}
 	data := map[string][]byte{}
 	for _, ref := range specs.EnvSecretRefs(&cb.Spec) {
-		sec := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: ref.Ref.Name}, sec)
+		sec, err := r.readSecret(ctx, cb.Namespace, ref.Ref.Name, read)
 		switch {
 		case apierrors.IsNotFound(err):
 			s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretNotFound,
@@ -48,17 +55,50 @@ func (r *ChatBackendReconciler) reconcileEnvSecret(ctx context.Context, s *scope
 			return r.secretProblem(ctx, s), nil
 		}
 	}
-	mountHash, err := r.hashMountedSecrets(ctx, s)
+	mountHash, err := r.hashMountedSecrets(ctx, s, read)
 	if err != nil || s.secretProblem != nil {
 		return r.secretProblem(ctx, s), err
 	}
-	if err := r.apply(ctx, cb, specs.EnvSecret(cb, data)); err != nil {
+	env := specs.EnvSecret(cb, data)
+	if err := r.apply(ctx, cb, env); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.envHash = specs.HashData(data)
 	s.mountHash = mountHash
 	s.database = specs.DatabaseFingerprint(data)
+	r.secretInputs.remember(cb, secretInputsRecord{
+		versions: read.versions(), envSecret: env.Name, envSecretVersion: env.ResourceVersion,
+		envHash: s.envHash, mountHash: s.mountHash, database: s.database,
+	})
 	return ctrl.Result{}, nil
+}
+
+// secretReads are the referenced Secrets one reconcile read, by name, so
+// that a Secret referenced twice (a URL and a direct URL) is read once.
+// They live as long as the reconcile: no Secret value is kept beyond it.
+type secretReads map[string]*corev1.Secret
+
+// versions are the resourceVersions of the Secrets read, for secretInputs.
+func (read secretReads) versions() map[string]string {
+	v := make(map[string]string, len(read))
+	for name, sec := range read {
+		v[name] = sec.ResourceVersion
+	}
+	return v
+}
+
+// readSecret reads a referenced Secret from the API server (Secrets are
+// not cached, ManagerClientOptions), once per reconcile.
+func (r *ChatBackendReconciler) readSecret(ctx context.Context, namespace, name string, read secretReads) (*corev1.Secret, error) {
+	if sec, ok := read[name]; ok {
+		return sec, nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, sec); err != nil {
+		return nil, err
+	}
+	read[name] = sec
+	return sec, nil
 }
 
 // secretProblem reports s.secretProblem (if any) in an Event and brings
@@ -78,15 +118,14 @@ func (r *ChatBackendReconciler) secretProblem(ctx context.Context, s *scope) ctr
 // their data (specs.AnnotationMountedSecretsHash says why), "" when there
 // are none. Their values are read live, like the env Secret's, and kept
 // nowhere.
-func (r *ChatBackendReconciler) hashMountedSecrets(ctx context.Context, s *scope) (string, error) {
+func (r *ChatBackendReconciler) hashMountedSecrets(ctx context.Context, s *scope, read secretReads) (string, error) {
 	mounted := specs.MountedSecrets(&s.cb.Spec)
 	if len(mounted) == 0 {
 		return "", nil
 	}
 	data := map[string][]byte{}
 	for _, m := range mounted {
-		sec := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: s.cb.Namespace, Name: m.Name}, sec)
+		sec, err := r.readSecret(ctx, s.cb.Namespace, m.Name, read)
 		if apierrors.IsNotFound(err) {
 			s.secretProblem = &condition{reason: chatv1alpha1.ReasonSecretNotFound,
 				message: fmt.Sprintf("Secret %q referenced by %s not found", m.Name, m.Field)}
@@ -159,7 +198,7 @@ func (r *ChatBackendReconciler) collectEnvSecrets(ctx context.Context, s *scope)
 	}
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.List(ctx, &list, client.InNamespace(cb.Namespace), client.MatchingLabels{specs.LabelInstance: cb.Name}); err != nil {
+	if err := r.secretMetadataReader().List(ctx, &list, client.InNamespace(cb.Namespace), client.MatchingLabels{specs.LabelInstance: cb.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("list env Secrets: %w", err)
 	}
 	for i := range list.Items {

@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -109,4 +111,71 @@ func TestUnchangedStatusIsNotWritten(t *testing.T) {
 	}
 	Consistently(func() int64 { return statusWriteCount(ns) }, 1500*time.Millisecond, 100*time.Millisecond).
 		Should(Equal(writes), "status requests without a status change")
+}
+
+// TestUnchangedSecretsAreNotReadAgain: a reconcile whose referenced Secrets
+// have not changed since the last one (their resourceVersions in the
+// metadata cache say so) reads no Secret from the API server and applies no
+// env Secret; a changed Secret is read again and rolls the pods, and a hand
+// edit or the deletion of the env Secret is still undone.
+func TestUnchangedSecretsAreNotReadAgain(t *testing.T) {
+	RegisterTestingT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cb := createMigrated(t, ns, "postgres://app:old@db/chat")
+	Eventually(func() error { return k8s.Get(ctx, key(ns, "chat"), &appsv1.Deployment{}) }, timeout, interval).Should(Succeed())
+
+	// Each touch reconciles the ChatBackend (the first ones may still
+	// race the cache's view of the env Secret just made, and read).
+	touches := 0
+	Eventually(func(g Gomega) {
+		reads, applies, reconciles := childRequestCount(ns, http.MethodGet, "secrets"), childRequestCount(ns, http.MethodPatch, "secrets"), reconcileCount(ns)
+		touches++
+		touch(g, ns, "chat", touches)
+		g.Eventually(func() int64 { return reconcileCount(ns) }, timeout, interval).Should(BeNumerically(">", reconciles))
+		g.Consistently(func() int64 { return childRequestCount(ns, http.MethodGet, "secrets") }, 500*time.Millisecond, 50*time.Millisecond).
+			Should(Equal(reads), "a reconcile with unchanged Secrets read a Secret")
+		g.Expect(childRequestCount(ns, http.MethodPatch, "secrets")).To(Equal(applies), "a reconcile with unchanged Secrets applied the env Secret")
+	}, timeout, interval).Should(Succeed())
+
+	// A new value is read and reaches the pods.
+	reads := childRequestCount(ns, http.MethodGet, "secrets")
+	db := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, "db"), db)).To(Succeed())
+	db.Data["url"] = []byte("postgres://app:new@db/chat")
+	Expect(k8s.Update(ctx, db)).To(Succeed())
+	newEnv := envSecretName(cb, "postgres://app:new@db/chat")
+	Eventually(func(g Gomega) string {
+		dep := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, key(ns, "chat"), dep)).To(Succeed())
+		return dep.Spec.Template.Spec.Containers[0].EnvFrom[0].SecretRef.Name
+	}, timeout, interval).Should(Equal(newEnv))
+	Expect(childRequestCount(ns, http.MethodGet, "secrets")).To(BeNumerically(">", reads))
+
+	// The env Secret edited by hand, then deleted: put back both times.
+	env := &corev1.Secret{}
+	Expect(k8s.Get(ctx, key(ns, newEnv), env)).To(Succeed())
+	env.Data["DATABASE_URL"] = []byte("postgres://evil@elsewhere/chat")
+	Expect(k8s.Update(ctx, env)).To(Succeed())
+	Eventually(func(g Gomega) string {
+		g.Expect(k8s.Get(ctx, key(ns, newEnv), env)).To(Succeed())
+		return string(env.Data["DATABASE_URL"])
+	}, timeout, interval).Should(Equal("postgres://app:new@db/chat"))
+	uid := env.UID
+	Expect(k8s.Delete(ctx, env)).To(Succeed())
+	Eventually(func(g Gomega) {
+		back := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, key(ns, newEnv), back)).To(Succeed())
+		g.Expect(back.UID).NotTo(Equal(uid))
+		g.Expect(string(back.Data["DATABASE_URL"])).To(Equal("postgres://app:new@db/chat"))
+	}, timeout, interval).Should(Succeed())
+	Expect(reconcileErrors(ns)).To(BeZero())
+}
+
+// touch sets an annotation of no meaning to the operator, to the n-th
+// value: a reconcile of the unchanged ChatBackend.
+func touch(g Gomega, ns, name string, n int) {
+	cb := getCB(g, ns, name)
+	metav1.SetMetaDataAnnotation(&cb.ObjectMeta, "test.chatbackend.io/touched", strconv.Itoa(n))
+	g.Expect(k8s.Update(context.Background(), cb)).To(Succeed())
 }

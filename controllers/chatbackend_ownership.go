@@ -59,11 +59,45 @@ func (r *ChatBackendReconciler) checkOwnership(ctx context.Context, cb *chatv1al
 // API server is asked only on a miss, so a reconcile of children that exist
 // reads the cache alone.
 func (r *ChatBackendReconciler) getChild(ctx context.Context, key types.NamespacedName, obj client.Object) error {
+	if sec, ok := obj.(*corev1.Secret); ok {
+		return r.getSecretChild(ctx, key, sec)
+	}
 	err := r.Get(ctx, key, obj)
 	if !apierrors.IsNotFound(err) || r.apiReader == nil {
 		return err
 	}
 	return r.apiReader.Get(ctx, key, obj)
+}
+
+// getSecretChild reads the metadata of a Secret of a child's name (the env
+// Secret), all an ownership check and a left-out apply need, from the
+// metadata cache the Secret watches fill. Secrets are not cached in full
+// (ManagerClientOptions), so a plain Get fetched the Secret's values from
+// the API server at every reconcile, only to look at its owner.
+//
+// Unlike getChild's, a miss here is not confirmed with the API server: the
+// Secret metadata cache holds every Secret, labelled or not, so a miss
+// means no such Secret but for the watch's lag, and the env Secret's name
+// carries a hash of its values, which nobody else can know to take it in
+// that instant. (A Secret the operator made a moment ago and the cache does
+// not show yet is applied again, which changes nothing.)
+func (r *ChatBackendReconciler) getSecretChild(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) error {
+	m := secretMetadata()
+	if err := r.secretMetadataReader().Get(ctx, key, m); err != nil {
+		return err
+	}
+	sec.ObjectMeta = m.ObjectMeta
+	return nil
+}
+
+// secretMetadataReader reads Secrets' metadata, never their values: from
+// the cache the Secret watches fill, or from the API server before
+// SetupWithManager set that cache.
+func (r *ChatBackendReconciler) secretMetadataReader() client.Reader {
+	if r.cache != nil {
+		return r.cache
+	}
+	return r.Client
 }
 
 // recordConflict keeps the first conflict of the reconcile for the status

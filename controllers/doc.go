@@ -13,7 +13,8 @@
 // paused (annotation chat.chatbackend.io/reconcile=disabled,
 // chatbackend_pause.go) only its Paused condition is written. Otherwise it
 // makes a scope (chatbackend_scope.go) and runs a fixed list of phases over
-// it, in order:
+// it: 1 to 3 in order, 4 and 5 (which need nothing the others record) at
+// the same time as them:
 //
 //  1. reconcileEnvSecret (chatbackend_envsecret.go) copies the referenced
 //     Secret keys into `<name>-env-<hash>` under the variable names
@@ -22,7 +23,9 @@
 //     spec.env entries the operator overrides (status.ignoredEnv, with a
 //     Warning Event). A missing Secret or key is recorded in the scope (it
 //     is the user's to fix, not an error to retry with backoff) and polled
-//     slowly, besides the Secret watch.
+//     slowly, besides the Secret watch. While no referenced Secret changed
+//     (their resourceVersions in the metadata cache), it reads and applies
+//     nothing (chatbackend_secretinputs.go).
 //  2. reconcileMigration (chatbackend_migration.go) runs `chat-apiserver
 //     migrate` with the spec's image on the fingerprinted database, in a
 //     Job named after both, one Job at a time, and advances
@@ -50,8 +53,6 @@
 //     are spec.replicas, the ChatBackend's scale subresource (what an HPA
 //     or kubectl scale writes). A rollout past its progress deadline has its
 //     new pods read for what they wait on (chatbackend_rollout.go).
-//     collectEnvSecrets then deletes the env Secrets nothing reads any
-//     more, once the Deployment has rolled out.
 //     reconcileIngest (chatbackend_ingest.go), with spec.ingest, applies
 //     the CronJob `<name>-ingest` running `chat-apiserver ingest` on the
 //     schedule, and creates a Job at once for each new pair of sources and
@@ -63,6 +64,9 @@
 //     run's JSON summary, or its last log lines) becomes status.ingest,
 //     read once per run, which is also when a failed run's Event is
 //     recorded.
+//     collectEnvSecrets then deletes the env Secrets nothing reads any
+//     more (no Deployment pod nor running ingest Job), once the Deployment
+//     has rolled out.
 //  4. reconcilePodDisruptionBudget, reconcileService for the API
 //     Service and the metrics Service, and reconcileNetworkPolicy
 //     (chatbackend_networkpolicy.go) for the optional NetworkPolicy of

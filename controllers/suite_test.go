@@ -250,6 +250,16 @@ var cachedTypes sync.Map // reflect type name → true
 
 type recordingCache struct{ cache.Cache }
 
+// chatBackendReads counts the manager's cache reads of ChatBackends, by
+// namespace: each reconcile starts with one, so it tells a test that its
+// ChatBackend was reconciled, also by a reconcile that sent no request.
+var chatBackendReads sync.Map // namespace → *atomic.Int64
+
+func reconcileCount(ns string) int64 {
+	n, _ := chatBackendReads.LoadOrStore(ns, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
+}
+
 // mgrCache is the manager's cache, for tests that check what it holds.
 var mgrCache cache.Cache
 
@@ -312,6 +322,10 @@ func (c recordingCache) record(obj runtime.Object) { cachedTypes.Store(fmt.Sprin
 
 func (c recordingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	c.record(obj)
+	if _, ok := obj.(*chatv1alpha1.ChatBackend); ok {
+		n, _ := chatBackendReads.LoadOrStore(key.Namespace, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
 	return c.Cache.Get(ctx, key, obj, opts...)
 }
 

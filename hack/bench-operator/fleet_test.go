@@ -17,6 +17,9 @@
 //     itself, with the same client limits (QPS, burst) and the same
 //     parallelism as the operator, in fresh namespaces; converge/baseline
 //     is the ratio of the two;
+//   - baseline-apply-s, converge/baseline-apply: the same, each child
+//     written by server-side apply as the operator writes them (a POST
+//     costs the API server less than an apply);
 //   - heap-peak-MiB, heap-rest-MiB: go_memstats_heap_inuse_bytes, the
 //     highest seen while converging and the value at rest;
 //   - requests/chatbackend: rest_client_requests_total (every request the
@@ -67,12 +70,15 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -91,6 +97,7 @@ var (
 	secretBytes  = flag.Int("secret-bytes", 100<<10, "size of each unrelated Secret's data")
 	otherDeploys = flag.Int("unrelated-deployments", 500, "unrelated Deployments created before the operator starts")
 	restWindow   = flag.Duration("rest-window", time.Minute, "how long requests are counted at rest, after convergence")
+	breakdown    = flag.Bool("request-breakdown", false, "log the operator's requests by verb, resource and code (from the API server's audit log, which costs the API server time on the operator's side only: off for timing)")
 	convergeMax  = flag.Duration("converge-timeout", 15*time.Minute, "give up when the fleet has not converged by then")
 	// The operator's own defaults (main.go); the baseline client uses the
 	// same, so the comparison is of the work done, not of the limits.
@@ -101,6 +108,8 @@ var (
 
 const (
 	image = "registry.example.com/chat-apiserver:bench"
+	// operatorUser is who the operator is to the API server.
+	operatorUser = "operator"
 	// setupParallelism is how many requests the untimed setup makes at once.
 	setupParallelism = 16
 )
@@ -138,6 +147,7 @@ func buildOperator(b *testing.B) string {
 // fleetResult is what one run measured.
 type fleetResult struct {
 	converge, baseline      time.Duration
+	baselineApply           time.Duration
 	heapPeak, heapRest      float64
 	requests, restPerMinute float64
 	jobsCompleted           int64
@@ -153,6 +163,8 @@ func benchFleet(b *testing.B, manager string, secrets, deployments int) {
 	b.ReportMetric(r.converge.Seconds(), "converge-s")
 	b.ReportMetric(r.baseline.Seconds(), "baseline-s")
 	b.ReportMetric(r.converge.Seconds()/r.baseline.Seconds(), "converge/baseline")
+	b.ReportMetric(r.baselineApply.Seconds(), "baseline-apply-s")
+	b.ReportMetric(r.converge.Seconds()/r.baselineApply.Seconds(), "converge/baseline-apply")
 	b.ReportMetric(r.heapPeak/(1<<20), "heap-peak-MiB")
 	b.ReportMetric(r.heapRest/(1<<20), "heap-rest-MiB")
 	b.ReportMetric(r.requests/float64(*chatBackends), "requests/chatbackend")
@@ -164,13 +176,22 @@ func benchFleet(b *testing.B, manager string, secrets, deployments int) {
 func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	apiServerFlags := map[string]string{}
+	var auditLog string
+	if *breakdown {
+		var err error
+		if apiServerFlags, auditLog, err = auditFlags(b.TempDir()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// envtest's default range, a /24, holds 254 Service IPs: fewer than
+	// two Services per ChatBackend of a fleet. The addresses are only
+	// allocated, never routed.
+	apiServerFlags["service-cluster-ip-range"] = "198.18.0.0/16"
 	env, cfg, err := testutil.StartEnvtest(testutil.Envtest{
-		Root: filepath.Join("..", ".."),
-		CRDs: []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		// envtest's default range, a /24, holds 254 Service IPs: fewer
-		// than two Services per ChatBackend of a fleet. The addresses are
-		// only allocated, never routed.
-		APIServerFlags: map[string]string{"service-cluster-ip-range": "198.18.0.0/16"},
+		Root:           filepath.Join("..", ".."),
+		CRDs:           []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		APIServerFlags: apiServerFlags,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -190,15 +211,20 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	b.Logf("setup: %d ChatBackends in %d namespaces, %d unrelated Secrets of %d bytes, %d unrelated Deployments in %s",
 		*chatBackends, *namespaces, secrets, *secretBytes, deployments, time.Since(start).Round(time.Second))
 
+	watched, err := watchFleet(ctx, setupCfg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	completed := &atomic.Int64{}
-	go completeJobs(ctx, c, completed)
+	go completeJobs(ctx, watched, c, completed)
 
 	op := startOperator(b, env, manager)
 	res := fleetResult{}
 	b.StartTimer()
-	res.converge, res.heapPeak = waitConverged(ctx, b, c, op)
+	res.converge, res.heapPeak = waitConverged(ctx, b, watched, op)
 	b.StopTimer()
 	m := op.scrape(b)
+	convergedAt := auditOffset(auditLog)
 	res.requests = m.requests
 	res.heapPeak = max(res.heapPeak, m.heapInUse)
 	time.Sleep(*restWindow)
@@ -207,11 +233,20 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	res.heapRest = rest.heapInUse
 	res.jobsCompleted = completed.Load()
 	op.stop(b)
+	if *breakdown {
+		lines, err := requestBreakdown(auditLog, convergedAt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("the operator's requests until convergence (kube-apiserver audit log), by verb, resource and code:\n%s",
+			strings.Join(lines, "\n"))
+	}
 
-	res.baseline = baseline(ctx, b, cfg)
-	b.Logf("converged in %s (%d Jobs completed by the benchmark), baseline %s; heap in use peak %.1f MiB, at rest %.1f MiB; "+
+	res.baseline = baseline(ctx, b, cfg, "baseline", create)
+	res.baselineApply = baseline(ctx, b, cfg, "baseline-apply", serverSideApply)
+	b.Logf("converged in %s (%d Jobs completed by the benchmark), baseline %s (by server-side apply %s); heap in use peak %.1f MiB, at rest %.1f MiB; "+
 		"%.0f requests (%.1f per ChatBackend), %.2f per minute at rest",
-		res.converge.Round(time.Millisecond), res.jobsCompleted, res.baseline.Round(time.Millisecond),
+		res.converge.Round(time.Millisecond), res.jobsCompleted, res.baseline.Round(time.Millisecond), res.baselineApply.Round(time.Millisecond),
 		res.heapPeak/(1<<20), res.heapRest/(1<<20), res.requests, res.requests/float64(*chatBackends), res.restPerMinute)
 	return res
 }
@@ -310,11 +345,11 @@ func unrelatedDeployment(ns, name string) *appsv1.Deployment {
 // complete as soon as it is seen, with the status the Job controller of
 // Kubernetes 1.36 sets (its validation wants SuccessCriteriaMet before
 // Complete, a start and a completion time).
-func completeJobs(ctx context.Context, c client.Client, completed *atomic.Int64) {
+func completeJobs(ctx context.Context, watched client.Reader, c client.Client, completed *atomic.Int64) {
 	done := map[types.UID]bool{}
 	for ctx.Err() == nil {
 		var jobs batchv1.JobList
-		if err := c.List(ctx, &jobs, client.MatchingLabels{specs.LabelComponent: specs.ComponentMigrations}); err == nil {
+		if err := watched.List(ctx, &jobs, client.MatchingLabels{specs.LabelComponent: specs.ComponentMigrations}); err == nil {
 			for i := range jobs.Items {
 				job := &jobs.Items[i]
 				if done[job.UID] {
@@ -348,10 +383,38 @@ func completeJob(job *batchv1.Job) *batchv1.Job {
 	return job
 }
 
+// watchFleet starts the benchmark's own cache of what it looks at while the
+// operator converges (the ChatBackends and the operator's children), synced
+// before the operator starts. Polling with LISTs instead (of every
+// ChatBackend, Deployment, PodDisruptionBudget and Service every half
+// second, of every Job five times a second) loaded the API server during
+// the operator's run only, not during the baseline's, and so counted the
+// benchmark's own load against the operator.
+func watchFleet(ctx context.Context, cfg *rest.Config) (cache.Cache, error) {
+	watched, err := cache.New(cfg, cache.Options{
+		Scheme:               scheme,
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{specs.LabelManagedBy: specs.ManagedBy}),
+		ByObject:             map[client.Object]cache.ByObject{&chatv1alpha1.ChatBackend{}: {Label: labels.Everything()}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the benchmark's cache: %w", err)
+	}
+	for _, obj := range []client.Object{&chatv1alpha1.ChatBackend{}, &appsv1.Deployment{}, &policyv1.PodDisruptionBudget{}, &corev1.Service{}, &batchv1.Job{}} {
+		if _, err := watched.GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("watch %T: %w", obj, err)
+		}
+	}
+	go func() { _ = watched.Start(ctx) }()
+	if !watched.WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("the benchmark's cache did not sync")
+	}
+	return watched, nil
+}
+
 // waitConverged polls until every ChatBackend has converged (package
 // comment) and returns how long that took from the operator's start, and
 // the highest heap in use seen meanwhile.
-func waitConverged(ctx context.Context, b *testing.B, c client.Client, op *operator) (time.Duration, float64) {
+func waitConverged(ctx context.Context, b *testing.B, c client.Reader, op *operator) (time.Duration, float64) {
 	deadline := time.Now().Add(*convergeMax)
 	var heapPeak float64
 	for {
@@ -373,7 +436,7 @@ func waitConverged(ctx context.Context, b *testing.B, c client.Client, op *opera
 }
 
 // convergedCount counts the ChatBackends that have converged.
-func convergedCount(ctx context.Context, c client.Client) (int, error) {
+func convergedCount(ctx context.Context, c client.Reader) (int, error) {
 	var cbs chatv1alpha1.ChatBackendList
 	var deps appsv1.DeploymentList
 	var pdbs policyv1.PodDisruptionBudgetList
@@ -427,7 +490,7 @@ type operator struct {
 // startOperator runs the manager binary against env as a cluster-admin
 // user, with plain-HTTP metrics on loopback for the benchmark to read.
 func startOperator(b *testing.B, env *envtest.Environment, manager string) *operator {
-	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	user, err := env.AddUser(envtest.User{Name: operatorUser, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -488,7 +551,7 @@ func (op *operator) stop(b *testing.B) {
 }
 
 // operatorMetrics are the figures read from the operator's /metrics.
-type operatorMetrics struct{ heapInUse, requests float64 }
+type operatorMetrics struct{ heapInUse, requests, reconciles, cpuSeconds float64 }
 
 func (op *operator) scrape(b *testing.B) operatorMetrics {
 	m, err := op.metrics()
@@ -510,8 +573,10 @@ func (op *operator) metrics() (operatorMetrics, error) {
 		return operatorMetrics{}, fmt.Errorf("parse the operator's metrics: %w", err)
 	}
 	return operatorMetrics{
-		heapInUse: sum(families["go_memstats_heap_inuse_bytes"]),
-		requests:  sum(families["rest_client_requests_total"]),
+		heapInUse:  sum(families["go_memstats_heap_inuse_bytes"]),
+		requests:   sum(families["rest_client_requests_total"]),
+		reconciles: sum(families["controller_runtime_reconcile_total"]),
+		cpuSeconds: sum(families["process_cpu_seconds_total"]),
 	}, nil
 }
 
@@ -525,19 +590,19 @@ func sum(mf *dto.MetricFamily) float64 {
 }
 
 // baseline times creating the children the operator made, directly, in a
-// fresh set of namespaces: for each ChatBackend its env Secret, migrations
-// Job, Deployment, PodDisruptionBudget, Service and metrics Service, as
-// package specs builds them, by as many workers as the operator reconciles
-// ChatBackends at once and under the same client limits. The ChatBackends
-// themselves are not created (nothing would reconcile them; the operator has
-// stopped), so their owner references point at made-up UIDs, which the API
-// server accepts.
-func baseline(ctx context.Context, b *testing.B, cfg *rest.Config) time.Duration {
+// fresh set of namespaces (prefix): for each ChatBackend its env Secret,
+// migrations Job, Deployment, PodDisruptionBudget, Service and metrics
+// Service, as package specs builds them, each written by write, by as many
+// workers as the operator reconciles ChatBackends at once and under the same
+// client limits. The ChatBackends themselves are not created (nothing would
+// reconcile them; the operator has stopped), so their owner references
+// point at made-up UIDs, which the API server accepts.
+func baseline(ctx context.Context, b *testing.B, cfg *rest.Config, prefix string, write writeFunc) time.Duration {
 	setup, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := createNamespaces(ctx, setup, "baseline"); err != nil {
+	if err := createNamespaces(ctx, setup, prefix); err != nil {
 		b.Fatal(err)
 	}
 	limited := rest.CopyConfig(cfg)
@@ -553,7 +618,7 @@ func baseline(ctx context.Context, b *testing.B, cfg *rest.Config) time.Duration
 	for range *concurrency {
 		wg.Go(func() {
 			for i := range work {
-				if err := createChildren(ctx, c, i); err != nil {
+				if err := createChildren(ctx, c, prefix, i, write); err != nil {
 					failed.Store(err)
 				}
 			}
@@ -571,10 +636,28 @@ func baseline(ctx context.Context, b *testing.B, cfg *rest.Config) time.Duration
 	return took
 }
 
-// createChildren creates the children of the i-th ChatBackend of the
-// baseline set.
-func createChildren(ctx context.Context, c client.Client, i int) error {
-	cb := chatBackend(namespace("baseline", i), fmt.Sprintf("chat-%d", i))
+// writeFunc writes one new child.
+type writeFunc func(context.Context, client.Client, client.Object) error
+
+// create is the cheapest write there is: a POST.
+func create(ctx context.Context, c client.Client, obj client.Object) error { return c.Create(ctx, obj) }
+
+// serverSideApply writes as the operator does, a server-side apply PATCH
+// (which costs the API server more than a POST: it tracks field ownership).
+func serverSideApply(ctx context.Context, c client.Client, obj client.Object) error {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("convert %T: %w", obj, err)
+	}
+	delete(m, "status")
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: m}),
+		client.FieldOwner("bench"), client.ForceOwnership)
+}
+
+// createChildren writes the children of the i-th ChatBackend of the
+// baseline set prefix.
+func createChildren(ctx context.Context, c client.Client, prefix string, i int, write writeFunc) error {
+	cb := chatBackend(namespace(prefix, i), fmt.Sprintf("chat-%d", i))
 	cb.UID = types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i))
 	data := map[string][]byte{envvar.DatabaseURL: []byte(databaseURL(cb.Namespace))}
 	hash := specs.HashData(data)
@@ -590,8 +673,8 @@ func createChildren(ctx context.Context, c client.Client, i int) error {
 		if err := controllerutil.SetControllerReference(cb, obj, scheme); err != nil {
 			return fmt.Errorf("owner of %s: %w", obj.GetName(), err)
 		}
-		if err := c.Create(ctx, obj); err != nil {
-			return fmt.Errorf("create %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+		if err := write(ctx, c, obj); err != nil {
+			return fmt.Errorf("write %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
 		}
 	}
 	return nil
