@@ -32,7 +32,7 @@ const (
 	// (the client left): the answer is still recorded, as incomplete.
 	saveTimeout = 10 * time.Second
 	// DefaultStopPoll is how often a streaming turn checks whether its
-	// owner stopped it (see watchStop).
+	// owner stopped it (see stopWatcher).
 	DefaultStopPoll = 500 * time.Millisecond
 )
 
@@ -130,8 +130,8 @@ type Service struct {
 	mu      sync.Mutex
 	running int
 	idle    chan struct{}
-	// stopPoll is how often a turn checks whether it was stopped.
-	stopPoll time.Duration
+	// stops ends the turns their owners stopped (stopwatch.go).
+	stops *stopWatcher
 }
 
 // New returns the service. logger nil means slog.Default().
@@ -140,7 +140,8 @@ func New(st *store.Store, engine *rag.Engine, logger *slog.Logger) *Service {
 		logger = slog.Default()
 	}
 	cut, cutNow := context.WithCancel(context.Background())
-	return &Service{store: st, engine: engine, log: logger, cut: cut, cutNow: cutNow, stopPoll: DefaultStopPoll}
+	return &Service{store: st, engine: engine, log: logger, cut: cut, cutNow: cutNow,
+		stops: newStopWatcher(st, logger, DefaultStopPoll)}
 }
 
 // Stop stops userID's answer messageID in conversationID while it streams,
@@ -149,45 +150,6 @@ func New(st *store.Store, engine *rag.Engine, logger *slog.Logger) *Service {
 // that already ended is store.ErrFinished.
 func (s *Service) Stop(ctx context.Context, userID, conversationID, messageID string) (store.Message, error) {
 	return s.store.StopAnswer(ctx, userID, conversationID, messageID)
-}
-
-// watchStop cancels work with errStopped once the answer's row says its
-// owner stopped it, until the returned function is called.
-//
-// Why a poll of the row rather than LISTEN/NOTIFY: the stop may arrive on
-// any replica, and LISTEN needs a session held open on a direct connection
-// per replica, which a transaction-mode pooler in front of PostgreSQL (a
-// setup the store supports) does not give. A primary-key lookup every
-// stopPoll costs little next to generating, and bounds how long a stopped
-// answer keeps streaming. A failed lookup is retried at the next tick: it
-// must not end an answer nobody stopped.
-func (s *Service) watchStop(work context.Context, answerID string, stop context.CancelCauseFunc) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(s.stopPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-work.Done():
-				return
-			case <-t.C:
-				stopped, err := s.store.AnswerStopped(work, answerID)
-				if err != nil && work.Err() == nil {
-					s.log.Warn("check whether the answer was stopped", "message_id", answerID, "error", err.Error())
-				}
-				if stopped {
-					stop(errStopped)
-					return
-				}
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // Cut stops the turns in progress, for a shutdown that cannot wait for
@@ -326,7 +288,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	work, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
-	unwatch := s.watchStop(work, answerID, stop)
+	unwatch := s.stops.watch(answerID, stop)
 
 	retrieved, retrErr := s.engine.Retrieve(work, q, previousQuestion(history))
 	if retrieved.Sources != nil {

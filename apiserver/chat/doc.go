@@ -28,10 +28,9 @@
 //     means the client went away: generation stops. The generator bounds
 //     the model's silences (first token, between tokens).
 //  7. Decide the answer's status: stopped when its owner stopped it (the
-//     turn polls its row, see watchStop; no error); complete; incomplete
-//     when retrieval or generation stopped because the client went away
-//     (request context
-//     cancelled or the sink failing) or the server cut the turn to shut
+//     replica polls its streaming rows, see stopWatcher; no error);
+//     complete; incomplete when retrieval or generation stopped because
+//     the client went away (request context cancelled or the sink failing) or the server cut the turn to shut
 //     down (Cut: ErrShuttingDown); failed when retrieval or the model
 //     failed on their own (a model silent past its timeouts included).
 //  8. Update the answer with that status, whatever text was produced, the

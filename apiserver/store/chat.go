@@ -129,7 +129,7 @@ var ErrFinished = errors.New("the answer has already finished")
 
 // StopAnswer marks userID's streaming answer messageID, in their active
 // conversation conversationID, as stopped; the replica streaming it ends it
-// (see AnswerStopped). An answer that is no longer streaming is
+// (see StoppedAnswers). An answer that is no longer streaming is
 // ErrFinished; one that is not the user's, or not in that conversation, is
 // ErrNotFound.
 func (s *Store) StopAnswer(ctx context.Context, userID, conversationID, messageID string) (Message, error) {
@@ -170,13 +170,17 @@ UPDATE messages SET status = 'stopped' WHERE id = $1::uuid RETURNING `+messageCo
 	return m, nil
 }
 
-// AnswerStopped reports whether the answer messageID was stopped by its
-// owner (StopAnswer): one primary-key lookup.
-func (s *Store) AnswerStopped(ctx context.Context, messageID string) (bool, error) {
-	var stopped bool
-	err := s.pool.QueryRow(ctx, `SELECT status = 'stopped' FROM messages WHERE id = $1::uuid`, messageID).Scan(&stopped)
+// StoppedAnswers returns which of the answers ids (streaming on one
+// replica) their owners stopped (StopAnswer): one primary-key lookup for
+// them all.
+func (s *Store) StoppedAnswers(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM messages WHERE id = ANY($1::uuid[]) AND status = 'stopped'`, ids)
 	if err != nil {
-		return false, fmt.Errorf("read answer status: %w", err)
+		return nil, fmt.Errorf("read answer statuses: %w", err)
+	}
+	stopped, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read answer statuses: %w", err)
 	}
 	return stopped, nil
 }

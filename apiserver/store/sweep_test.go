@@ -69,3 +69,30 @@ func status(t *testing.T, s *store.Store, conversationID string) map[string][2]s
 	}
 	return out
 }
+
+// StoppedAnswers picks, among the answers a replica streams, those their
+// owner stopped, in one query; the others keep streaming.
+func TestStoppedAnswersPicksOnlyTheStoppedOnes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := store.New(storetest.Open(t))
+	_, err := s.UpsertUser(ctx, "alice", "", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := s.CreateConversation(ctx, "alice", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	var ids []string
+	for range 3 {
+		m, err := s.AddMessages(ctx, "alice", c.ID, store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
+		g.Expect(err).NotTo(HaveOccurred())
+		ids = append(ids, m[0].ID)
+	}
+	stopped, err := s.StoppedAnswers(ctx, ids)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(stopped).To(BeEmpty())
+
+	_, err = s.StopAnswer(ctx, "alice", c.ID, ids[1])
+	g.Expect(err).NotTo(HaveOccurred())
+	stopped, err = s.StoppedAnswers(ctx, append(ids, "00000000-0000-0000-0000-000000000000"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(stopped).To(ConsistOf(ids[1]))
+}
