@@ -9,6 +9,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -78,6 +79,7 @@ func startServe(t *testing.T, dbURL string, env func(*stack) map[string]string, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	seedDocs(t, vars)
 	ctx, s.stop = context.WithCancel(ctx)
 	go func() {
 		defer close(s.done)
@@ -97,6 +99,21 @@ func startServe(t *testing.T, dbURL string, env func(*stack) map[string]string, 
 	NewWithT(t).Eventually(func() int { return s.get("/readyz", "").status }).
 		WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
 	return s
+}
+
+// seedDocs ingests the RAG test docs with the stack's settings (the same
+// embeddings as serve, from the fake model while it is healthy). With no
+// document indexed every answer says so without asking the model
+// (chat.NoDocumentsAnswer), and the model's faults would not be exercised.
+func seedDocs(t *testing.T, vars map[string]string) {
+	t.Helper()
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.example.com"}, &out, &errb); code != 0 {
+		t.Fatalf("ingest the test docs: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 }
 
 func (s *stack) token(email string) string {
