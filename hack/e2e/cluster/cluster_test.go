@@ -451,7 +451,9 @@ func (e *env) portForward(t *testing.T) (base string, stop func()) {
 func (e *env) migrationJobFor(t *testing.T, image string) *batchv1.Job {
 	t.Helper()
 	var jobs batchv1.JobList
-	if err := e.c.List(e.ctx, &jobs, client.InNamespace(ns)); err != nil {
+	// Only the migrations Jobs: an ingest Job runs the same image, after.
+	if err := e.c.List(e.ctx, &jobs, client.InNamespace(ns),
+		client.MatchingLabels{"app.kubernetes.io/component": "migrations"}); err != nil {
 		t.Fatal(err)
 	}
 	for i, j := range jobs.Items {
