@@ -87,21 +87,30 @@ func chunksBySource(t *testing.T, conn *pgx.Conn) map[string]int {
 	return out
 }
 
-func TestIngestSourcesAsTheOperatorRunsThem(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
+// migratedDatabase is a fresh, migrated PostgreSQL as DATABASE_URL, with
+// none of the developer's RAG settings.
+func migratedDatabase(t *testing.T) string {
+	t.Helper()
 	clearRAGEnv(t)
 	db := pgtest.New(t)
 	t.Setenv("DATABASE_URL", db)
-	code, _, stderr := run("migrate")
-	g.Expect(code).To(Equal(0), stderr)
+	if code, _, stderr := run("migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, stderr)
+	}
+	return db
+}
+
+func TestIngestSourcesAsTheOperatorRunsThem(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	db := migratedDatabase(t)
 	conn, err := pgx.Connect(ctx, db)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer conn.Close(ctx)
 	term := filepath.Join(t.TempDir(), "termination-log")
 
 	// An index built by hand before sources existed.
-	code, _, stderr = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
+	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example")
 	g.Expect(code).To(Equal(0), stderr)
 
 	repo := gittest.New(t)
@@ -119,7 +128,8 @@ func TestIngestSourcesAsTheOperatorRunsThem(t *testing.T) {
 	siteSpec := source.Spec{Name: "handbook", Site: &source.Site{URL: docsSite(t).URL + "/sitemap.xml"}}
 
 	t.Setenv(envvar.IngestSources, sourcesJSON(t, gitSpec, siteSpec))
-	code, out, stderr := run("ingest", "--termination-message-path", term)
+	var out string
+	code, out, stderr = run("ingest", "--termination-message-path", term)
 	g.Expect(code).To(Equal(0), stderr)
 	g.Expect(out).To(ContainSubstring(`ingest: source "product": cloned commit`))
 	g.Expect(out).To(MatchRegexp(`ingest: 5 pages, 7 chunks: 7 added, 0 updated, 0 unchanged, \d+ removed, 0 skipped, 0 errors`))
@@ -187,11 +197,7 @@ func TestIngestSourcesAsTheOperatorRunsThem(t *testing.T) {
 func TestIngestWaitsForTheRunInProgress(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	clearRAGEnv(t)
-	db := pgtest.New(t)
-	t.Setenv("DATABASE_URL", db)
-	code, _, stderr := run("migrate")
-	g.Expect(code).To(Equal(0), stderr)
+	db := migratedDatabase(t)
 	holder, err := pgx.Connect(ctx, db)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer holder.Close(ctx)
@@ -199,7 +205,7 @@ func TestIngestWaitsForTheRunInProgress(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	term := filepath.Join(t.TempDir(), "termination-log")
-	code, _, stderr = run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example", "--lock-wait", "1s", "--termination-message-path", term)
+	code, _, stderr := run("ingest", "--docs", "../rag/testdata/docs", "--site-url", "https://docs.acme.example", "--lock-wait", "1s", "--termination-message-path", term)
 	g.Expect(code).To(Equal(1))
 	g.Expect(stderr).To(ContainSubstring("another ingest run is in progress: waited 1s"))
 	g.Expect(readResult(t, term).Message).To(ContainSubstring("another ingest run is in progress"))
@@ -219,11 +225,7 @@ func TestIngestWaitsForTheRunInProgress(t *testing.T) {
 func TestIngestJobTheOperatorRenders(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	clearRAGEnv(t)
-	db := pgtest.New(t)
-	t.Setenv("DATABASE_URL", db)
-	code, _, stderr := run("migrate")
-	g.Expect(code).To(Equal(0), stderr)
+	db := migratedDatabase(t)
 
 	repo := gittest.New(t)
 	repo.Commit("docs", map[string]string{"docs/intro.md": "# Intro\n\nAcme syncs docs.\n\n## Setup\n\nRun acme setup."})
