@@ -28,6 +28,13 @@ import (
 const ingestImage = "registry.example.com/chat-apiserver:v1"
 
 // ingestSpec is a private git source and a site.
+// ingestingChatBackend is ChatBackend "chat" in ns with ingestSpec.
+func ingestingChatBackend(ns string) *chatv1alpha1.ChatBackend {
+	cb := chatBackend(ns, "chat", ingestImage)
+	cb.Spec.Ingest = ingestSpec()
+	return cb
+}
+
 func ingestSpec() *chatv1alpha1.IngestSpec {
 	return &chatv1alpha1.IngestSpec{Sources: []chatv1alpha1.IngestSource{
 		{Name: "product", Git: &chatv1alpha1.GitSource{URL: "https://git.example.com/product.git", Ref: "main", Path: "docs",
@@ -68,8 +75,7 @@ func TestIngestRuns(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://app@db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", ingestImage)
-	cb.Spec.Ingest = ingestSpec()
+	cb := ingestingChatBackend(ns)
 	Expect(k8s.Create(ctx, cb)).To(Succeed())
 
 	// Gated on the migration: nothing runs on an unmigrated schema.
@@ -173,8 +179,7 @@ func TestIngestSuspend(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": "postgres://app@db/chat"}))).To(Succeed())
-	cb := chatBackend(ns, "chat", ingestImage)
-	cb.Spec.Ingest = ingestSpec()
+	cb := ingestingChatBackend(ns)
 	cb.Spec.Ingest.Suspend = ptr.To(true)
 	cb.Spec.Ingest.Schedule = "30 2 * * *"
 	Expect(k8s.Create(ctx, cb)).To(Succeed())
@@ -232,8 +237,7 @@ func TestIngestValidation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			cb := chatBackend(ns, "chat", ingestImage)
-			cb.Spec.Ingest = ingestSpec()
+			cb := ingestingChatBackend(ns)
 			tc.mutate(cb.Spec.Ingest)
 			err := k8s.Create(context.Background(), cb)
 			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
@@ -248,8 +252,7 @@ func TestIngestValidation(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("ingest-auth-* for its git credentials"))
 
-	cb = chatBackend(ns, "chat", ingestImage)
-	cb.Spec.Ingest = ingestSpec()
+	cb = ingestingChatBackend(ns)
 	cb.Spec.Ingest.Schedule = "0 9 * * 1-5"
 	cb.Spec.Ingest.Sources[0].Git.URL = "git@git.example.com:org/product.git"
 	g.Expect(k8s.Create(context.Background(), cb)).To(Succeed(), "scp-like git URLs and weekday schedules are valid")
