@@ -170,7 +170,7 @@ func (e *Engine) Retrieve(ctx context.Context, question string, history []genera
 			title += " › " + h.Heading
 		}
 		r.Sources = append(r.Sources, Source{Title: title, URL: h.URL, Snippet: Snippet(h.Text, 240), Score: h.Score})
-		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text})
+		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text, Score: h.Score})
 	}
 	if w, ok := e.Store.(vectorstore.Weigher); ok && len(r.Passages) > 0 {
 		if r.Weights, err = w.Weights(ctx, question); err != nil {
