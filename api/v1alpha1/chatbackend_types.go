@@ -405,7 +405,25 @@ type RetrievalSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MinRelevancePercent *int32 `json:"minRelevancePercent,omitempty"`
+	// queryRewrite is Enabled (the default) or Disabled
+	// (RAG_QUERY_REWRITE): with a model, a follow-up question ("and on
+	// macOS?") is rewritten into a standalone search query from the recent
+	// conversation, with one short call to the model, before retrieval.
+	// Disabled saves that call; the follow-up is then searched with the
+	// previous question's words at a lower weight, as without a model.
+	// +optional
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	QueryRewrite QueryRewrite `json:"queryRewrite,omitempty"`
 }
+
+// QueryRewrite says whether follow-ups are rewritten by the model.
+type QueryRewrite string
+
+// Query rewrite settings.
+const (
+	QueryRewriteEnabled  QueryRewrite = "Enabled"
+	QueryRewriteDisabled QueryRewrite = "Disabled"
+)
 
 // ServerSpec tunes chat-apiserver's HTTP side.
 type ServerSpec struct {

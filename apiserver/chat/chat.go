@@ -290,7 +290,8 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	defer context.AfterFunc(s.cut, func() { stop(ErrShuttingDown) })()
 	unwatch := s.stops.watch(answerID, stop)
 
-	retrieved, retrErr := s.engine.Retrieve(work, q, previousQuestion(history))
+	turns := generateTurns(history)
+	retrieved, retrErr := s.engine.Retrieve(work, q, turns)
 	if retrieved.Sources != nil {
 		t.Sources = retrieved.Sources
 	}
@@ -298,7 +299,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	var genErr error
 	if retrErr == nil {
 		_ = l.note(sink.Sources(t.Sources))
-		res, genErr = s.generate(work, q, history, retrieved, func(d string) error { return l.note(sink.Delta(d)) })
+		res, genErr = s.generate(work, q, turns, retrieved, func(d string) error { return l.note(sink.Delta(d)) })
 		t.Sources, t.Grounded = cited(retrieved.Sources, res)
 		t.Reason = reason(t.Grounded, retrieved.NoDocuments, genErr)
 	}
@@ -363,28 +364,22 @@ func (s *Service) start(ctx context.Context, userID, conversationID string, aske
 	return history, added[0], answerID, nil
 }
 
-// previousQuestion is the last question of history, which a follow-up
-// leans on in retrieval; "" when there is none.
-func previousQuestion(history []store.Turn) string {
-	for i := len(history) - 1; i >= 0; i-- {
-		if history[i].Role == store.RoleUser {
-			return history[i].Content
-		}
+// generateTurns is the history as retrieval and the generator take it.
+func generateTurns(history []store.Turn) []generate.Turn {
+	turns := make([]generate.Turn, len(history))
+	for i, m := range history {
+		turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
 	}
-	return ""
+	return turns
 }
 
 // generate writes the answer to q from the retrieved passages, each piece
 // to onDelta as it comes. With no document indexed at all it says so
 // without asking the model: there is nothing to ground an answer in.
-func (s *Service) generate(ctx context.Context, q string, history []store.Turn, retrieved rag.Retrieved,
+func (s *Service) generate(ctx context.Context, q string, turns []generate.Turn, retrieved rag.Retrieved,
 	onDelta func(string) error) (generate.Result, error) {
 	if retrieved.NoDocuments {
 		return generate.Result{Text: NoDocumentsAnswer}, onDelta(NoDocumentsAnswer)
-	}
-	turns := make([]generate.Turn, len(history))
-	for i, m := range history {
-		turns[i] = generate.Turn{Role: m.Role, Content: m.Content}
 	}
 	return s.engine.Generator.Generate(ctx, generate.Request{
 		Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,

@@ -19,8 +19,9 @@
 //  4. Tell the sink both ids (Started): a streaming client learns them
 //     before the first word arrives.
 //  5. Retrieve the passages that best answer the question (embedding plus
-//     vector search; the history's last question lends a follow-up its
-//     subject) and tell the sink the sources.
+//     vector search; a follow-up is rewritten by the model into a standalone
+//     query, or offline leans on the history's last question) and tell the
+//     sink the sources.
 //  6. Generate the answer from question, history and passages (with no
 //     document indexed at all, say so instead, without the model:
 //     NoDocumentsAnswer, ReasonNoDocuments); every delta

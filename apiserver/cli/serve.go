@@ -204,7 +204,7 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 		return err
 	}
 	chatSvc := chat.New(db, engine, logger)
-	if err := chatSvc.Instrument(reg, deps); err != nil {
+	if err := errors.Join(chatSvc.Instrument(reg, deps), engine.Instrument(reg)); err != nil {
 		release(closeEngine, logger)
 		return err
 	}
@@ -307,6 +307,7 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 	if err != nil {
 		return nil, nil, err
 	}
+	engine.Log = logger
 	backend := "qdrant"
 	if ps, ok := engine.Store.(*pgstore.Store); ok {
 		backend = "postgres"
@@ -318,7 +319,7 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 		}()
 	}
 	logger.Info("rag chat", "store", backend, "embedding_model", engine.Embedder.Model(),
-		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline())
+		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "query_rewrite", engine.Rewriter != nil)
 	return engine, closeFn, nil
 }
 

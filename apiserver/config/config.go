@@ -148,6 +148,10 @@ type RAG struct {
 	// MinRelevance is the relevance threshold (rag.DefaultMinCoverage when
 	// RAG_MIN_RELEVANCE is unset).
 	MinRelevance *float64
+	// QueryRewrite: with a model, a follow-up is rewritten into a
+	// standalone search query before retrieval (RAG_QUERY_REWRITE, on
+	// unless set to false).
+	QueryRewrite bool
 }
 
 // Offline reports whether no model API is configured.
@@ -363,7 +367,8 @@ func httpFrom(get func(string) string) (HTTP, error) {
 //	QDRANT_URL, QDRANT_API_KEY, QDRANT_COLLECTION, QDRANT_HYBRID (true|false),
 //	OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_CHAT_MODEL, OPENAI_EMBEDDING_MODEL,
 //	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget),
-//	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences).
+//	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences),
+//	RAG_QUERY_REWRITE (true|false: follow-ups rewritten by the model).
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
@@ -383,10 +388,11 @@ func RAGFrom(env Lookup) (RAG, error) {
 	if c.OpenAIBaseURL, err = httpURL(envvar.OpenAIBaseURL, get(envvar.OpenAIBaseURL), false); err != nil {
 		return RAG{}, err
 	}
-	if v := get(envvar.QdrantHybrid); v != "" {
-		if c.QdrantHybrid, err = strconv.ParseBool(v); err != nil {
-			return RAG{}, fmt.Errorf("%s: want true or false, got %q", envvar.QdrantHybrid, v)
-		}
+	if c.QdrantHybrid, err = boolSetting(envvar.QdrantHybrid, get(envvar.QdrantHybrid), false); err != nil {
+		return RAG{}, err
+	}
+	if c.QueryRewrite, err = boolSetting(envvar.RAGQueryRewrite, get(envvar.RAGQueryRewrite), true); err != nil {
+		return RAG{}, err
 	}
 	if c.TopK, err = intSetting(envvar.RAGTopK, get(envvar.RAGTopK), DefaultTopK, 1, MaxTopK); err != nil {
 		return RAG{}, err
@@ -410,6 +416,18 @@ func RAGFrom(env Lookup) (RAG, error) {
 		return RAG{}, err
 	}
 	return c, nil
+}
+
+// boolSetting parses an optional true or false; unset is def.
+func boolSetting(name, v string, def bool) (bool, error) {
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: want true or false, got %q", name, v)
+	}
+	return b, nil
 }
 
 // floatSetting parses an optional number in [lo, hi]; unset is nil.

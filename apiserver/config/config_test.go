@@ -133,6 +133,7 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	// The answer's tuning: unset keeps the defaults.
 	g.Expect(r.Temperature).To(BeNil())
 	g.Expect(r.MinRelevance).To(BeNil())
+	g.Expect(r.QueryRewrite).To(BeTrue())
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"OPENAI_TEMPERATURE": "0.2", "OPENAI_MAX_TOKENS": "800", "RAG_MIN_RELEVANCE": "0.4"}))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(*r.Temperature).To(Equal(0.2))
@@ -140,6 +141,11 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g.Expect(*r.MinRelevance).To(Equal(0.4))
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
 	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
+	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "false"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.QueryRewrite).To(BeFalse())
+	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "maybe"}))
+	g.Expect(err).To(MatchError(`RAG_QUERY_REWRITE: want true or false, got "maybe"`))
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {

@@ -110,6 +110,9 @@ const (
 	// RAGMinRelevance is the relevance threshold: the share of a question's
 	// term weight a passage must hold to be cited.
 	RAGMinRelevance = "RAG_MIN_RELEVANCE"
+	// RAGQueryRewrite (true|false): with a model, a follow-up is rewritten
+	// into a standalone search query before retrieval.
+	RAGQueryRewrite = "RAG_QUERY_REWRITE"
 )
 
 // Ingestion (`chat-apiserver ingest` in the operator's ingest Job).
@@ -130,5 +133,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
-	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGQueryRewrite,
 }

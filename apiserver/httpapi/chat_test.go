@@ -41,7 +41,7 @@ func withChat(t *testing.T, oai *openaitest.Server) option {
 	return func(e *env, d *httpapi.Deps) {
 		cfg := rag.Config{TopK: 3, HistoryTokens: config.DefaultHistoryTokens}
 		if oai != nil {
-			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL = openaitest.APIKey, oai.URL
+			cfg.OpenAIAPIKey, cfg.OpenAIBaseURL, cfg.QueryRewrite = openaitest.APIKey, oai.URL, true
 		}
 		engine, closeStore, err := rag.New(cfg, e.pool)
 		if err != nil {
@@ -236,9 +236,19 @@ func streamsEventsInOrder(t *testing.T, e *env, oai *openaitest.Server) {
 	first := reqs[len(reqs)-1]
 	g.Expect(first.Messages[0].Role).To(Equal("system"))
 	g.Expect(first.Messages[0].Content).To(ContainSubstring(authSectionURL))
-	r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"And how long do tokens live?"}`))
+	oai.SetReply(func(req openaitest.ChatRequest) openaitest.Reply {
+		if !req.Stream { // the follow-up's rewrite
+			return openaitest.Reply{Deltas: []string{"How long do access tokens live before they expire?"}}
+		}
+		return openaitest.Reply{Deltas: []string{"Fifteen minutes [1]."}}
+	})
+	r := e.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", token, str(`{"content":"And how long do they live?"}`))
 	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
 	reqs = oai.ChatRequests()
+	g.Expect(reqs[len(reqs)-2].Stream).To(BeFalse(), "the follow-up was rewritten first")
+	g.Expect(reqs[len(reqs)-2].Messages[1].Content).To(ContainSubstring("How do I rotate the signing keys?"))
+	// Retrieval searched the rewrite; the model is asked the user's question.
+	g.Expect(r.json()["message"].(map[string]any)["sources"].([]any)[0].(map[string]any)["url"]).To(Equal(docsSite + "/docs/guides/auth-guide#token-lifetime"))
 	last := reqs[len(reqs)-1].Messages
 	var roles []string
 	for _, m := range last {
@@ -246,9 +256,9 @@ func streamsEventsInOrder(t *testing.T, e *env, oai *openaitest.Server) {
 	}
 	g.Expect(roles).To(Equal([]string{"system", "user", "assistant", "user"}))
 	g.Expect(last[1].Content).To(Equal("How do I rotate the signing keys?"))
-	g.Expect(last[3].Content).To(Equal("And how long do tokens live?"))
+	g.Expect(last[3].Content).To(Equal("And how long do they live?"))
 	body := r.json()
-	g.Expect(body["user_message"].(map[string]any)["content"]).To(Equal("And how long do tokens live?"))
+	g.Expect(body["user_message"].(map[string]any)["content"]).To(Equal("And how long do they live?"))
 	g.Expect(body["message"].(map[string]any)["status"]).To(Equal("complete"))
 }
 

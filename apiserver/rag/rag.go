@@ -7,10 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
@@ -79,6 +82,14 @@ type Engine struct {
 	// relevant, and a question with no relevant hit is not answered from
 	// the docs. 0 keeps every hit.
 	MinCoverage float32
+	// Rewriter, when set, turns a follow-up into a standalone search query
+	// before retrieval (see query); RewriteTimeout bounds it (positive).
+	Rewriter       Rewriter
+	RewriteTimeout time.Duration
+	// Log receives the rewrites that failed (nil: discarded); Instrument
+	// counts them all.
+	Log      *slog.Logger
+	rewrites *prometheus.CounterVec
 }
 
 // DefaultMinCoverage is the relevance threshold (RAG_MIN_RELEVANCE), calibrated with make eval
@@ -86,7 +97,9 @@ type Engine struct {
 // best hits sit, above it the answerable ones'.
 const DefaultMinCoverage = 0.35
 
-// New builds an engine from the configuration.
+// New builds an engine from the configuration. With a model and
+// c.QueryRewrite (and a history budget: RAG_HISTORY_TOKENS=0 sends the
+// model no history at all), follow-ups are rewritten by the chat model.
 func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	e, err := NewEmbedder(c)
 	if err != nil {
@@ -96,6 +109,10 @@ func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	var rw Rewriter
+	if m, ok := g.(*generate.OpenAI); ok && c.QueryRewrite && c.HistoryTokens > 0 {
+		rw = m
+	}
 	s, closeStore, err := NewStore(c, pool)
 	if err != nil {
 		return nil, nil, err
@@ -104,7 +121,8 @@ func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	if c.MinRelevance != nil {
 		minCoverage = float32(*c.MinRelevance)
 	}
-	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage}, closeStore, nil
+	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage,
+		Rewriter: rw, RewriteTimeout: DefaultRewriteTimeout}, closeStore, nil
 }
 
 // Retrieved is a retrieval result: sources to show, passages for the model.
@@ -118,16 +136,17 @@ type Retrieved struct {
 	NoDocuments bool
 }
 
-// Retrieve finds the passages that best answer question; previous is the
-// conversation's previous question ("" for none), which a follow-up
-// ("and on macOS?") leans on (see vectorstore.Query.Previous).
-func (e *Engine) Retrieve(ctx context.Context, question, previous string) (Retrieved, error) {
-	vecs, err := e.Embedder.Embed(ctx, []string{question})
+// Retrieve finds the passages that best answer question; history is the
+// conversation before it, oldest first, which a follow-up ("and on
+// macOS?") leans on (see query).
+func (e *Engine) Retrieve(ctx context.Context, question string, history []generate.Turn) (Retrieved, error) {
+	text, previous := e.query(ctx, question, history)
+	vecs, err := e.Embedder.Embed(ctx, []string{text})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("embed question: %w", err)
 	}
 	_, lexical := e.Embedder.(*embed.Lexical)
-	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: question, Previous: previous, Limit: e.TopK, Lexical: lexical})
+	hits, err := e.Store.Search(ctx, vectorstore.Query{Vector: vecs[0], Text: text, Previous: previous, Limit: e.TopK, Lexical: lexical})
 	if err != nil {
 		return Retrieved{}, fmt.Errorf("search docs: %w", err)
 	}
@@ -151,7 +170,7 @@ func (e *Engine) Retrieve(ctx context.Context, question, previous string) (Retri
 			title += " › " + h.Heading
 		}
 		r.Sources = append(r.Sources, Source{Title: title, URL: h.URL, Snippet: Snippet(h.Text, 240), Score: h.Score})
-		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text})
+		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text, Score: h.Score})
 	}
 	if w, ok := e.Store.(vectorstore.Weigher); ok && len(r.Passages) > 0 {
 		if r.Weights, err = w.Weights(ctx, question); err != nil {

@@ -151,7 +151,7 @@ func TestIngestThenRetrieve(t *testing.T) {
 					{"How can I install the operator with Helm?", site + "/docs/getting-started/install#helm"},
 					{"Which setting configures how many chat requests a user may send per minute?", site + "/docs/guides/rate-limits#configure"},
 				} {
-					r, err := s.engine.Retrieve(ctx, q.question, "")
+					r, err := s.engine.Retrieve(ctx, q.question, nil)
 					g.Expect(err).NotTo(HaveOccurred())
 					g.Expect(r.Sources).NotTo(BeEmpty(), q.question)
 					g.Expect(r.Sources[0].URL).To(Equal(q.url), q.question)
@@ -188,7 +188,7 @@ func TestIngestThenRetrieve(t *testing.T) {
 				for _, c := range gone {
 					g.Expect(hashes).NotTo(HaveKey(c.ID))
 				}
-				r, err := s.engine.Retrieve(ctx, "What happens when a user exceeds the chat rate limit?", "")
+				r, err := s.engine.Retrieve(ctx, "What happens when a user exceeds the chat rate limit?", nil)
 				g.Expect(err).NotTo(HaveOccurred())
 				for _, src := range r.Sources {
 					g.Expect(src.URL).NotTo(ContainSubstring("rate-limits"))
@@ -217,7 +217,7 @@ func TestRetrieveBeforeIngest(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			g := NewWithT(t)
 			s := newSetup(t, backend, false)
-			r, err := s.engine.Retrieve(context.Background(), "anything", "")
+			r, err := s.engine.Retrieve(context.Background(), "anything", nil)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(r.Sources).To(BeEmpty())
 		})
@@ -232,7 +232,7 @@ func TestUnrelatedQuestionCitesNothingIrrelevant(t *testing.T) {
 	g := NewWithT(t)
 	s := newSetup(t, "postgres", false)
 	s.ingest(t, copyDocs(t))
-	r, err := s.engine.Retrieve(context.Background(), "zyxwvut qponmlk", "")
+	r, err := s.engine.Retrieve(context.Background(), "zyxwvut qponmlk", nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, src := range r.Sources {
 		g.Expect(src.Score).To(BeNumerically(">", 0), "source %s", src.URL)

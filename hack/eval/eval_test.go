@@ -54,10 +54,10 @@ var (
 		file  string
 		floor thresholds
 	}{
-		{"questions.yaml", thresholds{Hit1: 0.91, Hit3: 0.93, MRR: 0.92, AbstainP: 0.90, AbstainR: 0.95, MaxWrongAbstain: 0.05, Fact: 0.80}},
+		{"questions.yaml", thresholds{Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 0.90, AbstainR: 0.95, MaxWrongAbstain: 0.05, Fact: 0.85}},
 		// Written before the ranking was tuned on questions.yaml's misses,
 		// and never tuned on: how well the ranking generalises.
-		{"heldout.yaml", thresholds{Hit1: 0.65, Hit3: 0.70, MRR: 0.68, AbstainP: 0.55, AbstainR: 0.70, MaxWrongAbstain: 0.15, Fact: 0.60}},
+		{"heldout.yaml", thresholds{Hit1: 0.72, Hit3: 0.75, MRR: 0.73, AbstainP: 0.55, AbstainR: 0.70, MaxWrongAbstain: 0.15, Fact: 0.69}},
 	}
 )
 

@@ -1,8 +1,9 @@
 // Package openaitest is a FAKE OpenAI-compatible server for tests: the
-// embeddings endpoint and streaming chat completions (SSE) at the wire level,
+// embeddings endpoint and chat completions (streamed with SSE, or whole) at the wire level,
 // so the real openai-go client is exercised. Embeddings are hashed bags of
 // words (deterministic, and similar texts get similar vectors); chat replies
-// are scripted by the test.
+// are scripted by the test, streamed or, for a request that does not ask
+// for a stream, whole.
 package openaitest
 
 import (
@@ -31,13 +32,15 @@ const APIKey = "sk-fake-test-key"
 type Reply struct {
 	// Status, when not 0 or 200, answers the request with this HTTP error.
 	Status int
-	// Deltas are streamed one SSE chunk each.
+	// Deltas are streamed one SSE chunk each, or sent as one message when
+	// the request is not streamed.
 	Deltas []string
 	// Delay is slept before each delta (to let a test disconnect mid-stream).
 	Delay time.Duration
 	// Stall is slept once, before delta StallAt (0: before the first, once
 	// the response has started), or until the client goes away: a model
-	// that stops writing without closing the stream.
+	// that stops writing without closing the stream. A reply not streamed
+	// is held back by Stall before it starts.
 	Stall   time.Duration
 	StallAt int
 	// AbortAfter > 0 cuts the connection after that many deltas, without
@@ -188,7 +191,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Stream {
-		writeError(w, http.StatusBadRequest, "fake only streams")
+		s.complete(w, r, req, reply)
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -238,6 +241,22 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
+}
+
+// complete answers a non-streaming completion: the reply's deltas as one
+// message, after its Stall (a model slower than the client's timeout).
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, req ChatRequest, reply Reply) {
+	if reply.Stall > 0 && !sleep(r, reply.Stall) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": strings.Join(reply.Deltas, "")}}},
+		"usage": map[string]any{"prompt_tokens": reply.PromptTokens, "completion_tokens": reply.CompletionTokens,
+			"total_tokens": reply.PromptTokens + reply.CompletionTokens},
+	})
 }
 
 // sleep waits d, or until the client goes away (false).

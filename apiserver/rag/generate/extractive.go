@@ -128,11 +128,22 @@ func candidates(req Request, q map[string]float64) ([][]unit, []scored) {
 			if u.code || (s == 0 && headScore == 0) {
 				continue
 			}
-			// Earlier passages ranked better in retrieval; favour them.
-			out = append(out, scored{passage: pi, unit: ui, score: (s + headScore) / (1 + 0.25*float64(pi))})
+			// Passages that ranked better in retrieval are favoured, in
+			// proportion to their retrieval score.
+			out = append(out, scored{passage: pi, unit: ui, score: (s + headScore) * rel(req.Passages, pi)})
 		}
 	}
 	return units, out
+}
+
+// rel is how passage pi ranked in retrieval relative to the first: the
+// ratio of their scores, or, when the scores are unknown, a discount by
+// rank.
+func rel(ps []Passage, pi int) float64 {
+	if ps[0].Score > 0 && ps[pi].Score > 0 {
+		return float64(ps[pi].Score / ps[0].Score)
+	}
+	return 1 / (1 + 0.25*float64(pi))
 }
 
 // withNeighbours quotes the best sentence with what completes it: the

@@ -20,6 +20,9 @@ type Passage struct {
 	Title string
 	URL   string
 	Text  string
+	// Score is the passage's retrieval score (higher is better; 0 when
+	// unknown), comparable between the passages of one question only.
+	Score float32
 }
 
 // Request is one question.

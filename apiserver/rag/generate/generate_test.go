@@ -243,3 +243,30 @@ func TestOpenAIBoundsTheModelsSilences(t *testing.T) {
 
 // term is word's index term.
 func term(word string) string { return embed.Words(word)[0] }
+
+// A passage that ranked far below the first in retrieval is not quoted
+// first for sharing one more word with the question: its sentences count
+// in proportion to its retrieval score.
+func TestExtractiveWeighsPassagesByRetrievalScore(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{
+		{Title: "Snapshots › Compare snapshots", URL: "https://d.io/docs/snapshots#diff", Score: 9,
+			Text: "Run `acme diff` to compare two snapshots."},
+		{Title: "Excludes › Compare backups faster", URL: "https://d.io/docs/excludes#large", Score: 3,
+			Text: "Skip two big files to compare backups faster."},
+	}
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "How do I compare two backups?", Passages: ps,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Cited).To(Equal([]int{0}), res.Text)
+
+	// Without scores (a store that reports none) the rank alone discounts:
+	// the closer wording of the second wins.
+	ps[0].Score, ps[1].Score = 0, 0
+	res, err = generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "How do I compare two backups?", Passages: ps,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Cited[0]).To(Equal(1), res.Text)
+}

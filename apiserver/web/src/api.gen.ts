@@ -561,7 +561,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The token is valid but the account is deactivated (users.is_active = false); checked on every request. */
+        /** @description The token is valid but the account is deactivated (users.is_active = false). Each replica reads the user's row at most every 5 seconds, so a deactivation is refused on every route within 5 seconds, and on every request from then on; a reactivation takes effect at once. */
         Inactive: {
             headers: {
                 [name: string]: unknown;
