@@ -21,10 +21,11 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 
 COPY . .
 # Static (no libc in the final image), reproducible paths, version stamped
-# where `chat-apiserver version` and the operator read it.
+# where `chat-apiserver version` and the operator read it; chat-apiserver's
+# build tags are internal/version.APIServerTags (it says why).
 ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath \
+    go build -trimpath -tags nomsgpack,grpcnotrace \
       -ldflags "-s -w -X github.com/chatbackend/chatbackend/internal/version.Version=${VERSION}" \
       -o /out/chat-apiserver ./apiserver/cmd/chat-apiserver && \
     go build -trimpath \

@@ -6,6 +6,9 @@ SHELL := /usr/bin/env bash -o pipefail
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMG ?= ghcr.io/chatbackend/chatbackend:$(VERSION)
 LDFLAGS := -X github.com/chatbackend/chatbackend/internal/version.Version=$(VERSION)
+# chat-apiserver's build tags: internal/version.APIServerTags says why
+# (a test keeps this line, the Dockerfile's and that constant equal).
+APISERVER_TAGS := nomsgpack,grpcnotrace
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 # envtest looks for kube-apiserver and etcd here.
@@ -52,7 +55,7 @@ generate: tools-controller-gen ## Generate DeepCopy methods.
 ##@ Build
 .PHONY: build
 build: ## Build bin/chat-apiserver and bin/manager.
-	go build -ldflags '$(LDFLAGS)' -o $(BIN)/chat-apiserver ./apiserver/cmd/chat-apiserver
+	go build -tags $(APISERVER_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/chat-apiserver ./apiserver/cmd/chat-apiserver
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/manager .
 
 .PHONY: run
@@ -243,7 +246,7 @@ IMAGE_GOFLAGS := -trimpath -ldflags '-s -w -buildid= -X github.com/chatbackend/c
 
 .PHONY: image
 image: ## The image of the Dockerfile as a reproducible OCI archive, no Docker ($(IMAGE_ARCHIVE)).
-	CGO_ENABLED=0 go build $(IMAGE_GOFLAGS) -o $(BIN)/image/chat-apiserver ./apiserver/cmd/chat-apiserver
+	CGO_ENABLED=0 go build -tags $(APISERVER_TAGS) $(IMAGE_GOFLAGS) -o $(BIN)/image/chat-apiserver ./apiserver/cmd/chat-apiserver
 	CGO_ENABLED=0 go build $(IMAGE_GOFLAGS) -o $(BIN)/image/manager .
 	go run ./hack/image app --tag $(IMAGE_REF) --out $(IMAGE_ARCHIVE) --version $(VERSION) \
 	  --manager $(BIN)/image/manager --apiserver $(BIN)/image/chat-apiserver

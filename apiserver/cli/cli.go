@@ -43,9 +43,13 @@ func NewRoot() *cobra.Command {
 			"and answers questions from the documentation. Configuration comes from the environment.",
 		SilenceUsage:  true, // a runtime error is not a usage error
 		SilenceErrors: true, // Main prints the one-line error
-		Version:       version.Version,
+		// --version prints cobra's default "chat-apiserver version X": a
+		// custom SetVersionTemplate would run text/template, whose
+		// reflective method calls make the linker keep every exported
+		// method of every type in the binary (tens of MB, paged in at
+		// start-up). The version subcommand prints the bare version.
+		Version: version.Version,
 	}
-	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newVersionCmd())
 	root.AddCommand(newIngestCmd()) // rag engineer
 	return root

@@ -47,6 +47,10 @@ func TestVersion(t *testing.T) {
 	code, out, _ := run("version")
 	g.Expect(code).To(Equal(0))
 	g.Expect(out).To(Equal(version.Version + "\n"))
+	// The flag prints cobra's default line (no custom template: see NewRoot).
+	code, out, _ = run("--version")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).To(Equal("chat-apiserver version " + version.Version + "\n"))
 }
 
 func TestMigrate(t *testing.T) {

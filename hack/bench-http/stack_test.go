@@ -32,6 +32,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
+	"github.com/chatbackend/chatbackend/internal/version"
 )
 
 // TestMain stops the PostgreSQL cluster when the run ends.
@@ -186,11 +187,12 @@ func cursorAt(t *testing.T, dbURL, id string, n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// build compiles pkg (relative to the module root) into dir.
+// build compiles pkg (relative to the module root) into dir, with the
+// build tags chat-apiserver ships with (they change nothing in the floor).
 func build(t *testing.T, dir, pkg string) string {
 	t.Helper()
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+	cmd := exec.Command("go", "build", "-tags", version.APIServerTags, "-o", out, "./"+pkg)
 	cmd.Dir = "../.."
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)

@@ -52,6 +52,7 @@ import (
 	chatv1alpha1 "github.com/chatbackend/chatbackend/api/v1alpha1"
 	"github.com/chatbackend/chatbackend/controllers/specs"
 	"github.com/chatbackend/chatbackend/internal/testutil"
+	"github.com/chatbackend/chatbackend/internal/version"
 )
 
 // wait bounds each Eventually: generous, because it only matters when the
@@ -711,6 +712,28 @@ func TestDockerfileMatchesChartAndOperator(t *testing.T) {
 	g.Expect(builder).To(ContainSubstring("CGO_ENABLED=0"))
 	g.Expect(strings.Count(builder, "-X github.com/chatbackend/chatbackend/internal/version.Version=${VERSION}")).To(Equal(2))
 	g.Expect(builder).To(ContainSubstring("./apiserver/cmd/chat-apiserver"))
+}
+
+// TestChatAPIServerBuildTags: the image (Dockerfile and `make image`) and
+// `make build` build chat-apiserver with the tags that keep its binary, and
+// so its idle memory, small (internal/version.APIServerTags).
+func TestChatAPIServerBuildTags(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	g.Expect(err).NotTo(HaveOccurred())
+	df := string(b)
+	out := strings.Index(df, "-o /out/chat-apiserver ")
+	g.Expect(out).To(BeNumerically(">", 0))
+	cmd := df[strings.LastIndex(df[:out], "go build"):out]
+	g.Expect(cmd).To(ContainSubstring("-tags " + version.APIServerTags + " "))
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(mk)).To(MatchRegexp(`(?m)^APISERVER_TAGS := ` + version.APIServerTags + `$`))
+	for _, line := range strings.Split(string(mk), "\n") {
+		if strings.Contains(line, "go build") && strings.Contains(line, "./apiserver/cmd/chat-apiserver") {
+			g.Expect(line).To(ContainSubstring("-tags $(APISERVER_TAGS) "))
+		}
+	}
 }
 
 // TestChartPassesMonitoringLabels: the chart value monitoringLabels reaches

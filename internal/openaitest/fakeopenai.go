@@ -1,6 +1,6 @@
 // Package openaitest is a FAKE OpenAI-compatible server for tests: the
 // embeddings endpoint and chat completions (streamed with SSE, or whole) at the wire level,
-// so the real openai-go client is exercised. Embeddings are hashed bags of
+// so the real client (github.com/sashabaranov/go-openai) is exercised. Embeddings are hashed bags of
 // words (deterministic, and similar texts get similar vectors); chat replies
 // are scripted by the test, streamed or, for a request that does not ask
 // for a stream, whole.

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
+	"github.com/cenkalti/backoff/v5"
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // Embedder embeds texts; the vectors are L2-normalized so that a dot product
@@ -31,15 +33,21 @@ type OpenAIOptions struct {
 	BatchSize int
 }
 
-// OpenAI embeds through the embeddings endpoint of an OpenAI-compatible API.
+// OpenAI embeds through the embeddings endpoint of an OpenAI-compatible API,
+// with github.com/sashabaranov/go-openai (a small client: the server's idle
+// memory, README "Idle memory").
 type OpenAI struct {
-	client openai.Client
+	client *openai.Client
 	model  string
 	batch  int
 }
 
 // DefaultEmbeddingModel is used when OPENAI_EMBEDDING_MODEL is unset.
 const DefaultEmbeddingModel = "text-embedding-3-small"
+
+// tries bounds the requests for one batch: the first and two retries, with
+// exponential backoff, when the failure says trying again may help.
+const tries = 3
 
 // NewOpenAI builds the embedder. The environment is not read here: the
 // caller's configuration is the single source of settings.
@@ -53,11 +61,11 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 96
 	}
-	opts := []option.RequestOption{option.WithAPIKey(o.APIKey), option.WithMaxRetries(2)}
+	cfg := openai.DefaultConfig(o.APIKey)
 	if o.BaseURL != "" {
-		opts = append(opts, option.WithBaseURL(o.BaseURL))
+		cfg.BaseURL = o.BaseURL
 	}
-	return &OpenAI{client: openai.NewClient(opts...), model: o.Model, batch: o.BatchSize}, nil
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), model: o.Model, batch: o.BatchSize}, nil
 }
 
 // Model implements Embedder.
@@ -68,11 +76,18 @@ func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	out := make([][]float32, 0, len(texts))
 	for start := 0; start < len(texts); start += e.batch {
 		end := min(start+e.batch, len(texts))
-		res, err := e.client.Embeddings.New(ctx, openai.EmbeddingNewParams{
-			Model:          e.model,
-			Input:          openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: texts[start:end]},
-			EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
-		})
+		req := openai.EmbeddingRequestStrings{
+			Model:          openai.EmbeddingModel(e.model),
+			Input:          texts[start:end],
+			EncodingFormat: openai.EmbeddingEncodingFormatFloat,
+		}
+		res, err := backoff.Retry(ctx, func() (openai.EmbeddingResponse, error) {
+			res, err := e.client.CreateEmbeddings(ctx, req)
+			if err != nil && !retryable(ctx, err) {
+				return res, backoff.Permanent(err)
+			}
+			return res, err
+		}, backoff.WithMaxTries(tries))
 		if err != nil {
 			return nil, fmt.Errorf("embeddings request (model %s): %w", e.model, err)
 		}
@@ -81,16 +96,33 @@ func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 		}
 		batch := make([][]float32, end-start)
 		for _, d := range res.Data {
-			if d.Index < 0 || int(d.Index) >= len(batch) || batch[d.Index] != nil {
+			if d.Index < 0 || d.Index >= len(batch) || batch[d.Index] != nil {
 				return nil, fmt.Errorf("embeddings response: bad index %d", d.Index)
 			}
-			v := make([]float32, len(d.Embedding))
-			for i, x := range d.Embedding {
-				v[i] = float32(x)
-			}
-			batch[d.Index] = Normalize(v)
+			batch[d.Index] = Normalize(d.Embedding)
 		}
 		out = append(out, batch...)
 	}
 	return out, nil
+}
+
+// retryable: the request may succeed if sent again, by the rule of the
+// official OpenAI clients: the connection failed (and ctx is still live),
+// or the server answered 408, 409, 429 or 5xx.
+func retryable(ctx context.Context, err error) bool {
+	if _, ok := errors.AsType[*url.Error](err); ok {
+		return ctx.Err() == nil
+	}
+	status := 0
+	if apiErr, ok := errors.AsType[*openai.APIError](err); ok {
+		status = apiErr.HTTPStatusCode
+	} else if reqErr, ok := errors.AsType[*openai.RequestError](err); ok {
+		status = reqErr.HTTPStatusCode
+	}
+	switch status {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return true
+	default:
+		return status >= http.StatusInternalServerError
+	}
 }

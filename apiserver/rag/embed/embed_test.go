@@ -62,9 +62,13 @@ func TestOpenAIBatchesAndKeepsOrder(t *testing.T) {
 	g.Expect(vs[4]).To(Equal(vs[1]))
 	g.Expect(math.Sqrt(dot(vs[3], vs[3]))).To(BeNumerically("~", 1, 1e-5), "normalized")
 
+	// A 500 is retried twice, then reported.
 	oai.FailEmbeddings(true)
+	calls := oai.EmbeddingCalls()
 	_, err = e.Embed(context.Background(), texts)
 	g.Expect(err).To(MatchError(ContainSubstring("embeddings request")))
+	g.Expect(err).To(MatchError(ContainSubstring("500")))
+	g.Expect(oai.EmbeddingCalls() - calls).To(BeNumerically("==", 3))
 
 	_, err = embed.NewOpenAI(embed.OpenAIOptions{})
 	g.Expect(err).To(HaveOccurred())

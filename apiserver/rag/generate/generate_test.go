@@ -67,6 +67,19 @@ func TestOpenAIStreamsDeltasAndUsage(t *testing.T) {
 	g.Expect(req.Messages[3].Content).To(Equal("How do I rotate keys?"))
 }
 
+// A temperature of 0 reaches the model as (next to) 0, not as an absent
+// field that would leave the model's default (1) in place.
+func TestOpenAISendsTemperatureZero(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	zero := 0.0
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, Temperature: &zero})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = gen.Generate(context.Background(), generate.Request{Question: "q"}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(oai.ChatRequests()[0].Temperature).To(HaveValue(BeNumerically("~", 0, 1e-30)))
+}
+
 // A model that says the docs do not cover the question is not grounded,
 // and only the excerpts it cites are its sources, in citation order.
 func TestOpenAIGroundedAndCited(t *testing.T) {

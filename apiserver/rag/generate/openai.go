@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // OpenAIOptions configures the chat model.
@@ -39,9 +40,12 @@ var ErrSilent = errors.New("the model stopped writing")
 // DefaultChatModel is used when OPENAI_CHAT_MODEL is unset.
 const DefaultChatModel = "gpt-4o-mini"
 
-// OpenAI generates with streaming chat completions.
+// OpenAI generates with streaming chat completions. The client is
+// github.com/sashabaranov/go-openai: a small one, which matters for the
+// server's idle memory (README, "Idle memory"); it never retries, and a
+// retry after deltas were streamed would repeat them.
 type OpenAI struct {
-	client openai.Client
+	client *openai.Client
 	opts   OpenAIOptions
 }
 
@@ -53,12 +57,23 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	if o.Model == "" {
 		o.Model = DefaultChatModel
 	}
-	// No retries: a retry after deltas were streamed would repeat them.
-	opts := []option.RequestOption{option.WithAPIKey(o.APIKey), option.WithMaxRetries(0)}
+	cfg := openai.DefaultConfig(o.APIKey)
 	if o.BaseURL != "" {
-		opts = append(opts, option.WithBaseURL(o.BaseURL))
+		cfg.BaseURL = o.BaseURL
 	}
-	return &OpenAI{client: openai.NewClient(opts...), opts: o}, nil
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o}, nil
+}
+
+// temperature is t as the client sends it (any request of this file sets
+// its Temperature with it). The client's field omits a zero, which would
+// leave the server's default (1) in place: zero goes as the smallest
+// float32 above it, the workaround the library's author gives (go-openai
+// issue #9).
+func temperature(t float64) float32 {
+	if t == 0 {
+		return math.SmallestNonzeroFloat32
+	}
+	return float32(t)
 }
 
 // AgentType implements Generator.
@@ -73,7 +88,7 @@ Cite the excerpts you use with their numbers in square brackets, like [1]; cite 
 If the excerpts do not contain the answer, reply exactly "` + NotCovered + `" and nothing else; do not guess.
 Answer in the language of the question, concisely, in Markdown.`
 
-func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessageParamUnion {
+func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessage {
 	var sys strings.Builder
 	sys.WriteString(systemPrompt)
 	sys.WriteString("\n\nDocumentation excerpts:\n")
@@ -84,15 +99,15 @@ func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessag
 		fmt.Fprintf(&sys, "\n<excerpt number=\"%d\" title=%q url=%q>\n%s\n</excerpt>\n", i+1, p.Title, p.URL,
 			strings.ReplaceAll(p.Text, "</excerpt>", "</ excerpt>"))
 	}
-	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(sys.String())}
+	msgs := []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: sys.String()}}
 	for _, t := range RecentHistory(req.History, historyTokens) {
+		role := openai.ChatMessageRoleUser
 		if t.Role == "assistant" {
-			msgs = append(msgs, openai.AssistantMessage(t.Content))
-		} else {
-			msgs = append(msgs, openai.UserMessage(t.Content))
+			role = openai.ChatMessageRoleAssistant
 		}
+		msgs = append(msgs, openai.ChatCompletionMessage{Role: role, Content: t.Content})
 	}
-	return append(msgs, openai.UserMessage(req.Question))
+	return append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: req.Question})
 }
 
 // silenceWatch cancels a generation when its timer fires; Stop disarms it.
@@ -115,33 +130,42 @@ func watchSilence(cancel context.CancelCauseFunc, d time.Duration, what string) 
 // answer fails with ErrSilent, keeping what was written, when the first
 // token or the next one takes longer than the options allow.
 func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string) error) (Result, error) {
-	params := openai.ChatCompletionNewParams{
-		Model:         g.opts.Model,
-		Messages:      buildMessages(req, g.opts.HistoryTokens),
-		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
-	}
-	if g.opts.MaxTokens > 0 {
-		params.MaxCompletionTokens = openai.Int(g.opts.MaxTokens)
+	params := openai.ChatCompletionRequest{
+		Model:               g.opts.Model,
+		Messages:            buildMessages(req, g.opts.HistoryTokens),
+		Stream:              true,
+		StreamOptions:       &openai.StreamOptions{IncludeUsage: true},
+		MaxCompletionTokens: int(g.opts.MaxTokens),
 	}
 	if g.opts.Temperature != nil {
-		params.Temperature = openai.Float(*g.opts.Temperature)
+		params.Temperature = temperature(*g.opts.Temperature)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, "first token")
-	defer watch.Stop()
-	stream := g.client.Chat.Completions.NewStreaming(ctx, params)
+	defer func() { watch.Stop() }() // the last watch, not the first
+	stream, err := g.client.CreateChatCompletionStream(ctx, params)
+	if err != nil {
+		return Result{Model: g.opts.Model}, g.failed(ctx, err)
+	}
 	defer stream.Close()
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
 	finished := false
-	for stream.Next() {
-		ch := stream.Current()
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) { // [DONE], or the body ended: finished tells
+			break
+		}
+		if err != nil {
+			res.Text = text.String()
+			return res, g.failed(ctx, err)
+		}
 		if ch.Model != "" {
 			res.Model = ch.Model
 		}
-		if ch.JSON.Usage.Valid() {
-			res.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+		if ch.Usage != nil {
+			res.Usage = Usage{PromptTokens: int64(ch.Usage.PromptTokens), CompletionTokens: int64(ch.Usage.CompletionTokens)}
 		}
 		for _, c := range ch.Choices {
 			if c.FinishReason != "" {
@@ -160,18 +184,21 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 		}
 	}
 	res.Text = text.String()
-	if err := stream.Err(); err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrSilent) {
-			err = cause
-		}
-		return res, fmt.Errorf("chat completion (model %s): %w", g.opts.Model, err)
-	}
 	if !finished {
 		return res, fmt.Errorf("chat completion (model %s): stream ended before the answer finished", g.opts.Model)
 	}
 	res.Cited = citations(res.Text, len(req.Passages))
 	res.Grounded = len(res.Cited) > 0 && !saysNotCovered(res.Text)
 	return res, nil
+}
+
+// failed is err of the request or stream, with the model named; when the
+// silence bound cancelled it, the error is that bound's (ErrSilent).
+func (g *OpenAI) failed(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrSilent) {
+		err = cause
+	}
+	return fmt.Errorf("chat completion (model %s): %w", g.opts.Model, err)
 }
 
 var citationRe = regexp.MustCompile(`\[(\d{1,3})\]`)

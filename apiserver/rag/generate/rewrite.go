@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/openai/openai-go/v3"
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // Bounds of a follow-up's rewrite: one short answer, from the last few
@@ -46,11 +46,14 @@ func (g *OpenAI) Rewrite(ctx context.Context, question string, history []Turn) (
 		fmt.Fprintf(&conv, "%s: %s\n", t.Role, escapeTags(t.Content))
 	}
 	fmt.Fprintf(&conv, "</conversation>\n<question>%s</question>", escapeTags(question))
-	res, err := g.client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Model:               g.opts.Model,
-		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(rewritePrompt), openai.UserMessage(conv.String())},
-		Temperature:         openai.Float(0),
-		MaxCompletionTokens: openai.Int(rewriteMaxTokens),
+	res, err := g.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model: g.opts.Model,
+		Messages: []openai.ChatCompletionMessage{
+			{Role: openai.ChatMessageRoleSystem, Content: rewritePrompt},
+			{Role: openai.ChatMessageRoleUser, Content: conv.String()},
+		},
+		Temperature:         temperature(0),
+		MaxCompletionTokens: rewriteMaxTokens,
 	})
 	if err != nil {
 		return "", fmt.Errorf("rewrite chat completion (model %s): %w", g.opts.Model, err)

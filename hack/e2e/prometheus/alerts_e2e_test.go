@@ -25,6 +25,7 @@ import (
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
+	"github.com/chatbackend/chatbackend/internal/version"
 )
 
 const (
@@ -69,14 +70,14 @@ func startJWKSProxy(t testing.TB, upstream string) *jwksProxy {
 	return p
 }
 
-// chatAPIServer builds chat-apiserver (or uses $CHAT_APISERVER).
+// chatAPIServer builds chat-apiserver as it ships (or uses $CHAT_APISERVER).
 func chatAPIServer(t testing.TB, root string) string {
 	t.Helper()
 	if p := os.Getenv("CHAT_APISERVER"); p != "" {
 		return p
 	}
 	out := filepath.Join(t.TempDir(), "chat-apiserver")
-	runCommand(t, root, os.Environ(), "go", "build", "-o", out, "./apiserver/cmd/chat-apiserver")
+	runCommand(t, root, os.Environ(), "go", "build", "-tags", version.APIServerTags, "-o", out, "./apiserver/cmd/chat-apiserver")
 	return out
 }
 
