@@ -90,6 +90,9 @@ type ChatBackendReconciler struct {
 	// secretInputs lets reconcileEnvSecret leave out reading Secrets that
 	// did not change.
 	secretInputs secretInputs
+	// statusWrites lets a reconcile see the status the previous one wrote
+	// before the cache does.
+	statusWrites statusWrites
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -209,9 +212,11 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.fleet.release(req.NamespacedName)
 			r.applied.forget(req.NamespacedName)
 			r.secretInputs.forget(req.NamespacedName)
+			r.statusWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	cb = r.statusWrites.latest(cb)
 	if !cb.DeletionTimestamp.IsZero() {
 		// Children carry controller owner references: the garbage
 		// collector removes them.
