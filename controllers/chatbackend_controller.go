@@ -90,6 +90,9 @@ type ChatBackendReconciler struct {
 	// secretInputs lets reconcileEnvSecret leave out reading Secrets that
 	// did not change.
 	secretInputs secretInputs
+	// statusWrites lets a reconcile see the status the previous one wrote
+	// before the cache does.
+	statusWrites statusWrites
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -209,9 +212,11 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.fleet.release(req.NamespacedName)
 			r.applied.forget(req.NamespacedName)
 			r.secretInputs.forget(req.NamespacedName)
+			r.statusWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	cb = r.statusWrites.latest(cb)
 	if !cb.DeletionTimestamp.IsZero() {
 		// Children carry controller owner references: the garbage
 		// collector removes them.
@@ -367,22 +372,30 @@ func (r *ChatBackendReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if err := mgr.Add(manager.RunnableFunc(r.pollMonitoringCRDs)); err != nil {
 		return fmt.Errorf("add the monitoring CRD poller: %w", err)
 	}
+	// A child is only ever created by a reconcile of its ChatBackend, which
+	// records what it made in the status it writes: the creation's watch
+	// event would requeue the ChatBackend for a reconcile with nothing to do
+	// (on a fleet, several per new ChatBackend: its env Secret, Job, Services
+	// and PodDisruptionBudget are created at once). Changes (a Job's
+	// completion, a Deployment's rollout, a hand edit) and deletions still
+	// reconcile, and at start-up every ChatBackend is reconciled anyway.
+	notCreated := builder.WithPredicates(predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }})
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		// Annotations do not change the generation, but pausing and
 		// resuming (AnnotationReconcile) and chat.chatbackend.io/retry-migration
 		// must reconcile at once.
 		For(&chatv1alpha1.ChatBackend{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
-		Owns(&batchv1.Job{}).
-		Owns(&batchv1.CronJob{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata, notCreated).
+		Owns(&batchv1.Job{}, notCreated).
+		Owns(&batchv1.CronJob{}, notCreated).
 		// The CronJob's runs are controlled by the CronJob: their labels
-		// name the ChatBackend (ingestRuns).
+		// name the ChatBackend (ingestRuns), and their creation is news.
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(ingestRuns)).
-		Owns(&appsv1.Deployment{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&corev1.Service{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&appsv1.Deployment{}, notCreated).
+		Owns(&policyv1.PodDisruptionBudget{}, notCreated).
+		Owns(&corev1.Service{}, notCreated).
+		Owns(&networkingv1.NetworkPolicy{}, notCreated).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.chatBackendsForSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.monitoringAppeared, handler.EnqueueRequestsFromMapFunc(r.allChatBackends))).
 		Named("chatbackend").

@@ -215,9 +215,21 @@ func retryReason(cb *chatv1alpha1.ChatBackend, s *scope, job *batchv1.Job, now t
 // not fail the Job before its deadline, and nothing about it reaches the
 // Job's status: look at the pods, and look again later, since their changes
 // do not trigger a reconcile.
+//
+// Only while the Job counts an active pod, though: every pod that can be
+// waiting (pending, unschedulable, pulling, crash-looping) is active, and a
+// Job without one has nothing to show. That is every Job just created, whose
+// own watch event reconciles it before the Job controller made its pod; the
+// Job controller's status write counting the pod brings the next reconcile,
+// which looks. Without this, a fleet's first reconciles after creating
+// their Jobs each listed pods for nothing.
 func (r *ChatBackendReconciler) migrationRunning(ctx context.Context, s *scope, job *batchv1.Job) (ctrl.Result, error) {
 	s.migration = migrationRunning
 	s.migrationMessage = fmt.Sprintf("Job %s is migrating the database for image %s", job.Name, s.image)
+	recheck := ctrl.Result{RequeueAfter: orDefault(r.MigrationRecheckInterval, DefaultMigrationRecheckInterval)}
+	if job.Status.Active == 0 {
+		return recheck, nil
+	}
 	pods, err := r.jobPods(ctx, job)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -235,7 +247,7 @@ func (r *ChatBackendReconciler) migrationRunning(ctx context.Context, s *scope, 
 			}
 		}
 	}
-	return ctrl.Result{RequeueAfter: orDefault(r.MigrationRecheckInterval, DefaultMigrationRecheckInterval)}, nil
+	return recheck, nil
 }
 
 // stuckWaitingReasons are the kubelet's reasons for a container that will

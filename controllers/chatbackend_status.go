@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -34,12 +35,15 @@ func (r *ChatBackendReconciler) writeStatus(ctx context.Context, cb, before *cha
 	if equality.Semantic.DeepEqual(before.Status, cb.Status) {
 		return nil
 	}
+	key := types.NamespacedName{Namespace: cb.Namespace, Name: cb.Name}
 	if err := r.Status().Patch(ctx, cb, client.MergeFrom(before)); err != nil {
+		r.statusWrites.forget(key)
 		if apierrors.IsNotFound(err) {
 			return nil // deleted while being reconciled: nothing to report on
 		}
 		return fmt.Errorf("patch status: %w", err)
 	}
+	r.statusWrites.record(cb)
 	return nil
 }
 

@@ -33,7 +33,8 @@
 //     failed Job is retried after a spec or Secret change, a new value of
 //     the retry-migration annotation, or a backoff (1 min doubling to 1 h,
 //     migration_retry.go; status.migration counts the attempts). While it
-//     runs, its pods are looked at (polled, not watched): one that cannot
+//     runs, its pods are looked at (polled, not watched, and only while
+//     the Job counts an active pod): one that cannot
 //     start makes the migration stuck (Degraded), and a superseded Job none
 //     of whose containers ever started is deleted rather than waited for.
 //     Jobs have a deadline (spec.migration.activeDeadlineSeconds). A
@@ -89,7 +90,9 @@
 // (chatbackend_ownership.go).
 //
 // Whatever happened, the status is then computed from the scope alone
-// (chatbackend_status.go) and patched: Ready, Progressing, Migrated,
+// (chatbackend_status.go) and patched (the next reconcile starts from the
+// patch's answer while the cache is older, chatbackend_statuswrites.go):
+// Ready, Progressing, Migrated,
 // Available, Degraded, MonitoringReady and, with spec.ingest, Indexed,
 // with every reason a constant of api/v1alpha1. The operator's own
 // metrics chatbackend_desired_replicas, chatbackend_condition and the

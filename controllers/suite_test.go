@@ -460,7 +460,9 @@ func finishJobAt(t *testing.T, ns, name string, succeed bool, at time.Time) {
 }
 
 // startJobPod makes what the Job controller and the kubelet would: a pod
-// of Job name whose container is in state, and returns it.
+// of Job name whose container is in state, and returns it. A pod not yet
+// terminated is counted in the Job's status.active, as the Job controller
+// counts it (the operator looks at a Job's pods only while it has some).
 func startJobPod(t *testing.T, ns, name string, state corev1.ContainerState) *corev1.Pod {
 	t.Helper()
 	ctx := context.Background()
@@ -474,6 +476,17 @@ func startJobPod(t *testing.T, ns, name string, state corev1.ContainerState) *co
 	ExpectWithOffset(1, k8s.Create(ctx, pod)).To(Succeed())
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: specs.ContainerName, Image: job.Spec.Template.Spec.Containers[0].Image, State: state}}
 	ExpectWithOffset(1, k8s.Status().Update(ctx, pod)).To(Succeed())
+	if state.Terminated == nil {
+		EventuallyWithOffset(1, func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key(ns, name), job)).To(Succeed())
+			start := metav1.NewTime(time.Now().Truncate(time.Second))
+			job.Status.StartTime = &start
+			job.Status.Active = 1
+			job.Status.Ready = ptr.To[int32](0)
+			job.Status.Terminating = ptr.To[int32](0)
+			g.Expect(k8s.Status().Update(ctx, job)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+	}
 	return pod
 }
 

@@ -26,7 +26,11 @@
 //     process made: reads, applies, status patches, Events, watches)
 //     until convergence, divided by N;
 //   - rest-requests/min: the same counter over a quiet window after
-//     convergence, per minute; nothing changes then, so it must be near 0.
+//     convergence, per minute; nothing changes then, so it must be near 0;
+//   - reconciles/chatbackend and cpu-s: controller_runtime_reconcile_total
+//     until convergence, divided by N, and the operator's
+//     process_cpu_seconds_total then (on a machine whose cores are busy,
+//     what the operator computes competes with the API server it waits on).
 //
 // Converged, honestly: envtest runs no controller-manager and no kubelet,
 // so no Job ever runs and no Deployment ever becomes available. The
@@ -150,6 +154,7 @@ type fleetResult struct {
 	baselineApply           time.Duration
 	heapPeak, heapRest      float64
 	requests, restPerMinute float64
+	reconciles, cpuSeconds  float64
 	jobsCompleted           int64
 }
 
@@ -169,6 +174,8 @@ func benchFleet(b *testing.B, manager string, secrets, deployments int) {
 	b.ReportMetric(r.heapRest/(1<<20), "heap-rest-MiB")
 	b.ReportMetric(r.requests/float64(*chatBackends), "requests/chatbackend")
 	b.ReportMetric(r.restPerMinute, "rest-requests/min")
+	b.ReportMetric(r.reconciles/float64(*chatBackends), "reconciles/chatbackend")
+	b.ReportMetric(r.cpuSeconds, "cpu-s")
 }
 
 // runFleet is one measurement on a control plane of its own. Only the
@@ -225,7 +232,7 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	b.StopTimer()
 	m := op.scrape(b)
 	convergedAt := auditOffset(auditLog)
-	res.requests = m.requests
+	res.requests, res.reconciles, res.cpuSeconds = m.requests, m.reconciles, m.cpuSeconds
 	res.heapPeak = max(res.heapPeak, m.heapInUse)
 	time.Sleep(*restWindow)
 	rest := op.scrape(b)
@@ -245,9 +252,10 @@ func runFleet(b *testing.B, manager string, secrets, deployments int) fleetResul
 	res.baseline = baseline(ctx, b, cfg, "baseline", create)
 	res.baselineApply = baseline(ctx, b, cfg, "baseline-apply", serverSideApply)
 	b.Logf("converged in %s (%d Jobs completed by the benchmark), baseline %s (by server-side apply %s); heap in use peak %.1f MiB, at rest %.1f MiB; "+
-		"%.0f requests (%.1f per ChatBackend), %.2f per minute at rest",
+		"%.0f requests (%.1f per ChatBackend), %.2f per minute at rest; %.1f reconciles per ChatBackend, %.1f s of CPU",
 		res.converge.Round(time.Millisecond), res.jobsCompleted, res.baseline.Round(time.Millisecond), res.baselineApply.Round(time.Millisecond),
-		res.heapPeak/(1<<20), res.heapRest/(1<<20), res.requests, res.requests/float64(*chatBackends), res.restPerMinute)
+		res.heapPeak/(1<<20), res.heapRest/(1<<20), res.requests, res.requests/float64(*chatBackends), res.restPerMinute,
+		res.reconciles/float64(*chatBackends), res.cpuSeconds)
 	return res
 }
 
