@@ -33,6 +33,7 @@ var (
 	levels       = flag.String("streams", "100,250,500,1000,2000", "comma-separated numbers of streams to hold open, in turn")
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
+	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's (to compare two versions under the same harness)")
 )
 
 // TestBenchStream ramps the number of concurrently open streams and
@@ -40,7 +41,10 @@ var (
 // to the model's first token, and memory and goroutines per open stream.
 func TestBenchStream(t *testing.T) {
 	dir := t.TempDir()
-	bin := build(t, dir, "apiserver/cmd/chat-apiserver")
+	bin := *serverBin
+	if bin == "" {
+		bin = build(t, dir, "apiserver/cmd/chat-apiserver")
+	}
 	var counts []int
 	for l := range strings.SplitSeq(*levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
@@ -51,6 +55,7 @@ func TestBenchStream(t *testing.T) {
 	}
 	most := slices.Max(counts)
 	dbURL := pgtest.New(t)
+	pg := postmaster(t, dbURL)
 	s := seedDatabase(t, dbURL, most, 1, 1)
 	iss := newIssuer(t)
 	tokens := make([]string, most)
@@ -83,14 +88,22 @@ func TestBenchStream(t *testing.T) {
 	}
 	api, metrics := freeAddr(t), freeAddr(t)
 	env["LISTEN_ADDR"], env["METRICS_ADDR"] = api, metrics
-	server := start(t, "chat-apiserver", bin, []string{"serve"}, serverEnv(t, env), "http://"+api, "/readyz",
+	args := []string{"serve"}
+	if *profile != "" {
+		args = append(args, "--pprof")
+	}
+	server := start(t, "chat-apiserver", bin, args, serverEnv(t, env), "http://"+api, "/readyz",
 		filepath.Join(dir, "chat-apiserver.log"))
 
 	answer := time.Duration(*answerTokens) * delay
 	var out []streamRow
 	for _, n := range counts {
 		base := scrape(t, metrics)
-		baseRSS := server.rss(t)
+		baseRSS, baseCPU, basePG, baseSelf := server.rss(t), server.cpu(t), pg.cpu(t), selfCPU(t)
+		stopProfile := func() {}
+		if *profile != "" {
+			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
+		}
 		r := holdStreams(server.base, s.latest[:n], tokens[:n], answer, model)
 		// Every stream is past its first delta and none has ended yet.
 		mid, rss := scrape(t, metrics), server.rss(t)
@@ -102,6 +115,11 @@ func TestBenchStream(t *testing.T) {
 		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
 		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
 		r.wait()
+		// The server's CPU for the level's streams, start to end.
+		r.cpu = (server.cpu(t) - baseCPU) / time.Duration(n)
+		r.pgCPU = (pg.cpu(t) - basePG) / time.Duration(n)
+		r.harnessCPU = (selfCPU(t) - baseSelf) / time.Duration(n)
+		stopProfile()
 		out = append(out, r.streamRow)
 	}
 	reportStreams(out, answer)
@@ -140,7 +158,10 @@ type streamRow struct {
 	ttfb, added     []time.Duration // sorted
 	rss, heap       float64         // bytes per open stream
 	goroutines      float64
-	why             map[string]int // the errors, by message
+	// CPU per stream of the server, PostgreSQL, and this process (the
+	// clients and the fake model).
+	cpu, pgCPU, harnessCPU time.Duration
+	why                    map[string]int // the errors, by message
 }
 
 type holding struct {
@@ -282,7 +303,7 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s\n",
 		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\t")
+	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\t")
 	sustained := 0
 	for _, r := range rows {
 		q := func(l []time.Duration, p float64) time.Duration {
@@ -291,8 +312,8 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 			}
 			return l[min(len(l)-1, int(p*float64(len(l))))]
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t\n", r.n, r.open, r.errors,
-			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t\n", r.n, r.open, r.errors,
+			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines, ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU))
 		if r.errors == 0 && q(r.ttfb, .99) < 100*time.Millisecond {
 			sustained = max(sustained, r.n)
 		}
