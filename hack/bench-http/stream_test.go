@@ -9,6 +9,7 @@ package benchhttp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -68,10 +69,15 @@ func TestBenchStream(t *testing.T) {
 	model := &firstTokens{at: map[string]time.Time{}}
 	deltas := slices.Repeat([]string{"tok "}, *answerTokens)
 	oai.SetReply(func(r openaitest.ChatRequest) openaitest.Reply {
-		// The fake sleeps delay before each delta: its first token leaves
-		// delay after this call.
-		model.record(r, time.Now().Add(delay))
-		return openaitest.Reply{Deltas: deltas, Delay: delay, PromptTokens: 100, CompletionTokens: int64(*answerTokens)}
+		return openaitest.Reply{Deltas: deltas, Delay: delay, PromptTokens: 100, CompletionTokens: int64(*answerTokens),
+			// When the first token leaves for the server, not when it
+			// was due: on a loaded machine the fake's own lateness is not
+			// the server's.
+			Sending: func(i int) {
+				if i == 0 {
+					model.record(r, time.Now())
+				}
+			}}
 	})
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
@@ -247,11 +253,16 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 	}
 	ttfb = time.Since(start)
 	for {
-		line, err := rd.ReadString('\n')
+		// ReadSlice: no copy of each line (thousands of streams parse
+		// on the machine that runs the server).
+		line, err := rd.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // a long line (sources): the rest follows
+		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("stream ended before a delta: %w", err)
 		}
-		if strings.TrimSpace(line) == "event: delta" {
+		if string(line) == "event: delta\n" {
 			break
 		}
 	}
@@ -262,10 +273,8 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 	added = time.Since(first)
 	firstDelta()
 	// The rest of the answer, to its end: the stream stays open meanwhile.
-	for {
-		if _, err := rd.ReadString('\n'); err != nil {
-			break
-		}
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		return 0, 0, fmt.Errorf("read the answer: %w", err)
 	}
 	return ttfb, added, nil
 }
