@@ -482,8 +482,8 @@ func TestLoneDeltaIsSentAtOnce(t *testing.T) {
 	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
 	defer res.Body.Close()
 	got := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(res.Body)
+	go func(body io.Reader) {
+		sc := bufio.NewScanner(body)
 		for sc.Scan() {
 			if sc.Text() == "event: delta" && sc.Scan() {
 				got <- sc.Text()
@@ -491,7 +491,7 @@ func TestLoneDeltaIsSentAtOnce(t *testing.T) {
 			}
 		}
 		close(got)
-	}()
+	}(res.Body)
 	var delta string
 	g.Eventually(got).WithTimeout(20 * time.Second).Should(Receive(&delta))
 	g.Expect(delta).To(Equal(`data: {"text":"first "}`))

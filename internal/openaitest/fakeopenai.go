@@ -210,15 +210,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	send(chunk(chunkDelta{Role: "assistant", Content: ""}, nil))
 	for i, d := range reply.Deltas {
 		if reply.AbortAfter > 0 && i == reply.AbortAfter {
-			// Cut the connection: no [DONE], no finish_reason.
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					if tcp, ok := conn.(*net.TCPConn); ok && reply.Reset {
-						_ = tcp.SetLinger(0) // close sends RST
-					}
-					_ = conn.Close()
-				}
-			}
+			cut(w, reply.Reset)
 			return
 		}
 		if reply.Stall > 0 && i == reply.StallAt && !sleep(r, reply.Stall) {
@@ -244,6 +236,23 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
+}
+
+// cut cuts the connection mid-stream: no [DONE], no finish_reason; with
+// reset, a TCP reset (RST) rather than a close (FIN).
+func cut(w http.ResponseWriter, reset bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok && reset {
+		_ = tcp.SetLinger(0) // close sends RST
+	}
+	_ = conn.Close()
 }
 
 // completionChunk is one chunk of a streamed chat completion. A struct,
