@@ -343,10 +343,6 @@ func (s *Service) start(ctx context.Context, userID, conversationID string, aske
 	if asked.stored != nil {
 		before = asked.stored.ID
 	}
-	history, err := s.store.History(ctx, userID, conversationID, DefaultHistoryMessages, before)
-	if err != nil {
-		return nil, store.Message{}, "", err
-	}
 	answerID := uuid.NewString()
 	var msgs []store.NewMessage
 	if asked.stored == nil {
@@ -354,7 +350,8 @@ func (s *Service) start(ctx context.Context, userID, conversationID string, aske
 	}
 	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
 		AgentType: s.engine.Generator.AgentType()})
-	added, err := s.store.AddMessages(ctx, userID, conversationID, msgs...)
+	// One round trip: the history read before the question is stored.
+	history, added, err := s.store.StartTurn(ctx, userID, conversationID, DefaultHistoryMessages, before, msgs...)
 	if err != nil {
 		return nil, store.Message{}, "", err
 	}

@@ -9,13 +9,15 @@
 //  1. Validate the question: trimmed, not empty, at most MaxQuestionChars
 //     characters. A refused question stores nothing (InvalidError).
 //  2. Read the history: the conversation's last DefaultHistoryMessages user
-//     and assistant messages, failed answers left out. This is also where a
-//     missing, deleted or foreign conversation is found out
-//     (store.ErrNotFound), before anything is written.
+//     and assistant messages, failed answers left out.
 //  3. Store the question, and the answer with a chosen id as
-//     store.StatusStreaming, in one transaction. From here on the user's
-//     message is never lost, whatever fails upstream, and the answer's
-//     owner can stop it (Service.Stop) through any replica.
+//     store.StatusStreaming, in the transaction that read the history
+//     (store.StartTurn: two round trips for steps 2 and 3, so that a
+//     burst of turns does not queue for the pool). A missing, deleted or
+//     foreign conversation is store.ErrNotFound and stores nothing. From
+//     here on the user's message is never lost, whatever fails upstream,
+//     and the answer's owner can stop it (Service.Stop) through any
+//     replica.
 //  4. Tell the sink both ids (Started): a streaming client learns them
 //     before the first word arrives.
 //  5. Retrieve the passages that best answer the question (embedding plus

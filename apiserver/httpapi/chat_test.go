@@ -472,6 +472,45 @@ func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
 }
 
+// TestLoneDeltaIsSentAtOnce: deltas are flushed by the stream's own
+// goroutine so that queued ones go out together, but a delta with no
+// other behind it must not wait for one: the client reads the first word
+// while the model is still silent (the answer still streaming), not when
+// the turn ends or the next heartbeat (none within the test) flushes it.
+func TestLoneDeltaIsSentAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	e := newEnv(t, withChat(t, oai), withHeartbeat(time.Hour))
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"first ", "second"}, Stall: time.Minute, StallAt: 1}
+	})
+	_, token := e.user("lone@example.com", "Lone")
+	conv := e.newConversation(token)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	got := make(chan string, 1)
+	go func(body io.Reader) {
+		sc := bufio.NewScanner(body)
+		for sc.Scan() {
+			if sc.Text() == "event: delta" && sc.Scan() {
+				got <- sc.Text()
+				return
+			}
+		}
+		close(got)
+	}(res.Body)
+	var delta string
+	g.Eventually(got).WithTimeout(20 * time.Second).Should(Receive(&delta))
+	g.Expect(delta).To(Equal(`data: {"text":"first "}`))
+	g.Expect(e.answerStatus(conv)).To(Equal("streaming"), "the model has not sent its next token yet")
+
+	cancel()
+	g.Eventually(func() string { return e.answerStatus(conv) }).WithTimeout(10 * time.Second).Should(Equal("incomplete"))
+}
+
 // answerStatus is the stored status of the conversation's second message
 // (the first answer), "" before it is stored.
 func (e *env) answerStatus(conv string) string {

@@ -19,25 +19,45 @@ type Turn struct {
 	Content string
 }
 
-// History returns the last n user and assistant messages of userID's
-// conversation, oldest first, leaving out failed answers (they hold no
-// answer for the model to build on); with before (a message id, "" for
-// none), only the messages older than that one: the history of a question
-// asked again (Store.QuestionOf).
-func (s *Store) History(ctx context.Context, userID, conversationID string, n int, before string) ([]Turn, error) {
-	cid, ok := parseID(conversationID)
+// StartTurn starts a chat turn in userID's active conversation: it reads
+// the conversation's last n user and assistant messages, oldest first,
+// leaving out failed answers (they hold no answer for the model to build
+// on) and, with before (a message id, "" for none), only those older than
+// that one (the history of a question asked again, Store.QuestionOf);
+// then it appends msgs as AddMessages does. One round trip to PostgreSQL.
+// A conversation that is not the user's, or not active, is ErrNotFound
+// and nothing is stored.
+func (s *Store) StartTurn(ctx context.Context, userID, conversationID string, n int, before string, msgs ...NewMessage) ([]Turn, []Message, error) {
+	hist, ok := newHistoryQuery(n, before)
 	if !ok {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
-	var beforeID *string
+	return s.appendMessages(ctx, userID, conversationID, &hist, msgs)
+}
+
+// historyQuery is the read of History.
+type historyQuery struct {
+	n      int
+	before *string
+}
+
+// newHistoryQuery is the read of n messages older than before (""
+// for none); false when before is not an id.
+func newHistoryQuery(n int, before string) (historyQuery, bool) {
+	h := historyQuery{n: n}
 	if before != "" {
 		id, ok := parseID(before)
 		if !ok {
-			return nil, ErrNotFound
+			return h, false
 		}
-		beforeID = &id
+		h.before = &id
 	}
-	rows, err := s.pool.Query(ctx, `
+	return h, true
+}
+
+// queue adds the read to b; its rows go to turns.
+func (h historyQuery) queue(b *pgx.Batch, cid, userID string, turns *[]Turn) {
+	b.Queue(`
 SELECT role, content FROM (
   SELECT m.role, m.content, m.created_at, m.id FROM messages m
   JOIN conversations c ON c.id = m.conversation_id
@@ -46,19 +66,15 @@ SELECT role, content FROM (
     AND ($4::uuid IS NULL OR (m.created_at, m.id) < (SELECT b.created_at, b.id FROM messages b WHERE b.id = $4::uuid))
   ORDER BY m.created_at DESC, m.id DESC
   LIMIT $3
-) recent ORDER BY created_at, id`, cid, userID, n, beforeID)
-	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
-	}
-	turns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Turn, error) {
-		var t Turn
-		err := r.Scan(&t.Role, &t.Content)
-		return t, err
+) recent ORDER BY created_at, id`, cid, userID, h.n, h.before).Query(func(rows pgx.Rows) error {
+		var err error
+		*turns, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Turn, error) {
+			var t Turn
+			err := r.Scan(&t.Role, &t.Content)
+			return t, err
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
-	}
-	return turns, nil
 }
 
 // Ratings of an answer.

@@ -316,43 +316,69 @@ type NewMessage struct {
 // marks the conversation as updated, all in one transaction: either every
 // message is stored or none is.
 func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, msgs ...NewMessage) ([]Message, error) {
+	_, out, err := s.appendMessages(ctx, userID, conversationID, nil, msgs)
+	return out, err
+}
+
+// appendMessages appends msgs to userID's active conversation, after
+// reading its history when hist is not nil, in one transaction of two
+// round trips: BEGIN and every statement go in one pgx batch (one
+// pipeline), then COMMIT. Why not BEGIN, SELECT, UPDATE, INSERT...,
+// COMMIT each on its own: every round trip holds a pooled connection, and
+// a chat turn's start made six of them before its first byte; under a
+// burst of streams the starts queued for the pool (make bench-stream).
+// Why COMMIT apart rather than the batch's implicit transaction: a caller
+// that gives up (its deadline) must leave nothing stored; PostgreSQL runs a
+// whole pipeline it has received, commit included, even when the client
+// is gone, but aborts a transaction whose COMMIT never came.
+func (s *Store) appendMessages(ctx context.Context, userID, conversationID string, hist *historyQuery, msgs []NewMessage) ([]Turn, []Message, error) {
 	cid, ok := parseID(conversationID)
 	if !ok {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	for _, m := range msgs {
 		if err := m.check(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	var out []Message
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// Locks the conversation row: a concurrent delete waits for us.
-		tag, err := tx.Exec(ctx, `
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	var turns []Turn
+	if hist != nil {
+		hist.queue(b, cid, userID, &turns)
+	}
+	// Locks the conversation row: a concurrent delete waits for us.
+	updated := false
+	b.Queue(`
 UPDATE conversations SET updated_at = clock_timestamp()
-WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotFound
-		}
-		for _, m := range msgs {
-			msg, err := insertMessage(ctx, tx, cid, userID, m)
-			if err != nil {
-				return err
-			}
-			out = append(out, msg)
-		}
+WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID).Exec(func(tag pgconn.CommandTag) error {
+		updated = tag.RowsAffected() == 1
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrNotFound
+	out := make([]Message, 0, len(msgs))
+	for _, m := range msgs {
+		queueInsertMessage(b, cid, userID, m, &out)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("add messages: %w", err)
+	br := s.pool.SendBatch(ctx, b)
+	err := br.Close()
+	tx := br.Tx()
+	switch {
+	case err != nil:
+		_ = tx.Rollback(ctx)
+		return nil, nil, fmt.Errorf("add messages: %w", err)
+	case !updated:
+		_ = tx.Rollback(ctx)
+		return nil, nil, ErrNotFound
+	case len(out) != len(msgs):
+		// Cannot happen: the UPDATE locked the conversation, active, and
+		// a conversation never becomes active again.
+		_ = tx.Rollback(ctx)
+		return nil, nil, fmt.Errorf("add messages: %d of %d stored", len(out), len(msgs))
 	}
-	return out, nil
+	if err := tx.Commit(ctx); err != nil {
+		return nil, nil, fmt.Errorf("add messages: %w", err)
+	}
+	return turns, out, nil
 }
 
 // check refuses a message the messages table's constraints would refuse, with
@@ -379,8 +405,12 @@ func (m NewMessage) check() error {
 	return nil
 }
 
-// insertMessage inserts m into conversation cid of userID within tx.
-func insertMessage(ctx context.Context, tx pgx.Tx, cid, userID string, m NewMessage) (Message, error) {
+// queueInsertMessage queues the insert of m into conversation cid of
+// userID, appending the stored message to out. The insert takes its
+// conversation from the conversations row itself: it stores nothing
+// (rather than fail the batch on the foreign key) unless the conversation
+// is userID's and active.
+func queueInsertMessage(b *pgx.Batch, cid, userID string, m NewMessage, out *[]Message) {
 	sources := m.Sources
 	if sources == nil {
 		sources = json.RawMessage("[]")
@@ -391,15 +421,24 @@ func insertMessage(ctx context.Context, tx pgx.Tx, cid, userID string, m NewMess
 	}
 	// clock_timestamp, not now(): messages written in one transaction must
 	// still sort in the order they were added.
-	row := tx.QueryRow(ctx, `
+	b.Queue(`
 INSERT INTO messages (id, conversation_id, user_id, role, content, sources, agent_type,
                       status, model, prompt_tokens, completion_tokens, created_at)
-VALUES (COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), $2::uuid, $3, $4, $5, $6::jsonb, $7,
-        $8, $9, $10, $11, clock_timestamp())
+SELECT COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), c.id, c.user_id, $4, $5, $6::jsonb, $7,
+       $8, $9, $10, $11, clock_timestamp()
+FROM conversations c WHERE c.id = $2::uuid AND c.user_id = $3 AND c.is_active
 RETURNING `+messageColumns,
 		m.ID, cid, userID, m.Role, m.Content, string(sources), m.AgentType,
-		status, m.Model, m.PromptTokens, m.CompletionTokens)
-	return scanMessage(row)
+		status, m.Model, m.PromptTokens, m.CompletionTokens).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			msg, err := scanMessage(rows)
+			if err != nil {
+				return err
+			}
+			*out = append(*out, msg)
+		}
+		return rows.Err()
+	})
 }
 
 // messageColumns are the columns scanMessage reads, in its order.

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/store"
+	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
 	"github.com/chatbackend/chatbackend/apiserver/store/storetest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
@@ -298,13 +300,73 @@ func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
 	a := page.Items[1]
 	g.Expect([]any{a.ID, a.Status, a.Model, a.PromptTokens, a.CompletionTokens}).To(Equal([]any{answerID, "failed", "m1", int64(12), int64(3)}))
 
-	history, err := s.History(ctx, "alice", c.ID, 10, "")
+	// A turn's start reads the history before it stores its messages, in
+	// the same round trip.
+	history, started, err := s.StartTurn(ctx, "alice", c.ID, 10, "",
+		store.NewMessage{Role: store.RoleUser, Content: "q2"},
+		store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(Equal([]store.Turn{{Role: "user", Content: "q"}}), "failed answers are left out of the history")
-	history, err = s.History(ctx, "alice", c.ID, 10, added[0].ID)
+	g.Expect(started).To(HaveLen(2))
+	g.Expect(started[0].CreatedAt).To(BeTemporally("<", started[1].CreatedAt), "stored in order")
+	history, _, err = s.StartTurn(ctx, "alice", c.ID, 10, added[0].ID, store.NewMessage{Role: store.RoleAssistant, Content: "again"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(BeEmpty(), "only what came before the given message")
+	history, _, err = s.StartTurn(ctx, "alice", c.ID, 1, "", store.NewMessage{Role: store.RoleUser, Content: "q3"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(history).To(Equal([]store.Turn{{Role: "assistant", Content: "again"}}), "the last n, not what this call stores")
+
+	// Another user's conversation: nothing read, nothing stored.
+	_, err = s.UpsertUser(ctx, "bob", "", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, _, err = s.StartTurn(ctx, "bob", c.ID, 10, "", store.NewMessage{Role: store.RoleUser, Content: "intruder"})
+	g.Expect(err).To(MatchError(store.ErrNotFound))
+	page, err = s.ListMessages(ctx, "alice", c.ID, 20, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(6))
 
 	_, err = s.AddMessages(ctx, "alice", c.ID, store.NewMessage{Role: store.RoleAssistant, Status: "meh"})
 	g.Expect(err).To(MatchError(ContainSubstring("invalid status")))
+}
+
+// A turn's start is one batch of statements: the query timeout bounds it
+// as it bounds a single statement. A conversation locked by a transaction
+// that never ends (a stuck writer) makes the start answer unavailable
+// once the timeout passes, rather than wait for the lock.
+func TestStartTurnIsBoundedByTheQueryTimeout(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	url := pgtest.New(t)
+	_, err := migrations.Migrate(ctx, url, nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second, QueryTimeout: 200 * time.Millisecond})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(pool.Close)
+	s := store.New(pool)
+	_, err = s.UpsertUser(ctx, "alice", "", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := s.CreateConversation(ctx, "alice", "")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	locker, err := pgx.Connect(ctx, url)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = locker.Close(ctx) })
+	tx, err := locker.Begin(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	_, err = tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1::uuid FOR UPDATE`, c.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.StartTurn(ctx, "alice", c.ID, 10, "", store.NewMessage{Role: store.RoleUser, Content: "q"})
+		done <- err
+	}()
+	var startErr error
+	g.Eventually(done).WithTimeout(20*time.Second).Should(Receive(&startErr), "the start gives up once the query timeout passes, lock or not")
+	g.Expect(store.IsUnavailable(startErr)).To(BeTrue(), "%v", startErr)
+	g.Expect(tx.Rollback(ctx)).To(Succeed())
+	page, err := s.ListMessages(ctx, "alice", c.ID, 10, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(BeEmpty(), "nothing stored")
 }

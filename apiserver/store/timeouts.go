@@ -65,3 +65,18 @@ func (w waitBounds) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 func (w waitBounds) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
 	release(ctx)
 }
+
+// TraceBatchStart bounds a batch (one round trip of several statements,
+// see appendMessages) as one statement: the whole batch, its results read,
+// within the query timeout.
+func (w waitBounds) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return bound(ctx, w.query)
+}
+
+// TraceBatchQuery: each statement of a batch is under the batch's bound.
+func (waitBounds) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+// TraceBatchEnd runs when the batch's results are closed.
+func (w waitBounds) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	release(ctx)
+}

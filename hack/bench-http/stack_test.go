@@ -18,11 +18,13 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,16 +270,12 @@ func start(t *testing.T, name, bin string, args []string, env map[string]string,
 // cpu is the process's user + system CPU time so far.
 func (p *proc) cpu(t *testing.T) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
+	f, ok := statFields(p.cmd.Process.Pid)
+	if !ok {
+		t.Fatalf("%s: no /proc/PID/stat", p.name)
 	}
-	// pid (comm) state ppid ... utime stime: fields 14 and 15, counted in
-	// USER_HZ (100 on Linux) ticks.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	// utime and stime: fields 14 and 15 of stat.
+	return ticks(f[11], f[12])
 }
 
 // rss is the process's resident memory, in bytes.
@@ -335,3 +333,96 @@ func (p *proc) binaryPages(t *testing.T) map[string]int64 {
 
 // freeAddr is a loopback address nobody listens on.
 func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
+
+// pgProc is the PostgreSQL cluster serving a database URL, for its CPU.
+type pgProc struct{ pid int }
+
+// postmaster finds the postmaster listening on dbURL's port.
+func postmaster(t *testing.T, dbURL string) pgProc {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "\x00-p\x00" + u.Port() + "\x00"
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmdline), want) && strings.HasSuffix(strings.SplitN(string(cmdline), "\x00", 2)[0], "postgres") {
+			return pgProc{pid: pid}
+		}
+	}
+	t.Fatalf("no postmaster on port %s", u.Port())
+	return pgProc{}
+}
+
+// cpu is the cluster's CPU time so far: the postmaster's, its exited
+// backends' (counted into the postmaster's children times) and its live
+// backends'.
+func (p pgProc) cpu(t *testing.T) time.Duration {
+	t.Helper()
+	total := time.Duration(0)
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		f, ok := statFields(pid)
+		if !ok {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		switch {
+		case pid == p.pid:
+			total += ticks(f[11], f[12], f[13], f[14])
+		case ppid == p.pid:
+			total += ticks(f[11], f[12])
+		}
+	}
+	return total
+}
+
+// statFields is /proc/PID/stat after the command's name: state, ppid, ...
+func statFields(pid int) ([]string, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	return f, len(f) > 14
+}
+
+// ticks adds /proc stat CPU fields, counted in USER_HZ (100 on Linux).
+func ticks(fields ...string) time.Duration {
+	var n int64
+	for _, f := range fields {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		n += v
+	}
+	return time.Duration(n) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's user + system CPU time so far.
+func selfCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

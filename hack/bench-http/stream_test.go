@@ -9,6 +9,7 @@ package benchhttp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ var (
 	levels       = flag.String("streams", "100,250,500,1000,2000", "comma-separated numbers of streams to hold open, in turn")
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
+	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's (to compare two versions under the same harness)")
 )
 
 // TestBenchStream ramps the number of concurrently open streams and
@@ -40,7 +42,10 @@ var (
 // to the model's first token, and memory and goroutines per open stream.
 func TestBenchStream(t *testing.T) {
 	dir := t.TempDir()
-	bin := build(t, dir, "apiserver/cmd/chat-apiserver")
+	bin := *serverBin
+	if bin == "" {
+		bin = build(t, dir, "apiserver/cmd/chat-apiserver")
+	}
 	var counts []int
 	for l := range strings.SplitSeq(*levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
@@ -51,6 +56,7 @@ func TestBenchStream(t *testing.T) {
 	}
 	most := slices.Max(counts)
 	dbURL := pgtest.New(t)
+	pg := postmaster(t, dbURL)
 	s := seedDatabase(t, dbURL, most, 1, 1)
 	iss := newIssuer(t)
 	tokens := make([]string, most)
@@ -63,10 +69,15 @@ func TestBenchStream(t *testing.T) {
 	model := &firstTokens{at: map[string]time.Time{}}
 	deltas := slices.Repeat([]string{"tok "}, *answerTokens)
 	oai.SetReply(func(r openaitest.ChatRequest) openaitest.Reply {
-		// The fake sleeps delay before each delta: its first token leaves
-		// delay after this call.
-		model.record(r, time.Now().Add(delay))
-		return openaitest.Reply{Deltas: deltas, Delay: delay, PromptTokens: 100, CompletionTokens: int64(*answerTokens)}
+		return openaitest.Reply{Deltas: deltas, Delay: delay, PromptTokens: 100, CompletionTokens: int64(*answerTokens),
+			// When the first token leaves for the server, not when it
+			// was due: on a loaded machine the fake's own lateness is not
+			// the server's.
+			Sending: func(i int) {
+				if i == 0 {
+					model.record(r, time.Now())
+				}
+			}}
 	})
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
@@ -83,14 +94,22 @@ func TestBenchStream(t *testing.T) {
 	}
 	api, metrics := freeAddr(t), freeAddr(t)
 	env["LISTEN_ADDR"], env["METRICS_ADDR"] = api, metrics
-	server := start(t, "chat-apiserver", bin, []string{"serve"}, serverEnv(t, env), "http://"+api, "/readyz",
+	args := []string{"serve"}
+	if *profile != "" {
+		args = append(args, "--pprof")
+	}
+	server := start(t, "chat-apiserver", bin, args, serverEnv(t, env), "http://"+api, "/readyz",
 		filepath.Join(dir, "chat-apiserver.log"))
 
 	answer := time.Duration(*answerTokens) * delay
 	var out []streamRow
 	for _, n := range counts {
 		base := scrape(t, metrics)
-		baseRSS := server.rss(t)
+		baseRSS, baseCPU, basePG, baseSelf := server.rss(t), server.cpu(t), pg.cpu(t), selfCPU(t)
+		stopProfile := func() {}
+		if *profile != "" {
+			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
+		}
 		r := holdStreams(server.base, s.latest[:n], tokens[:n], answer, model)
 		// Every stream is past its first delta and none has ended yet.
 		mid, rss := scrape(t, metrics), server.rss(t)
@@ -102,6 +121,11 @@ func TestBenchStream(t *testing.T) {
 		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
 		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
 		r.wait()
+		// The server's CPU for the level's streams, start to end.
+		r.cpu = (server.cpu(t) - baseCPU) / time.Duration(n)
+		r.pgCPU = (pg.cpu(t) - basePG) / time.Duration(n)
+		r.harnessCPU = (selfCPU(t) - baseSelf) / time.Duration(n)
+		stopProfile()
 		out = append(out, r.streamRow)
 	}
 	reportStreams(out, answer)
@@ -140,7 +164,10 @@ type streamRow struct {
 	ttfb, added     []time.Duration // sorted
 	rss, heap       float64         // bytes per open stream
 	goroutines      float64
-	why             map[string]int // the errors, by message
+	// CPU per stream of the server, PostgreSQL, and this process (the
+	// clients and the fake model).
+	cpu, pgCPU, harnessCPU time.Duration
+	why                    map[string]int // the errors, by message
 }
 
 type holding struct {
@@ -226,11 +253,16 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 	}
 	ttfb = time.Since(start)
 	for {
-		line, err := rd.ReadString('\n')
+		// ReadSlice: no copy of each line (thousands of streams parse
+		// on the machine that runs the server).
+		line, err := rd.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // a long line (sources): the rest follows
+		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("stream ended before a delta: %w", err)
 		}
-		if strings.TrimSpace(line) == "event: delta" {
+		if string(line) == "event: delta\n" {
 			break
 		}
 	}
@@ -241,10 +273,8 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 	added = time.Since(first)
 	firstDelta()
 	// The rest of the answer, to its end: the stream stays open meanwhile.
-	for {
-		if _, err := rd.ReadString('\n'); err != nil {
-			break
-		}
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		return 0, 0, fmt.Errorf("read the answer: %w", err)
 	}
 	return ttfb, added, nil
 }
@@ -282,7 +312,7 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s\n",
 		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\t")
+	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\t")
 	sustained := 0
 	for _, r := range rows {
 		q := func(l []time.Duration, p float64) time.Duration {
@@ -291,8 +321,8 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 			}
 			return l[min(len(l)-1, int(p*float64(len(l))))]
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t\n", r.n, r.open, r.errors,
-			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t\n", r.n, r.open, r.errors,
+			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines, ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU))
 		if r.errors == 0 && q(r.ttfb, .99) < 100*time.Millisecond {
 			sustained = max(sustained, r.n)
 		}

@@ -50,6 +50,10 @@ type Reply struct {
 	// like an upstream whose host or proxy died mid-stream.
 	Reset                          bool
 	PromptTokens, CompletionTokens int64
+	// Sending, when set, is called with each delta's index right before
+	// the delta is written and flushed: when the model's token leaves, for
+	// a benchmark that measures what the server adds to it.
+	Sending func(i int)
 }
 
 // ChatRequest is what the fake received for a chat completion.
@@ -202,24 +206,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "data: %s\n\n", b)
 		flusher.Flush()
 	}
-	chunk := func(delta map[string]any, finish any) map[string]any {
-		return map[string]any{
-			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
-		}
+	chunk := func(delta chunkDelta, finish *string) completionChunk {
+		return completionChunk{ID: "chatcmpl-fake", Object: "chat.completion.chunk", Created: 1, Model: req.Model,
+			Choices: []chunkChoice{{Delta: delta, FinishReason: finish}}}
 	}
-	send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	send(chunk(chunkDelta{Role: "assistant", Content: ""}, nil))
 	for i, d := range reply.Deltas {
 		if reply.AbortAfter > 0 && i == reply.AbortAfter {
-			// Cut the connection: no [DONE], no finish_reason.
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					if tcp, ok := conn.(*net.TCPConn); ok && reply.Reset {
-						_ = tcp.SetLinger(0) // close sends RST
-					}
-					_ = conn.Close()
-				}
-			}
+			cut(w, reply.Reset)
 			return
 		}
 		if reply.Stall > 0 && i == reply.StallAt && !sleep(r, reply.Stall) {
@@ -228,9 +222,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if reply.Delay > 0 && !sleep(r, reply.Delay) {
 			return
 		}
-		send(chunk(map[string]any{"content": d}, nil))
+		if reply.Sending != nil {
+			reply.Sending(i)
+		}
+		send(chunk(chunkDelta{Content: d}, nil))
 	}
-	send(chunk(map[string]any{}, "stop"))
+	stop := "stop"
+	send(chunk(chunkDelta{}, &stop))
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		send(map[string]any{
 			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
@@ -257,6 +255,47 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, req ChatReques
 		"usage": map[string]any{"prompt_tokens": reply.PromptTokens, "completion_tokens": reply.CompletionTokens,
 			"total_tokens": reply.PromptTokens + reply.CompletionTokens},
 	})
+}
+
+// cut cuts the connection mid-stream: no [DONE], no finish_reason; with
+// reset, a TCP reset (RST) rather than a close (FIN).
+func cut(w http.ResponseWriter, reset bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok && reset {
+		_ = tcp.SetLinger(0) // close sends RST
+	}
+	_ = conn.Close()
+}
+
+// completionChunk is one chunk of a streamed chat completion. A struct,
+// not maps: thousands of streams of a benchmark encode one per token, on
+// the machine that runs the server under measurement.
+type completionChunk struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"`
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []chunkChoice `json:"choices"`
+}
+
+type chunkChoice struct {
+	Index        int        `json:"index"`
+	Delta        chunkDelta `json:"delta"`
+	FinishReason *string    `json:"finish_reason"`
+}
+
+// chunkDelta: the first chunk says the role (and empty content), the
+// others only content, the last one nothing.
+type chunkDelta struct {
+	Role    string `json:"role,omitempty"`
+	Content string `json:"content,omitempty"`
 }
 
 // sleep waits d, or until the client goes away (false).
