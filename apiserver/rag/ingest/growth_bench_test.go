@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -38,31 +39,44 @@ func BenchmarkIngestGrowth(b *testing.B) {
 				Embedder: embed.NewLexical(), Store: pgstore.New(pool, pgstore.Options{}),
 			}
 			chunks := pages * ragbench.SectionsPerPage
+			// cpu adds up the runs' CPU time in this process (reading,
+			// chunking, hashing, embedding; not the database's).
+			var cpu time.Duration
 			run := func(b *testing.B, want func(ingest.Summary) bool) {
 				b.Helper()
+				start := ragbench.CPUTime()
 				sum, err := ingest.Run(ctx, opts)
+				cpu += ragbench.CPUTime() - start
 				if err != nil || sum.Chunks != chunks || !want(sum) {
 					b.Fatalf("%s: %v", sum, err)
 				}
 			}
+			reportCPU := func(b *testing.B) {
+				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			}
 			b.Run("first", func(b *testing.B) {
+				cpu = 0
 				for b.Loop() {
 					b.StopTimer()
 					emptyIndex(ctx, b, pool)
 					b.StartTimer()
 					run(b, func(s ingest.Summary) bool { return s.Added == chunks })
 				}
+				reportCPU(b)
 			})
 			b.Run("unchanged", func(b *testing.B) {
 				run(b, func(ingest.Summary) bool { return true }) // indexed, whichever sub-benchmarks ran
+				cpu = 0
 				for b.Loop() {
 					run(b, func(s ingest.Summary) bool { return s.Unchanged == chunks })
 				}
+				reportCPU(b)
 			})
 			b.Run("one-page-changed", func(b *testing.B) {
 				page := filepath.Join(dir, ragbench.PagePath(0))
 				text := ragbench.NewText(1)
 				run(b, func(ingest.Summary) bool { return true })
+				cpu = 0
 				for b.Loop() {
 					b.StopTimer()
 					if err := os.WriteFile(page, []byte(text.Page()), 0o600); err != nil {
@@ -72,6 +86,7 @@ func BenchmarkIngestGrowth(b *testing.B) {
 					// New headings are new anchors: chunks added and removed.
 					run(b, func(s ingest.Summary) bool { return s.Embedded() == ragbench.SectionsPerPage })
 				}
+				reportCPU(b)
 			})
 		})
 	}
