@@ -40,17 +40,18 @@ func buildLexIndex(payloads []vectorstore.Payload) *lexIndex {
 	lx := &lexIndex{postings: map[string][]posting{}, length: make([]float32, len(payloads))}
 	var total float64
 	tf := map[string]float32{}
+	stems := embed.NewStemmer()
 	for row, p := range payloads {
 		clear(tf)
-		for _, w := range embed.Words(p.Title) {
+		for _, w := range stems.Words(p.Title) {
 			tf[w] += titleWeight
 		}
 		if p.Heading != p.Title {
-			for _, w := range embed.Words(p.Heading) {
+			for _, w := range stems.Words(p.Heading) {
 				tf[w] += headingWeight
 			}
 		}
-		for _, w := range embed.Words(p.Text) {
+		for _, w := range stems.Words(p.Text) {
 			tf[w]++
 		}
 		var n float32
