@@ -166,9 +166,19 @@ bench-stream: ## Concurrent answer streams (SSE) one chat-apiserver holds with t
 	go test -tags bench -count=1 -timeout 30m -run '^TestBenchStream$$' -v ./hack/bench-http -args $(BENCH_FLAGS) | grep -v -e '^=== ' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 .PHONY: bench-growth
-bench-growth: ## How a page of messages grows with the history, 100 to 100,000 messages (first and last page).
+bench-growth: bench-retrieval bench-ingest ## How a page of messages (100 to 100,000 messages), a question's retrieval (1k to 100k chunks) and an ingest run (100 to 10,000 pages) grow (about 15 min).
 	hack/tools.sh postgres
 	go test -run '^$$' -bench 'BenchmarkListMessagesHistory' -benchtime 200x ./apiserver/store/
+
+.PHONY: bench-retrieval
+bench-retrieval: ## A question's retrieval through the PostgreSQL store, 1k to 100k chunks, offline and 1536-d; the index's load time and heap (about 6 min).
+	hack/tools.sh postgres
+	go test -run '^$$' -bench '^BenchmarkRetrievalGrowth$$' -benchtime 2s -timeout 60m ./apiserver/rag/vectorstore/pgstore/
+
+.PHONY: bench-ingest
+bench-ingest: ## An offline ingest run into PostgreSQL, 100 to 10,000 pages: into an empty index, unchanged, one page changed (about 6 min).
+	hack/tools.sh postgres
+	go test -run '^$$' -bench '^BenchmarkIngestGrowth$$' -benchtime 2s -timeout 60m ./apiserver/rag/ingest/
 
 # The operator on a fleet (hack/bench-operator): minutes, a control plane of
 # its own, so not part of `make bench` or `make test` (build tag).

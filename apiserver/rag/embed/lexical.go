@@ -61,7 +61,11 @@ func Terms(text string) map[string]int {
 // "rotated" are one term, and so are "backing" and "back". A hand-written
 // suffix list did the stemming before; Porter2 matched more questions of
 // both eval sets to their page (make eval).
-func Words(text string) []string {
+func Words(text string) []string { return words(text, stem) }
+
+func stem(word string) string { return english.Stem(word, false) }
+
+func words(text string, stem func(string) string) []string {
 	fields := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})
@@ -70,9 +74,34 @@ func Words(text string) []string {
 		if len(f) < 2 || stopWords[f] {
 			continue
 		}
-		out = append(out, english.Stem(f, false))
+		out = append(out, stem(f))
 	}
 	return out
+}
+
+// Stemmer is Words for indexing many texts: it stems each distinct word
+// once and remembers it. Stemming every occurrence was most of the CPU of
+// loading an index (make bench-retrieval), since a docs site repeats a few
+// thousand words millions of times. Not safe for concurrent use, and it
+// grows with the distinct words it sees: one per index build, not one for
+// the life of the server.
+type Stemmer struct {
+	stems map[string]string
+}
+
+// NewStemmer returns an empty Stemmer.
+func NewStemmer() *Stemmer { return &Stemmer{stems: map[string]string{}} }
+
+// Words is Words(text).
+func (s *Stemmer) Words(text string) []string {
+	return words(text, func(w string) string {
+		st, ok := s.stems[w]
+		if !ok {
+			st = stem(w)
+			s.stems[w] = st
+		}
+		return st
+	})
 }
 
 // Bucket hashes a term into [0, dims). dims is a vector length: positive and

@@ -1,12 +1,9 @@
 package pgstore
 
 import (
-	"fmt"
-	"math"
-	"math/rand/v2"
-	"strings"
 	"testing"
 
+	"github.com/chatbackend/chatbackend/apiserver/rag/ragbench"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 )
 
@@ -34,24 +31,18 @@ func benchSearch(b *testing.B, n, dims int) {
 }
 
 // BenchmarkLexicalSearch10k is the offline path's retrieval (BM25F, a
-// follow-up's previous question included) over a 10k-chunk docs site:
-// chunks of 120 words drawn from a 20k-word vocabulary, Zipf-distributed
-// as prose is, so common words have long posting lists.
+// follow-up's previous question included) over a 10k-chunk docs site, in
+// memory (BenchmarkRetrievalGrowth measures it through the Store, on
+// PostgreSQL, from 1k to 100k chunks): chunks of 100 words drawn as prose
+// is (ragbench), so common words have long posting lists.
 func BenchmarkLexicalSearch10k(b *testing.B) {
-	const chunks, words, vocab = 10_000, 120, 20_000
-	r := rand.New(rand.NewPCG(42, 42))
-	zipf := func() string { return fmt.Sprintf("w%dx", int(float64(vocab)*math.Pow(r.Float64(), 3))) }
-	payloads := make([]vectorstore.Payload, chunks)
+	text := ragbench.NewText(42)
+	payloads := make([]vectorstore.Payload, 10_000)
 	for i := range payloads {
-		text := make([]string, words)
-		for j := range text {
-			text[j] = zipf()
-		}
-		payloads[i] = vectorstore.Payload{Title: zipf() + " " + zipf(), Heading: zipf() + " " + zipf(), Text: strings.Join(text, " ")}
+		payloads[i] = vectorstore.Payload{Title: text.Words(3), Heading: text.Words(3), Text: text.Words(ragbench.WordsPerSection)}
 	}
 	lx := buildLexIndex(payloads)
-	question := strings.Join([]string{zipf(), zipf(), zipf(), zipf(), zipf(), zipf()}, " ")
-	previous := strings.Join([]string{zipf(), zipf(), zipf(), zipf()}, " ")
+	question, previous := text.Words(6), text.Words(4)
 	b.ResetTimer()
 	for b.Loop() {
 		if hits := lx.search(question, previous, 5); len(hits) == 0 {

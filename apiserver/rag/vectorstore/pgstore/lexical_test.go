@@ -1,10 +1,13 @@
 package pgstore
 
 import (
+	"slices"
+	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/rag/ragbench"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 )
 
@@ -59,4 +62,36 @@ func TestFollowUpLeansOnThePreviousQuestion(t *testing.T) {
 			g.Expect(h.coverage).To(BeNumerically("~", 1, 1e-6))
 		}
 	}
+}
+
+// Searches reuse their score accumulators: a question ranks the same after
+// others as on a fresh index, concurrent ones included.
+func TestRecycledAccumulatorsRankAsFreshOnes(t *testing.T) {
+	text := ragbench.NewText(3)
+	payloads := make([]vectorstore.Payload, 500)
+	for i := range payloads {
+		payloads[i] = vectorstore.Payload{Title: text.Words(3), Heading: text.Words(3), Text: text.Words(50)}
+	}
+	questions := make([]string, 20)
+	for i := range questions {
+		questions[i] = text.Words(5)
+	}
+	want := make([][]lexHit, len(questions))
+	for i, q := range questions {
+		want[i] = buildLexIndex(payloads).search(q, "", 5)
+	}
+	lx := buildLexIndex(payloads)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for round := range 3 {
+				for i, q := range questions {
+					if got := lx.search(q, "", 5); !slices.Equal(got, want[i]) {
+						t.Errorf("round %d, question %d: %v, fresh index: %v", round, i, got, want[i])
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

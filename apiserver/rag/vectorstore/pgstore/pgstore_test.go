@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func newPool(t *testing.T) *pgxpool.Pool {
+func newPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	url := pgtest.New(t)
 	if _, err := migrations.Migrate(context.Background(), url, nil, nil); err != nil {
