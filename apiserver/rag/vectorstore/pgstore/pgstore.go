@@ -46,6 +46,26 @@ type snapshot struct {
 	idx       *index
 	gen       int64
 	checkedAt time.Time
+	// loadedAt and loadTook space reloads (see reloadDue).
+	loadedAt time.Time
+	loadTook time.Duration
+}
+
+// Reloads that take longer than cheapReload are spaced reloadSpacing
+// times their own duration apart. Why: an ingest moves the generation on
+// every batch, and a 100k-chunk index takes a replica 13-19 s of CPU to
+// load (make bench-retrieval), so a long first ingest would otherwise keep
+// every replica reloading back to back. The spacing bounds that to a
+// quarter of a core while new chunks still show up within four load times;
+// a small index, cheap to load, keeps following within RecheckEvery.
+const (
+	cheapReload   = 100 * time.Millisecond
+	reloadSpacing = 4
+)
+
+// reloadDue reports whether a moved generation may be loaded now.
+func (sn *snapshot) reloadDue(now time.Time) bool {
+	return sn.loadTook < cheapReload || now.Sub(sn.loadedAt) >= reloadSpacing*sn.loadTook
 }
 
 var (
@@ -244,8 +264,10 @@ func (s *Store) current(ctx context.Context) (*index, error) {
 		}
 		return nil, fmt.Errorf("read chunk generation: %w", err)
 	}
-	if cur != nil && gen == cur.gen {
-		s.loaded.Store(&snapshot{idx: cur.idx, gen: gen, checkedAt: time.Now()})
+	if cur != nil && (gen == cur.gen || !cur.reloadDue(time.Now())) {
+		next := *cur
+		next.checkedAt = time.Now()
+		s.loaded.Store(&next)
 		return cur.idx, nil
 	}
 	if err := s.reloadLocked(ctx); err != nil {
@@ -258,6 +280,7 @@ func (s *Store) current(ctx context.Context) (*index, error) {
 }
 
 func (s *Store) reloadLocked(ctx context.Context) error {
+	start := time.Now()
 	idx := &index{}
 	var gen int64
 	// Repeatable read: the generation and the rows are one snapshot.
@@ -298,7 +321,8 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 		return fmt.Errorf("load chunks: %w", err)
 	}
 	idx.lex = buildLexIndex(idx.payloads)
-	s.loaded.Store(&snapshot{idx: idx, gen: gen, checkedAt: time.Now()})
+	now := time.Now()
+	s.loaded.Store(&snapshot{idx: idx, gen: gen, checkedAt: now, loadedAt: now, loadTook: now.Sub(start)})
 	return nil
 }
 

@@ -78,6 +78,37 @@ func TestServerSeesIngestFromElsewhere(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("run ingest again")))
 }
 
+// A reload that was expensive is not repeated until four of its durations
+// have passed, even though an ingest moved the generation; a cheap one is.
+func TestExpensiveReloadsAreSpaced(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	pool := newPool(t)
+	server := New(pool, Options{RecheckEvery: time.Millisecond})
+	ingester := New(pool, Options{})
+	g.Expect(ingester.Upsert(ctx, []vectorstore.Point{pt(idA, 1, 0)})).To(Succeed())
+	search := func() []vectorstore.Hit {
+		time.Sleep(2 * time.Millisecond) // past RecheckEvery
+		hits, err := server.Search(ctx, vectorstore.Query{Vector: []float32{0.1, 0.9}, Limit: 5})
+		g.Expect(err).NotTo(HaveOccurred())
+		return hits
+	}
+	g.Expect(search()).To(HaveLen(1))
+
+	// The last load took a minute (as a large index does): the next waits.
+	loaded := *server.loaded.Load()
+	loaded.loadTook = time.Minute
+	server.loaded.Store(&loaded)
+	g.Expect(ingester.Upsert(ctx, []vectorstore.Point{pt(idB, 0, 1)})).To(Succeed())
+	g.Expect(search()).To(HaveLen(1), "reloaded within four load times")
+
+	// Four load times later the new chunk is loaded.
+	loaded = *server.loaded.Load()
+	loaded.loadedAt = time.Now().Add(-4 * time.Minute)
+	server.loaded.Store(&loaded)
+	g.Expect(search()).To(HaveLen(2))
+}
+
 // An upsert is all or nothing.
 func TestUpsertIsAtomic(t *testing.T) {
 	g := NewWithT(t)
