@@ -334,6 +334,22 @@ func (p *proc) binaryPages(t *testing.T) map[string]int64 {
 // freeAddr is a loopback address nobody listens on.
 func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
+// pids lists the machine's processes.
+func pids(t *testing.T) []int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, d := range dirs {
+		if pid, err := strconv.Atoi(d.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // pgProc is the PostgreSQL cluster serving a database URL, for its CPU.
 type pgProc struct{ pid int }
 
@@ -345,15 +361,7 @@ func postmaster(t *testing.T, dbURL string) pgProc {
 		t.Fatal(err)
 	}
 	want := "\x00-p\x00" + u.Port() + "\x00"
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids(t) {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err == nil && strings.Contains(string(cmdline), want) && strings.HasSuffix(strings.SplitN(string(cmdline), "\x00", 2)[0], "postgres") {
 			return pgProc{pid: pid}
@@ -369,15 +377,7 @@ func postmaster(t *testing.T, dbURL string) pgProc {
 func (p pgProc) cpu(t *testing.T) time.Duration {
 	t.Helper()
 	total := time.Duration(0)
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids(t) {
 		f, ok := statFields(pid)
 		if !ok {
 			continue
