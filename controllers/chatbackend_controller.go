@@ -238,7 +238,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
 		recordConditions(s.cb)
-		recordIngest(s.cb, time.Now())
+		recordIngest(s)
 	}()
 
 	var (

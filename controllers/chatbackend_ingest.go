@@ -34,6 +34,9 @@ type ingestState struct {
 	waiting string
 	// scheduleProblem says why spec.ingest.schedule cannot be used.
 	scheduleProblem string
+	// interval is the schedule's longest gap between runs (0 without a
+	// usable schedule), for the staleness gauges (recordIngest).
+	interval time.Duration
 	// result is the summary of a run that finished since the status last
 	// recorded one (nil otherwise), message its sentence.
 	result  *chatv1alpha1.IngestResult
@@ -63,13 +66,15 @@ func (r *ChatBackendReconciler) reconcileIngest(ctx context.Context, s *scope) (
 	if err := r.observeIngestRun(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if _, err := ingestInterval(cb.Spec.Ingest.ScheduleOrDefault(), time.Now()); err != nil {
+	interval, err := ingestInterval(cb.Spec.Ingest.ScheduleOrDefault(), time.Now())
+	if err != nil {
 		// The CRD's pattern lets through what only a parser sees (minute
 		// 61); the API server would refuse the CronJob with a less
 		// helpful message, and a retry would not change that.
 		s.ingest.scheduleProblem = fmt.Sprintf("spec.ingest.schedule %q: %v", cb.Spec.Ingest.ScheduleOrDefault(), err)
 		return ctrl.Result{}, nil
 	}
+	s.ingest.interval = interval
 	if cb.Status.MigratedImage == "" || s.envHash == "" || cb.Status.MigratedDatabase != s.database {
 		s.ingest.waiting = "the runs start once the image is migrated on the database of the env Secret"
 		return ctrl.Result{}, nil
@@ -97,24 +102,25 @@ func (r *ChatBackendReconciler) reconcileIngest(ctx context.Context, s *scope) (
 // they do not pile up with every change.
 func (r *ChatBackendReconciler) startIngest(ctx context.Context, s *scope, image string) error {
 	cb := s.cb
-	job, err := specs.IngestJob(cb, image, s.envHash)
+	name, err := specs.IngestJobName(cb, image)
 	if err != nil {
 		return err
 	}
 	exists := false
 	for i := range s.ingest.jobs {
-		j := &s.ingest.jobs[i]
-		switch {
-		case j.Name == job.Name:
-			exists = true
-		case metav1.IsControlledBy(j, cb) && jobFinished(j):
-			if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("delete superseded ingest Job %s: %w", j.Name, err)
-			}
-		}
+		exists = exists || s.ingest.jobs[i].Name == name
+	}
+	if err := r.deleteJobs(ctx, s.ingest.jobs, func(j *batchv1.Job) bool {
+		return j.Name != name && metav1.IsControlledBy(j, cb) && jobFinished(j)
+	}); err != nil {
+		return err
 	}
 	if exists {
 		return nil
+	}
+	job, err := specs.IngestJob(cb, image, s.envHash)
+	if err != nil {
+		return err
 	}
 	specs.SetPodUser(&job.Spec.Template.Spec, r.PodUser)
 	specs.SetMountedSecretsHash(&job.Spec.Template, s.mountHash)
@@ -148,15 +154,8 @@ func (r *ChatBackendReconciler) removeIngest(ctx context.Context, cb *chatv1alph
 	if err != nil {
 		return err
 	}
-	for i := range jobs {
-		if !metav1.IsControlledBy(&jobs[i], cb) {
-			continue // the CronJob's, going with it
-		}
-		if err := r.Delete(ctx, &jobs[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete ingest Job %s: %w", jobs[i].Name, err)
-		}
-	}
-	return nil
+	// The CronJob's runs go with it.
+	return r.deleteJobs(ctx, jobs, func(j *batchv1.Job) bool { return metav1.IsControlledBy(j, cb) })
 }
 
 // ingestJobs lists the ingest runs: the Jobs this ChatBackend controls and
@@ -295,7 +294,6 @@ func ingestResult(job *batchv1.Job, succeeded bool, termination string) (*chatv1
 	return res, msg
 }
 
-// count formats an optional count of a summary.
 // count32 is a count of the summary as the status stores it.
 func count32(n int) *int32 {
 	return ptr.To(int32(min(n, math.MaxInt32))) //nolint:gosec // clamped

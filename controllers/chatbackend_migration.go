@@ -382,13 +382,19 @@ func (r *ChatBackendReconciler) deleteSupersededJobs(ctx context.Context, cb *ch
 	if err != nil {
 		return err
 	}
+	return r.deleteJobs(ctx, jobs, func(j *batchv1.Job) bool { return j.Name != keep && jobFinished(j) })
+}
+
+// deleteJobs deletes the jobs that del selects, with their pods (in the
+// background: the Job controller's garbage collection does the pods).
+func (r *ChatBackendReconciler) deleteJobs(ctx context.Context, jobs []batchv1.Job, del func(*batchv1.Job) bool) error {
 	for i := range jobs {
 		j := &jobs[i]
-		if j.Name == keep || !jobFinished(j) {
+		if !del(j) {
 			continue
 		}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete superseded Job %s: %w", j.Name, err)
+			return fmt.Errorf("delete Job %s: %w", j.Name, err)
 		}
 	}
 	return nil

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -82,17 +80,12 @@ func recordConditions(cb *chatv1alpha1.ChatBackend) {
 	}
 }
 
-// recordIngest updates the ingest gauges from the status just computed;
-// without spec.ingest, suspended or with a schedule that does not parse,
-// the series go: no staleness is expected then.
-func recordIngest(cb *chatv1alpha1.ChatBackend, now time.Time) {
-	in := cb.Spec.Ingest
-	var interval time.Duration
-	var err error
-	if in != nil && !in.IsSuspended() {
-		interval, err = ingestInterval(in.ScheduleOrDefault(), now)
-	}
-	if interval == 0 || err != nil {
+// recordIngest updates the ingest gauges from the scope's status and
+// schedule; without spec.ingest, suspended or with a schedule that does
+// not parse, the series go: no staleness is expected then.
+func recordIngest(s *scope) {
+	cb := s.cb
+	if cb.Spec.Ingest == nil || cb.Spec.Ingest.IsSuspended() || s.ingest.interval == 0 {
 		ingestLastSuccess.DeleteLabelValues(cb.Namespace, cb.Name)
 		ingestMaxAge.DeleteLabelValues(cb.Namespace, cb.Name)
 		return
@@ -102,7 +95,7 @@ func recordIngest(cb *chatv1alpha1.ChatBackend, now time.Time) {
 		last = st.LastSuccessTime.Time
 	}
 	ingestLastSuccess.WithLabelValues(cb.Namespace, cb.Name).Set(float64(last.Unix()))
-	ingestMaxAge.WithLabelValues(cb.Namespace, cb.Name).Set((IngestStaleAfterSchedules * interval).Seconds())
+	ingestMaxAge.WithLabelValues(cb.Namespace, cb.Name).Set((IngestStaleAfterSchedules * s.ingest.interval).Seconds())
 }
 
 // forgetMetrics drops the series of a deleted ChatBackend.

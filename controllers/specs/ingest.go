@@ -213,9 +213,7 @@ func ingestPod(cb *chatv1alpha1.ChatBackend, image, envHash string) (corev1.PodS
 			SecretName: s.Git.SecretRef.Name, DefaultMode: ptr.To(keyMode),
 		}}})
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: IngestAuthDir + "/" + s.Name, ReadOnly: true})
-		if sc := pod.SecurityContext; sc != nil && sc.FSGroup == nil {
-			sc.FSGroup = sc.RunAsGroup
-		}
+		keysReadableByGroup(&pod)
 	}
 	return pod, nil
 }

@@ -134,9 +134,7 @@ func podTLS(s *chatv1alpha1.ChatBackendSpec, pod *corev1.PodSpec) {
 			sources = append(sources, secretProjection(r.Name,
 				corev1.KeyToPath{Key: corev1.TLSCertKey, Path: corev1.TLSCertKey, Mode: ptr.To(certMode)},
 				corev1.KeyToPath{Key: corev1.TLSPrivateKeyKey, Path: corev1.TLSPrivateKeyKey, Mode: ptr.To(keyMode)}))
-			if sc := pod.SecurityContext; sc != nil && sc.FSGroup == nil {
-				sc.FSGroup = sc.RunAsGroup
-			}
+			keysReadableByGroup(pod)
 		}
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: databaseTLSVolume,
 			VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources, DefaultMode: ptr.To(certMode)}}})
@@ -156,4 +154,13 @@ func secretProjection(name string, items ...corev1.KeyToPath) corev1.VolumeProje
 	return corev1.VolumeProjection{Secret: &corev1.SecretProjection{
 		LocalObjectReference: corev1.LocalObjectReference{Name: name}, Items: items,
 	}}
+}
+
+// keysReadableByGroup makes mounted private keys (mode keyMode) readable
+// by the pod's user: its group owns them (fsGroup), the pod's own group
+// unless one was set.
+func keysReadableByGroup(pod *corev1.PodSpec) {
+	if sc := pod.SecurityContext; sc != nil && sc.FSGroup == nil {
+		sc.FSGroup = sc.RunAsGroup
+	}
 }
