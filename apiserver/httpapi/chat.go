@@ -423,6 +423,12 @@ func (s *sseWriter) send(event string, data any) error {
 	return s.err
 }
 
+// A delta event's frame around its JSON-encoded text.
+const (
+	deltaFramePrefix = "event: " + EventDelta + "\ndata: {\"text\":"
+	deltaFrameSuffix = "}\n\n"
+)
+
 // sendDelta writes a delta event, {"text": text}, for the writer's
 // goroutine to flush (see sseWriter); it returns an error once the client
 // is gone (a failed flush shows at the next delta).
@@ -438,7 +444,9 @@ func (s *sseWriter) sendDelta(text string) error {
 		return s.err
 	}
 	s.boundWriteLocked()
-	if _, s.err = fmt.Fprintf(s.w, "event: %s\ndata: {\"text\":%s}\n\n", EventDelta, b); s.err != nil {
+	frame := make([]byte, 0, len(deltaFramePrefix)+len(b)+len(deltaFrameSuffix))
+	frame = append(append(append(frame, deltaFramePrefix...), b...), deltaFrameSuffix...)
+	if _, s.err = s.w.Write(frame); s.err != nil {
 		return s.err
 	}
 	if !s.unflushed {

@@ -70,9 +70,9 @@ func (g *OpenAI) Rewrite(ctx context.Context, question string, history []Turn) (
 }
 
 // escapeTags keeps a turn from closing the tags that delimit it.
-func escapeTags(s string) string {
-	return strings.NewReplacer("</conversation>", "</ conversation>", "</question>", "</ question>").Replace(s)
-}
+func escapeTags(s string) string { return tagEscaper.Replace(s) }
+
+var tagEscaper = strings.NewReplacer("</conversation>", "</ conversation>", "</question>", "</ question>")
 
 // cut keeps the first n characters of s.
 func cut(s string, n int) string {

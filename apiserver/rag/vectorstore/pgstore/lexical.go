@@ -30,8 +30,8 @@ type lexIndex struct {
 	// length is each row's weighted term count, avgLen their mean.
 	length []float32
 	avgLen float64
-	// accs holds spare score accumulators of len(length) rows, all zero.
-	accs sync.Pool
+	// scratches holds spare *scratch of len(length) rows, all zero.
+	scratches sync.Pool
 }
 
 type posting struct {
@@ -122,14 +122,13 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	var totalIDF float64
 	// Dense accumulators: a common word's postings cover most rows, and a
 	// slice indexed by row costs far less than a map per posting. They are
-	// recycled: a fresh slice per question cost page faults and zeroing in
-	// proportion to the index rather than to the postings read (half the
-	// CPU of a question at 100k chunks); a recycled one is cleared where it
-	// was touched.
-	accp := lx.accumulators()
-	acc := *accp
-	var touched []int32
-	defer func() { lx.recycle(accp, touched) }()
+	// recycled with the list of rows touched: a fresh slice per question
+	// cost page faults and zeroing in proportion to the index rather than
+	// to the postings read (half the CPU of a question at 100k chunks); a
+	// recycled one is cleared where it was touched.
+	sc := lx.scratch()
+	defer lx.recycle(sc)
+	acc := sc.acc
 	for _, t := range terms {
 		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
@@ -141,7 +140,7 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 			s := t.weight * w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
 			h := &acc[p.row]
 			if h.score == 0 {
-				touched = append(touched, p.row)
+				sc.touched = append(sc.touched, p.row)
 			}
 			h.score += float32(s)
 			if t.own {
@@ -152,7 +151,7 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	// The k best, kept sorted by insertion: k is a handful.
 	better := func(a, b lexHit) bool { return a.score > b.score || (a.score == b.score && a.row < b.row) }
 	out := make([]lexHit, 0, k+1)
-	for _, row := range touched {
+	for _, row := range sc.touched {
 		h := acc[row]
 		h.row = int(row)
 		if len(out) == k && !better(h, out[k-1]) {
@@ -175,20 +174,29 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	return out
 }
 
-// accumulators returns zeroed score accumulators, one per row.
-func (lx *lexIndex) accumulators() *[]lexHit {
-	if acc, ok := lx.accs.Get().(*[]lexHit); ok {
-		return acc
-	}
-	return new(make([]lexHit, len(lx.length)))
+// scratch is one search's working memory, recycled between searches:
+// score accumulators, one per row (all zero between searches), and the
+// rows a search touched, which it clears.
+type scratch struct {
+	acc     []lexHit
+	touched []int32
 }
 
-// recycle clears the touched rows of acc and keeps it for another search.
-func (lx *lexIndex) recycle(acc *[]lexHit, touched []int32) {
-	for _, row := range touched {
-		(*acc)[row] = lexHit{}
+// scratch returns a cleared scratch.
+func (lx *lexIndex) scratch() *scratch {
+	if sc, ok := lx.scratches.Get().(*scratch); ok {
+		return sc
 	}
-	lx.accs.Put(acc)
+	return &scratch{acc: make([]lexHit, len(lx.length))}
+}
+
+// recycle clears the touched rows of sc and keeps it for another search.
+func (lx *lexIndex) recycle(sc *scratch) {
+	for _, row := range sc.touched {
+		sc.acc[row] = lexHit{}
+	}
+	sc.touched = sc.touched[:0]
+	lx.scratches.Put(sc)
 }
 
 // coverage is the share of question's IDF weight that row contains, for a
