@@ -146,11 +146,13 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	for _, src := range o.Sources {
 		listed[src.Name] = true
 		if err := runSource(ctx, o, src, existing, &sum); err != nil {
+			// The entry's path names the source; the error returned does.
+			sum.Errors = append(sum.Errors, PageError{Path: "source " + label(src.Name), Reason: err.Error()})
+			err = fmt.Errorf("source %s: %w", label(src.Name), err)
 			if ctx.Err() != nil {
 				return sum, err
 			}
 			fmt.Fprintln(o.Out, "ingest:", err)
-			sum.Errors = append(sum.Errors, PageError{Path: "source " + label(src.Name), Reason: err.Error()})
 			failed = append(failed, err)
 		}
 	}
@@ -174,12 +176,12 @@ func label(name string) string {
 }
 
 // runSource loads, embeds and stores one source and removes its stale
-// chunks; only an error of the source itself is returned: the store's are
-// wrapped the same way, and both stop the source.
+// chunks; only an error of the source itself, or the store's, is returned
+// (Run names the source in it), and either stops the source.
 func runSource(ctx context.Context, o Options, src Source, existing map[string]string, sum *Summary) error {
 	l, err := src.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", label(src.Name), err)
+		return err
 	}
 	prefix := ""
 	if src.Name != "" {
@@ -209,7 +211,7 @@ func runSource(ctx context.Context, o Options, src Source, existing map[string]s
 		}
 	}
 	if _, err := embedAndStore(ctx, o, todo, hashes); err != nil {
-		return fmt.Errorf("source %s: %w", label(src.Name), err)
+		return err
 	}
 	// While a page failed in a way that hides which chunks are its, the
 	// chunks of removed pages are kept: the next clean run removes them.
@@ -222,7 +224,7 @@ func runSource(ctx context.Context, o Options, src Source, existing map[string]s
 	})
 	sum.Removed += n
 	if err != nil {
-		return fmt.Errorf("source %s: %w", label(src.Name), err)
+		return err
 	}
 	return nil
 }

@@ -192,6 +192,9 @@ func TestSourcesOwnTheirChunks(t *testing.T) {
 		Authoritative: true, Embedder: embed.NewLexical(), Store: store})
 	g.Expect(err).To(MatchError(ContainSubstring(`source "a": ingest: docs folder`)))
 	g.Expect(sum.Errors).To(HaveLen(1))
+	// Its path names the source, its reason does not again.
+	g.Expect(sum.Errors[0].Path).To(Equal(`source "a"`))
+	g.Expect(sum.Errors[0].Reason).To(HavePrefix("ingest: docs folder"))
 	g.Expect(fq.PointCount("docs")).To(Equal(1))
 }
 

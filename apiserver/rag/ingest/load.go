@@ -53,7 +53,7 @@ func Load(dir string, opt chunk.Options) (Loaded, error) {
 		return Loaded{}, fmt.Errorf("ingest: docs folder: %w", err)
 	}
 	defer root.Close()
-	l := loader{fsys: root.FS(), opt: opt, pageSet: newPages(opt)}
+	l := loader{fsys: root.FS(), pageSet: newPages(opt)}
 	if err := fs.WalkDir(l.fsys, ".", l.visit); err != nil {
 		return Loaded{}, fmt.Errorf("ingest: walk %s: %w", dir, err)
 	}
@@ -75,9 +75,8 @@ func pageErrors(es []PageError) []error {
 
 // loader collects the chunks of one walk of the docs folder.
 type loader struct {
-	fsys fs.FS
-	opt  chunk.Options
-	*pageSet
+	fsys     fs.FS
+	*pageSet // its opt is the chunk options
 }
 
 // visit is the fs.WalkDirFunc of Load; p is slash-separated and relative to
