@@ -121,6 +121,7 @@ func TestBenchStream(t *testing.T) {
 		if *profile != "" {
 			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
 		}
+		began := time.Now()
 		r := holdStreams(streamer{client: client, base: server.base, model: model, drain: tokensPerRead * delay},
 			s.latest[:n], tokens[:n], answer)
 		// Every stream is past its first delta and none has ended yet.
@@ -133,6 +134,7 @@ func TestBenchStream(t *testing.T) {
 		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
 		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
 		r.wait()
+		r.wall = time.Since(began)
 		// The server's CPU for the level's streams, start to end.
 		r.cpu = (server.cpu(t) - baseCPU) / time.Duration(n)
 		r.pgCPU = (pg.cpu(t) - basePG) / time.Duration(n)
@@ -204,6 +206,7 @@ type streamRow struct {
 	// CPU per stream of the server, PostgreSQL, and this process (the
 	// clients and the fake model).
 	cpu, pgCPU, harnessCPU time.Duration
+	wall                   time.Duration  // the level, first start to last end
 	why                    map[string]int // the errors, by message
 }
 
@@ -380,6 +383,9 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 	}
 	_ = w.Flush()
 	for _, r := range rows {
+		cores := func(perStream time.Duration) float64 { return float64(perStream) * float64(r.n) / float64(r.wall) }
+		fmt.Printf("  %d streams over %s: cores kept busy: server %.2f, PostgreSQL %.2f, client+fake %.2f (machine: %d)\n",
+			r.n, r.wall.Round(100*time.Millisecond), cores(r.cpu), cores(r.pgCPU), cores(r.harnessCPU), runtime.NumCPU())
 		for why, n := range r.why {
 			fmt.Printf("  %d streams: %d x %s\n", r.n, n, why)
 		}
