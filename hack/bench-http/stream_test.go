@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,12 @@ var (
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
 	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's (to compare two versions under the same harness)")
+	pin          = flag.Bool("pin", false, "run chat-apiserver alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured")
 )
+
+// tokensPerRead is how many tokens' time a client lets pass between two
+// reads of an answer after its first delta.
+const tokensPerRead = 8
 
 // TestBenchStream ramps the number of concurrently open streams and
 // prints, per level, the time to first byte, the latency the server adds
@@ -98,10 +104,15 @@ func TestBenchStream(t *testing.T) {
 	if *profile != "" {
 		args = append(args, "--pprof")
 	}
+	if *pin {
+		args = pinApart(t, pg, bin, args)
+		bin = "taskset"
+	}
 	server := start(t, "chat-apiserver", bin, args, serverEnv(t, env), "http://"+api, "/readyz",
 		filepath.Join(dir, "chat-apiserver.log"))
 
-	answer := time.Duration(*answerTokens) * delay
+	answer := (time.Duration(*answerTokens) * delay).Round(time.Millisecond)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
 	var out []streamRow
 	for _, n := range counts {
 		base := scrape(t, metrics)
@@ -110,7 +121,9 @@ func TestBenchStream(t *testing.T) {
 		if *profile != "" {
 			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
 		}
-		r := holdStreams(server.base, s.latest[:n], tokens[:n], answer, model)
+		began := time.Now()
+		r := holdStreams(streamer{client: client, base: server.base, model: model, drain: tokensPerRead * delay},
+			s.latest[:n], tokens[:n], answer)
 		// Every stream is past its first delta and none has ended yet.
 		mid, rss := scrape(t, metrics), server.rss(t)
 		r.n = n
@@ -121,6 +134,7 @@ func TestBenchStream(t *testing.T) {
 		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
 		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
 		r.wait()
+		r.wall = time.Since(began)
 		// The server's CPU for the level's streams, start to end.
 		r.cpu = (server.cpu(t) - baseCPU) / time.Duration(n)
 		r.pgCPU = (pg.cpu(t) - basePG) / time.Duration(n)
@@ -129,6 +143,31 @@ func TestBenchStream(t *testing.T) {
 		out = append(out, r.streamRow)
 	}
 	reportStreams(out, answer)
+}
+
+// pinApart moves PostgreSQL (the postmaster and its processes; the
+// backends it forks later inherit their CPUs) and this process (all its
+// threads) off core 0, and returns the arguments that run bin with args on
+// core 0 alone. Other processes of the machine are not moved: core 0 is
+// the server's alone among the benchmark's processes, not on the machine.
+func pinApart(t *testing.T, pg pgProc, bin string, args []string) []string {
+	t.Helper()
+	if runtime.NumCPU() < 2 {
+		t.Fatalf("-pin: %d CPU, 2 needed", runtime.NumCPU())
+	}
+	others := fmt.Sprintf("1-%d", runtime.NumCPU()-1)
+	moved := []int{os.Getpid(), pg.pid}
+	for _, pid := range pids(t) {
+		if f, ok := statFields(pid); ok && f[1] == strconv.Itoa(pg.pid) {
+			moved = append(moved, pid)
+		}
+	}
+	for _, pid := range moved {
+		if out, err := exec.Command("taskset", "--all-tasks", "--cpu-list", "--pid", others, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+			t.Fatalf("-pin: taskset %d: %v\n%s", pid, err, out)
+		}
+	}
+	return append([]string{"--cpu-list", "0", bin}, args...)
 }
 
 // firstTokens is when the fake sent each question's first token.
@@ -167,6 +206,7 @@ type streamRow struct {
 	// CPU per stream of the server, PostgreSQL, and this process (the
 	// clients and the fake model).
 	cpu, pgCPU, harnessCPU time.Duration
+	wall                   time.Duration  // the level, first start to last end
 	why                    map[string]int // the errors, by message
 }
 
@@ -181,9 +221,8 @@ func (h *holding) wait() { <-h.done }
 // answer's time (twice the rate at which a steady n streams would start,
 // not one burst), and returns once all are past their first delta, the
 // first ones still streaming (they keep running: wait for them).
-func holdStreams(base string, convs, tokens []string, answer time.Duration, model *firstTokens) *holding {
+func holdStreams(s streamer, convs, tokens []string, answer time.Duration) *holding {
 	h := &holding{done: make(chan struct{})}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	opened := make(chan struct{}, len(convs))
@@ -194,7 +233,7 @@ func holdStreams(base string, convs, tokens []string, answer time.Duration, mode
 		wg.Go(func() {
 			id := fmt.Sprintf("bench-q-%d-%d", round, i)
 			signal := sync.OnceFunc(func() { opened <- struct{}{} })
-			ttfb, added, err := stream(client, base, convs[i], tokens[i], id, model, signal)
+			ttfb, added, err := s.stream(convs[i], tokens[i], id, signal)
 			signal() // also when it failed before its first delta
 			mu.Lock()
 			defer mu.Unlock()
@@ -225,12 +264,22 @@ func holdStreams(base string, convs, tokens []string, answer time.Duration, mode
 	return h
 }
 
+// streamer is the clients' side of the streams.
+type streamer struct {
+	client *http.Client
+	base   string
+	model  *firstTokens
+	// drain is the pause between two reads of an answer past its first
+	// delta.
+	drain time.Duration
+}
+
 // stream posts question id as SSE and reports the time to the response's
 // first byte and how long after the fake's first token the first delta
 // arrived; it signals once the first delta is in and reads to the end.
-func stream(client *http.Client, base, conv, token, id string, model *firstTokens, firstDelta func()) (ttfb, added time.Duration, err error) {
+func (s streamer) stream(conv, token, id string, firstDelta func()) (ttfb, added time.Duration, err error) {
 	body := fmt.Sprintf(`{"content":"How do I install the operator? (%s)"}`, id)
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/conversations/"+conv+"/messages", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.base+"/v1/conversations/"+conv+"/messages", strings.NewReader(body))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -238,7 +287,7 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -266,17 +315,27 @@ func stream(client *http.Client, base, conv, token, id string, model *firstToken
 			break
 		}
 	}
-	first, ok := model.get(id)
+	first, ok := s.model.get(id)
 	if !ok {
 		return 0, 0, fmt.Errorf("the model never saw question %s", id)
 	}
 	added = time.Since(first)
 	firstDelta()
 	// The rest of the answer, to its end: the stream stays open meanwhile.
-	if _, err := io.Copy(io.Discard, rd); err != nil {
-		return 0, 0, fmt.Errorf("read the answer: %w", err)
+	// Nothing more is measured on it, so a read takes what arrived in the
+	// last few tokens' time (the server's writes wait in the socket's
+	// buffer, a few hundred bytes), not one read and one wake-up per
+	// token: thousands of streams read on the machine that runs the
+	// server.
+	buf := make([]byte, rd.Size()) // as large as rd's: read straight into it
+	for {
+		time.Sleep(s.drain)
+		if _, err := rd.Read(buf); errors.Is(err, io.EOF) {
+			return ttfb, added, nil
+		} else if err != nil {
+			return 0, 0, fmt.Errorf("read the answer: %w", err)
+		}
 	}
-	return ttfb, added, nil
 }
 
 // scrape reads the Go runtime's gauges from chat-apiserver's metrics.
@@ -309,29 +368,62 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 
 func reportStreams(rows []streamRow, answer time.Duration) {
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s\n",
-		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "))
+	where := "the clients, the fake model, PostgreSQL and chat-apiserver share the machine's cores"
+	if *pin {
+		where = "chat-apiserver alone on core 0 (-pin), the clients, the fake model and PostgreSQL on the others"
+	}
+	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s; %s\n",
+		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "), where)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\t")
-	sustained := 0
+	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\tone core's streams (projection)\t")
 	for _, r := range rows {
-		q := func(l []time.Duration, p float64) time.Duration {
-			if len(l) == 0 {
-				return 0
-			}
-			return l[min(len(l)-1, int(p*float64(len(l))))]
-		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t\n", r.n, r.open, r.errors,
-			ms(q(r.ttfb, .5)), ms(q(r.ttfb, .99)), ms(q(r.added, .5)), ms(q(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines, ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU))
-		if r.errors == 0 && q(r.ttfb, .99) < 100*time.Millisecond {
-			sustained = max(sustained, r.n)
-		}
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t%.0f\t\n", r.n, r.open, r.errors,
+			ms(r.ttfbAt(.5)), ms(r.ttfbAt(.99)), ms(quantile(r.added, .5)), ms(quantile(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines,
+			ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU), float64(answer)/float64(max(1, r.cpu)))
 	}
 	_ = w.Flush()
 	for _, r := range rows {
+		cores := func(perStream time.Duration) float64 { return float64(perStream) * float64(r.n) / float64(r.wall) }
+		fmt.Printf("  %d streams over %s: cores kept busy: server %.2f, PostgreSQL %.2f, client+fake %.2f (machine: %d)\n",
+			r.n, r.wall.Round(100*time.Millisecond), cores(r.cpu), cores(r.pgCPU), cores(r.harnessCPU), runtime.NumCPU())
 		for why, n := range r.why {
 			fmt.Printf("  %d streams: %d x %s\n", r.n, n, why)
 		}
 	}
-	fmt.Printf("streams sustained with TTFB p99 < 100 ms and no errors: %d\n", sustained)
+	fmt.Println("one core's streams (projection, not measured): the answer's duration over the server's CPU per stream,\n" +
+		"  the streams one core's worth of the server's CPU would keep going at once, with no latency target")
+	sorted := slices.SortedFunc(slices.Values(rows), func(a, b streamRow) int { return a.n - b.n })
+	sustained, why := 0, ""
+	for _, r := range sorted {
+		if why = r.unsustained(); why != "" {
+			why = fmt.Sprintf(" (%d streams: %s)", r.n, why)
+			break
+		}
+		sustained = r.n
+	}
+	fmt.Printf("streams sustained with TTFB p99 < 100 ms, all open at once, no errors, at this level and every lower one: %d%s\n", sustained, why)
+}
+
+// unsustained says why the row's level was not held ("" if it was): an
+// error, a stream that ended before the last one started, or TTFB p99.
+func (r streamRow) unsustained() string {
+	switch {
+	case r.errors > 0:
+		return fmt.Sprintf("%d errors", r.errors)
+	case r.open < r.n:
+		return fmt.Sprintf("%d open at once", r.open)
+	case r.ttfbAt(.99) >= 100*time.Millisecond:
+		return "TTFB p99 " + ms(r.ttfbAt(.99))
+	}
+	return ""
+}
+
+func (r streamRow) ttfbAt(p float64) time.Duration { return quantile(r.ttfb, p) }
+
+// quantile is the p quantile of sorted l.
+func quantile(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(p*float64(len(l))))]
 }

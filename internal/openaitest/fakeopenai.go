@@ -7,6 +7,7 @@
 package openaitest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -198,19 +199,28 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		s.complete(w, r, req, reply)
 		return
 	}
+	stream(w, r, req, reply)
+}
+
+// stream answers a streamed completion: one SSE event per delta, each
+// written and flushed on its own, as the model produces it.
+func stream(w http.ResponseWriter, r *http.Request, req ChatRequest, reply Reply) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	flusher := w.(http.Flusher)
-	send := func(v any) {
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(w, "data: %s\n\n", b)
+	write := func(b []byte) {
+		_, _ = w.Write(b)
 		flusher.Flush()
 	}
-	chunk := func(delta chunkDelta, finish *string) completionChunk {
-		return completionChunk{ID: "chatcmpl-fake", Object: "chat.completion.chunk", Created: 1, Model: req.Model,
-			Choices: []chunkChoice{{Delta: delta, FinishReason: finish}}}
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		write(fmt.Appendf(nil, "data: %s\n\n", b))
 	}
-	send(chunk(chunkDelta{Role: "assistant", Content: ""}, nil))
+	send(chunk(req.Model, chunkDelta{Role: "assistant", Content: ""}, nil))
+	frame := newDeltaFrame(req.Model)
+	var buf []byte
+	var pace pacer
+	defer pace.stop()
 	for i, d := range reply.Deltas {
 		if reply.AbortAfter > 0 && i == reply.AbortAfter {
 			cut(w, reply.Reset)
@@ -219,16 +229,21 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if reply.Stall > 0 && i == reply.StallAt && !sleep(r, reply.Stall) {
 			return
 		}
-		if reply.Delay > 0 && !sleep(r, reply.Delay) {
+		if reply.Delay > 0 && !pace.sleep(r, reply.Delay) {
 			return
 		}
 		if reply.Sending != nil {
 			reply.Sending(i)
 		}
-		send(chunk(chunkDelta{Content: d}, nil))
+		if d == "" { // the chunk's encoding omits empty content
+			send(chunk(req.Model, chunkDelta{}, nil))
+			continue
+		}
+		buf = frame.append(buf[:0], d)
+		write(buf)
 	}
 	stop := "stop"
-	send(chunk(chunkDelta{}, &stop))
+	send(chunk(req.Model, chunkDelta{}, &stop))
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		send(map[string]any{
 			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
@@ -237,8 +252,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 				"total_tokens": reply.PromptTokens + reply.CompletionTokens},
 		})
 	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
-	flusher.Flush()
+	write([]byte("data: [DONE]\n\n"))
 }
 
 // complete answers a non-streaming completion: the reply's deltas as one
@@ -274,9 +288,7 @@ func cut(w http.ResponseWriter, reset bool) {
 	_ = conn.Close()
 }
 
-// completionChunk is one chunk of a streamed chat completion. A struct,
-// not maps: thousands of streams of a benchmark encode one per token, on
-// the machine that runs the server under measurement.
+// completionChunk is one chunk of a streamed chat completion.
 type completionChunk struct {
 	ID      string        `json:"id"`
 	Object  string        `json:"object"`
@@ -296,6 +308,65 @@ type chunkChoice struct {
 type chunkDelta struct {
 	Role    string `json:"role,omitempty"`
 	Content string `json:"content,omitempty"`
+}
+
+func chunk(model string, delta chunkDelta, finish *string) completionChunk {
+	return completionChunk{ID: "chatcmpl-fake", Object: "chat.completion.chunk", Created: 1, Model: model,
+		Choices: []chunkChoice{{Delta: delta, FinishReason: finish}}}
+}
+
+// deltaFrame is the SSE event of a content chunk, split around its text:
+// encoded once per reply, so that a token costs the encoding of its text
+// alone (thousands of streams of a benchmark send one per token, on the
+// machine that runs the server under measurement). Its bytes are those of
+// the chunk's JSON encoding.
+type deltaFrame struct{ head, tail []byte }
+
+// mark is a text whose encoding, quotes included, appears in the chunk
+// only where the text goes: inside another JSON string a quote is escaped.
+const mark = "\x00"
+
+func newDeltaFrame(model string) deltaFrame {
+	b, _ := json.Marshal(chunk(model, chunkDelta{Content: mark}, nil))
+	enc, _ := json.Marshal(mark)
+	at := bytes.LastIndex(b, enc)
+	return deltaFrame{
+		head: append([]byte("data: "), b[:at]...),
+		tail: append(b[at+len(enc):len(b):len(b)], "\n\n"...),
+	}
+}
+
+// append appends the event of the chunk whose content is text (not empty).
+func (f deltaFrame) append(buf []byte, text string) []byte {
+	enc, _ := json.Marshal(text)
+	buf = append(buf, f.head...)
+	buf = append(buf, enc...)
+	return append(buf, f.tail...)
+}
+
+// pacer sleeps before each delta of a reply on one timer, not one per
+// delta.
+type pacer struct{ t *time.Timer }
+
+// sleep waits d, or until the client goes away (false).
+func (p *pacer) sleep(r *http.Request, d time.Duration) bool {
+	if p.t == nil {
+		p.t = time.NewTimer(d)
+	} else {
+		p.t.Reset(d)
+	}
+	select {
+	case <-p.t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (p *pacer) stop() {
+	if p.t != nil {
+		p.t.Stop()
+	}
 }
 
 // sleep waits d, or until the client goes away (false).
