@@ -111,8 +111,18 @@ func (s *testSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"index-v1"`)
 		html(indexPage)
 	case "/docs/guide":
-		if version == 3 {
+		switch version {
+		case 3:
 			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		case 4:
+			// Removed, said with a reason phrase of the server's own.
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_, _ = buf.WriteString("HTTP/1.1 404 No Such Page\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				_ = buf.Flush()
+				_ = conn.Close()
+			}
 			return
 		}
 		w.Header().Set("Last-Modified", fmt.Sprintf("Mon, 0%d Nov 2026 10:00:00 GMT", version))
@@ -197,6 +207,16 @@ func TestCrawlSitemapSite(t *testing.T) {
 	res, err = site.Crawl(context.Background(), opt)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "503 Service Unavailable", Unknown: true}))
+
+	// A 404 is gone whatever its reason phrase: no last good copy.
+	opt.Cache = cache
+	ts.mu.Lock()
+	ts.version = 4
+	ts.mu.Unlock()
+	res, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Pages).To(HaveLen(2))
+	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "404 No Such Page"}))
 
 	// A cache that fails fails the crawl, rather than lose pages.
 	opt.Cache = brokenCache{}

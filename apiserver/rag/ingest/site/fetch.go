@@ -150,13 +150,16 @@ func (c *crawler) storeFailed(err error) {
 }
 
 // statusError is an HTTP answer other than 200 and 304.
-type statusError struct{ status string }
+type statusError struct {
+	code   int
+	status string
+}
 
 func (e statusError) Error() string { return e.status }
 
 // gone says the page is no more (it was not merely unavailable).
 func (e statusError) gone() bool {
-	return e.status == "404 Not Found" || e.status == "410 Gone"
+	return e.code == http.StatusNotFound || e.code == http.StatusGone
 }
 
 func (c *crawler) fetchPage(ctx context.Context, u *url.URL, cached Entry, known bool) (Page, error) {
@@ -178,7 +181,7 @@ func (c *crawler) fetchPage(ctx context.Context, u *url.URL, cached Entry, known
 	case resp.StatusCode == http.StatusNotModified && known:
 		return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, nil
 	case resp.StatusCode != http.StatusOK:
-		return Page{}, statusError{status: resp.Status}
+		return Page{}, statusError{code: resp.StatusCode, status: resp.Status}
 	case !isHTML(resp.Header.Get("Content-Type")):
 		return Page{}, fmt.Errorf("%w: %s", errNotHTML, resp.Header.Get("Content-Type"))
 	}
