@@ -64,7 +64,7 @@ func (c *crawler) work(ctx context.Context) {
 		c.pending++
 		c.mu.Unlock()
 
-		page, links, fail := c.fetch(ctx, u)
+		page, fail := c.fetch(ctx, u)
 
 		c.mu.Lock()
 		c.pending--
@@ -79,7 +79,7 @@ func (c *crawler) work(ctx context.Context) {
 			c.res.Pages = append(c.res.Pages, page)
 		}
 		if c.follow {
-			for _, l := range links {
+			for _, l := range page.Links {
 				if lu, ok := c.resolve(u, l); ok {
 					c.enqueueLocked(lu)
 				}
@@ -105,8 +105,8 @@ func (c *crawler) requested() []string {
 
 // fetch gets one page, conditionally when the cache knows it. A page that
 // fails transiently (not a 404 or a non-HTML answer) keeps its last good
-// copy from the cache.
-func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, []string, *Failure) {
+// copy from the cache. The links to follow are the page's.
+func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, *Failure) {
 	var (
 		cached Entry
 		known  bool
@@ -117,26 +117,26 @@ func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, []string, *Failu
 		if cached, known, err = c.opt.Cache.Get(ctx, u.String()); err != nil {
 			c.storeFailed(err)
 			fail.Reason = err.Error()
-			return Page{}, nil, fail
+			return Page{}, fail
 		}
 	}
 	page, err := c.fetchPage(ctx, u, cached, known)
 	if err == nil {
-		return page, page.Links, nil
+		return page, nil
 	}
 	fail.Reason = err.Error()
 	var se statusError
 	switch {
 	case errors.As(err, &se) && se.gone() || errors.Is(err, errNotHTML):
-		return Page{}, nil, fail
+		return Page{}, fail
 	case c.opt.Cache == nil:
 		fail.Unknown = true
-		return Page{}, nil, fail
+		return Page{}, fail
 	case !known:
-		return Page{}, nil, fail
+		return Page{}, fail
 	}
 	fail.Reason += " (kept its last good copy)"
-	return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, cached.Links, fail
+	return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, fail
 }
 
 // storeFailed records the first error of the Cache: the crawl then fails,
