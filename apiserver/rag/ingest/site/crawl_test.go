@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,13 +21,15 @@ import (
 type memCache struct {
 	mu      sync.Mutex
 	entries map[string]site.Entry
+	// loads counts the calls of Load.
+	loads int
 }
 
-func (m *memCache) Get(_ context.Context, url string) (site.Entry, bool, error) {
+func (m *memCache) Load(context.Context) (map[string]site.Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.entries[url]
-	return e, ok, nil
+	m.loads++
+	return maps.Clone(m.entries), nil
 }
 
 func (m *memCache) Put(_ context.Context, url string, e site.Entry) error {
@@ -217,6 +220,7 @@ func TestCrawlSitemapSite(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Pages).To(HaveLen(2))
 	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "404 No Such Page"}))
+	g.Expect(cache.loads).To(Equal(4), "one Load per crawl with the cache")
 
 	// A cache that fails fails the crawl, rather than lose pages.
 	opt.Cache = brokenCache{}
@@ -226,8 +230,8 @@ func TestCrawlSitemapSite(t *testing.T) {
 
 type brokenCache struct{}
 
-func (brokenCache) Get(context.Context, string) (site.Entry, bool, error) {
-	return site.Entry{}, false, errors.New("cache down")
+func (brokenCache) Load(context.Context) (map[string]site.Entry, error) {
+	return nil, errors.New("cache down")
 }
 func (brokenCache) Put(context.Context, string, site.Entry) error { return errors.New("cache down") }
 func (brokenCache) Retain(context.Context, []string) error        { return nil }

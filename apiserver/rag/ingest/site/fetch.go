@@ -107,24 +107,12 @@ func (c *crawler) requested() []string {
 // fails transiently (not a 404 or a non-HTML answer) keeps its last good
 // copy from the cache. The links to follow are the page's.
 func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, *Failure) {
-	var (
-		cached Entry
-		known  bool
-	)
-	fail := &Failure{URL: u.String()}
-	if c.opt.Cache != nil {
-		var err error
-		if cached, known, err = c.opt.Cache.Get(ctx, u.String()); err != nil {
-			c.storeFailed(err)
-			fail.Reason = err.Error()
-			return Page{}, fail
-		}
-	}
+	cached, known := c.cached[u.String()]
 	page, err := c.fetchPage(ctx, u, cached, known)
 	if err == nil {
 		return page, nil
 	}
-	fail.Reason = err.Error()
+	fail := &Failure{URL: u.String(), Reason: err.Error()}
 	var se statusError
 	switch {
 	case errors.As(err, &se) && se.gone() || errors.Is(err, errNotHTML):
@@ -140,7 +128,8 @@ func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, *Failure) {
 }
 
 // storeFailed records the first error of the Cache: the crawl then fails,
-// because the pages it could not look up would lose their chunks.
+// because a page it could not store would have no copy to keep the next
+// time it fails.
 func (c *crawler) storeFailed(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
