@@ -93,6 +93,9 @@ type ChatBackendReconciler struct {
 	// statusWrites lets a reconcile see the status the previous one wrote
 	// before the cache does.
 	statusWrites statusWrites
+	// ingestPresence lets removeIngest leave out looking for ingest
+	// objects known to be gone.
+	ingestPresence ingestPresence
 
 	// The ServiceMonitor and PrometheusRule watches can only start once their
 	// CRDs exist, which may be long after the manager started
@@ -213,6 +216,7 @@ func (r *ChatBackendReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.applied.forget(req.NamespacedName)
 			r.secretInputs.forget(req.NamespacedName)
 			r.statusWrites.forget(req.NamespacedName)
+			r.ingestPresence.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

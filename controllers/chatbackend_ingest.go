@@ -58,7 +58,8 @@ func (r *ChatBackendReconciler) reconcileIngest(ctx context.Context, s *scope) (
 	if cb.Spec.Ingest == nil {
 		return ctrl.Result{}, r.removeIngest(ctx, cb)
 	}
-	jobs, err := r.ingestJobs(ctx, cb)
+	r.ingestPresence.set(client.ObjectKeyFromObject(cb), ingestMade)
+	jobs, err := r.ingestJobs(ctx, r.Client, cb)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -134,14 +135,25 @@ func (r *ChatBackendReconciler) startIngest(ctx context.Context, s *scope, image
 }
 
 // removeIngest deletes the CronJob and the Jobs of a spec.ingest that was
-// removed, with their pods. The index is left as it is. Only the cache is
-// asked: it holds every CronJob the operator made (their labels), and
-// confirming a miss with the API server, as getChild does, would cost a
-// request per reconcile of every ChatBackend without spec.ingest.
+// removed, with their pods. The index is left as it is. Once they are
+// gone it reads nothing more (ingestPresence). The cache is asked unless
+// this process made some of them: it holds every CronJob the operator made
+// (their labels), and confirming a miss with the API server, as getChild
+// does, would cost a request per ChatBackend without spec.ingest.
 func (r *ChatBackendReconciler) removeIngest(ctx context.Context, cb *chatv1alpha1.ChatBackend) error {
+	key := client.ObjectKeyFromObject(cb)
+	var reader client.Reader
+	switch r.ingestPresence.get(key) {
+	case ingestGone:
+		return nil
+	case ingestUnknown:
+		reader = r.Client
+	case ingestMade:
+		reader = r.apiReader
+	}
 	cj := &batchv1.CronJob{}
 	name := specs.IngestCronJobName(cb)
-	err := r.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, cj)
+	err := reader.Get(ctx, types.NamespacedName{Namespace: cb.Namespace, Name: name}, cj)
 	switch {
 	case err == nil && metav1.IsControlledBy(cj, cb):
 		if err := r.Delete(ctx, cj, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
@@ -150,19 +162,23 @@ func (r *ChatBackendReconciler) removeIngest(ctx context.Context, cb *chatv1alph
 	case client.IgnoreNotFound(err) != nil:
 		return fmt.Errorf("get CronJob %s: %w", name, err)
 	}
-	jobs, err := r.ingestJobs(ctx, cb)
+	jobs, err := r.ingestJobs(ctx, reader, cb)
 	if err != nil {
 		return err
 	}
 	// The CronJob's runs go with it.
-	return r.deleteJobs(ctx, jobs, func(j *batchv1.Job) bool { return metav1.IsControlledBy(j, cb) })
+	if err := r.deleteJobs(ctx, jobs, func(j *batchv1.Job) bool { return metav1.IsControlledBy(j, cb) }); err != nil {
+		return err
+	}
+	r.ingestPresence.set(key, ingestGone)
+	return nil
 }
 
-// ingestJobs lists the ingest runs: the Jobs this ChatBackend controls and
-// those its CronJob does.
-func (r *ChatBackendReconciler) ingestJobs(ctx context.Context, cb *chatv1alpha1.ChatBackend) ([]batchv1.Job, error) {
+// ingestJobs lists the ingest runs, as reader sees them: the Jobs this
+// ChatBackend controls and those its CronJob does.
+func (r *ChatBackendReconciler) ingestJobs(ctx context.Context, reader client.Reader, cb *chatv1alpha1.ChatBackend) ([]batchv1.Job, error) {
 	var list batchv1.JobList
-	if err := r.List(ctx, &list, client.InNamespace(cb.Namespace), client.MatchingLabels{
+	if err := reader.List(ctx, &list, client.InNamespace(cb.Namespace), client.MatchingLabels{
 		specs.LabelInstance: cb.Name, specs.LabelComponent: specs.ComponentIngest,
 	}); err != nil {
 		return nil, fmt.Errorf("list ingest Jobs: %w", err)

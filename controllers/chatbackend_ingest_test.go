@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,45 @@ func TestIngestRuns(t *testing.T) {
 		g.Expect(getCB(g, ns, "chat").Status.Ingest).To(BeNil())
 	}, timeout, interval).Should(Succeed())
 	Eventually(func() map[string]float64 { return ingestSeries(ns, "chat") }, timeout, interval).Should(BeEmpty())
+	Eventually(func(g Gomega) {
+		var jobs batchv1.JobList
+		g.Expect(k8s.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{specs.LabelComponent: specs.ComponentIngest})).To(Succeed())
+		for _, j := range jobs.Items {
+			// The CronJob's runs go with it (envtest has no garbage collector).
+			g.Expect(metav1.GetControllerOf(&j).Kind).To(Equal("CronJob"), "Job %s outlived spec.ingest", j.Name)
+		}
+	}, timeout, interval).Should(Succeed(), "the runs started on a change go with spec.ingest")
+	// Once they are gone, reconciles look for them no more.
+	expectNoIngestReads(t, ns)
+}
+
+// TestNoIngestNoIngestReads: the reconciles of a ChatBackend that never had
+// spec.ingest look for its CronJob and Jobs once, not every time: most of
+// a fleet has none.
+func TestNoIngestNoIngestReads(t *testing.T) {
+	RegisterTestingT(t)
+	ns := newNamespace(t)
+	createMigrated(t, ns, "postgres://db/chat")
+	Eventually(func() int64 { return ingestReadCount(ns) }, timeout, interval).ShouldNot(BeZero(), "the counting works")
+	expectNoIngestReads(t, ns)
+	Expect(reconcileErrors(ns)).To(BeZero())
+}
+
+// expectNoIngestReads: reconciles of ChatBackend "chat" (annotation
+// changes bring them) neither read an ingest object from the cache nor get
+// a CronJob from the API server. The first ones may still be removing.
+func expectNoIngestReads(t *testing.T, ns string) {
+	t.Helper()
+	touches := 0
+	Eventually(func(g Gomega) {
+		cached, live, reconciles := ingestReadCount(ns), childRequestCount(ns, http.MethodGet, "cronjobs"), reconcileCount(ns)
+		touches++
+		touch(g, ns, "chat", touches)
+		g.Eventually(func() int64 { return reconcileCount(ns) }, timeout, interval).Should(BeNumerically(">", reconciles))
+		g.Consistently(func() int64 { return ingestReadCount(ns) }, 500*time.Millisecond, 50*time.Millisecond).
+			Should(Equal(cached), "a reconcile looked up ingest objects in the cache")
+		g.Expect(childRequestCount(ns, http.MethodGet, "cronjobs")).To(Equal(live), "a reconcile got the CronJob from the API server")
+	}, timeout, interval).Should(Succeed())
 }
 
 // TestIngestSuspend: a suspended spec.ingest suspends the CronJob and

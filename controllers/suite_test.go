@@ -255,6 +255,20 @@ type recordingCache struct{ cache.Cache }
 // ChatBackend was reconciled, also by a reconcile that sent no request.
 var chatBackendReads sync.Map // namespace → *atomic.Int64
 
+// ingestReads counts the manager's cache reads of ingest objects (a
+// CronJob looked up, ingest Jobs listed), by namespace.
+var ingestReads sync.Map // namespace → *atomic.Int64
+
+func ingestReadCount(ns string) int64 {
+	n, _ := ingestReads.LoadOrStore(ns, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
+}
+
+func countIngestRead(ns string) {
+	n, _ := ingestReads.LoadOrStore(ns, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
+
 func reconcileCount(ns string) int64 {
 	n, _ := chatBackendReads.LoadOrStore(ns, new(atomic.Int64))
 	return n.(*atomic.Int64).Load()
@@ -326,11 +340,20 @@ func (c recordingCache) Get(ctx context.Context, key client.ObjectKey, obj clien
 		n, _ := chatBackendReads.LoadOrStore(key.Namespace, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 	}
+	if _, ok := obj.(*batchv1.CronJob); ok {
+		countIngestRead(key.Namespace)
+	}
 	return c.Cache.Get(ctx, key, obj, opts...)
 }
 
 func (c recordingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	c.record(list)
+	if _, ok := list.(*batchv1.JobList); ok {
+		lo := (&client.ListOptions{}).ApplyOptions(opts)
+		if lo.LabelSelector != nil && lo.LabelSelector.Matches(labels.Set{specs.LabelComponent: specs.ComponentIngest}) {
+			countIngestRead(lo.Namespace)
+		}
+	}
 	return c.Cache.List(ctx, list, opts...)
 }
 

@@ -111,6 +111,9 @@ type ingestPlan struct {
 	authoritative bool
 }
 
+// modes are the flags that pick a source; none is INGEST_SOURCES.
+var modes = []string{"--docs", "--git", "--site"}
+
 // modeFlags are the flags that belong to some modes only, by mode ("" is
 // INGEST_SOURCES).
 var modeFlags = map[string][]string{
@@ -124,7 +127,7 @@ var modeFlags = map[string][]string{
 func (f *ingestFlags) plan(cmd *cobra.Command) (ingestPlan, error) {
 	changed := cmd.Flags().Changed
 	mode := ""
-	for _, m := range []string{"--docs", "--git", "--site"} {
+	for _, m := range modes {
 		if !changed(m[2:]) {
 			continue
 		}
@@ -133,9 +136,13 @@ func (f *ingestFlags) plan(cmd *cobra.Command) (ingestPlan, error) {
 		}
 		mode = m
 	}
-	for _, fl := range []string{"name", "site-url", "route-base", "ref", "path", "auth-dir", "max-pages"} {
-		if changed(fl) && !slices.Contains(modeFlags[mode], fl) {
-			return ingestPlan{}, fmt.Errorf("--%s: not with %s", fl, cmp.Or(mode, envvar.IngestSources+" (no --docs, --git or --site)"))
+	// Every mode's flags, in the modes' order: the first one given that
+	// this mode does not take is reported.
+	for _, m := range modes {
+		for _, fl := range modeFlags[m] {
+			if changed(fl) && !slices.Contains(modeFlags[mode], fl) {
+				return ingestPlan{}, fmt.Errorf("--%s: not with %s", fl, cmp.Or(mode, envvar.IngestSources+" (no --docs, --git or --site)"))
+			}
 		}
 	}
 	chunkOpts := chunk.Options{SiteURL: f.siteURL, RouteBase: f.routeBase, MaxChars: f.maxChars, Overlap: f.overlap}

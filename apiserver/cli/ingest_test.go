@@ -75,6 +75,8 @@ func TestIngestRefusesBadInput(t *testing.T) {
 		{[]string{"ingest", "--docs", "d", "--site", "https://x.io"}, "--docs and --site: give only one of --docs, --git and --site"},
 		{[]string{"ingest", "--docs", "d", "--site-url", "https://x.io", "--ref", "main"}, "--ref: not with --docs"},
 		{[]string{"ingest", "--site", "https://x.io", "--site-url", "https://x.io"}, "--site-url: not with --site"},
+		{[]string{"ingest", "--site", "https://x.io", "--auth-dir", "/a"}, "--auth-dir: not with --site"},
+		{[]string{"ingest", "--docs", "d", "--max-pages", "3"}, "--max-pages: not with --docs"},
 		{[]string{"ingest", "--git", "https://git.x.io/r.git"}, "--site-url: required with --docs and --git"},
 		{[]string{"ingest", "--site", "x.io"}, `--site: want the public http(s) URL of the docs site, got "x.io"`},
 		{[]string{"ingest", "--docs", "../rag/testdata/docs", "--site-url", "x.io"}, "--site-url: want the public http(s) URL"},

@@ -59,7 +59,9 @@ func NewStore(c Config, pool *pgxpool.Pool) (store vectorstore.Store, closeStore
 	if pool == nil {
 		return nil, nil, errors.New("rag: without QDRANT_URL the chunks live in PostgreSQL, but no database was given")
 	}
-	return pgstore.New(pool, pgstore.Options{}), func() error { return nil }, nil
+	// Offline, questions rank by BM25F alone (Engine.Retrieve): the store
+	// need not load the lexical embeddings.
+	return pgstore.New(pool, pgstore.Options{Lexical: c.Offline()}), func() error { return nil }, nil
 }
 
 // Source is one citation of an answer.

@@ -97,7 +97,7 @@ func newSetup(t *testing.T, backend string, online bool) setup {
 	t.Cleanup(func() { _ = closeStore() })
 	if _, ok := e.Store.(*pgstore.Store); ok {
 		// Searches see every ingest at once (the default re-checks every 2s).
-		e.Store = pgstore.New(pool, pgstore.Options{RecheckEvery: time.Nanosecond})
+		e.Store = pgstore.New(pool, pgstore.Options{RecheckEvery: time.Nanosecond, Lexical: cfg.Offline()})
 	}
 	s.engine = e
 	return s

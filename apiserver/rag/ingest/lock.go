@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -18,33 +20,31 @@ var ErrLocked = errors.New("another ingest run is in progress")
 
 // Lock takes the database's ingest advisory lock, so that two runs (the
 // CronJob's and a manual one) never update the index at once. It waits up
-// to wait for a run in progress to finish, probing every second. The lock
-// belongs to one connection of pool until unlock is called.
+// to wait for a run in progress to finish: PostgreSQL queues the request
+// and grants it the moment the lock is released, and lock_timeout bounds
+// the wait. The lock belongs to one connection of pool until unlock is
+// called.
 func Lock(ctx context.Context, pool *pgxpool.Pool, wait time.Duration) (unlock func(), err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ingest lock: %w", err)
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&ok); err != nil {
-			conn.Release()
-			return nil, fmt.Errorf("ingest lock: %w", err)
+	// A session lock taken in a transaction outlives it; SET LOCAL's
+	// lock_timeout does not. 0 would mean no bound, so at least 1 ms.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", max(wait.Milliseconds(), 1))); err != nil {
+			return err
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			conn.Release()
+		_, err := tx.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockID)
+		return err
+	})
+	if err != nil {
+		conn.Release()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: lock_timeout expired
 			return nil, fmt.Errorf("%w: waited %s for it to finish (pg_locks shows it: objid %d)", ErrLocked, wait, lockID&0xffffffff)
 		}
-		select {
-		case <-ctx.Done():
-			conn.Release()
-			return nil, fmt.Errorf("ingest lock: %w", ctx.Err())
-		case <-time.After(min(time.Second, max(time.Until(deadline), 0)+time.Millisecond)):
-		}
+		return nil, fmt.Errorf("ingest lock: %w", err)
 	}
 	return func() {
 		// A fresh context: the run's may be cancelled, and the lock must go.

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -19,18 +18,24 @@ type pageCache struct {
 
 var _ site.Cache = pageCache{}
 
-func (c pageCache) Get(ctx context.Context, url string) (site.Entry, bool, error) {
-	var e site.Entry
-	err := c.pool.QueryRow(ctx, `
-SELECT final_url, etag, last_modified, title, markdown, links FROM ingest_pages WHERE source = $1 AND url = $2`,
-		c.source, url).Scan(&e.URL, &e.ETag, &e.LastModified, &e.Title, &e.Markdown, &e.Links)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return site.Entry{}, false, nil
-	}
+func (c pageCache) Load(ctx context.Context) (map[string]site.Entry, error) {
+	rows, err := c.pool.Query(ctx, `
+SELECT url, final_url, etag, last_modified, title, markdown, links FROM ingest_pages WHERE source = $1`, c.source)
 	if err != nil {
-		return site.Entry{}, false, fmt.Errorf("read the stored copy of %s: %w", url, err)
+		return nil, fmt.Errorf("read the stored pages: %w", err)
 	}
-	return e, true, nil
+	out := map[string]site.Entry{}
+	var (
+		url string
+		e   site.Entry
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&url, &e.URL, &e.ETag, &e.LastModified, &e.Title, &e.Markdown, &e.Links}, func() error {
+		out[url] = e
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the stored pages: %w", err)
+	}
+	return out, nil
 }
 
 func (c pageCache) Put(ctx context.Context, url string, e site.Entry) error {

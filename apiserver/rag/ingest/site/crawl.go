@@ -105,6 +105,11 @@ func Crawl(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	c.follow = follow
+	if c.opt.Cache != nil {
+		if c.cached, err = c.opt.Cache.Load(ctx); err != nil {
+			return Result{}, fmt.Errorf("crawl %s: %w", c.base, err)
+		}
+	}
 	c.run(ctx, seeds)
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("crawl %s: %w", c.base, err)
@@ -136,6 +141,8 @@ type crawler struct {
 	robots  *robotstxt.Group
 	sitemap []string // from robots.txt
 	follow  bool     // follow links (no sitemap)
+	// cached is what the Cache remembers, read once and only read after.
+	cached map[string]Entry
 
 	mu       sync.Mutex
 	wake     *sync.Cond

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,13 +21,15 @@ import (
 type memCache struct {
 	mu      sync.Mutex
 	entries map[string]site.Entry
+	// loads counts the calls of Load.
+	loads int
 }
 
-func (m *memCache) Get(_ context.Context, url string) (site.Entry, bool, error) {
+func (m *memCache) Load(context.Context) (map[string]site.Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.entries[url]
-	return e, ok, nil
+	m.loads++
+	return maps.Clone(m.entries), nil
 }
 
 func (m *memCache) Put(_ context.Context, url string, e site.Entry) error {
@@ -111,8 +114,18 @@ func (s *testSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"index-v1"`)
 		html(indexPage)
 	case "/docs/guide":
-		if version == 3 {
+		switch version {
+		case 3:
 			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		case 4:
+			// Removed, said with a reason phrase of the server's own.
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_, _ = buf.WriteString("HTTP/1.1 404 No Such Page\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				_ = buf.Flush()
+				_ = conn.Close()
+			}
 			return
 		}
 		w.Header().Set("Last-Modified", fmt.Sprintf("Mon, 0%d Nov 2026 10:00:00 GMT", version))
@@ -198,6 +211,17 @@ func TestCrawlSitemapSite(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "503 Service Unavailable", Unknown: true}))
 
+	// A 404 is gone whatever its reason phrase: no last good copy.
+	opt.Cache = cache
+	ts.mu.Lock()
+	ts.version = 4
+	ts.mu.Unlock()
+	res, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Pages).To(HaveLen(2))
+	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "404 No Such Page"}))
+	g.Expect(cache.loads).To(Equal(4), "one Load per crawl with the cache")
+
 	// A cache that fails fails the crawl, rather than lose pages.
 	opt.Cache = brokenCache{}
 	_, err = site.Crawl(context.Background(), opt)
@@ -206,8 +230,8 @@ func TestCrawlSitemapSite(t *testing.T) {
 
 type brokenCache struct{}
 
-func (brokenCache) Get(context.Context, string) (site.Entry, bool, error) {
-	return site.Entry{}, false, errors.New("cache down")
+func (brokenCache) Load(context.Context) (map[string]site.Entry, error) {
+	return nil, errors.New("cache down")
 }
 func (brokenCache) Put(context.Context, string, site.Entry) error { return errors.New("cache down") }
 func (brokenCache) Retain(context.Context, []string) error        { return nil }

@@ -64,7 +64,7 @@ func (c *crawler) work(ctx context.Context) {
 		c.pending++
 		c.mu.Unlock()
 
-		page, links, fail := c.fetch(ctx, u)
+		page, fail := c.fetch(ctx, u)
 
 		c.mu.Lock()
 		c.pending--
@@ -79,7 +79,7 @@ func (c *crawler) work(ctx context.Context) {
 			c.res.Pages = append(c.res.Pages, page)
 		}
 		if c.follow {
-			for _, l := range links {
+			for _, l := range page.Links {
 				if lu, ok := c.resolve(u, l); ok {
 					c.enqueueLocked(lu)
 				}
@@ -105,42 +105,31 @@ func (c *crawler) requested() []string {
 
 // fetch gets one page, conditionally when the cache knows it. A page that
 // fails transiently (not a 404 or a non-HTML answer) keeps its last good
-// copy from the cache.
-func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, []string, *Failure) {
-	var (
-		cached Entry
-		known  bool
-	)
-	fail := &Failure{URL: u.String()}
-	if c.opt.Cache != nil {
-		var err error
-		if cached, known, err = c.opt.Cache.Get(ctx, u.String()); err != nil {
-			c.storeFailed(err)
-			fail.Reason = err.Error()
-			return Page{}, nil, fail
-		}
-	}
+// copy from the cache. The links to follow are the page's.
+func (c *crawler) fetch(ctx context.Context, u *url.URL) (Page, *Failure) {
+	cached, known := c.cached[u.String()]
 	page, err := c.fetchPage(ctx, u, cached, known)
 	if err == nil {
-		return page, page.Links, nil
+		return page, nil
 	}
-	fail.Reason = err.Error()
+	fail := &Failure{URL: u.String(), Reason: err.Error()}
 	var se statusError
 	switch {
 	case errors.As(err, &se) && se.gone() || errors.Is(err, errNotHTML):
-		return Page{}, nil, fail
+		return Page{}, fail
 	case c.opt.Cache == nil:
 		fail.Unknown = true
-		return Page{}, nil, fail
+		return Page{}, fail
 	case !known:
-		return Page{}, nil, fail
+		return Page{}, fail
 	}
 	fail.Reason += " (kept its last good copy)"
-	return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, cached.Links, fail
+	return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, fail
 }
 
 // storeFailed records the first error of the Cache: the crawl then fails,
-// because the pages it could not look up would lose their chunks.
+// because a page it could not store would have no copy to keep the next
+// time it fails.
 func (c *crawler) storeFailed(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -150,13 +139,16 @@ func (c *crawler) storeFailed(err error) {
 }
 
 // statusError is an HTTP answer other than 200 and 304.
-type statusError struct{ status string }
+type statusError struct {
+	code   int
+	status string
+}
 
 func (e statusError) Error() string { return e.status }
 
 // gone says the page is no more (it was not merely unavailable).
 func (e statusError) gone() bool {
-	return e.status == "404 Not Found" || e.status == "410 Gone"
+	return e.code == http.StatusNotFound || e.code == http.StatusGone
 }
 
 func (c *crawler) fetchPage(ctx context.Context, u *url.URL, cached Entry, known bool) (Page, error) {
@@ -178,7 +170,7 @@ func (c *crawler) fetchPage(ctx context.Context, u *url.URL, cached Entry, known
 	case resp.StatusCode == http.StatusNotModified && known:
 		return Page{URL: cached.URL, Extracted: cached.Extracted, Cached: true}, nil
 	case resp.StatusCode != http.StatusOK:
-		return Page{}, statusError{status: resp.Status}
+		return Page{}, statusError{code: resp.StatusCode, status: resp.Status}
 	case !isHTML(resp.Header.Get("Content-Type")):
 		return Page{}, fmt.Errorf("%w: %s", errNotHTML, resp.Header.Get("Content-Type"))
 	}

@@ -24,14 +24,15 @@ const denseDims = 1536
 // BenchmarkRetrievalGrowth is how a question's retrieval grows with the
 // index, 1k to 100k chunks (make bench-growth), through the Store the API
 // uses on a real PostgreSQL: offline (BM25F, the lexical embedder's
-// vectors stored as ingest stores them) and with 1536-d embeddings (the
+// vectors stored as ingest stores them, loaded as an offline server loads
+// them: not at all) and with 1536-d embeddings (the
 // dense scan fused with BM25F). Each sub-benchmark also reports what
 // loading that index cost a server (load-ms, at start-up and after every
 // ingest run that changed it) and the Go heap it holds (index-MB).
 func BenchmarkRetrievalGrowth(b *testing.B) {
 	ctx := context.Background()
 	lexical := embed.NewLexical()
-	offline := &growthIndex{name: "offline", pool: newPool(b), text: ragbench.NewText(7), vector: func(text string) []float32 {
+	offline := &growthIndex{name: "offline", pool: newPool(b), opts: Options{Lexical: true}, text: ragbench.NewText(7), vector: func(text string) []float32 {
 		v, _ := lexical.Embed(ctx, []string{text})
 		return v[0]
 	}}
@@ -48,7 +49,7 @@ func BenchmarkRetrievalGrowth(b *testing.B) {
 			// levels without paying for the others.
 			b.Run(fmt.Sprintf("chunks=%d/%s", n, m.name), func(b *testing.B) {
 				m.grow(ctx, b, n)
-				s, load := loadMeasured(ctx, b, m.pool)
+				s, load := loadMeasured(ctx, b, m.pool, m.opts)
 				b.ReportAllocs()
 				i, cpu := 0, ragbench.CPUTime()
 				for b.Loop() {
@@ -70,8 +71,10 @@ func BenchmarkRetrievalGrowth(b *testing.B) {
 // growthIndex is one database's rag_chunks, grown level by level so that
 // each level only adds its new rows.
 type growthIndex struct {
-	name   string
-	pool   *pgxpool.Pool
+	name string
+	pool *pgxpool.Pool
+	// opts are a server's for this kind of index.
+	opts   Options
 	text   *ragbench.Text
 	vector func(text string) []float32
 	// questions are asked of it, with vectors of its kind.
@@ -123,12 +126,12 @@ type loaded struct {
 }
 
 // loadMeasured is a server's start-up: a new Store loading the chunks.
-func loadMeasured(ctx context.Context, b *testing.B, pool *pgxpool.Pool) (*Store, loaded) {
+func loadMeasured(ctx context.Context, b *testing.B, pool *pgxpool.Pool, opts Options) (*Store, loaded) {
 	b.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	s := New(pool, Options{})
+	s := New(pool, opts)
 	start, cpu := time.Now(), ragbench.CPUTime()
 	if err := s.Load(ctx); err != nil {
 		b.Fatal(err)

@@ -2,6 +2,7 @@
 // searches them in process: every API server holds the embeddings in memory
 // (one slab of half-precision floats) and scans them all with SIMD dot
 // products, so a docs site needs neither Qdrant nor the pgvector extension.
+// Offline, where questions rank by BM25F alone, it loads no embedding.
 package pgstore
 
 import (
@@ -28,6 +29,12 @@ type Options struct {
 	// RecheckEvery bounds how often a search asks the database whether the
 	// chunks changed (default 2s): an ingest run elsewhere shows up within it.
 	RecheckEvery time.Duration
+	// Lexical: every search ranks by BM25F alone (the offline, lexical
+	// embedder; see vectorstore.Query.Lexical), so the embeddings are not
+	// loaded: they are never read, and at 1024 dimensions they were half
+	// of a server's heap (200 MiB at 100k chunks). A dense query is then
+	// refused.
+	Lexical bool
 }
 
 // Store implements vectorstore.Store on the rag_chunks table.
@@ -168,6 +175,9 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 		}
 		return hits, nil
 	}
+	if s.opts.Lexical {
+		return nil, errors.New("a dense query on a store opened for BM25F alone (pgstore.Options.Lexical): no embedding is loaded")
+	}
 	if len(q.Vector) != idx.dims {
 		return nil, fmt.Errorf("query has %d dimensions but the stored chunks have %d: the embedding model changed, run ingest again", len(q.Vector), idx.dims)
 	}
@@ -292,28 +302,29 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM rag_chunks`).Scan(&n); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id::text, doc_path, url, title, heading, text, content_hash, dims, embedding FROM rag_chunks ORDER BY id`)
-		if err != nil {
-			return err
-		}
+		idx.ids, idx.payloads = make([]string, 0, n), make([]vectorstore.Payload, 0, n)
 		var (
 			id   string
 			p    vectorstore.Payload
 			dims int
 			emb  []byte
 		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &p.DocPath, &p.URL, &p.Title, &p.Heading, &p.Text, &p.ContentHash, &dims, &emb}, func() error {
-			if idx.dims == 0 {
-				idx.dims = dims
-				idx.vecs = make([]uint16, 0, n*dims)
-			}
-			if dims != idx.dims {
-				return fmt.Errorf("chunk %s has %d dimensions, others %d: the embedding model changed mid-ingest, run ingest again", id, dims, idx.dims)
-			}
+		cols, dest := `id::text, doc_path, url, title, heading, text, content_hash`,
+			[]any{&id, &p.DocPath, &p.URL, &p.Title, &p.Heading, &p.Text, &p.ContentHash}
+		if !s.opts.Lexical {
+			cols, dest = cols+`, dims, embedding`, append(dest, &dims, &emb)
+		}
+		rows, err := tx.Query(ctx, `SELECT `+cols+` FROM rag_chunks ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		_, err = pgx.ForEachRow(rows, dest, func() error {
 			idx.ids = append(idx.ids, id)
 			idx.payloads = append(idx.payloads, p)
-			idx.vecs = decodeHalfAppend(idx.vecs, emb)
-			return nil
+			if s.opts.Lexical {
+				return nil
+			}
+			return idx.addVector(id, dims, emb, n)
 		})
 		return err
 	})
@@ -323,6 +334,20 @@ func (s *Store) reloadLocked(ctx context.Context) error {
 	idx.lex = buildLexIndex(idx.payloads)
 	now := time.Now()
 	s.loaded.Store(&snapshot{idx: idx, gen: gen, checkedAt: now, loadedAt: now, loadTook: now.Sub(start)})
+	return nil
+}
+
+// addVector appends the embedding of chunk id (emb: dims float32s, of n
+// chunks in all) to the slab.
+func (ix *index) addVector(id string, dims int, emb []byte, n int) error {
+	if ix.dims == 0 {
+		ix.dims = dims
+		ix.vecs = make([]uint16, 0, n*dims)
+	}
+	if dims != ix.dims {
+		return fmt.Errorf("chunk %s has %d dimensions, others %d: the embedding model changed mid-ingest, run ingest again", id, dims, ix.dims)
+	}
+	ix.vecs = decodeHalfAppend(ix.vecs, emb)
 	return nil
 }
 

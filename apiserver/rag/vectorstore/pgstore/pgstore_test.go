@@ -121,3 +121,29 @@ func TestUpsertIsAtomic(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hashes).To(BeEmpty())
 }
+
+// Offline (Options.Lexical) the store loads the chunks without their
+// embeddings, which no BM25F search reads, still finds them by their
+// words, and refuses a dense query rather than ranking it by nothing.
+func TestLexicalStoreLoadsNoEmbedding(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	pool := newPool(t)
+	g.Expect(New(pool, Options{}).Upsert(ctx, []vectorstore.Point{pt(idA, 1, 0), pt(idB, 0, 1)})).To(Succeed())
+
+	s := New(pool, Options{Lexical: true})
+	g.Expect(s.Load(ctx)).To(Succeed())
+	idx := s.loaded.Load().idx
+	g.Expect(idx.len()).To(Equal(2))
+	g.Expect(idx.vecs).To(BeEmpty())
+	g.Expect(idx.dims).To(BeZero())
+
+	hits, err := s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "text bb", Limit: 5, Lexical: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).NotTo(BeEmpty())
+	g.Expect(hits[0].ID).To(Equal(idB))
+	g.Expect(hits[0].Payload).To(Equal(pt(idB).Payload))
+
+	_, err = s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "text bb", Limit: 5})
+	g.Expect(err).To(MatchError(ContainSubstring("no embedding is loaded")))
+}
