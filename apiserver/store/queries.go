@@ -157,6 +157,51 @@ RETURNING id::text, title, created_at, updated_at`, userID, title).
 	return c, nil
 }
 
+// createConversationLimited is TakeRateToken's statement with the insert
+// of CreateConversation ($5 the title) joined to the token taken: one
+// statement, so one round trip and one commit, and no conversation unless
+// the token was spent. A refused request's row carries placeholders and
+// the wait.
+const createConversationLimited = `WITH ` + rateTokenCTE + `, created AS (
+    INSERT INTO conversations (user_id, title) SELECT $1, $5 FROM taken
+    RETURNING id::text, title, created_at, updated_at
+)
+SELECT true, id, title, created_at, updated_at, 0::float8 FROM created
+UNION ALL
+SELECT false, '', '', now(), now(), ` + refusedWait
+
+// CreateConversationLimited is CreateConversation after spending a token
+// of userID's budget (TakeRateToken), in one statement: over the limit it
+// creates nothing and returns a *RateLimitedError.
+func (s *Store) CreateConversationLimited(ctx context.Context, userID, title, budget string, limit RateLimit) (Conversation, error) {
+	if err := checkTitle(title); err != nil {
+		return Conversation{}, err
+	}
+	interval, err := rateArgs(budget, limit)
+	if err != nil {
+		return Conversation{}, err
+	}
+	rows, err := s.pool.Query(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("create conversation: %w", err)
+	}
+	defer rows.Close()
+	var c Conversation
+	created, wait := false, interval
+	if rows.Next() {
+		if err := rows.Scan(&created, &c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt, &wait); err != nil {
+			return Conversation{}, fmt.Errorf("create conversation: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Conversation{}, fmt.Errorf("create conversation: %w", err)
+	}
+	if !created {
+		return Conversation{}, refusal(budget, interval, wait)
+	}
+	return c, nil
+}
+
 // GetConversation returns userID's active conversation id.
 func (s *Store) GetConversation(ctx context.Context, userID, id string) (Conversation, error) {
 	cid, ok := parseID(id)

@@ -8,7 +8,10 @@ package store
 // the limit by N: it knows spec.replicas, but not what a HorizontalPodAutoscaler
 // scaled to a minute ago. Every replica already shares the database, and a
 // write request already writes to it, so one more statement per write is
-// the cheapest correct place (BenchmarkTakeRateToken measures it).
+// the cheapest correct place (BenchmarkTakeRateToken measures it); a write
+// that is one statement takes its token in that statement
+// (CreateConversationLimited, BenchmarkCreateConversation): no round trip
+// or commit more than the write's own.
 
 import (
 	"context"
@@ -24,40 +27,79 @@ type RateLimit struct {
 	Burst     int
 }
 
-// takeRateToken is the generic cell rate algorithm (a token bucket kept as
-// one timestamp, tat: when the bucket will be full again) in one statement.
-// $3 is the seconds a token takes to refill, $4 the burst. A request is let
-// through when the bucket, refilled until now, holds a token:
-// tat <= now + (burst-1)*interval; it then moves tat one interval on.
+// rateTokenCTE is the generic cell rate algorithm (a token bucket kept as
+// one timestamp, tat: when the bucket will be full again) as a WITH item
+// named taken. $1 is the user, $2 the budget, $3 the seconds a token takes
+// to refill, $4 the burst. A request is let through when the bucket,
+// refilled until now, holds a token: tat <= now + (burst-1)*interval; it
+// then moves tat one interval on.
 //
-// The upsert updates the row only when the request is let through and
-// returns it; otherwise the second branch reads how long until a token is
-// back. Concurrent requests of one user serialise on the row lock, so no
-// two of them spend the same token, on any replica. Zero rows come back
-// only when the row was created concurrently and is already empty: refused.
-const takeRateToken = `
-WITH taken AS (
+// The upsert updates the row only when the request is let through, and
+// then returns one row; refusedWait reads, when it returned none, how long
+// until a token is back. Concurrent requests of one user serialise on the
+// row lock, so no two of them spend the same token, on any replica. Zero
+// rows from both only when the row was created concurrently and is already
+// empty: refused.
+const rateTokenCTE = `taken AS (
     INSERT INTO rate_limits AS r (user_id, budget, tat)
     VALUES ($1, $2, now() + make_interval(secs => $3::float8))
     ON CONFLICT (user_id, budget) DO UPDATE
         SET tat = GREATEST(r.tat, now()) + make_interval(secs => $3::float8)
         WHERE r.tat <= now() + make_interval(secs => $3::float8 * ($4::int - 1))
-    RETURNING true AS allowed, 0::float8 AS wait
-)
-SELECT allowed, wait FROM taken
-UNION ALL
-SELECT false, EXTRACT(EPOCH FROM tat - now())::float8 - $3::float8 * ($4::int - 1)
+    RETURNING true AS allowed
+)`
+
+// refusedWait is the seconds until a token is back, from the row as the
+// statement found it, when taken let nothing through; the FROM and WHERE
+// of a UNION ALL branch after a SELECT of it.
+const refusedWait = `EXTRACT(EPOCH FROM tat - now())::float8 - $3::float8 * ($4::int - 1)
 FROM rate_limits
 WHERE user_id = $1 AND budget = $2 AND NOT EXISTS (SELECT 1 FROM taken)`
+
+const takeRateToken = `WITH ` + rateTokenCTE + `
+SELECT allowed, 0::float8 FROM taken
+UNION ALL
+SELECT false, ` + refusedWait
+
+// RateLimitedError is a request refused because its user's budget is
+// spent: it wrote nothing. Wait is how long until a token is back.
+type RateLimitedError struct {
+	Budget string
+	Wait   time.Duration
+}
+
+// RetryAfter is Wait in whole seconds, rounded up, at least 1.
+func (e *RateLimitedError) RetryAfter() int { return max(int(math.Ceil(e.Wait.Seconds())), 1) }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many %s requests; retry in %d s", e.Budget, e.RetryAfter())
+}
+
+// rateArgs checks limit and returns a token's refill time in seconds.
+func rateArgs(budget string, limit RateLimit) (float64, error) {
+	if limit.PerMinute <= 0 || limit.Burst <= 0 {
+		return 0, fmt.Errorf("rate limit %q: rate and burst must be positive", budget)
+	}
+	return 60 / limit.PerMinute, nil
+}
+
+// refusal is a refused request's *RateLimitedError: wait is refusedWait's,
+// or interval when no row said (see rateTokenCTE).
+func refusal(budget string, interval, wait float64) *RateLimitedError {
+	// The read may see the row as of the statement's start, a little older
+	// than the lock the upsert waited for: never answer "retry now".
+	wait = math.Max(wait, math.Min(interval, 1))
+	return &RateLimitedError{Budget: budget, Wait: time.Duration(wait * float64(time.Second))}
+}
 
 // TakeRateToken spends one token of userID's budget (a name such as
 // "chat"): true when the request may go on; false and how long until a
 // token is back when it is over the limit.
 func (s *Store) TakeRateToken(ctx context.Context, userID, budget string, limit RateLimit) (bool, time.Duration, error) {
-	if limit.PerMinute <= 0 || limit.Burst <= 0 {
-		return false, 0, fmt.Errorf("rate limit %q: rate and burst must be positive", budget)
+	interval, err := rateArgs(budget, limit)
+	if err != nil {
+		return false, 0, err
 	}
-	interval := 60 / limit.PerMinute
 	rows, err := s.pool.Query(ctx, takeRateToken, userID, budget, interval, limit.Burst)
 	if err != nil {
 		return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
@@ -75,8 +117,5 @@ func (s *Store) TakeRateToken(ctx context.Context, userID, budget string, limit 
 	if allowed {
 		return true, 0, nil
 	}
-	// The read may see the row as of the statement's start, a little older
-	// than the lock the upsert waited for: never answer "retry now".
-	wait = math.Max(wait, math.Min(interval, 1))
-	return false, time.Duration(wait * float64(time.Second)), nil
+	return false, refusal(budget, interval, wait).Wait, nil
 }
