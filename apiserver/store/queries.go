@@ -158,17 +158,14 @@ RETURNING id::text, title, created_at, updated_at`, userID, title).
 }
 
 // createConversationLimited is TakeRateToken's statement with the insert
-// of CreateConversation ($5 the title) joined to the token taken: one
-// statement, so one round trip and one commit, and no conversation unless
-// the token was spent. A refused request's row carries placeholders and
-// the wait.
-const createConversationLimited = `WITH ` + rateTokenCTE + `, created AS (
-    INSERT INTO conversations (user_id, title) SELECT $1, $5 FROM taken
-    RETURNING id::text, title, created_at, updated_at
+// of CreateConversation ($5 the title) joined to the token it spent: one
+// statement, so one round trip and one commit, and no conversation (no
+// row) unless a token was spent.
+const createConversationLimited = `
+WITH taken AS (` + takeRateToken + `
 )
-SELECT true, id, title, created_at, updated_at, 0::float8 FROM created
-UNION ALL
-SELECT false, '', '', now(), now(), ` + refusedWait
+INSERT INTO conversations (user_id, title) SELECT $1, $5 FROM taken
+RETURNING id::text, title, created_at, updated_at`
 
 // CreateConversationLimited is CreateConversation after spending a token
 // of userID's budget (TakeRateToken), in one statement: over the limit it
@@ -181,25 +178,20 @@ func (s *Store) CreateConversationLimited(ctx context.Context, userID, title, bu
 	if err != nil {
 		return Conversation{}, err
 	}
-	rows, err := s.pool.Query(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title)
-	if err != nil {
-		return Conversation{}, fmt.Errorf("create conversation: %w", err)
-	}
-	defer rows.Close()
 	var c Conversation
-	created, wait := false, interval
-	if rows.Next() {
-		if err := rows.Scan(&created, &c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt, &wait); err != nil {
-			return Conversation{}, fmt.Errorf("create conversation: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	err = s.pool.QueryRow(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title).
+		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	switch {
+	case err == nil:
+		return c, nil
+	case !errors.Is(err, pgx.ErrNoRows):
 		return Conversation{}, fmt.Errorf("create conversation: %w", err)
 	}
-	if !created {
-		return Conversation{}, refusal(budget, interval, wait)
+	refused, err := s.refusal(ctx, userID, budget, interval, limit.Burst)
+	if err != nil {
+		return Conversation{}, err
 	}
-	return c, nil
+	return Conversation{}, refused
 }
 
 // GetConversation returns userID's active conversation id.

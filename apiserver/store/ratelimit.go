@@ -15,9 +15,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // RateLimit is one budget of a user: a token bucket that refills PerMinute
@@ -27,39 +30,32 @@ type RateLimit struct {
 	Burst     int
 }
 
-// rateTokenCTE is the generic cell rate algorithm (a token bucket kept as
-// one timestamp, tat: when the bucket will be full again) as a WITH item
-// named taken. $1 is the user, $2 the budget, $3 the seconds a token takes
-// to refill, $4 the burst. A request is let through when the bucket,
-// refilled until now, holds a token: tat <= now + (burst-1)*interval; it
-// then moves tat one interval on.
+// takeRateToken is the generic cell rate algorithm (a token bucket kept as
+// one timestamp, tat: when the bucket will be full again) in one statement.
+// $1 is the user, $2 the budget, $3 the seconds a token takes to refill,
+// $4 the burst. A request is let through when the bucket, refilled until
+// now, holds a token: tat <= now + (burst-1)*interval; it then moves tat
+// one interval on.
 //
-// The upsert updates the row only when the request is let through, and
-// then returns one row; refusedWait reads, when it returned none, how long
-// until a token is back. Concurrent requests of one user serialise on the
-// row lock, so no two of them spend the same token, on any replica. Zero
-// rows from both only when the row was created concurrently and is already
-// empty: refused.
-const rateTokenCTE = `taken AS (
-    INSERT INTO rate_limits AS r (user_id, budget, tat)
-    VALUES ($1, $2, now() + make_interval(secs => $3::float8))
-    ON CONFLICT (user_id, budget) DO UPDATE
-        SET tat = GREATEST(r.tat, now()) + make_interval(secs => $3::float8)
-        WHERE r.tat <= now() + make_interval(secs => $3::float8 * ($4::int - 1))
-    RETURNING true AS allowed
-)`
+// The upsert writes the row only when the request is let through, and then
+// returns one row; none when it is refused (rateWait then says how long
+// to wait: refusals are rare, so the statement every request runs does
+// not carry that read, and costs PostgreSQL less to plan). Concurrent
+// requests of one user serialise on the row lock, so no two of them spend
+// the same token, on any replica.
+const takeRateToken = `
+INSERT INTO rate_limits AS r (user_id, budget, tat)
+VALUES ($1, $2, now() + make_interval(secs => $3::float8))
+ON CONFLICT (user_id, budget) DO UPDATE
+    SET tat = GREATEST(r.tat, now()) + make_interval(secs => $3::float8)
+    WHERE r.tat <= now() + make_interval(secs => $3::float8 * ($4::int - 1))
+RETURNING true`
 
-// refusedWait is the seconds until a token is back, from the row as the
-// statement found it, when taken let nothing through; the FROM and WHERE
-// of a UNION ALL branch after a SELECT of it.
-const refusedWait = `EXTRACT(EPOCH FROM tat - now())::float8 - $3::float8 * ($4::int - 1)
-FROM rate_limits
-WHERE user_id = $1 AND budget = $2 AND NOT EXISTS (SELECT 1 FROM taken)`
-
-const takeRateToken = `WITH ` + rateTokenCTE + `
-SELECT allowed, 0::float8 FROM taken
-UNION ALL
-SELECT false, ` + refusedWait
+// rateWait is the seconds until the next token of a budget ($1 to $4 as in
+// takeRateToken).
+const rateWait = `
+SELECT EXTRACT(EPOCH FROM tat - now())::float8 - $3::float8 * ($4::int - 1)
+FROM rate_limits WHERE user_id = $1 AND budget = $2`
 
 // RateLimitedError is a request refused because its user's budget is
 // spent: it wrote nothing. Wait is how long until a token is back.
@@ -83,13 +79,20 @@ func rateArgs(budget string, limit RateLimit) (float64, error) {
 	return 60 / limit.PerMinute, nil
 }
 
-// refusal is a refused request's *RateLimitedError: wait is refusedWait's,
-// or interval when no row said (see rateTokenCTE).
-func refusal(budget string, interval, wait float64) *RateLimitedError {
-	// The read may see the row as of the statement's start, a little older
-	// than the lock the upsert waited for: never answer "retry now".
+// refusal reads how long a refused request of userID must wait, as a
+// *RateLimitedError.
+func (s *Store) refusal(ctx context.Context, userID, budget string, interval float64, burst int) (*RateLimitedError, error) {
+	// No row: removed since (the rows are disposable), so a token is a
+	// refill away at most.
+	wait := interval
+	err := s.pool.QueryRow(ctx, rateWait, userID, budget, interval, burst).Scan(&wait)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("read the %s rate limit: %w", budget, err)
+	}
+	// A token may have come back since the refusal: never answer "retry
+	// now".
 	wait = math.Max(wait, math.Min(interval, 1))
-	return &RateLimitedError{Budget: budget, Wait: time.Duration(wait * float64(time.Second))}
+	return &RateLimitedError{Budget: budget, Wait: time.Duration(wait * float64(time.Second))}, nil
 }
 
 // TakeRateToken spends one token of userID's budget (a name such as
@@ -100,22 +103,17 @@ func (s *Store) TakeRateToken(ctx context.Context, userID, budget string, limit 
 	if err != nil {
 		return false, 0, err
 	}
-	rows, err := s.pool.Query(ctx, takeRateToken, userID, budget, interval, limit.Burst)
-	if err != nil {
-		return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
-	}
-	defer rows.Close()
-	allowed, wait := false, interval
-	if rows.Next() {
-		if err := rows.Scan(&allowed, &wait); err != nil {
-			return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
-	}
-	if allowed {
+	var allowed bool
+	err = s.pool.QueryRow(ctx, takeRateToken, userID, budget, interval, limit.Burst).Scan(&allowed)
+	switch {
+	case err == nil:
 		return true, 0, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
 	}
-	return false, refusal(budget, interval, wait).Wait, nil
+	refused, err := s.refusal(ctx, userID, budget, interval, limit.Burst)
+	if err != nil {
+		return false, 0, err
+	}
+	return false, refused.Wait, nil
 }
