@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -492,7 +493,7 @@ func scanMessage(r pgx.Row) (Message, error) {
 }
 
 func checkTitle(title string) error {
-	if n := len([]rune(title)); n > MaxTitleLen {
+	if n := utf8.RuneCountInString(title); n > MaxTitleLen {
 		return fmt.Errorf("%w: title has %d characters, at most %d are allowed", ErrInvalid, n, MaxTitleLen)
 	}
 	return nil
