@@ -148,10 +148,8 @@ func (h *handlers) createConversation(c *gin.Context) {
 	if body.Title != nil {
 		title = *body.Title
 	}
-	if !h.admit(c) {
-		return
-	}
-	conv, err := h.store.CreateConversation(c.Request.Context(), userID(c), title)
+	b := routeBudget(c)
+	conv, err := h.store.CreateConversationLimited(c.Request.Context(), userID(c), title, b.name, b.limit)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -259,8 +257,12 @@ func (h *handlers) failWith(c *gin.Context, err error, extra gin.H) {
 		c.Abort() // nobody reads the answer
 		return
 	}
-	if status == http.StatusServiceUnavailable {
+	var limited *store.RateLimitedError
+	switch {
+	case status == http.StatusServiceUnavailable:
 		c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
+	case errors.As(err, &limited):
+		c.Header("Retry-After", strconv.Itoa(limited.RetryAfter()))
 	}
 	if len(extra) == 0 {
 		c.AbortWithStatusJSON(status, httperr.Body{Error: detail})
@@ -273,12 +275,14 @@ func (h *handlers) failWith(c *gin.Context, err error, extra gin.H) {
 
 // classify is the one mapping of errors to responses: not found → 404
 // (whether missing, deleted or another user's), refused input → 400, a
-// deactivated user → 403, a failed model or retrieval → 502, a database
+// deactivated user → 403, a spent budget → 429 (with Retry-After, set by
+// the caller), a failed model or retrieval → 502, a database
 // that cannot be reached or did not answer in time → 503 (with
 // Retry-After, set by the caller), else 500 (logged, not shown). ok is
 // false when the client went away: nobody reads an answer.
 func (h *handlers) classify(c *gin.Context, err error) (status int, detail httperr.Detail, ok bool) {
 	var invalid *chat.InvalidError
+	var limited *store.RateLimitedError
 	reqCtx := c.Request.Context()
 	d := func(code, message string) httperr.Detail { return httperr.Detail{Code: code, Message: message} }
 	switch {
@@ -295,6 +299,8 @@ func (h *handlers) classify(c *gin.Context, err error) (status int, detail httpe
 		return http.StatusBadRequest, d(httperr.CodeBadRequest, err.Error()), true
 	case errors.Is(err, store.ErrFinished), errors.Is(err, store.ErrStreaming):
 		return http.StatusConflict, d(httperr.CodeConflict, err.Error()), true
+	case errors.As(err, &limited):
+		return http.StatusTooManyRequests, d(httperr.CodeRateLimited, limited.Error()), true
 	case errors.Is(err, store.ErrUserInactive):
 		return http.StatusForbidden, d(httperr.CodeUserInactive, store.ErrUserInactive.Error()), true
 	case errors.Is(err, chat.ErrShuttingDown):

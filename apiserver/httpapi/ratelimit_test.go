@@ -298,3 +298,40 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 		g.Expect(ok).To(Equal(burst), "%s: %v across two replicas", call.path, statuses)
 	}
 }
+
+// TestCreateConversationOverTheLimitCreatesNothing: creating a conversation
+// takes its token in the insert's own statement; it shares the write budget
+// with the other write routes, and refused (429, Retry-After, the error
+// body) it stores no conversation.
+func TestCreateConversationOverTheLimitCreatesNothing(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t, withWriteRateLimit(1, 2))
+	_, token := e.user("creator@example.com", "Creator")
+	list := func() []any {
+		r := e.do(http.MethodGet, "/v1/conversations", token, nil)
+		g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+		items, _ := r.json()["items"].([]any)
+		return items
+	}
+	r := e.do(http.MethodPost, "/v1/conversations", token, str(`{"title":"first"}`))
+	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
+	g.Expect(r.json()["title"]).To(Equal("first"))
+	// The second token, spent by another write route (rename).
+	r = e.do(http.MethodPatch, "/v1/conversations/"+r.json()["id"].(string), token, str(`{"title":"renamed"}`))
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+
+	for range 3 {
+		r = e.do(http.MethodPost, "/v1/conversations", token, str(`{"title":"over"}`))
+		g.Expect(r.status).To(Equal(http.StatusTooManyRequests), string(r.body))
+		g.Expect(errorCode(g, r)).To(Equal("rate_limited"))
+		g.Expect(r.json()["error"]).To(HaveKeyWithValue("message", MatchRegexp(`^too many write requests; retry in \d+ s$`)))
+		retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(retry).To(BeNumerically("~", 60, 2))
+	}
+	g.Expect(list()).To(HaveLen(1), "refused creates store nothing")
+
+	// Another user's budget is their own.
+	_, other := e.user("other@example.com", "Other")
+	g.Expect(e.do(http.MethodPost, "/v1/conversations", other, nil).status).To(Equal(http.StatusCreated))
+}

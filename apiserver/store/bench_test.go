@@ -65,6 +65,35 @@ func BenchmarkTakeRateToken(b *testing.B) {
 	}
 }
 
+// BenchmarkCreateConversation is a create with its rate token, as the API
+// used to run it (TakeRateToken, then the insert: two statements, two
+// commits) and as it runs it (CreateConversationLimited: one).
+func BenchmarkCreateConversation(b *testing.B) {
+	ctx := context.Background()
+	s := newStoreTB(b)
+	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+		b.Fatal(err)
+	}
+	limit := store.RateLimit{PerMinute: 1e6, Burst: 1_000_000}
+	b.Run("token then insert", func(b *testing.B) {
+		for b.Loop() {
+			if ok, _, err := s.TakeRateToken(ctx, "u", "write", limit); err != nil || !ok {
+				b.Fatalf("ok=%v err=%v", ok, err)
+			}
+			if _, err := s.CreateConversation(ctx, "u", "bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("one statement", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.CreateConversationLimited(ctx, "u", "bench", "write", limit); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkListMessagesHistory is how a page of messages (the default 20)
 // grows with the conversation's history, 100 to 100,000 messages: the first
 // page, and the last one through its keyset cursor (make bench-growth).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -155,6 +156,43 @@ RETURNING id::text, title, created_at, updated_at`, userID, title).
 		return Conversation{}, fmt.Errorf("create conversation: %w", err)
 	}
 	return c, nil
+}
+
+// createConversationLimited is TakeRateToken's statement with the insert
+// of CreateConversation ($5 the title) joined to the token it spent: one
+// statement, so one round trip and one commit, and no conversation (no
+// row) unless a token was spent.
+const createConversationLimited = `
+WITH taken AS (` + takeRateToken + `
+)
+INSERT INTO conversations (user_id, title) SELECT $1, $5 FROM taken
+RETURNING id::text, title, created_at, updated_at`
+
+// CreateConversationLimited is CreateConversation after spending a token
+// of userID's budget (TakeRateToken), in one statement: over the limit it
+// creates nothing and returns a *RateLimitedError.
+func (s *Store) CreateConversationLimited(ctx context.Context, userID, title, budget string, limit RateLimit) (Conversation, error) {
+	if err := checkTitle(title); err != nil {
+		return Conversation{}, err
+	}
+	interval, err := rateArgs(budget, limit)
+	if err != nil {
+		return Conversation{}, err
+	}
+	var c Conversation
+	err = s.pool.QueryRow(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title).
+		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	switch {
+	case err == nil:
+		return c, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return Conversation{}, fmt.Errorf("create conversation: %w", err)
+	}
+	refused, err := s.refusal(ctx, userID, budget, interval, limit.Burst)
+	if err != nil {
+		return Conversation{}, err
+	}
+	return Conversation{}, refused
 }
 
 // GetConversation returns userID's active conversation id.
@@ -455,7 +493,7 @@ func scanMessage(r pgx.Row) (Message, error) {
 }
 
 func checkTitle(title string) error {
-	if n := len([]rune(title)); n > MaxTitleLen {
+	if n := utf8.RuneCountInString(title); n > MaxTitleLen {
 		return fmt.Errorf("%w: title has %d characters, at most %d are allowed", ErrInvalid, n, MaxTitleLen)
 	}
 	return nil

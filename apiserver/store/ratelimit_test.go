@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,4 +86,101 @@ func TestTakeRateTokenConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 	g.Expect(allowed.Load()).To(Equal(int32(10)))
+}
+
+// TestCreateConversationLimitedSpendsATokenOrCreatesNothing: the create
+// that takes its token in its own statement shares the budget with
+// TakeRateToken, creates a conversation for each token it spends, and once
+// the budget is spent creates nothing and says how long to wait.
+func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	pool := storetest.Open(t)
+	s := store.New(pool)
+	for _, u := range []string{"alice", "bob"} {
+		_, err := s.UpsertUser(ctx, u, u+"@example.com", u)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	limit := store.RateLimit{PerMinute: 1, Burst: 3}
+	ok, _, err := s.TakeRateToken(ctx, "alice", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue())
+	for i := range 2 {
+		c, err := s.CreateConversationLimited(ctx, "alice", fmt.Sprint("t", i), "write", limit)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(c.ID).NotTo(BeEmpty())
+		g.Expect(c.Title).To(Equal(fmt.Sprint("t", i)))
+		g.Expect(c.CreatedAt).To(BeTemporally("~", time.Now(), time.Minute))
+		got, err := s.GetConversation(ctx, "alice", c.ID)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(c))
+	}
+
+	_, err = s.CreateConversationLimited(ctx, "alice", "over", "write", limit)
+	var limited *store.RateLimitedError
+	g.Expect(errors.As(err, &limited)).To(BeTrue(), "the burst is spent: %v", err)
+	g.Expect(limited.Budget).To(Equal("write"))
+	g.Expect(limited.Wait).To(BeNumerically("~", time.Minute, 5*time.Second))
+	g.Expect(limited.RetryAfter()).To(BeNumerically("~", 60, 5))
+	page, err := s.ListConversations(ctx, "alice", 0, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(2), "a refused create stores nothing")
+	ok, _, err = s.TakeRateToken(ctx, "alice", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeFalse(), "the refused create took no token back")
+
+	// Another user's budget is their own; another budget is untouched.
+	_, err = s.CreateConversationLimited(ctx, "bob", "", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.CreateConversationLimited(ctx, "alice", "", "other", limit)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// A token back (the row moved a minute back in time): one create more.
+	_, err = pool.Exec(ctx, `UPDATE rate_limits SET tat = tat - interval '1 minute' WHERE user_id = 'alice' AND budget = 'write'`)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.CreateConversationLimited(ctx, "alice", "", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.CreateConversationLimited(ctx, "alice", "", "write", limit)
+	g.Expect(errors.As(err, &limited)).To(BeTrue())
+
+	// Refused input and a limit that is no limit are errors, not refusals.
+	_, err = s.CreateConversationLimited(ctx, "bob", strings.Repeat("x", store.MaxTitleLen+1), "write", limit)
+	g.Expect(err).To(MatchError(store.ErrInvalid))
+	_, err = s.CreateConversationLimited(ctx, "bob", "", "write", store.RateLimit{PerMinute: 1})
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(errors.As(err, &limited)).To(BeFalse())
+}
+
+// TestCreateConversationLimitedConcurrently: creates racing on several
+// connections (as from several replicas) create exactly as many
+// conversations as the burst holds tokens.
+func TestCreateConversationLimitedConcurrently(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	_, err := s.UpsertUser(ctx, "u", "u@example.com", "U")
+	g.Expect(err).NotTo(HaveOccurred())
+	limit := store.RateLimit{PerMinute: 0.001, Burst: 10}
+	var created, refused atomic.Int32
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			_, err := s.CreateConversationLimited(ctx, "u", "", "write", limit)
+			var limited *store.RateLimitedError
+			switch {
+			case err == nil:
+				created.Add(1)
+			case errors.As(err, &limited):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	g.Expect(created.Load()).To(Equal(int32(10)))
+	g.Expect(refused.Load()).To(Equal(int32(30)))
+	page, err := s.ListConversations(ctx, "u", store.MaxLimit, "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(page.Items).To(HaveLen(10))
 }

@@ -30,17 +30,18 @@ import (
 )
 
 var (
-	duration = flag.Duration("duration", 10*time.Second, "how long each scenario drives each server")
-	warmup   = flag.Duration("warmup", 2*time.Second, "load before each measurement, not counted")
-	rounds   = flag.Int("rounds", 1, "measure each scenario this many times, floor and chat-apiserver taking turns; the figures pool the rounds (on a shared machine, drift then hits both alike)")
-	conns    = flag.Int("conns", 32, "concurrent keep-alive connections")
-	users    = flag.Int("users", 1000, "users, each with -conversations conversations; tokens rotate across them")
-	perUser  = flag.Int("conversations", 50, "conversations per user")
-	depth    = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
-	only     = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
-	profile  = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
-	execMode = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. cache_statement (the floor's); empty: the server's own default (exec)")
-	extraEnv = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
+	duration    = flag.Duration("duration", 10*time.Second, "how long each scenario drives each server")
+	warmup      = flag.Duration("warmup", 2*time.Second, "load before each measurement, not counted")
+	rounds      = flag.Int("rounds", 1, "measure each scenario this many times, floor and chat-apiserver taking turns; the figures pool the rounds (on a shared machine, drift then hits both alike)")
+	conns       = flag.Int("conns", 32, "concurrent keep-alive connections")
+	users       = flag.Int("users", 1000, "users, each with -conversations conversations; tokens rotate across them")
+	perUser     = flag.Int("conversations", 50, "conversations per user")
+	depth       = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
+	only        = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
+	profile     = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
+	execMode    = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. cache_statement (the floor's); empty: the server's own default (exec)")
+	baselineBin = flag.String("baseline-bin", "", "another chat-apiserver binary (e.g. built from main) to measure in the same run, taking turns with this tree's and the floor; its rows are named baseline")
+	extraEnv    = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
 )
 
 // serverEnv is the settings of chat-apiserver: base, then -server-env.
@@ -73,8 +74,12 @@ type scenario struct {
 // and prints one table.
 func TestBenchHTTP(t *testing.T) {
 	dir := t.TempDir()
-	apiserverBin, floorBin := build(t, dir, "apiserver/cmd/chat-apiserver"), build(t, dir, "hack/bench-http/floor")
+	apiserverBin, floorBin := *serverBin, build(t, dir, "hack/bench-http/floor")
+	if apiserverBin == "" {
+		apiserverBin = build(t, dir, "apiserver/cmd/chat-apiserver")
+	}
 	dbURL := pgtest.New(t)
+	pg := postmaster(t, dbURL)
 	s := seedDatabase(t, dbURL, *users, *perUser, *depth)
 	iss := newIssuer(t)
 	tokens := make([]string, *users)
@@ -84,11 +89,6 @@ func TestBenchHTTP(t *testing.T) {
 	rejected := iss.token(t, userID(0), iss.wrong)
 	deep := cursorAt(t, dbURL, s.long, *depth-20)
 
-	api, metrics := freeAddr(t), freeAddr(t)
-	args := []string{"serve"}
-	if *profile != "" {
-		args = append(args, "--pprof")
-	}
 	serverDB := dbURL
 	if *execMode != "" {
 		serverDB += "&default_query_exec_mode=" + *execMode
@@ -96,13 +96,11 @@ func TestBenchHTTP(t *testing.T) {
 			serverDB = dbURL + "?default_query_exec_mode=" + *execMode
 		}
 	}
-	server := start(t, "chat-apiserver", apiserverBin, args, serverEnv(t, map[string]string{
-		"DATABASE_URL": serverDB, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
-		"LISTEN_ADDR": api, "METRICS_ADDR": metrics, "OPENAI_API_KEY": "",
-		// The load is a benchmark's, not abuse: no user may run out.
-		"CHAT_RATE_LIMIT_PER_MINUTE": "1000000", "CHAT_RATE_LIMIT_BURST": "1000000",
-		"WRITE_RATE_LIMIT_PER_MINUTE": "1000000", "WRITE_RATE_LIMIT_BURST": "1000000",
-	}), "http://"+api, "/readyz", filepath.Join(dir, "chat-apiserver.log"))
+	server, metrics := startAPIServer(t, "chat-apiserver", apiserverBin, serverDB, iss, *profile != "", dir)
+	var baseline *proc
+	if *baselineBin != "" {
+		baseline, _ = startAPIServer(t, "baseline", *baselineBin, serverDB, iss, false, dir)
+	}
 	floor := start(t, "floor", floorBin, nil, map[string]string{
 		"DATABASE_URL": dbURL, "JWKS_URL": iss.jwksURL(), "ISSUER": iss.url, "LISTEN_ADDR": "127.0.0.1:0",
 	}, "", "/healthz", filepath.Join(dir, "floor.log"))
@@ -144,7 +142,11 @@ func TestBenchHTTP(t *testing.T) {
 	// Each user's first request: chat-apiserver writes the users row and
 	// verifies the token in full, once per token (both cached from then
 	// on, as for a client that keeps using its token).
-	for _, p := range []*proc{floor, server} {
+	servers := []*proc{server}
+	if baseline != nil {
+		servers = []*proc{baseline, server}
+	}
+	for _, p := range append([]*proc{floor}, servers...) {
 		prime(p.base, tokens)
 	}
 	var rows []row
@@ -152,9 +154,9 @@ func TestBenchHTTP(t *testing.T) {
 		if *only != "" && !contains(strings.Split(*only, ","), sc.key) {
 			continue
 		}
-		targets := []*proc{server}
+		targets := servers
 		if sc.floor {
-			targets = []*proc{floor, server}
+			targets = append([]*proc{floor}, servers...)
 		}
 		pooled := make([]result, len(targets))
 		for round := range *rounds {
@@ -164,9 +166,9 @@ func TestBenchHTTP(t *testing.T) {
 				if *profile != "" && p == server && round == 0 {
 					stopProfile = profileDuring(t, metrics, *duration, slug(sc.name))
 				}
-				c0 := p.cpu(t)
+				c0, db0 := p.cpu(t), pg.cpu(t)
 				r := drive(p.base, *conns, *duration, sc.want, sc.req)
-				r.cpu = p.cpu(t) - c0
+				r.cpu, r.dbCPU = p.cpu(t)-c0, pg.cpu(t)-db0
 				stopProfile()
 				pooled[i] = pooled[i].add(r)
 			}
@@ -176,6 +178,24 @@ func TestBenchHTTP(t *testing.T) {
 		}
 	}
 	report(rows, idle, idleHeap, idleFile)
+}
+
+// startAPIServer starts chat-apiserver bin as name on the database at
+// dbURL and returns it and its metrics listener's address.
+func startAPIServer(t *testing.T, name, bin, dbURL string, iss *issuer, pprof bool, dir string) (*proc, string) {
+	t.Helper()
+	api, metrics := freeAddr(t), freeAddr(t)
+	args := []string{"serve"}
+	if pprof {
+		args = append(args, "--pprof")
+	}
+	return start(t, name, bin, args, serverEnv(t, map[string]string{
+		"DATABASE_URL": dbURL, "BETTER_AUTH_URL": iss.url, "JWKS_URL": iss.jwksURL(),
+		"LISTEN_ADDR": api, "METRICS_ADDR": metrics, "OPENAI_API_KEY": "",
+		// The load is a benchmark's, not abuse: no user may run out.
+		"CHAT_RATE_LIMIT_PER_MINUTE": "1000000", "CHAT_RATE_LIMIT_BURST": "1000000",
+		"WRITE_RATE_LIMIT_PER_MINUTE": "1000000", "WRITE_RATE_LIMIT_BURST": "1000000",
+	}), "http://"+api, "/readyz", filepath.Join(dir, name+".log")), metrics
 }
 
 // forge replaces the signature of token by random bytes of the same
@@ -222,17 +242,22 @@ func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[st
 	fmt.Printf("\nbench-http: %d connections, %d x %s per scenario and server, %d users x %d conversations, GOMAXPROCS %d, load average %s\n",
 		*conns, *rounds, *duration, *users, *perUser, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tserver\treq/s\tp50\tp99\terrors\tCPU/req\treq/s ÷ floor\tp99 ÷ floor\t")
+	fmt.Fprintln(w, "scenario\tserver\treq/s\tp50\tp99\terrors\tCPU/req\tDB CPU/req\treq/s ÷ floor\tp99 ÷ floor\tCPU ÷ floor\tCPU+DB ÷ floor\t")
 	floor := map[string]result{}
 	var readCPU time.Duration
 	rejectCPU := map[string]time.Duration{}
 	for _, x := range rows {
-		ratio, p99 := "", ""
+		var ratios [4]string
 		if x.server == "floor" {
 			floor[x.scenario] = x.r
 		} else if f, ok := floor[x.scenario]; ok {
-			ratio = fmt.Sprintf("%.2fx", x.r.perSecond()/f.perSecond())
-			p99 = fmt.Sprintf("%.2fx", float64(x.r.quantile(.99))/float64(f.quantile(.99)))
+			cpu, fcpu := x.r.cpuPerRequest(), f.cpuPerRequest()
+			ratios = [4]string{
+				fmt.Sprintf("%.2fx", x.r.perSecond()/f.perSecond()),
+				fmt.Sprintf("%.2fx", float64(x.r.quantile(.99))/float64(f.quantile(.99))),
+				fmt.Sprintf("%.2fx", float64(cpu)/float64(fcpu)),
+				fmt.Sprintf("%.2fx", float64(cpu+x.r.dbCPUPerRequest())/float64(fcpu+f.dbCPUPerRequest())),
+			}
 		}
 		if x.server == "chat-apiserver" {
 			switch {
@@ -242,8 +267,9 @@ func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[st
 				rejectCPU[x.scenario] = x.r.cpuPerRequest()
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t\n", x.scenario, x.server, x.r.perSecond(),
-			ms(x.r.quantile(.5)), ms(x.r.quantile(.99)), x.r.errors, us(x.r.cpuPerRequest()), ratio, p99)
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.scenario, x.server, x.r.perSecond(),
+			ms(x.r.quantile(.5)), ms(x.r.quantile(.99)), x.r.errors, us(x.r.cpuPerRequest()), us(x.r.dbCPUPerRequest()),
+			ratios[0], ratios[1], ratios[2], ratios[3])
 	}
 	_ = w.Flush()
 	for _, x := range rows {

@@ -27,6 +27,9 @@ type result struct {
 	elapsed  time.Duration
 	lat      []time.Duration // sorted
 	cpu      time.Duration   // the server process's CPU time over the run
+	// dbCPU: the PostgreSQL cluster's over the run, the work the server's
+	// statements gave it (the other server is idle meanwhile).
+	dbCPU time.Duration
 }
 
 // add pools two runs.
@@ -34,7 +37,7 @@ func (r result) add(o result) result {
 	lat := append(r.lat, o.lat...)
 	slices.Sort(lat)
 	return result{requests: r.requests + o.requests, errors: r.errors + o.errors, elapsed: r.elapsed + o.elapsed,
-		lat: lat, cpu: r.cpu + o.cpu}
+		lat: lat, cpu: r.cpu + o.cpu, dbCPU: r.dbCPU + o.dbCPU}
 }
 
 func (r result) perSecond() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -46,11 +49,15 @@ func (r result) quantile(q float64) time.Duration {
 	return r.lat[min(len(r.lat)-1, int(q*float64(len(r.lat))))]
 }
 
-func (r result) cpuPerRequest() time.Duration {
+func (r result) cpuPerRequest() time.Duration { return r.perRequest(r.cpu) }
+
+func (r result) dbCPUPerRequest() time.Duration { return r.perRequest(r.dbCPU) }
+
+func (r result) perRequest(d time.Duration) time.Duration {
 	if r.requests == 0 {
 		return 0
 	}
-	return r.cpu / time.Duration(r.requests)
+	return d / time.Duration(r.requests)
 }
 
 // drive sends req over conns connections to base for d and reports what
