@@ -176,7 +176,7 @@ func TestIngestRuns(t *testing.T) {
 		g.Expect(k8s.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{specs.LabelComponent: specs.ComponentIngest})).To(Succeed())
 		for _, j := range jobs.Items {
 			// The CronJob's runs go with it (envtest has no garbage collector).
-			g.Expect(metav1.GetControllerOf(&j).Kind).To(Equal("CronJob"), "Job %s outlived spec.ingest", j.Name)
+			g.Expect(metav1.GetControllerOf(&j)).To(HaveField("Kind", "CronJob"), "Job %s outlived spec.ingest", j.Name)
 		}
 	}, timeout, interval).Should(Succeed(), "the runs started on a change go with spec.ingest")
 	// Once they are gone, reconciles look for them no more.

@@ -350,7 +350,9 @@ func (c recordingCache) List(ctx context.Context, list client.ObjectList, opts .
 	c.record(list)
 	if _, ok := list.(*batchv1.JobList); ok {
 		lo := (&client.ListOptions{}).ApplyOptions(opts)
-		if lo.LabelSelector != nil && lo.LabelSelector.Matches(labels.Set{specs.LabelComponent: specs.ComponentIngest}) {
+		// The selector also names the instance: ask what it requires of
+		// the component label, not whether a set of that label alone matches.
+		if v, ok := lo.LabelSelector.RequiresExactMatch(specs.LabelComponent); lo.LabelSelector != nil && ok && v == specs.ComponentIngest {
 			countIngestRead(lo.Namespace)
 		}
 	}

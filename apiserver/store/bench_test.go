@@ -65,9 +65,10 @@ func BenchmarkTakeRateToken(b *testing.B) {
 	}
 }
 
-// BenchmarkCreateConversation is a create with its rate token, as the API
-// used to run it (TakeRateToken, then the insert: two statements, two
-// commits) and as it runs it (CreateConversationLimited: one).
+// BenchmarkCreateConversation is a create with its rate token as two
+// statements and two commits (TakeRateToken, then the insert: what a
+// question without a conversation still does) and as one
+// (CreateConversationLimited, POST /v1/conversations).
 func BenchmarkCreateConversation(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
