@@ -46,4 +46,10 @@ func TestLockWaitsBoundedly(t *testing.T) {
 	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockID)
 	g.Expect(err).NotTo(HaveOccurred())
 
+	// A wait beyond lock_timeout's range (2^31-1 ms) is clamped, not
+	// refused.
+	unlock, err = Lock(ctx, pool, 1000*24*time.Hour)
+	g.Expect(err).NotTo(HaveOccurred())
+	unlock()
+
 }
