@@ -11,7 +11,8 @@ import (
 )
 
 // A run in progress holds the lock: another waits for it, boundedly, and
-// gets it as soon as it is released within the bound.
+// gets it once it is released within the bound (how soon after the
+// release is not measured).
 func TestLockWaitsBoundedly(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -51,5 +52,4 @@ func TestLockWaitsBoundedly(t *testing.T) {
 	unlock, err = Lock(ctx, pool, 1000*24*time.Hour)
 	g.Expect(err).NotTo(HaveOccurred())
 	unlock()
-
 }
