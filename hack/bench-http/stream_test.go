@@ -35,7 +35,7 @@ var (
 	levels       = flag.String("streams", "100,250,500,1000,2000", "comma-separated numbers of streams to hold open, in turn")
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
-	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's (to compare two versions under the same harness)")
+	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's, by bench-stream and bench-http alike (to compare two versions under the same harness)")
 	pin          = flag.Bool("pin", false, "run chat-apiserver alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured; assumes CPUs 0 to NumCPU-1 are all allowed (not under a cpuset that leaves any out)")
 )
 
