@@ -32,7 +32,7 @@ import (
 var (
 	duration    = flag.Duration("duration", 10*time.Second, "how long each scenario drives each server")
 	warmup      = flag.Duration("warmup", 2*time.Second, "load before each measurement, not counted")
-	rounds      = flag.Int("rounds", 1, "measure each scenario this many times, floor and chat-apiserver taking turns; the figures pool the rounds (on a shared machine, drift then hits both alike)")
+	rounds      = flag.Int("rounds", 1, "measure each scenario this many times, floor and chat-apiserver taking turns (the order reversed every other round: use an even number to balance it); the figures pool the rounds (on a shared machine, drift then hits both alike)")
 	conns       = flag.Int("conns", 32, "concurrent keep-alive connections")
 	users       = flag.Int("users", 1000, "users, each with -conversations conversations; tokens rotate across them")
 	perUser     = flag.Int("conversations", 50, "conversations per user")
@@ -40,7 +40,7 @@ var (
 	only        = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
 	profile     = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
 	execMode    = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. cache_statement (the floor's); empty: the server's own default (exec)")
-	baselineBin = flag.String("baseline-bin", "", "another chat-apiserver binary (e.g. built from main) to measure in the same run, taking turns with this tree's and the floor; its rows are named baseline")
+	baselineBin = flag.String("baseline-bin", "", "another chat-apiserver binary (e.g. built from main) to measure in the same run, taking turns with the measured binary (this tree's, or -server-bin) and the floor; its rows are named baseline")
 	extraEnv    = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
 )
 
@@ -160,7 +160,15 @@ func TestBenchHTTP(t *testing.T) {
 		}
 		pooled := make([]result, len(targets))
 		for round := range *rounds {
-			for i, p := range targets {
+			// Every other round in reverse order: create and message grow
+			// the tables, so whoever goes later meets bigger ones; with an
+			// even -rounds each goes first as often.
+			for j := range targets {
+				i := j
+				if round%2 == 1 {
+					i = len(targets) - 1 - j
+				}
+				p := targets[i]
 				_ = drive(p.base, *conns, *warmup, sc.want, sc.req)
 				stopProfile := func() {}
 				if *profile != "" && p == server && round == 0 {

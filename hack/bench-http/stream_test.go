@@ -35,8 +35,8 @@ var (
 	levels       = flag.String("streams", "100,250,500,1000,2000", "comma-separated numbers of streams to hold open, in turn")
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
-	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's (to compare two versions under the same harness)")
-	pin          = flag.Bool("pin", false, "run chat-apiserver alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured")
+	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's, by bench-stream and bench-http alike (to compare two versions under the same harness)")
+	pin          = flag.Bool("pin", false, "run chat-apiserver alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured; assumes CPUs 0 to NumCPU-1 are all allowed (not under a cpuset that leaves any out)")
 )
 
 // tokensPerRead is how many tokens' time a client lets pass between two
@@ -135,10 +135,14 @@ func TestBenchStream(t *testing.T) {
 		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
 		r.wait()
 		r.wall = time.Since(began)
-		// The server's CPU for the level's streams, start to end.
-		r.cpu = (server.cpu(t) - baseCPU) / time.Duration(n)
-		r.pgCPU = (pg.cpu(t) - basePG) / time.Duration(n)
-		r.harnessCPU = (selfCPU(t) - baseSelf) / time.Duration(n)
+		// The server's CPU for the level's streams, start to end, per
+		// stream that ran: a refused start costs next to nothing, so
+		// counting it would lower the CPU per stream and raise the
+		// projection.
+		ran := time.Duration(max(1, n-r.errors))
+		r.cpu = (server.cpu(t) - baseCPU) / ran
+		r.pgCPU = (pg.cpu(t) - basePG) / ran
+		r.harnessCPU = (selfCPU(t) - baseSelf) / ran
 		stopProfile()
 		out = append(out, r.streamRow)
 	}
@@ -203,8 +207,8 @@ type streamRow struct {
 	ttfb, added     []time.Duration // sorted
 	rss, heap       float64         // bytes per open stream
 	goroutines      float64
-	// CPU per stream of the server, PostgreSQL, and this process (the
-	// clients and the fake model).
+	// CPU per stream that ran (errors left out) of the server,
+	// PostgreSQL, and this process (the clients and the fake model).
 	cpu, pgCPU, harnessCPU time.Duration
 	wall                   time.Duration  // the level, first start to last end
 	why                    map[string]int // the errors, by message
@@ -377,20 +381,26 @@ func reportStreams(rows []streamRow, answer time.Duration) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\tone core's streams (projection)\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t%.0f\t\n", r.n, r.open, r.errors,
+		projection := "–" // no stream ran: no CPU per stream to project from
+		if r.errors < r.n {
+			projection = fmt.Sprintf("%.0f", float64(answer)/float64(max(1, r.cpu)))
+		}
+		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t%s\t\n", r.n, r.open, r.errors,
 			ms(r.ttfbAt(.5)), ms(r.ttfbAt(.99)), ms(quantile(r.added, .5)), ms(quantile(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines,
-			ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU), float64(answer)/float64(max(1, r.cpu)))
+			ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU), projection)
 	}
 	_ = w.Flush()
 	for _, r := range rows {
-		cores := func(perStream time.Duration) float64 { return float64(perStream) * float64(r.n) / float64(r.wall) }
+		ran := float64(max(1, r.n-r.errors))
+		cores := func(perStream time.Duration) float64 { return float64(perStream) * ran / float64(r.wall) }
 		fmt.Printf("  %d streams over %s: cores kept busy: server %.2f, PostgreSQL %.2f, client+fake %.2f (machine: %d)\n",
 			r.n, r.wall.Round(100*time.Millisecond), cores(r.cpu), cores(r.pgCPU), cores(r.harnessCPU), runtime.NumCPU())
 		for why, n := range r.why {
 			fmt.Printf("  %d streams: %d x %s\n", r.n, n, why)
 		}
 	}
-	fmt.Println("one core's streams (projection, not measured): the answer's duration over the server's CPU per stream,\n" +
+	fmt.Println("CPU per stream: per stream that ran (errors left out)\n" +
+		"one core's streams (projection, not measured): the answer's duration over the server's CPU per stream,\n" +
 		"  the streams one core's worth of the server's CPU would keep going at once, with no latency target")
 	sorted := slices.SortedFunc(slices.Values(rows), func(a, b streamRow) int { return a.n - b.n })
 	sustained, why := 0, ""

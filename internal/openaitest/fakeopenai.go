@@ -322,8 +322,12 @@ func chunk(model string, delta chunkDelta, finish *string) completionChunk {
 // the chunk's JSON encoding.
 type deltaFrame struct{ head, tail []byte }
 
-// mark is a text whose encoding, quotes included, appears in the chunk
-// only where the text goes: inside another JSON string a quote is escaped.
+// mark stands for the text where the frame is cut. Its encoding, quotes
+// included, may also appear earlier in the chunk: the model "\"\x00"
+// encodes as "\"\u0000", which contains it. The cut is safe because it is
+// at the last occurrence (bytes.LastIndex) and the content is the chunk's
+// last string value, followed only by the fixed "finish_reason" key, null
+// and brackets.
 const mark = "\x00"
 
 func newDeltaFrame(model string) deltaFrame {

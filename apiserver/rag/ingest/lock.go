@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,9 +31,12 @@ func Lock(ctx context.Context, pool *pgxpool.Pool, wait time.Duration) (unlock f
 		return nil, fmt.Errorf("ingest lock: %w", err)
 	}
 	// A session lock taken in a transaction outlives it; SET LOCAL's
-	// lock_timeout does not. 0 would mean no bound, so at least 1 ms.
+	// lock_timeout does not. 0 would mean no bound, so at least 1 ms; it
+	// is an int of milliseconds, so at most 2^31-1 (24.8 days): beyond,
+	// set_config refuses it.
+	timeout := min(max(wait.Milliseconds(), 1), math.MaxInt32)
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", max(wait.Milliseconds(), 1))); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", timeout)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockID)

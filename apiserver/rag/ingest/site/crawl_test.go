@@ -222,18 +222,28 @@ func TestCrawlSitemapSite(t *testing.T) {
 	g.Expect(res.Failed).To(ContainElement(site.Failure{URL: srv.URL + "/docs/guide", Reason: "404 No Such Page"}))
 	g.Expect(cache.loads).To(Equal(4), "one Load per crawl with the cache")
 
-	// A cache that fails fails the crawl, rather than lose pages.
+	// A cache that fails fails the crawl, rather than lose pages: when it
+	// cannot load, and when it loads but cannot store a page fetched (a
+	// page not stored would have no copy to keep the next time it fails).
 	opt.Cache = brokenCache{}
 	_, err = site.Crawl(context.Background(), opt)
 	g.Expect(err).To(MatchError(ContainSubstring("cache down")))
+	opt.Cache = brokenCache{loads: true}
+	_, err = site.Crawl(context.Background(), opt)
+	g.Expect(err).To(MatchError(ContainSubstring("cache full")))
 }
 
-type brokenCache struct{}
+// brokenCache cannot store a page; it cannot load either unless loads is
+// set, when it loads empty.
+type brokenCache struct{ loads bool }
 
-func (brokenCache) Load(context.Context) (map[string]site.Entry, error) {
+func (c brokenCache) Load(context.Context) (map[string]site.Entry, error) {
+	if c.loads {
+		return map[string]site.Entry{}, nil
+	}
 	return nil, errors.New("cache down")
 }
-func (brokenCache) Put(context.Context, string, site.Entry) error { return errors.New("cache down") }
+func (brokenCache) Put(context.Context, string, site.Entry) error { return errors.New("cache full") }
 func (brokenCache) Retain(context.Context, []string) error        { return nil }
 
 // Without a sitemap the crawl follows links from the base URL, on its
