@@ -51,16 +51,7 @@ func (h *handlers) postMessage(c *gin.Context) {
 	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Content) {
 		return
 	}
-	if wantsSSE(c) {
-		h.streamAnswer(c, nil, func(sink chat.Sink) (chat.Turn, error) {
-			return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
-		})
-		return
-	}
-	if !h.admit(c) {
-		return
-	}
-	h.answerJSON(c, func(sink chat.Sink) (chat.Turn, error) {
+	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
 		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
 	})
 }
@@ -69,9 +60,15 @@ func (h *handlers) postMessage(c *gin.Context) {
 // a new answer (the old one is kept); it is asked like a message: the
 // same budget, the same events or JSON body.
 func (h *handlers) regenerate(c *gin.Context) {
-	run := func(sink chat.Sink) (chat.Turn, error) {
+	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
 		return h.chat.Regenerate(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"), sink)
-	}
+	})
+}
+
+// answer runs the turn (run, on the sink it is given) of a message's
+// route: streamed as events when the client accepts them (streamAnswer),
+// else, once the user's budget admits it, rendered as one JSON body.
+func (h *handlers) answer(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
 	if wantsSSE(c) {
 		h.streamAnswer(c, nil, run)
 		return
@@ -79,11 +76,6 @@ func (h *handlers) regenerate(c *gin.Context) {
 	if !h.admit(c) {
 		return
 	}
-	h.answerJSON(c, run)
-}
-
-// answerJSON runs the turn and renders it as one JSON body.
-func (h *handlers) answerJSON(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
 	t, err := run(chat.Discard)
 	if err != nil {
 		h.fail(c, err)
