@@ -207,6 +207,14 @@ type streamChunk struct {
 	} `json:"usage"`
 }
 
+// reset empties c for the next chunk, keeping the room of its choices (a
+// fresh chunk per token grew a fresh slice); decoding leaves what a chunk
+// lacks as it was, hence the zeroing.
+func (c *streamChunk) reset() {
+	clear(c.Choices)
+	*c = streamChunk{Choices: c.Choices[:0]}
+}
+
 // Generate implements Generator. The model's silences are bounded: the
 // answer fails with ErrSilent, keeping what was written, when the first
 // token or the next one takes longer than the options allow.
@@ -232,13 +240,14 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	defer stream.Close()
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
+	var ch streamChunk
 	finished := false
 	for {
 		line, err := stream.RecvRaw()
 		if errors.Is(err, io.EOF) { // [DONE], or the body ended: finished tells
 			break
 		}
-		var ch streamChunk
+		ch.reset()
 		if err == nil {
 			err = json.Unmarshal(line, &ch)
 		}
