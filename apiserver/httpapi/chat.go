@@ -10,6 +10,7 @@ package httpapi
 //	POST /v1/messages/{id}/feedback         {rating, comment?}
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,16 +51,7 @@ func (h *handlers) postMessage(c *gin.Context) {
 	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Content) {
 		return
 	}
-	if wantsSSE(c) {
-		h.streamAnswer(c, nil, func(sink chat.Sink) (chat.Turn, error) {
-			return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
-		})
-		return
-	}
-	if !h.admit(c) {
-		return
-	}
-	h.answerJSON(c, func(sink chat.Sink) (chat.Turn, error) {
+	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
 		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
 	})
 }
@@ -68,9 +60,15 @@ func (h *handlers) postMessage(c *gin.Context) {
 // a new answer (the old one is kept); it is asked like a message: the
 // same budget, the same events or JSON body.
 func (h *handlers) regenerate(c *gin.Context) {
-	run := func(sink chat.Sink) (chat.Turn, error) {
+	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
 		return h.chat.Regenerate(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"), sink)
-	}
+	})
+}
+
+// answer runs the turn (run, on the sink it is given) of a message's
+// route: streamed as events when the client accepts them (streamAnswer),
+// else, once the user's budget admits it, rendered as one JSON body.
+func (h *handlers) answer(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
 	if wantsSSE(c) {
 		h.streamAnswer(c, nil, run)
 		return
@@ -78,11 +76,6 @@ func (h *handlers) regenerate(c *gin.Context) {
 	if !h.admit(c) {
 		return
 	}
-	h.answerJSON(c, run)
-}
-
-// answerJSON runs the turn and renders it as one JSON body.
-func (h *handlers) answerJSON(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
 	t, err := run(chat.Discard)
 	if err != nil {
 		h.fail(c, err)
@@ -299,7 +292,8 @@ func wantsSSE(c *gin.Context) bool {
 // heartbeat keeps proxies and load balancers from closing a stream during
 // a long retrieval or a slow model.
 //
-// Each write has writeTimeout to reach the client's socket: a client that
+// Each write has writeTimeout (and at most an eighth more, see
+// boundWriteLocked) to reach the client's socket: a client that
 // stops reading (its socket's buffers full) would otherwise block the
 // write, and with it the turn, until the connection dies, whatever the
 // request's deadline says. Past it the write fails, the client counts as
@@ -321,7 +315,12 @@ type sseWriter struct {
 	// the error a flush that ran out of time returns.
 	rc           *http.ResponseController
 	writeTimeout time.Duration
-	err          error // first write error: the client is gone
+	deadline     time.Time // the connection's write deadline (boundWriteLocked)
+	err          error     // first write error: the client is gone
+	// frame holds the delta being written and text encodes its text into
+	// it: reused, so a delta allocates nothing of its own.
+	frame bytes.Buffer
+	text  *json.Encoder
 	// unflushed: deltas are in the buffer, and the goroutine was woken
 	// (flush) to send them.
 	unflushed bool
@@ -344,6 +343,7 @@ func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter 
 	}
 	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout,
 		flush: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.text = json.NewEncoder(&s.frame)
 	s.mu.Lock()
 	s.boundWriteLocked()
 	c.Writer.WriteHeaderNow()
@@ -380,13 +380,23 @@ func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter 
 	return s
 }
 
-// boundWriteLocked gives the next write and flush writeTimeout to reach
-// the client. A writer without deadlines (none in production) stays
-// unbounded.
+// boundWriteLocked gives the next write and flush at least writeTimeout,
+// and at most writeTimeout plus a slack of an eighth of it, to reach the
+// client. Why not exactly writeTimeout from now: setting the connection's
+// deadline is a timer update, and setting it for every delta of every
+// stream was a cost of its own (make bench-stream); the deadline is moved
+// only once it is nearer than writeTimeout, at most once per slack. A
+// writer without deadlines (none in production) stays unbounded.
 func (s *sseWriter) boundWriteLocked() {
-	if s.writeTimeout > 0 {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	if s.writeTimeout <= 0 {
+		return
 	}
+	now := time.Now()
+	if s.deadline.Sub(now) >= s.writeTimeout {
+		return
+	}
+	s.deadline = now.Add(s.writeTimeout + s.writeTimeout/8)
+	_ = s.rc.SetWriteDeadline(s.deadline)
 }
 
 // flushLocked sends what is buffered; a flush that fails (ran out of time)
@@ -433,20 +443,22 @@ const (
 // goroutine to flush (see sseWriter); it returns an error once the client
 // is gone (a failed flush shows at the next delta).
 func (s *sseWriter) sendDelta(text string) error {
-	// Only the text is encoded: the event's frame is constant.
-	b, err := json.Marshal(text)
-	if err != nil {
-		return fmt.Errorf("encode %s event: %w", EventDelta, err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
+	// Only the text is encoded (as json.Marshal does): the event's frame
+	// is constant.
+	s.frame.Reset()
+	s.frame.WriteString(deltaFramePrefix)
+	if err := s.text.Encode(text); err != nil {
+		return fmt.Errorf("encode %s event: %w", EventDelta, err)
+	}
+	s.frame.Truncate(s.frame.Len() - 1) // the newline Encode ends with
+	s.frame.WriteString(deltaFrameSuffix)
 	s.boundWriteLocked()
-	frame := make([]byte, 0, len(deltaFramePrefix)+len(b)+len(deltaFrameSuffix))
-	frame = append(append(append(frame, deltaFramePrefix...), b...), deltaFrameSuffix...)
-	if _, s.err = s.w.Write(frame); s.err != nil {
+	if _, s.err = s.w.Write(s.frame.Bytes()); s.err != nil {
 		return s.err
 	}
 	if !s.unflushed {

@@ -289,7 +289,7 @@ func regenerate(t *testing.T, e *env) {
 	b := r.json()
 	again := b["message"].(map[string]any)
 	g.Expect(again["id"]).NotTo(Equal(old["id"]))
-	g.Expect(b["user_message"].(map[string]any)["id"]).To(Equal(question["id"]))
+	g.Expect(b["user_message"]).To(Equal(question), "the question as it was stored")
 	g.Expect(again["content"]).To(ContainSubstring("rotation endpoint"))
 	g.Expect(b["grounded"]).To(BeTrue())
 
@@ -509,6 +509,41 @@ func TestLoneDeltaIsSentAtOnce(t *testing.T) {
 
 	cancel()
 	g.Eventually(func() string { return e.answerStatus(conv) }).WithTimeout(10 * time.Second).Should(Equal("incomplete"))
+}
+
+// TestDeltaEventsCarryTheTextExactly: each delta event's data is the
+// JSON of {"text": delta}, as json.Marshal writes it (HTML characters
+// escaped), one line whatever the text holds; a short delta after a long
+// one carries nothing of it.
+func TestDeltaEventsCarryTheTextExactly(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	e := newEnv(t, withChat(t, oai))
+	deltas := []string{"<b>&amp;</b> \"quoted\"\n", "line\u2028sep\ttab\\", strings.Repeat("long ", 900), "é", "x"}
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply { return openaitest.Reply{Deltas: deltas} })
+	_, token := e.user("exact@example.com", "Exact")
+	conv := e.newConversation(token)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res := e.stream(ctx, "/v1/conversations/"+conv+"/messages", token, `{"content":"How do I rotate the signing keys?"}`)
+	defer res.Body.Close()
+	var got []string
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if sc.Text() == "event: delta" && sc.Scan() {
+			got = append(got, sc.Text())
+		}
+	}
+	g.Expect(sc.Err()).NotTo(HaveOccurred())
+	want := make([]string, len(deltas))
+	for i, d := range deltas {
+		b, err := json.Marshal(map[string]string{"text": d})
+		g.Expect(err).NotTo(HaveOccurred())
+		want[i] = "data: " + string(b)
+	}
+	g.Expect(got).To(Equal(want))
 }
 
 // answerStatus is the stored status of the conversation's second message

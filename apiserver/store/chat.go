@@ -253,23 +253,24 @@ var ErrStreaming = errors.New("the answer is still streaming: stop it first")
 // QuestionOf returns the question userID's answer messageID, in their
 // active conversation conversationID, answers: the user message right
 // before it. An answer still streaming is ErrStreaming; a message that is
-// not the user's answer in that conversation is ErrNotFound.
+// not the user's answer in that conversation is ErrNotFound. One
+// statement: the answer's status and its question's row together.
 func (s *Store) QuestionOf(ctx context.Context, userID, conversationID, messageID string) (Message, error) {
 	cid, ok := parseID(conversationID)
 	mid, ok2 := parseID(messageID)
 	if !ok || !ok2 {
 		return Message{}, ErrNotFound
 	}
-	var status, questionID string
-	err := s.pool.QueryRow(ctx, `
-SELECT a.status, q.id::text
+	var status string
+	q, err := scanMessage(withColumn{s.pool.QueryRow(ctx, `
+SELECT q.*, a.status
 FROM messages a JOIN conversations c ON c.id = a.conversation_id
 JOIN LATERAL (
-  SELECT q.id FROM messages q
+  SELECT `+messageColumns+` FROM messages q
   WHERE q.conversation_id = a.conversation_id AND q.role = 'user' AND (q.created_at, q.id) < (a.created_at, a.id)
   ORDER BY q.created_at DESC, q.id DESC LIMIT 1) q ON true
 WHERE a.id = $1::uuid AND a.conversation_id = $2::uuid AND a.user_id = $3
-  AND c.user_id = $3 AND c.is_active AND a.role = 'assistant'`, mid, cid, userID).Scan(&status, &questionID)
+  AND c.user_id = $3 AND c.is_active AND a.role = 'assistant'`, mid, cid, userID), &status})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Message{}, ErrNotFound
 	}
@@ -279,9 +280,14 @@ WHERE a.id = $1::uuid AND a.conversation_id = $2::uuid AND a.user_id = $3
 	if status == StatusStreaming {
 		return Message{}, ErrStreaming
 	}
-	q, err := scanMessage(s.pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1::uuid`, questionID))
-	if err != nil {
-		return Message{}, notFound("read the question", err)
-	}
 	return q, nil
 }
+
+// withColumn is a row whose last column, after those its reader scans,
+// goes to extra.
+type withColumn struct {
+	pgx.Row
+	extra any
+}
+
+func (r withColumn) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra)...) }

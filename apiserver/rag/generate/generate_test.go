@@ -3,6 +3,11 @@ package generate_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +259,44 @@ func TestOpenAIBoundsTheModelsSilences(t *testing.T) {
 	}
 }
 
+// The silence bounds measure from the last token: a model that keeps
+// writing, each token within the bound, is never cut however long its
+// answer takes; with only the idle bound, a stall after the first token
+// is still cut.
+func TestOpenAISilenceBoundsFollowTheTokens(t *testing.T) {
+	oai := openaitest.Start(t)
+	const bound = 300 * time.Millisecond
+	t.Run("steady tokens outlast the bound", func(t *testing.T) {
+		g := NewWithT(t)
+		gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL,
+			FirstTokenTimeout: bound, IdleTimeout: bound})
+		g.Expect(err).NotTo(HaveOccurred())
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: slices.Repeat([]string{"a "}, 12), Delay: bound / 3}
+		})
+		start := time.Now()
+		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, func(string) error { return nil })
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(time.Since(start)).To(BeNumerically(">", 3*bound), "the answer lasted several bounds")
+		g.Expect(res.Text).To(Equal(strings.Repeat("a ", 12)))
+	})
+	t.Run("idle bound alone", func(t *testing.T) {
+		g := NewWithT(t)
+		gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, IdleTimeout: bound})
+		g.Expect(err).NotTo(HaveOccurred())
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, Stall: time.Minute, StallAt: 1}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := gen.Generate(ctx, generate.Request{Question: "q"}, func(string) error { return nil })
+		g.Expect(err).To(MatchError(generate.ErrSilent))
+		g.Expect(err).To(MatchError(ContainSubstring("no next token")))
+		g.Expect(ctx.Err()).NotTo(HaveOccurred(), "the bound ended it, not the test's deadline")
+		g.Expect(res.Text).To(Equal("a "))
+	})
+}
+
 // term is word's index term.
 func term(word string) string { return embed.Words(word)[0] }
 
@@ -282,4 +325,73 @@ func TestExtractiveWeighsPassagesByRetrievalScore(t *testing.T) {
 	}, func(string) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Cited[0]).To(Equal(1), res.Text)
+}
+
+// scriptedModel is a fake model that writes body as its streamed answer,
+// byte for byte: the wire forms the openaitest fake does not write (a real
+// service's extra fields, an error event in the middle of the stream).
+func scriptedModel(t *testing.T, body string) *generate.OpenAI {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: srv.URL + "/v1", Model: "asked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gen
+}
+
+// The chunks are read for their text, finish reason, model and usage only,
+// whatever else they carry: a real service's chunk (logprobs, null usage,
+// obfuscation), a usage chunk without choices, a finish without text, a
+// finish for a length cut; an error event mid-stream fails the answer
+// with its message, keeping the text before it.
+func TestOpenAIReadsTheStreamsWireForm(t *testing.T) {
+	const chunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"served-1","service_tier":"default",` +
+		`"system_fingerprint":"fp","choices":[{"index":0,"delta":{%s},"logprobs":null,"finish_reason":%s}],"usage":null,"obfuscation":"x"}` + "\n\n"
+	line := func(delta, finish string) string { return fmt.Sprintf(chunk, delta, finish) }
+	usage := `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"served-1","choices":[],` +
+		`"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0}}}` + "\n\n"
+	done := "data: [DONE]\n\n"
+	for _, tc := range []struct {
+		name    string
+		body    string
+		text    string
+		usage   generate.Usage
+		failure string
+	}{
+		{name: "a real service's chunks", text: "Hi \"there\" [1]", usage: generate.Usage{PromptTokens: 12, CompletionTokens: 3},
+			body: line(`"role":"assistant","content":"","refusal":null`, "null") + line(`"content":"Hi "`, "null") +
+				line(`"content":"\"there\" [1]"`, "null") + line(`"content":null`, `"stop"`) + usage + done},
+		{name: "cut by the token limit", text: "Hi", usage: generate.Usage{PromptTokens: 12, CompletionTokens: 3},
+			body: line(`"content":"Hi"`, `"length"`) + usage + done},
+		{name: "no usage reported", text: "Hi",
+			body: line(`"content":"Hi"`, `"stop"`) + done},
+		{name: "no finish reason", text: "Hi", failure: "stream ended before the answer finished",
+			body: line(`"content":"Hi"`, "null") + done},
+		{name: "an error event mid-stream", text: "Hi ", failure: "the model is overloaded",
+			body: line(`"content":"Hi "`, "null") + `data: {"error":{"message":"the model is overloaded","type":"server_error","code":null}}` + "\n\n"},
+		{name: "a chunk that is not JSON", text: "Hi ", failure: "invalid character",
+			body: line(`"content":"Hi "`, "null") + "data: {not json\n\n" + done},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			var deltas []string
+			res, err := scriptedModel(t, tc.body).Generate(context.Background(), generate.Request{Question: "q", Passages: passages},
+				func(d string) error { deltas = append(deltas, d); return nil })
+			if tc.failure != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tc.failure)))
+			} else {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(res.Model).To(Equal("served-1"))
+				g.Expect(res.Usage).To(Equal(tc.usage))
+			}
+			g.Expect(res.Text).To(Equal(tc.text))
+			g.Expect(strings.Join(deltas, "")).To(Equal(tc.text))
+			g.Expect(deltas).NotTo(ContainElement(""))
+		})
+	}
 }

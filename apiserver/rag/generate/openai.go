@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -110,20 +112,107 @@ func buildMessages(req Request, historyTokens int) []openai.ChatCompletionMessag
 	return append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: req.Question})
 }
 
-// silenceWatch cancels a generation when its timer fires; Stop disarms it.
-type silenceWatch interface{ Stop() bool }
+// silence bounds a generation's silences: it cancels it with ErrSilent
+// when the first token takes longer than first, or the next one longer
+// than idle (0: unbounded). Why one timer that checks the last token's
+// time when it fires, rather than a timer re-armed per token: a fresh
+// timer (or a Reset) per token of every stream was a timer-heap update
+// and allocations per token (make bench-stream); the bounds are seconds
+// long, so the timer fires rarely, and a token costs a clock read.
+type silence struct {
+	cancel      context.CancelCauseFunc
+	first, idle time.Duration
+	start       time.Time
+	// last is when the last token came (time since start, monotonic);
+	// -1 until the first one. Written by the generation, read by the
+	// timer's goroutine.
+	last  atomic.Int64
+	timer *time.Timer
+	done  atomic.Bool
+}
 
-type unbounded struct{}
-
-func (unbounded) Stop() bool { return false }
-
-// watchSilence cancels with ErrSilent once d passes without being stopped
-// (d zero: never). Each token replaces the watch with a fresh one.
-func watchSilence(cancel context.CancelCauseFunc, d time.Duration, what string) silenceWatch {
-	if d <= 0 {
-		return unbounded{}
+// watchSilence starts watching for the first token (nil: no bound at all).
+func watchSilence(cancel context.CancelCauseFunc, first, idle time.Duration) *silence {
+	if first <= 0 && idle <= 0 {
+		return nil
 	}
-	return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w: no %s within %s", ErrSilent, what, d)) })
+	s := &silence{cancel: cancel, first: first, idle: idle, start: time.Now()}
+	s.last.Store(-1)
+	// Armed only below: the timer exists before its function can run.
+	s.timer = time.AfterFunc(time.Duration(math.MaxInt64), s.check)
+	if first > 0 {
+		s.timer.Reset(first)
+	}
+	return s
+}
+
+// token notes that the model wrote a token.
+func (s *silence) token() {
+	if s == nil {
+		return
+	}
+	if s.last.Swap(int64(time.Since(s.start))) < 0 && s.first <= 0 {
+		s.timer.Reset(s.idle) // the first token starts the idle bound
+	}
+}
+
+// stop ends the watch; no cancel follows.
+func (s *silence) stop() {
+	if s == nil {
+		return
+	}
+	s.done.Store(true)
+	s.timer.Stop()
+}
+
+// check runs when the timer fires: it cancels when the silence since the
+// last token (or the start) reached its bound, else waits for the rest.
+func (s *silence) check() {
+	if s.done.Load() {
+		return
+	}
+	last := s.last.Load()
+	switch {
+	case last < 0:
+		s.cancel(fmt.Errorf("%w: no first token within %s", ErrSilent, s.first))
+		return
+	case s.idle <= 0:
+		return
+	}
+	quiet := time.Since(s.start) - time.Duration(last)
+	if quiet >= s.idle {
+		s.cancel(fmt.Errorf("%w: no next token within %s", ErrSilent, s.idle))
+		return
+	}
+	s.timer.Reset(s.idle - quiet)
+}
+
+// streamChunk is what the answer uses of a streamed chat completion chunk.
+// Why not the client's ChatCompletionStreamResponse (stream.Recv): decoding
+// each token's chunk into all its fields (logprobs, tool calls, filter
+// results...) was the server's largest CPU and allocation cost per token
+// (make bench-stream); the client still reads the stream (RecvRaw: the
+// SSE lines, [DONE], the error events).
+type streamChunk struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+}
+
+// reset empties c for the next chunk, keeping the room of its choices (a
+// fresh chunk per token grew a fresh slice); decoding leaves what a chunk
+// lacks as it was, hence the zeroing.
+func (c *streamChunk) reset() {
+	clear(c.Choices)
+	*c = streamChunk{Choices: c.Choices[:0]}
 }
 
 // Generate implements Generator. The model's silences are bounded: the
@@ -142,8 +231,8 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, "first token")
-	defer func() { watch.Stop() }() // the last watch, not the first
+	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, g.opts.IdleTimeout)
+	defer watch.stop()
 	stream, err := g.client.CreateChatCompletionStream(ctx, params)
 	if err != nil {
 		return Result{Model: g.opts.Model}, g.failed(ctx, err)
@@ -151,11 +240,16 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	defer stream.Close()
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
+	var ch streamChunk
 	finished := false
 	for {
-		ch, err := stream.Recv()
+		line, err := stream.RecvRaw()
 		if errors.Is(err, io.EOF) { // [DONE], or the body ended: finished tells
 			break
+		}
+		ch.reset()
+		if err == nil {
+			err = json.Unmarshal(line, &ch)
 		}
 		if err != nil {
 			res.Text = text.String()
@@ -165,7 +259,7 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 			res.Model = ch.Model
 		}
 		if ch.Usage != nil {
-			res.Usage = Usage{PromptTokens: int64(ch.Usage.PromptTokens), CompletionTokens: int64(ch.Usage.CompletionTokens)}
+			res.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
 		}
 		for _, c := range ch.Choices {
 			if c.FinishReason != "" {
@@ -174,8 +268,7 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 			if c.Delta.Content == "" {
 				continue
 			}
-			watch.Stop()
-			watch = watchSilence(cancel, g.opts.IdleTimeout, "next token")
+			watch.token()
 			text.WriteString(c.Delta.Content)
 			if err := onDelta(c.Delta.Content); err != nil {
 				res.Text = text.String()
