@@ -148,6 +148,30 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 	g.Expect(errors.As(err, &limited)).To(BeFalse())
 }
 
+// TestCreateConversationLimitedThatFailsSpendsNoToken: a create whose
+// insert fails (the user's row missing: the API's 503, whose retry
+// re-creates the row) spends no token, since the token and the insert are
+// one statement: the retry gets the token back, and no more than that.
+func TestCreateConversationLimitedThatFailsSpendsNoToken(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	limit := store.RateLimit{PerMinute: 0.001, Burst: 2}
+	// One token of two spent, so the failed create meets an existing row.
+	g.Expect(s.TakeRateToken(ctx, "ghost", "write", limit)).To(Succeed())
+
+	_, err := s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	g.Expect(store.IsUserMissing(err)).To(BeTrue(), "no users row: %v", err)
+
+	_, err = s.UpsertUser(ctx, "ghost", "ghost@example.com", "Ghost")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred(), "the failed create left the last token")
+	_, err = s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	var limited *store.RateLimitedError
+	g.Expect(errors.As(err, &limited)).To(BeTrue(), "two tokens, two spent: %v", err)
+}
+
 // TestCreateConversationLimitedConcurrently: creates racing on several
 // connections (as from several replicas) create exactly as many
 // conversations as the burst holds tokens.
