@@ -252,17 +252,13 @@ func (h *handlers) fail(c *gin.Context, err error) { h.failWith(c, err, nil) }
 
 // failWith is fail with extra fields next to "error" in the body.
 func (h *handlers) failWith(c *gin.Context, err error, extra gin.H) {
-	status, detail, ok := h.classify(c, err)
+	status, detail, retryAfter, ok := h.classify(c, err)
 	if !ok {
 		c.Abort() // nobody reads the answer
 		return
 	}
-	var limited *store.RateLimitedError
-	switch {
-	case status == http.StatusServiceUnavailable:
-		c.Header("Retry-After", strconv.Itoa(RetryAfterUnavailable))
-	case errors.As(err, &limited):
-		c.Header("Retry-After", strconv.Itoa(limited.RetryAfter()))
+	if retryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(retryAfter))
 	}
 	if len(extra) == 0 {
 		c.AbortWithStatusJSON(status, httperr.Body{Error: detail})
@@ -275,12 +271,13 @@ func (h *handlers) failWith(c *gin.Context, err error, extra gin.H) {
 
 // classify is the one mapping of errors to responses: not found → 404
 // (whether missing, deleted or another user's), refused input → 400, a
-// deactivated user → 403, a spent budget → 429 (with Retry-After, set by
-// the caller), a failed model or retrieval → 502, a database
-// that cannot be reached or did not answer in time → 503 (with
-// Retry-After, set by the caller), else 500 (logged, not shown). ok is
-// false when the client went away: nobody reads an answer.
-func (h *handlers) classify(c *gin.Context, err error) (status int, detail httperr.Detail, ok bool) {
+// deactivated user → 403, a spent budget → 429 (retryAfter: until its
+// next token), a failed model or retrieval → 502, a database
+// that cannot be reached or did not answer in time → 503 (retryAfter:
+// RetryAfterUnavailable), else 500 (logged, not shown). retryAfter is the
+// Retry-After in seconds, 0 for none. ok is false when the client went
+// away: nobody reads an answer.
+func (h *handlers) classify(c *gin.Context, err error) (status int, detail httperr.Detail, retryAfter int, ok bool) {
 	var invalid *chat.InvalidError
 	var limited *store.RateLimitedError
 	reqCtx := c.Request.Context()
@@ -288,35 +285,35 @@ func (h *handlers) classify(c *gin.Context, err error) (status int, detail httpe
 	switch {
 	case errors.Is(err, chat.ErrClientGone),
 		errors.Is(reqCtx.Err(), context.Canceled) && errors.Is(err, context.Canceled):
-		return 0, httperr.Detail{}, false
+		return 0, httperr.Detail{}, 0, false
 	case errors.As(err, &invalid):
-		return http.StatusBadRequest, d(httperr.CodeBadRequest, invalid.Message), true
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, invalid.Message), 0, true
 	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, d(httperr.CodeNotFound, "not found"), true
+		return http.StatusNotFound, d(httperr.CodeNotFound, "not found"), 0, true
 	case errors.Is(err, store.ErrBadCursor):
-		return http.StatusBadRequest, d(httperr.CodeBadRequest, "invalid cursor"), true
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, "invalid cursor"), 0, true
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotAnswer):
-		return http.StatusBadRequest, d(httperr.CodeBadRequest, err.Error()), true
+		return http.StatusBadRequest, d(httperr.CodeBadRequest, err.Error()), 0, true
 	case errors.Is(err, store.ErrFinished), errors.Is(err, store.ErrStreaming):
-		return http.StatusConflict, d(httperr.CodeConflict, err.Error()), true
+		return http.StatusConflict, d(httperr.CodeConflict, err.Error()), 0, true
 	case errors.As(err, &limited):
-		return http.StatusTooManyRequests, d(httperr.CodeRateLimited, limited.Error()), true
+		return http.StatusTooManyRequests, d(httperr.CodeRateLimited, limited.Error()), limited.RetryAfter(), true
 	case errors.Is(err, store.ErrUserInactive):
-		return http.StatusForbidden, d(httperr.CodeUserInactive, store.ErrUserInactive.Error()), true
+		return http.StatusForbidden, d(httperr.CodeUserInactive, store.ErrUserInactive.Error()), 0, true
 	case errors.Is(err, chat.ErrShuttingDown):
-		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, chat.ErrShuttingDown.Error()), true
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, chat.ErrShuttingDown.Error()), RetryAfterUnavailable, true
 	case errors.Is(err, chat.ErrRetrievalFailed), errors.Is(err, chat.ErrModelFailed):
-		return http.StatusBadGateway, d(httperr.CodeUpstream, publicMessage(err)), true
+		return http.StatusBadGateway, d(httperr.CodeUpstream, publicMessage(err)), 0, true
 	case store.IsUserMissing(err):
 		// Removed while this replica trusted it to exist (syncUser): the
 		// retry writes it again.
 		h.users.forget(userID(c))
-		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the user's record was being re-created; retry"), true
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the user's record was being re-created; retry"), RetryAfterUnavailable, true
 	case store.IsUnavailable(err):
 		h.log.Warn("database unreachable", "route", route(c), "error", err.Error())
-		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the database is not reachable; retry shortly"), true
+		return http.StatusServiceUnavailable, d(httperr.CodeUnavailable, "the database is not reachable; retry shortly"), RetryAfterUnavailable, true
 	default:
 		h.log.Error("request failed", "route", route(c), "error", err.Error())
-		return http.StatusInternalServerError, d(httperr.CodeInternal, "internal error"), true
+		return http.StatusInternalServerError, d(httperr.CodeInternal, "internal error"), 0, true
 	}
 }

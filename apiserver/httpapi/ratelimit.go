@@ -66,11 +66,7 @@ func routeBudget(c *gin.Context) budget {
 // instead (createConversation): one round trip and commit fewer.
 func (h *handlers) admit(c *gin.Context) bool {
 	b := routeBudget(c)
-	allowed, wait, err := h.store.TakeRateToken(c.Request.Context(), userID(c), b.name, b.limit)
-	if err == nil && !allowed {
-		err = &store.RateLimitedError{Budget: b.name, Wait: wait}
-	}
-	if err != nil {
+	if err := h.store.TakeRateToken(c.Request.Context(), userID(c), b.name, b.limit); err != nil {
 		h.fail(c, err)
 		return false
 	}

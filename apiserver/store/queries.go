@@ -147,11 +147,9 @@ func (s *Store) CreateConversation(ctx context.Context, userID, title string) (C
 	if err := checkTitle(title); err != nil {
 		return Conversation{}, err
 	}
-	var c Conversation
-	err := s.pool.QueryRow(ctx, `
+	c, err := scanConversation(s.pool.QueryRow(ctx, `
 INSERT INTO conversations (user_id, title) VALUES ($1, $2)
-RETURNING id::text, title, created_at, updated_at`, userID, title).
-		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+RETURNING `+conversationColumns, userID, title))
 	if err != nil {
 		return Conversation{}, fmt.Errorf("create conversation: %w", err)
 	}
@@ -166,7 +164,7 @@ const createConversationLimited = `
 WITH taken AS (` + takeRateToken + `
 )
 INSERT INTO conversations (user_id, title) SELECT $1, $5 FROM taken
-RETURNING id::text, title, created_at, updated_at`
+RETURNING ` + conversationColumns
 
 // CreateConversationLimited is CreateConversation after spending a token
 // of userID's budget (TakeRateToken), in one statement: over the limit it
@@ -179,9 +177,7 @@ func (s *Store) CreateConversationLimited(ctx context.Context, userID, title, bu
 	if err != nil {
 		return Conversation{}, err
 	}
-	var c Conversation
-	err = s.pool.QueryRow(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title).
-		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	c, err := scanConversation(s.pool.QueryRow(ctx, createConversationLimited, userID, budget, interval, limit.Burst, title))
 	switch {
 	case err == nil:
 		return c, nil
@@ -201,11 +197,9 @@ func (s *Store) GetConversation(ctx context.Context, userID, id string) (Convers
 	if !ok {
 		return Conversation{}, ErrNotFound
 	}
-	var c Conversation
-	err := s.pool.QueryRow(ctx, `
-SELECT id::text, title, created_at, updated_at FROM conversations
-WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID).
-		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	c, err := scanConversation(s.pool.QueryRow(ctx, `
+SELECT `+conversationColumns+` FROM conversations
+WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID))
 	if err != nil {
 		return Conversation{}, notFound("get conversation", err)
 	}
@@ -224,23 +218,19 @@ func (s *Store) ListConversations(ctx context.Context, userID string, limit int,
 	// One row more than asked tells whether another page exists.
 	if after == nil {
 		rows, err = s.pool.Query(ctx, `
-SELECT id::text, title, created_at, updated_at FROM conversations
+SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 AND is_active
 ORDER BY updated_at DESC, id DESC LIMIT $2`, userID, limit+1)
 	} else {
 		rows, err = s.pool.Query(ctx, `
-SELECT id::text, title, created_at, updated_at FROM conversations
+SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 AND is_active AND (updated_at, id) < ($2::timestamptz, $3::uuid)
 ORDER BY updated_at DESC, id DESC LIMIT $4`, userID, after.At, after.ID, limit+1)
 	}
 	if err != nil {
 		return Page[Conversation]{}, fmt.Errorf("list conversations: %w", err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Conversation, error) {
-		var c Conversation
-		err := r.Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
-		return c, err
-	})
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Conversation, error) { return scanConversation(r) })
 	if err != nil {
 		return Page[Conversation]{}, fmt.Errorf("list conversations: %w", err)
 	}
@@ -262,12 +252,10 @@ func (s *Store) RenameConversation(ctx context.Context, userID, id, title string
 	if !ok {
 		return Conversation{}, ErrNotFound
 	}
-	var c Conversation
-	err := s.pool.QueryRow(ctx, `
+	c, err := scanConversation(s.pool.QueryRow(ctx, `
 UPDATE conversations SET title = $3, updated_at = clock_timestamp()
 WHERE id = $1::uuid AND user_id = $2 AND is_active
-RETURNING id::text, title, created_at, updated_at`, cid, userID, title).
-		Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+RETURNING `+conversationColumns, cid, userID, title))
 	if err != nil {
 		return Conversation{}, notFound("rename conversation", err)
 	}
@@ -477,6 +465,15 @@ RETURNING `+messageColumns,
 		}
 		return rows.Err()
 	})
+}
+
+// conversationColumns are the columns scanConversation reads, in its order.
+const conversationColumns = `id::text, title, created_at, updated_at`
+
+func scanConversation(r pgx.Row) (Conversation, error) {
+	var c Conversation
+	err := r.Scan(&c.ID, &c.Title, &c.CreatedAt, &c.UpdatedAt)
+	return c, err
 }
 
 // messageColumns are the columns scanMessage reads, in its order.

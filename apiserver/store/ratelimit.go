@@ -96,24 +96,25 @@ func (s *Store) refusal(ctx context.Context, userID, budget string, interval flo
 }
 
 // TakeRateToken spends one token of userID's budget (a name such as
-// "chat"): true when the request may go on; false and how long until a
-// token is back when it is over the limit.
-func (s *Store) TakeRateToken(ctx context.Context, userID, budget string, limit RateLimit) (bool, time.Duration, error) {
+// "chat"): nil when the request may go on; a *RateLimitedError (how long
+// until a token is back) when it is over the limit, as
+// CreateConversationLimited answers.
+func (s *Store) TakeRateToken(ctx context.Context, userID, budget string, limit RateLimit) error {
 	interval, err := rateArgs(budget, limit)
 	if err != nil {
-		return false, 0, err
+		return err
 	}
 	var allowed bool
 	err = s.pool.QueryRow(ctx, takeRateToken, userID, budget, interval, limit.Burst).Scan(&allowed)
 	switch {
 	case err == nil:
-		return true, 0, nil
+		return nil
 	case !errors.Is(err, pgx.ErrNoRows):
-		return false, 0, fmt.Errorf("take a %s rate token: %w", budget, err)
+		return fmt.Errorf("take a %s rate token: %w", budget, err)
 	}
 	refused, err := s.refusal(ctx, userID, budget, interval, limit.Burst)
 	if err != nil {
-		return false, 0, err
+		return err
 	}
-	return false, refused.Wait, nil
+	return refused
 }

@@ -25,43 +25,39 @@ func TestTakeRateTokenIsATokenBucketPerUserAndBudget(t *testing.T) {
 	// unless the test says so.
 	limit := store.RateLimit{PerMinute: 1, Burst: 3}
 	for range 3 {
-		ok, _, err := s.TakeRateToken(ctx, "alice", "chat", limit)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(ok).To(BeTrue())
+		g.Expect(s.TakeRateToken(ctx, "alice", "chat", limit)).To(Succeed())
 	}
-	ok, wait, err := s.TakeRateToken(ctx, "alice", "chat", limit)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ok).To(BeFalse(), "the burst is spent")
-	g.Expect(wait).To(BeNumerically("~", time.Minute, 5*time.Second), "until the next token")
+	err := s.TakeRateToken(ctx, "alice", "chat", limit)
+	var limited *store.RateLimitedError
+	g.Expect(errors.As(err, &limited)).To(BeTrue(), "the burst is spent: %v", err)
+	g.Expect(limited.Budget).To(Equal("chat"))
+	g.Expect(limited.Wait).To(BeNumerically("~", time.Minute, 5*time.Second), "until the next token")
 
 	// Other users and other budgets are untouched.
-	ok, _, _ = s.TakeRateToken(ctx, "bob", "chat", limit)
-	g.Expect(ok).To(BeTrue())
-	ok, _, _ = s.TakeRateToken(ctx, "alice", "write", limit)
-	g.Expect(ok).To(BeTrue())
+	g.Expect(s.TakeRateToken(ctx, "bob", "chat", limit)).To(Succeed())
+	g.Expect(s.TakeRateToken(ctx, "alice", "write", limit)).To(Succeed())
 
 	// A minute later (the row moved back in time), one token is back, and
 	// only one.
 	_, err = pool.Exec(ctx, `UPDATE rate_limits SET tat = tat - interval '1 minute' WHERE user_id = 'alice' AND budget = 'chat'`)
 	g.Expect(err).NotTo(HaveOccurred())
-	ok, _, _ = s.TakeRateToken(ctx, "alice", "chat", limit)
-	g.Expect(ok).To(BeTrue())
-	ok, _, _ = s.TakeRateToken(ctx, "alice", "chat", limit)
-	g.Expect(ok).To(BeFalse())
+	g.Expect(s.TakeRateToken(ctx, "alice", "chat", limit)).To(Succeed())
+	g.Expect(errors.As(s.TakeRateToken(ctx, "alice", "chat", limit), &limited)).To(BeTrue())
 
 	// Idle for long, the bucket is full again, not fuller.
 	_, err = pool.Exec(ctx, `UPDATE rate_limits SET tat = tat - interval '1 day' WHERE user_id = 'alice' AND budget = 'chat'`)
 	g.Expect(err).NotTo(HaveOccurred())
 	allowed := 0
 	for range 5 {
-		if ok, _, _ := s.TakeRateToken(ctx, "alice", "chat", limit); ok {
+		if s.TakeRateToken(ctx, "alice", "chat", limit) == nil {
 			allowed++
 		}
 	}
 	g.Expect(allowed).To(Equal(3))
 
-	_, _, err = s.TakeRateToken(ctx, "alice", "chat", store.RateLimit{PerMinute: 0, Burst: 1})
+	err = s.TakeRateToken(ctx, "alice", "chat", store.RateLimit{PerMinute: 0, Burst: 1})
 	g.Expect(err).To(HaveOccurred())
+	g.Expect(errors.As(err, &limited)).To(BeFalse(), "a limit that is no limit is an error, not a refusal")
 }
 
 // TestTakeRateTokenConcurrently: requests racing on several connections (as
@@ -71,21 +67,25 @@ func TestTakeRateTokenConcurrently(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	limit := store.RateLimit{PerMinute: 0.001, Burst: 10}
-	var allowed atomic.Int32
+	var allowed, refused atomic.Int32
 	var wg sync.WaitGroup
 	for range 40 {
 		wg.Go(func() {
-			ok, _, err := s.TakeRateToken(ctx, "u", "write", limit)
-			if err != nil {
-				t.Error(err)
-			}
-			if ok {
+			err := s.TakeRateToken(ctx, "u", "write", limit)
+			var limited *store.RateLimitedError
+			switch {
+			case err == nil:
 				allowed.Add(1)
+			case errors.As(err, &limited):
+				refused.Add(1)
+			default:
+				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
 	g.Expect(allowed.Load()).To(Equal(int32(10)))
+	g.Expect(refused.Load()).To(Equal(int32(30)))
 }
 
 // TestCreateConversationLimitedSpendsATokenOrCreatesNothing: the create
@@ -102,9 +102,7 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	limit := store.RateLimit{PerMinute: 1, Burst: 3}
-	ok, _, err := s.TakeRateToken(ctx, "alice", "write", limit)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ok).To(BeTrue())
+	g.Expect(s.TakeRateToken(ctx, "alice", "write", limit)).To(Succeed())
 	for i := range 2 {
 		c, err := s.CreateConversationLimited(ctx, "alice", fmt.Sprint("t", i), "write", limit)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -116,7 +114,7 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 		g.Expect(got).To(Equal(c))
 	}
 
-	_, err = s.CreateConversationLimited(ctx, "alice", "over", "write", limit)
+	_, err := s.CreateConversationLimited(ctx, "alice", "over", "write", limit)
 	var limited *store.RateLimitedError
 	g.Expect(errors.As(err, &limited)).To(BeTrue(), "the burst is spent: %v", err)
 	g.Expect(limited.Budget).To(Equal("write"))
@@ -125,9 +123,8 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 	page, err := s.ListConversations(ctx, "alice", 0, "")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(page.Items).To(HaveLen(2), "a refused create stores nothing")
-	ok, _, err = s.TakeRateToken(ctx, "alice", "write", limit)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ok).To(BeFalse(), "the refused create took no token back")
+	g.Expect(errors.As(s.TakeRateToken(ctx, "alice", "write", limit), &limited)).To(BeTrue(),
+		"the refused create took no token back")
 
 	// Another user's budget is their own; another budget is untouched.
 	_, err = s.CreateConversationLimited(ctx, "bob", "", "write", limit)
@@ -149,6 +146,30 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 	_, err = s.CreateConversationLimited(ctx, "bob", "", "write", store.RateLimit{PerMinute: 1})
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(errors.As(err, &limited)).To(BeFalse())
+}
+
+// TestCreateConversationLimitedThatFailsSpendsNoToken: a create whose
+// insert fails (the user's row missing: the API's 503, whose retry
+// re-creates the row) spends no token, since the token and the insert are
+// one statement: the retry gets the token back, and no more than that.
+func TestCreateConversationLimitedThatFailsSpendsNoToken(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := newStore(t)
+	limit := store.RateLimit{PerMinute: 0.001, Burst: 2}
+	// One token of two spent, so the failed create meets an existing row.
+	g.Expect(s.TakeRateToken(ctx, "ghost", "write", limit)).To(Succeed())
+
+	_, err := s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	g.Expect(store.IsUserMissing(err)).To(BeTrue(), "no users row: %v", err)
+
+	_, err = s.UpsertUser(ctx, "ghost", "ghost@example.com", "Ghost")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	g.Expect(err).NotTo(HaveOccurred(), "the failed create left the last token")
+	_, err = s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
+	var limited *store.RateLimitedError
+	g.Expect(errors.As(err, &limited)).To(BeTrue(), "two tokens, two spent: %v", err)
 }
 
 // TestCreateConversationLimitedConcurrently: creates racing on several
