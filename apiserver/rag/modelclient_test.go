@@ -1,0 +1,81 @@
+package rag_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
+	"github.com/chatbackend/chatbackend/internal/openaitest"
+)
+
+// answers streams n answers at once, each long enough (two paced deltas)
+// for them all to be open together.
+func answers(t *testing.T, g generate.Generator, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := g.Generate(ctx, generate.Request{Question: "How do I rotate the signing keys?"},
+				func(string) error { return nil })
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A wave of concurrent answers leaves its connections to the model server
+// open for the next wave: with http.DefaultTransport (2 idle per host) the
+// second wave dialed all but two of its connections again.
+func TestConcurrentAnswersReuseTheModelConnections(t *testing.T) {
+	g := NewWithT(t)
+	const wave = 20
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"The answer ", "is in the docs [1]."}, Delay: 100 * time.Millisecond}
+	})
+	gen, err := rag.NewGenerator(rag.Config{OpenAIAPIKey: openaitest.APIKey, OpenAIBaseURL: oai.URL, ModelConns: wave})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	answers(t, gen, wave)
+	first := oai.Conns()
+	g.Expect(first).To(BeNumerically("<=", wave))
+	answers(t, gen, wave)
+	g.Expect(oai.Conns()-first).To(BeNumerically("<=", 2), "the second wave reused the first one's connections")
+}
+
+// The embedder, the rewrites and the answers of one engine share their
+// connections: rewriting a follow-up, searching it and answering one
+// after the other take one connection (the rewrite's); with a client
+// each, the search dialed one of its own.
+func TestEngineSharesOneConnectionPool(t *testing.T) {
+	g := NewWithT(t)
+	s := newRewriteSetup(t, true)
+	s.oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{`"` + standalone + `"` + "\n"}}
+	})
+	// Ingest's connection may be gone: go-openai closes a response body
+	// without reading its end, which ends the connection when the last
+	// chunk's terminator had not arrived yet.
+	before := s.oai.Conns()
+	r, err := s.engine.Retrieve(context.Background(), followUp, rotationHistory)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.rewrites("rewritten")).To(Equal(1.0))
+	_, err = s.engine.Generator.Generate(context.Background(), generate.Request{Question: followUp, Passages: r.Passages},
+		func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.oai.Conns() - before).To(Equal(int64(1)))
+}
