@@ -2,13 +2,16 @@ package rag_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/internal/openaitest"
 )
@@ -78,4 +81,40 @@ func TestEngineSharesOneConnectionPool(t *testing.T) {
 		func(string) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.oai.Conns() - before).To(Equal(int64(1)))
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// go-openai's requests can be sent again (GetBody is set: their bodies are
+// byte buffers): that lets the Transport resend one that met a kept-alive
+// connection the model server had closed before a byte of it was written
+// (see modelIdleConnTimeout).
+func TestModelRequestsCanBeResent(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	var sent, resendable atomic.Int64
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		if r.GetBody != nil {
+			resendable.Add(1)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, HistoryTokens: 100,
+		HTTPClient: client})
+	g.Expect(err).NotTo(HaveOccurred())
+	emb, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, HTTPClient: client})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+
+	_, err = gen.Rewrite(ctx, followUp, rotationHistory)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = emb.Embed(ctx, []string{followUp})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = gen.Generate(ctx, generate.Request{Question: followUp}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sent.Load()).To(Equal(int64(3)))
+	g.Expect(resendable.Load()).To(Equal(int64(3)))
 }
