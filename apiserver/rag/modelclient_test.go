@@ -70,9 +70,9 @@ func TestEngineSharesOneConnectionPool(t *testing.T) {
 	s.oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
 		return openaitest.Reply{Deltas: []string{`"` + standalone + `"` + "\n"}}
 	})
-	// Ingest's connection may be gone: go-openai closes a response body
-	// without reading its end, which ends the connection when the last
-	// chunk's terminator had not arrived yet.
+	// Ingest's connection may be gone: go-openai closes a response's body
+	// once it has decoded the JSON, and when that was before the body's
+	// end (a batch of several vectors, chunked) the connection is closed.
 	before := s.oai.Conns()
 	r, err := s.engine.Retrieve(context.Background(), followUp, rotationHistory)
 	g.Expect(err).NotTo(HaveOccurred())
