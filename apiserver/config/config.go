@@ -152,6 +152,11 @@ type RAG struct {
 	// standalone search query before retrieval (RAG_QUERY_REWRITE, on
 	// unless set to false).
 	QueryRewrite bool
+	// ModelConns is how many idle connections to the model server are
+	// kept for the next requests: LoadFrom sets serve's to CHAT_MAX_STREAMS,
+	// the answers it streams at once (0: Go's default, 2; enough for
+	// ingest's one batch at a time).
+	ModelConns int
 }
 
 // Offline reports whether no model API is configured.
@@ -296,6 +301,7 @@ func LoadFrom(env Lookup) (Config, error) {
 	if err = limitsFrom(get, &c); err != nil {
 		return Config{}, err
 	}
+	c.RAG.ModelConns = c.MaxStreams
 	if c.Database, err = databaseFrom(get); err != nil {
 		return Config{}, err
 	}

@@ -123,6 +123,10 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	delete(env, "BETTER_AUTH_URL")
 	r, err := config.RAGFrom(config.FromMap(env))
 	g.Expect(err).NotTo(HaveOccurred())
+	// The connections kept to the model are serve's own: one per stream.
+	g.Expect(c.RAG.ModelConns).To(Equal(config.DefaultMaxStreams))
+	g.Expect(r.ModelConns).To(BeZero())
+	r.ModelConns = c.RAG.ModelConns
 	g.Expect(r).To(Equal(c.RAG))
 	g.Expect(r.QdrantCollection).To(Equal("site"))
 	g.Expect(r.TopK).To(Equal(3))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,22 +28,27 @@ import (
 // environment, defaults included (rag keeps no fallback copies).
 type Config = config.RAG
 
-// NewEmbedder returns the configured embedder.
-func NewEmbedder(c Config) (embed.Embedder, error) {
+// NewEmbedder returns the configured embedder, on a client of its own.
+func NewEmbedder(c Config) (embed.Embedder, error) { return newEmbedder(c, newModelClient(c)) }
+
+func newEmbedder(c Config, client *http.Client) (embed.Embedder, error) {
 	if c.Offline() {
 		return embed.NewLexical(), nil
 	}
-	return embed.NewOpenAI(embed.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL, Model: c.OpenAIEmbeddingModel})
+	return embed.NewOpenAI(embed.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL, Model: c.OpenAIEmbeddingModel,
+		HTTPClient: client})
 }
 
-// NewGenerator returns the configured generator.
-func NewGenerator(c Config) (generate.Generator, error) {
+// NewGenerator returns the configured generator, on a client of its own.
+func NewGenerator(c Config) (generate.Generator, error) { return newGenerator(c, newModelClient(c)) }
+
+func newGenerator(c Config, client *http.Client) (generate.Generator, error) {
 	if c.Offline() {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
 		Model: c.OpenAIChatModel, HistoryTokens: c.HistoryTokens, Temperature: c.Temperature, MaxTokens: int64(c.MaxTokens),
-		FirstTokenTimeout: c.FirstTokenTimeout, IdleTimeout: c.IdleTimeout})
+		FirstTokenTimeout: c.FirstTokenTimeout, IdleTimeout: c.IdleTimeout, HTTPClient: client})
 }
 
 // NewStore returns Qdrant when configured, else the PostgreSQL store on pool.
@@ -103,11 +109,14 @@ const DefaultMinCoverage = 0.35
 // c.QueryRewrite (and a history budget: RAG_HISTORY_TOKENS=0 sends the
 // model no history at all), follow-ups are rewritten by the chat model.
 func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
-	e, err := NewEmbedder(c)
+	// One client for the embedder, the generator and the rewrites: one
+	// pool of connections to the model server (see newModelClient).
+	client := newModelClient(c)
+	e, err := newEmbedder(c, client)
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := NewGenerator(c)
+	g, err := newGenerator(c, client)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -83,6 +83,7 @@ type Server struct {
 	reply          func(ChatRequest) Reply
 	chats          []ChatRequest
 	failEmbeddings atomic.Bool
+	conns          atomic.Int64
 }
 
 // Start runs the fake until the test ends.
@@ -93,7 +94,13 @@ func Start(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	s.srv = httptest.NewServer(s.auth(mux))
+	s.srv = httptest.NewUnstartedServer(s.auth(mux))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL + "/v1"
 	t.Cleanup(s.srv.Close)
 	return s
@@ -112,6 +119,10 @@ func (s *Server) FailEmbeddings(fail bool) { s.failEmbeddings.Store(fail) }
 // EmbeddingCalls counts embeddings requests; EmbeddedInputs counts texts.
 func (s *Server) EmbeddingCalls() int64 { return s.embedCalls.Load() }
 func (s *Server) EmbeddedInputs() int64 { return s.embeddedInputs.Load() }
+
+// Conns counts the connections clients opened: what their keep-alive
+// saved shows in it.
+func (s *Server) Conns() int64 { return s.conns.Load() }
 
 // ChatRequests returns the chat completion requests received so far.
 func (s *Server) ChatRequests() []ChatRequest {

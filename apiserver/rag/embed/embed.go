@@ -31,6 +31,9 @@ type OpenAIOptions struct {
 	Model   string
 	// BatchSize caps the inputs per request (default 96).
 	BatchSize int
+	// HTTPClient sends the requests (nil: go-openai's, on
+	// http.DefaultTransport); rag.New shares one with the generator.
+	HTTPClient *http.Client
 }
 
 // OpenAI embeds through the embeddings endpoint of an OpenAI-compatible API,
@@ -64,6 +67,9 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	cfg := openai.DefaultConfig(o.APIKey)
 	if o.BaseURL != "" {
 		cfg.BaseURL = o.BaseURL
+	}
+	if o.HTTPClient != nil {
+		cfg.HTTPClient = o.HTTPClient
 	}
 	return &OpenAI{client: openai.NewClientWithConfig(cfg), model: o.Model, batch: o.BatchSize}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,6 +34,9 @@ type OpenAIOptions struct {
 	// resolves their defaults.
 	FirstTokenTimeout time.Duration
 	IdleTimeout       time.Duration
+	// HTTPClient sends the requests (nil: go-openai's, on
+	// http.DefaultTransport); rag.New shares one with the embedder.
+	HTTPClient *http.Client
 }
 
 // ErrSilent is the error of a model that wrote nothing for longer than
@@ -62,6 +66,9 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	cfg := openai.DefaultConfig(o.APIKey)
 	if o.BaseURL != "" {
 		cfg.BaseURL = o.BaseURL
+	}
+	if o.HTTPClient != nil {
+		cfg.HTTPClient = o.HTTPClient
 	}
 	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o}, nil
 }
