@@ -24,7 +24,8 @@ type Turn struct {
 // leaving out failed answers (they hold no answer for the model to build
 // on) and, with before (a message id, "" for none), only those older than
 // that one (the history of a question asked again, Store.QuestionOf);
-// then it appends msgs as AddMessages does. One round trip to PostgreSQL.
+// then it appends msgs as AddMessages does: two round trips (see
+// appendMessages).
 // A conversation that is not the user's, or not active, is ErrNotFound
 // and nothing is stored.
 func (s *Store) StartTurn(ctx context.Context, userID, conversationID string, n int, before string, msgs ...NewMessage) ([]Turn, []Message, error) {
