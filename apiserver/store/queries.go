@@ -343,12 +343,14 @@ type NewMessage struct {
 // marks the conversation as updated, all in one transaction: either every
 // message is stored or none is.
 func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, msgs ...NewMessage) ([]Message, error) {
-	_, out, err := s.appendMessages(ctx, userID, conversationID, nil, msgs)
+	_, out, err := s.appendMessages(ctx, userID, conversationID, nil, nil, msgs)
 	return out, err
 }
 
 // appendMessages appends msgs to userID's active conversation, after
-// reading its history when hist is not nil, in one transaction of two
+// spending charge's token when it is not nil (its statement first, so a
+// user's racing turns queue on their budget's row before anything else)
+// and reading its history when hist is not nil, in one transaction of two
 // round trips: BEGIN and every statement go in one pgx batch (one
 // pipeline), then COMMIT. Why not BEGIN, SELECT, UPDATE, INSERT...,
 // COMMIT each on its own: every round trip holds a pooled connection, and
@@ -357,8 +359,9 @@ func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, 
 // Why COMMIT apart rather than the batch's implicit transaction: a caller
 // that gives up (its deadline) must leave nothing stored; PostgreSQL runs a
 // whole pipeline it has received, commit included, even when the client
-// is gone, but aborts a transaction whose COMMIT never came.
-func (s *Store) appendMessages(ctx context.Context, userID, conversationID string, hist *historyQuery, msgs []NewMessage) ([]Turn, []Message, error) {
+// is gone, but aborts a transaction whose COMMIT never came. It also lets
+// a refused token roll back what the batch wrote after it.
+func (s *Store) appendMessages(ctx context.Context, userID, conversationID string, charge *Charge, hist *historyQuery, msgs []NewMessage) ([]Turn, []Message, error) {
 	cid, ok := parseID(conversationID)
 	if !ok {
 		return nil, nil, ErrNotFound
@@ -369,6 +372,20 @@ func (s *Store) appendMessages(ctx context.Context, userID, conversationID strin
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
+	taken := true
+	var interval float64
+	if charge != nil {
+		if interval, err = rateArgs(charge.Budget, charge.Limit); err != nil {
+			return nil, nil, err
+		}
+		b.Queue(takeRateToken, userID, charge.Budget, interval, charge.Limit.Burst).QueryRow(func(r pgx.Row) error {
+			err := r.Scan(&taken)
+			if errors.Is(err, pgx.ErrNoRows) {
+				taken, err = false, nil
+			}
+			return err
+		})
+	}
 	var turns []Turn
 	if hist != nil {
 		hist.queue(b, cid, userID, &turns)
@@ -382,11 +399,20 @@ func (s *Store) appendMessages(ctx context.Context, userID, conversationID strin
 	case err != nil:
 		_ = tx.Rollback(ctx)
 		return nil, nil, fmt.Errorf("add messages: %w", err)
+	case !taken:
+		// The batch ran on, but its writes go with the rollback: a
+		// refused turn stores nothing. Refusals are rare; a statement
+		// that failed the batch instead would cost every turn.
+		_ = tx.Rollback(ctx)
+		refused, err := s.refusal(ctx, userID, charge.Budget, interval, charge.Limit.Burst)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, refused
 	case len(out) == 0:
 		// The statement's UPDATE found no active conversation of the
-		// user, so it inserted nothing.
-		_ = tx.Rollback(ctx)
-		return nil, nil, ErrNotFound
+		// user, so it inserted nothing; a token taken stays spent.
+		return nil, nil, notFoundSpending(ctx, tx, charge != nil)
 	case len(out) != len(msgs):
 		// Cannot happen: one row per message once the conversation is.
 		_ = tx.Rollback(ctx)
@@ -396,6 +422,21 @@ func (s *Store) appendMessages(ctx context.Context, userID, conversationID strin
 		return nil, nil, fmt.Errorf("add messages: %w", err)
 	}
 	return turns, out, nil
+}
+
+// notFoundSpending ends the transaction of a write that found nothing to
+// write to: committed when it spent a rate token (charged), so the token
+// stays spent, else rolled back. It returns ErrNotFound, or why the
+// commit failed.
+func notFoundSpending(ctx context.Context, tx pgx.Tx, charged bool) error {
+	if !charged {
+		_ = tx.Rollback(ctx)
+		return ErrNotFound
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("spend the rate token of a missing conversation: %w", err)
+	}
+	return ErrNotFound
 }
 
 // check refuses a message the messages table's constraints would refuse, with
