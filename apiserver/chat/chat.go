@@ -209,15 +209,18 @@ func ValidQuestion(q string) (string, error) {
 }
 
 // Ask answers question in userID's conversation, reporting its progress to
-// sink; see the package documentation for the steps. On an error the Turn
-// holds whatever was stored (the question always, once the conversation was
+// sink; see the package documentation for the steps. With charge not nil
+// the turn spends a token of that budget of the user in the transaction
+// that stores the question (store.StartTurn): over the limit it stores
+// nothing and is a *store.RateLimitedError. On an error the Turn holds
+// whatever was stored (the question always, once the conversation was
 // found).
-func (s *Service) Ask(ctx context.Context, userID, conversationID, question string, sink Sink) (Turn, error) {
+func (s *Service) Ask(ctx context.Context, userID, conversationID, question string, charge *store.Charge, sink Sink) (Turn, error) {
 	q, err := ValidQuestion(question)
 	if err != nil {
 		return Turn{}, err
 	}
-	return s.ask(ctx, userID, conversationID, asking{text: q}, sink)
+	return s.ask(ctx, userID, conversationID, asking{text: q, charge: charge}, sink)
 }
 
 // Regenerate answers again the question userID's answer messageID in
@@ -235,10 +238,12 @@ func (s *Service) Regenerate(ctx context.Context, userID, conversationID, messag
 }
 
 // asking is what a turn answers: a new question to store, or one stored
-// before (stored set: the turn regenerates its answer).
+// before (stored set: the turn regenerates its answer); charge, when set,
+// is the rate token its start spends.
 type asking struct {
 	text   string
 	stored *store.Message
+	charge *store.Charge
 }
 
 // Run answers question in conversationID, or in a new conversation titled
@@ -350,8 +355,9 @@ func (s *Service) start(ctx context.Context, userID, conversationID string, aske
 	}
 	msgs = append(msgs, store.NewMessage{ID: answerID, Role: store.RoleAssistant, Status: store.StatusStreaming,
 		AgentType: s.engine.Generator.AgentType()})
-	// One round trip: the history read before the question is stored.
-	history, added, err := s.store.StartTurn(ctx, userID, conversationID, DefaultHistoryMessages, before, msgs...)
+	// One transaction: the token, the history read before the question is
+	// stored, the question and the answer.
+	history, added, err := s.store.StartTurn(ctx, userID, conversationID, asked.charge, DefaultHistoryMessages, before, msgs...)
 	if err != nil {
 		return nil, store.Message{}, "", err
 	}

@@ -130,7 +130,7 @@ func TestAskWhenTheClientGoesAwayStoresAnIncompleteAnswer(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	sink := &recorder{failAfter: 3}
-	turn, err := svc.Ask(ctx, "alice", conv.ID, "How do I rotate the signing keys?", sink)
+	turn, err := svc.Ask(ctx, "alice", conv.ID, "How do I rotate the signing keys?", nil, sink)
 	g.Expect(err).To(MatchError(chat.ErrClientGone))
 	g.Expect(sink.events).To(Equal([]string{"started", "sources"}))
 	g.Expect(sink.deltas).To(Equal(3), "generation stops at the first failed delta")
@@ -138,9 +138,9 @@ func TestAskWhenTheClientGoesAwayStoresAnIncompleteAnswer(t *testing.T) {
 	g.Expect(strings.Fields(turn.Answer.Content)).To(HaveLen(2), "what was streamed before the client left")
 
 	// Neither a foreign conversation nor a malformed id stores anything.
-	_, err = svc.Ask(ctx, "bob", conv.ID, "mine now?", chat.Discard)
+	_, err = svc.Ask(ctx, "bob", conv.ID, "mine now?", nil, chat.Discard)
 	g.Expect(err).To(MatchError(store.ErrNotFound))
-	_, err = svc.Ask(ctx, "alice", "not-a-uuid", "hello", chat.Discard)
+	_, err = svc.Ask(ctx, "alice", "not-a-uuid", "hello", nil, chat.Discard)
 	g.Expect(err).To(MatchError(store.ErrNotFound))
 	page, err := st.ListMessages(ctx, "alice", conv.ID, 10, "")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -2,7 +2,9 @@
 // conversations, answered from the documentation and recorded with how it
 // ended. The HTTP layer only decodes the request, calls the Service and
 // renders what it reports (as Server-Sent Events through a Sink, or as one
-// JSON body); rate limiting and authentication stay in the HTTP layer.
+// JSON body); authentication and the choice of rate limit stay in the HTTP
+// layer, which hands Ask the budget to charge (store.Charge) so that the
+// token is spent in the transaction that stores the question.
 //
 // # A turn (Service.Ask)
 //
@@ -13,7 +15,9 @@
 //  3. Store the question, and the answer with a chosen id as
 //     store.StatusStreaming, in the transaction that read the history
 //     (store.StartTurn: two round trips for steps 2 and 3, so that a
-//     burst of turns does not queue for the pool). A missing, deleted or
+//     burst of turns does not queue for the pool; with Ask's charge the
+//     user's rate token is spent first in it, and a refusal stores
+//     nothing). A missing, deleted or
 //     foreign conversation is store.ErrNotFound and stores nothing. From
 //     here on the user's message is never lost, whatever fails upstream,
 //     and the answer's owner can stop it (Service.Stop) through any

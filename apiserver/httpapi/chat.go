@@ -25,6 +25,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/chat"
 	"github.com/chatbackend/chatbackend/apiserver/httperr"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/store"
 )
 
 // DefaultHeartbeat is the interval of SSE heartbeat comments.
@@ -51,29 +52,38 @@ func (h *handlers) postMessage(c *gin.Context) {
 	if !decodeJSON(c, &body, false) || !h.validQuestion(c, body.Content) {
 		return
 	}
-	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
-		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, sink)
+	// The turn spends the token in the transaction that stores the
+	// question: one round trip and commit fewer than admit.
+	b := routeBudget(c)
+	charge := &store.Charge{Budget: b.name, Limit: b.limit}
+	h.answer(c, admittedInTurn, func(sink chat.Sink) (chat.Turn, error) {
+		return h.chat.Ask(c.Request.Context(), userID(c), c.Param("id"), body.Content, charge, sink)
 	})
 }
+
+// admittedInTurn admits every request: for a route whose turn spends the
+// user's token itself (a refusal is then the turn's error).
+func admittedInTurn(*gin.Context) bool { return true }
 
 // regenerate answers again the question of one of the user's answers, as
 // a new answer (the old one is kept); it is asked like a message: the
 // same budget, the same events or JSON body.
 func (h *handlers) regenerate(c *gin.Context) {
-	h.answer(c, func(sink chat.Sink) (chat.Turn, error) {
+	h.answer(c, h.admit, func(sink chat.Sink) (chat.Turn, error) {
 		return h.chat.Regenerate(c.Request.Context(), userID(c), c.Param("id"), c.Param("messageID"), sink)
 	})
 }
 
 // answer runs the turn (run, on the sink it is given) of a message's
 // route: streamed as events when the client accepts them (streamAnswer),
-// else, once the user's budget admits it, rendered as one JSON body.
-func (h *handlers) answer(c *gin.Context, run func(chat.Sink) (chat.Turn, error)) {
+// else, once admit lets it through (h.admit: the user's budget), rendered
+// as one JSON body.
+func (h *handlers) answer(c *gin.Context, admit func(*gin.Context) bool, run func(chat.Sink) (chat.Turn, error)) {
 	if wantsSSE(c) {
-		h.streamAnswer(c, nil, run)
+		h.streamAnswer(c, admit, nil, run)
 		return
 	}
-	if !h.admit(c) {
+	if !admit(c) {
 		return
 	}
 	t, err := run(chat.Discard)
@@ -93,14 +103,14 @@ func (h *handlers) answer(c *gin.Context, run func(chat.Sink) (chat.Turn, error)
 // stream and the user's budget admits the question. Until the question is
 // stored (the stream starts then) errors are ordinary JSON error responses,
 // with the fields extra gives (nil: none); afterwards they are an error
-// event.
-func (h *handlers) streamAnswer(c *gin.Context, extra func(chat.Turn) gin.H, turn func(chat.Sink) (chat.Turn, error)) {
+// event. admit is answer's.
+func (h *handlers) streamAnswer(c *gin.Context, admit func(*gin.Context) bool, extra func(chat.Turn) gin.H, turn func(chat.Sink) (chat.Turn, error)) {
 	// A full server refuses before the user's budget is charged.
 	if !h.streams.acquire(c) {
 		return
 	}
 	defer h.streams.release()
-	if !h.admit(c) {
+	if !admit(c) {
 		return
 	}
 	sink := &sseSink{c: c, heartbeat: h.heartbeat, writeTimeout: h.streamWrite}
@@ -158,7 +168,7 @@ func (h *handlers) agentsRun(c *gin.Context) {
 		return
 	}
 	if wantsSSE(c) {
-		h.streamAnswer(c, func(t chat.Turn) gin.H { return runFailure(body.ConversationID, t) },
+		h.streamAnswer(c, h.admit, func(t chat.Turn) gin.H { return runFailure(body.ConversationID, t) },
 			func(sink chat.Sink) (chat.Turn, error) {
 				return h.chat.Run(c.Request.Context(), userID(c), body.ConversationID, body.Question, sink)
 			})

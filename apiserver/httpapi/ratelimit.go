@@ -62,8 +62,9 @@ func routeBudget(c *gin.Context) budget {
 // it once the request is valid, before they act. Over the limit it answers
 // 429 with Retry-After (fail, for a *store.RateLimitedError); when the
 // database cannot be reached, 503. It returns false when it has answered.
-// A handler whose write can take the token in its own statement does that
-// instead (createConversation): one round trip and commit fewer.
+// A handler whose write can take the token in its own statement or
+// transaction does that instead (createConversation; postMessage, through
+// chat.Service.Ask's charge): one round trip and commit fewer.
 func (h *handlers) admit(c *gin.Context) bool {
 	b := routeBudget(c)
 	if err := h.store.TakeRateToken(c.Request.Context(), userID(c), b.name, b.limit); err != nil {

@@ -19,20 +19,25 @@ type Turn struct {
 	Content string
 }
 
-// StartTurn starts a chat turn in userID's active conversation: it reads
-// the conversation's last n user and assistant messages, oldest first,
-// leaving out failed answers (they hold no answer for the model to build
-// on) and, with before (a message id, "" for none), only those older than
-// that one (the history of a question asked again, Store.QuestionOf);
-// then it appends msgs as AddMessages does. One round trip to PostgreSQL.
-// A conversation that is not the user's, or not active, is ErrNotFound
-// and nothing is stored.
-func (s *Store) StartTurn(ctx context.Context, userID, conversationID string, n int, before string, msgs ...NewMessage) ([]Turn, []Message, error) {
+// StartTurn starts a chat turn in userID's active conversation: it spends
+// a token of userID's budget when charge is not nil (as TakeRateToken
+// would), reads the conversation's last n user and assistant messages,
+// oldest first, leaving out failed answers (they hold no answer for the
+// model to build on) and, with before (a message id, "" for none), only
+// those older than that one (the history of a question asked again,
+// Store.QuestionOf); then it appends msgs as AddMessages does. One
+// transaction of two round trips (see appendMessages). Over the limit it
+// stores nothing, spends nothing and returns a *RateLimitedError. A
+// conversation that is not the user's, or not active, is ErrNotFound and
+// nothing is stored, but the token is spent, as when the route took it
+// before looking: probing for conversations costs a user's budget like
+// asking in them.
+func (s *Store) StartTurn(ctx context.Context, userID, conversationID string, charge *Charge, n int, before string, msgs ...NewMessage) ([]Turn, []Message, error) {
 	hist, ok := newHistoryQuery(n, before)
 	if !ok {
 		return nil, nil, ErrNotFound
 	}
-	return s.appendMessages(ctx, userID, conversationID, &hist, msgs)
+	return s.appendMessages(ctx, userID, conversationID, charge, &hist, msgs)
 }
 
 // historyQuery is the read of History.

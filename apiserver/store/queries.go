@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -342,12 +343,14 @@ type NewMessage struct {
 // marks the conversation as updated, all in one transaction: either every
 // message is stored or none is.
 func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, msgs ...NewMessage) ([]Message, error) {
-	_, out, err := s.appendMessages(ctx, userID, conversationID, nil, msgs)
+	_, out, err := s.appendMessages(ctx, userID, conversationID, nil, nil, msgs)
 	return out, err
 }
 
 // appendMessages appends msgs to userID's active conversation, after
-// reading its history when hist is not nil, in one transaction of two
+// spending charge's token when it is not nil (its statement first, so a
+// user's racing turns queue on their budget's row before anything else)
+// and reading its history when hist is not nil, in one transaction of two
 // round trips: BEGIN and every statement go in one pgx batch (one
 // pipeline), then COMMIT. Why not BEGIN, SELECT, UPDATE, INSERT...,
 // COMMIT each on its own: every round trip holds a pooled connection, and
@@ -356,48 +359,62 @@ func (s *Store) AddMessages(ctx context.Context, userID, conversationID string, 
 // Why COMMIT apart rather than the batch's implicit transaction: a caller
 // that gives up (its deadline) must leave nothing stored; PostgreSQL runs a
 // whole pipeline it has received, commit included, even when the client
-// is gone, but aborts a transaction whose COMMIT never came.
-func (s *Store) appendMessages(ctx context.Context, userID, conversationID string, hist *historyQuery, msgs []NewMessage) ([]Turn, []Message, error) {
+// is gone, but aborts a transaction whose COMMIT never came. It also lets
+// a refused token roll back what the batch wrote after it.
+func (s *Store) appendMessages(ctx context.Context, userID, conversationID string, charge *Charge, hist *historyQuery, msgs []NewMessage) ([]Turn, []Message, error) {
 	cid, ok := parseID(conversationID)
 	if !ok {
 		return nil, nil, ErrNotFound
 	}
-	for _, m := range msgs {
-		if err := m.check(); err != nil {
-			return nil, nil, err
-		}
+	ins, err := newInsertMessages(msgs)
+	if err != nil {
+		return nil, nil, err
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
+	taken := true
+	var interval float64
+	if charge != nil {
+		if interval, err = rateArgs(charge.Budget, charge.Limit); err != nil {
+			return nil, nil, err
+		}
+		b.Queue(takeRateToken, userID, charge.Budget, interval, charge.Limit.Burst).QueryRow(func(r pgx.Row) error {
+			err := r.Scan(&taken)
+			if errors.Is(err, pgx.ErrNoRows) {
+				taken, err = false, nil
+			}
+			return err
+		})
+	}
 	var turns []Turn
 	if hist != nil {
 		hist.queue(b, cid, userID, &turns)
 	}
-	// Locks the conversation row: a concurrent delete waits for us.
-	updated := false
-	b.Queue(`
-UPDATE conversations SET updated_at = clock_timestamp()
-WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID).Exec(func(tag pgconn.CommandTag) error {
-		updated = tag.RowsAffected() == 1
-		return nil
-	})
 	out := make([]Message, 0, len(msgs))
-	for _, m := range msgs {
-		queueInsertMessage(b, cid, userID, m, &out)
-	}
+	ins.queue(b, cid, userID, &out)
 	br := s.pool.SendBatch(ctx, b)
-	err := br.Close()
+	err = br.Close()
 	tx := br.Tx()
 	switch {
 	case err != nil:
 		_ = tx.Rollback(ctx)
 		return nil, nil, fmt.Errorf("add messages: %w", err)
-	case !updated:
+	case !taken:
+		// The batch ran on, but its writes go with the rollback: a
+		// refused turn stores nothing. Refusals are rare; a statement
+		// that failed the batch instead would cost every turn.
 		_ = tx.Rollback(ctx)
-		return nil, nil, ErrNotFound
+		refused, err := s.refusal(ctx, userID, charge.Budget, interval, charge.Limit.Burst)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, refused
+	case len(out) == 0:
+		// The statement's UPDATE found no active conversation of the
+		// user, so it inserted nothing; a token taken stays spent.
+		return nil, nil, notFoundSpending(ctx, tx, charge != nil)
 	case len(out) != len(msgs):
-		// Cannot happen: the UPDATE locked the conversation, active, and
-		// a conversation never becomes active again.
+		// Cannot happen: one row per message once the conversation is.
 		_ = tx.Rollback(ctx)
 		return nil, nil, fmt.Errorf("add messages: %d of %d stored", len(out), len(msgs))
 	}
@@ -405,6 +422,21 @@ WHERE id = $1::uuid AND user_id = $2 AND is_active`, cid, userID).Exec(func(tag 
 		return nil, nil, fmt.Errorf("add messages: %w", err)
 	}
 	return turns, out, nil
+}
+
+// notFoundSpending ends the transaction of a write that found nothing to
+// write to: committed when it spent a rate token (charged), so the token
+// stays spent, else rolled back. It returns ErrNotFound, or why the
+// commit failed.
+func notFoundSpending(ctx context.Context, tx pgx.Tx, charged bool) error {
+	if !charged {
+		_ = tx.Rollback(ctx)
+		return ErrNotFound
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("spend the rate token of a missing conversation: %w", err)
+	}
+	return ErrNotFound
 }
 
 // check refuses a message the messages table's constraints would refuse, with
@@ -431,39 +463,87 @@ func (m NewMessage) check() error {
 	return nil
 }
 
-// queueInsertMessage queues the insert of m into conversation cid of
-// userID, appending the stored message to out. The insert takes its
-// conversation from the conversations row itself: it stores nothing
-// (rather than fail the batch on the foreign key) unless the conversation
-// is userID's and active.
-func queueInsertMessage(b *pgx.Batch, cid, userID string, m NewMessage, out *[]Message) {
-	sources := m.Sources
-	if sources == nil {
-		sources = json.RawMessage("[]")
-	}
-	status := m.Status
-	if status == "" {
-		status = StatusComplete
-	}
-	// clock_timestamp, not now(): messages written in one transaction must
-	// still sort in the order they were added.
-	b.Queue(`
+// insertMessages is the one statement that marks a conversation updated
+// and appends messages to it: the UPDATE, in a CTE, locks the conversation
+// row (a concurrent delete waits for the transaction) and gives the
+// inserts the conversation's id and owner, so they store nothing (rather
+// than fail on the foreign key) unless the conversation is $2's and
+// active; the messages go as one array per column, one row each. One
+// statement rather than an UPDATE and an INSERT per message: a chat turn
+// writes two messages, and each statement is parsed, planned and run on
+// its own (make bench-http, "post a message").
+//
+// A message's created_at is the conversation's new updated_at (one
+// clock_timestamp) plus its position in microseconds: messages written
+// together sort in the order they were given, and before any written by
+// a later transaction (which waits on the row lock, so reads its clock
+// after this one committed).
+const insertMessages = `
+WITH c AS (
+  UPDATE conversations SET updated_at = clock_timestamp()
+  WHERE id = $1::uuid AND user_id = $2 AND is_active
+  RETURNING id, user_id, updated_at)
 INSERT INTO messages (id, conversation_id, user_id, role, content, sources, agent_type,
                       status, model, prompt_tokens, completion_tokens, created_at)
-SELECT COALESCE(NULLIF($1, '')::uuid, gen_random_uuid()), c.id, c.user_id, $4, $5, $6::jsonb, $7,
-       $8, $9, $10, $11, clock_timestamp()
-FROM conversations c WHERE c.id = $2::uuid AND c.user_id = $3 AND c.is_active
-RETURNING `+messageColumns,
-		m.ID, cid, userID, m.Role, m.Content, string(sources), m.AgentType,
-		status, m.Model, m.PromptTokens, m.CompletionTokens).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			msg, err := scanMessage(rows)
-			if err != nil {
-				return err
-			}
-			*out = append(*out, msg)
+SELECT COALESCE(NULLIF(m.id, '')::uuid, gen_random_uuid()), c.id, c.user_id, m.role, m.content, m.sources::jsonb,
+       m.agent_type, m.status, m.model, m.prompt_tokens, m.completion_tokens,
+       c.updated_at + (m.n - 1) * interval '1 microsecond'
+FROM c, unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+               $10::int8[], $11::int8[])
+     WITH ORDINALITY AS m(id, role, content, sources, agent_type, status, model, prompt_tokens, completion_tokens, n)
+RETURNING ` + messageColumns
+
+// insertMessagesArgs are insertMessages' arrays, $3 to $11.
+type insertMessagesArgs struct {
+	ids, roles, contents, sources, agentTypes, statuses, models []string
+	promptTokens, completionTokens                              []int64
+}
+
+// newInsertMessages checks msgs (at least one) and lays them out as
+// insertMessages' arrays.
+func newInsertMessages(msgs []NewMessage) (insertMessagesArgs, error) {
+	if len(msgs) == 0 {
+		return insertMessagesArgs{}, errors.New("add messages: no message to add")
+	}
+	a := insertMessagesArgs{}
+	for _, m := range msgs {
+		if err := m.check(); err != nil {
+			return a, err
 		}
-		return rows.Err()
+		sources := m.Sources
+		if sources == nil {
+			sources = json.RawMessage("[]")
+		}
+		status := m.Status
+		if status == "" {
+			status = StatusComplete
+		}
+		a.ids = append(a.ids, m.ID)
+		a.roles = append(a.roles, m.Role)
+		a.contents = append(a.contents, m.Content)
+		a.sources = append(a.sources, string(sources))
+		a.agentTypes = append(a.agentTypes, m.AgentType)
+		a.statuses = append(a.statuses, status)
+		a.models = append(a.models, m.Model)
+		a.promptTokens = append(a.promptTokens, m.PromptTokens)
+		a.completionTokens = append(a.completionTokens, m.CompletionTokens)
+	}
+	return a, nil
+}
+
+// queue adds the statement to b, appending the stored messages, in the
+// order given, to out.
+func (a insertMessagesArgs) queue(b *pgx.Batch, cid, userID string, out *[]Message) {
+	b.Queue(insertMessages, cid, userID, a.ids, a.roles, a.contents, a.sources, a.agentTypes,
+		a.statuses, a.models, a.promptTokens, a.completionTokens).Query(func(rows pgx.Rows) error {
+		stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+		if err != nil {
+			return err
+		}
+		// RETURNING promises no order; created_at is the given one.
+		slices.SortFunc(stored, func(x, y Message) int { return x.CreatedAt.Compare(y.CreatedAt) })
+		*out = append(*out, stored...)
+		return nil
 	})
 }
 

@@ -10,8 +10,9 @@ package store
 // write request already writes to it, so one more statement per write is
 // the cheapest correct place (BenchmarkTakeRateToken measures it); a write
 // that is one statement takes its token in that statement
-// (CreateConversationLimited, BenchmarkCreateConversation): no round trip
-// or commit more than the write's own.
+// (CreateConversationLimited, BenchmarkCreateConversation), and a chat
+// turn's start in its transaction (StartTurn, Charge): no round trip or
+// commit more than the write's own.
 
 import (
 	"context"
@@ -28,6 +29,14 @@ import (
 type RateLimit struct {
 	PerMinute float64
 	Burst     int
+}
+
+// Charge is a token of a user's budget that a write spends in its own
+// transaction (StartTurn) instead of a TakeRateToken of its own: one round
+// trip and commit fewer.
+type Charge struct {
+	Budget string
+	Limit  RateLimit
 }
 
 // takeRateToken is the generic cell rate algorithm (a token bucket kept as

@@ -302,24 +302,24 @@ func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
 
 	// A turn's start reads the history before it stores its messages, in
 	// the same round trip.
-	history, started, err := s.StartTurn(ctx, "alice", c.ID, 10, "",
+	history, started, err := s.StartTurn(ctx, "alice", c.ID, nil, 10, "",
 		store.NewMessage{Role: store.RoleUser, Content: "q2"},
 		store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(Equal([]store.Turn{{Role: "user", Content: "q"}}), "failed answers are left out of the history")
 	g.Expect(started).To(HaveLen(2))
 	g.Expect(started[0].CreatedAt).To(BeTemporally("<", started[1].CreatedAt), "stored in order")
-	history, _, err = s.StartTurn(ctx, "alice", c.ID, 10, added[0].ID, store.NewMessage{Role: store.RoleAssistant, Content: "again"})
+	history, _, err = s.StartTurn(ctx, "alice", c.ID, nil, 10, added[0].ID, store.NewMessage{Role: store.RoleAssistant, Content: "again"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(BeEmpty(), "only what came before the given message")
-	history, _, err = s.StartTurn(ctx, "alice", c.ID, 1, "", store.NewMessage{Role: store.RoleUser, Content: "q3"})
+	history, _, err = s.StartTurn(ctx, "alice", c.ID, nil, 1, "", store.NewMessage{Role: store.RoleUser, Content: "q3"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(history).To(Equal([]store.Turn{{Role: "assistant", Content: "again"}}), "the last n, not what this call stores")
 
 	// Another user's conversation: nothing read, nothing stored.
 	_, err = s.UpsertUser(ctx, "bob", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
-	_, _, err = s.StartTurn(ctx, "bob", c.ID, 10, "", store.NewMessage{Role: store.RoleUser, Content: "intruder"})
+	_, _, err = s.StartTurn(ctx, "bob", c.ID, nil, 10, "", store.NewMessage{Role: store.RoleUser, Content: "intruder"})
 	g.Expect(err).To(MatchError(store.ErrNotFound))
 	page, err = s.ListMessages(ctx, "alice", c.ID, 20, "")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -359,7 +359,7 @@ func TestStartTurnIsBoundedByTheQueryTimeout(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := s.StartTurn(ctx, "alice", c.ID, 10, "", store.NewMessage{Role: store.RoleUser, Content: "q"})
+		_, _, err := s.StartTurn(ctx, "alice", c.ID, nil, 10, "", store.NewMessage{Role: store.RoleUser, Content: "q"})
 		done <- err
 	}()
 	var startErr error
