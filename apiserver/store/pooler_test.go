@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,21 +24,51 @@ import (
 	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
-// DATABASE_URL may be a transaction-mode pooler (PgBouncer, Neon's pooled
-// endpoint), which hands each statement outside a transaction to whichever
-// backend is free: a server-side named prepared statement created on one
-// backend does not exist on the next. So after a representative set of
+// DATABASE_URL may be a transaction-mode pooler that cannot route
+// protocol-level prepared statements (PgBouncer before 1.21, or with
+// max_prepared_statements 0), which hands each statement outside a
+// transaction to whichever backend is free: a named prepared statement
+// created on one backend does not exist on the next. With
+// default_query_exec_mode=exec in the URL, after a representative set of
 // queries the (single) connection must hold no prepared statement, and the
 // queries must keep working when the backend's session state is wiped
-// between them, as happens when the pooler switches backends.
+// between them, as happens when the pooler switches backends. Without it,
+// the same queries are prepared (pgx's default, half PostgreSQL's CPU per
+// write).
 func TestQueriesLeaveNoSessionStateForATransactionPooler(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	url := pgtest.New(t)
-	_, err := migrations.Migrate(ctx, url, nil, nil)
+	dbURL := pgtest.New(t)
+	_, err := migrations.Migrate(ctx, dbURL, nil, nil)
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(preparedAfterWorkload(t, dbURL, false)).To(BeNumerically(">", 0), "by default each statement is prepared once per connection")
+	g.Expect(preparedAfterWorkload(t, withParam(t, dbURL, "default_query_exec_mode", "exec"), true)).To(BeZero(),
+		"named prepared statements left on the backend; a transaction pooler cannot route them")
+}
+
+// withParam is dbURL with the query parameter k=v added.
+func withParam(t *testing.T, dbURL, k, v string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// preparedAfterWorkload runs every kind of query twice on one connection
+// (a statement cache prepares on the first run) and returns how many
+// prepared statements that backend then holds; with wipeToo it then runs
+// them again with the session wiped between queries.
+func preparedAfterWorkload(t *testing.T, dbURL string, wipeToo bool) int {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
 	// One connection: every query below and the check run on the same backend.
-	pool, err := store.Open(ctx, url, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	pool, err := store.Open(ctx, dbURL, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer pool.Close()
 	s := store.New(pool)
@@ -84,17 +115,19 @@ func TestQueriesLeaveNoSessionStateForATransactionPooler(t *testing.T) {
 	}
 
 	// Every statement twice: a statement cache would prepare on the first run.
-	workload("alice")
-	workload("alice")
+	user := fmt.Sprintf("u%d", pid)
+	workload(user)
+	workload(user)
 	var prepared int
 	var samePID int
 	g.Expect(pool.QueryRow(ctx, "SELECT count(*), pg_backend_pid() FROM pg_prepared_statements").Scan(&prepared, &samePID)).To(Succeed())
 	g.Expect(samePID).To(Equal(pid), "the check must run on the connection that ran the queries")
-	g.Expect(prepared).To(BeZero(), "named prepared statements left on the backend; a transaction pooler cannot route them")
-
-	wipe = true
-	workload("bob")
-	workload("bob")
+	if wipeToo {
+		wipe = true
+		workload(user + "w")
+		workload(user + "w")
+	}
+	return prepared
 }
 
 // wakingDatabase is a loopback TCP proxy in front of the real PostgreSQL that

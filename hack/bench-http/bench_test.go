@@ -39,7 +39,7 @@ var (
 	depth       = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
 	only        = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
 	profile     = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
-	execMode    = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. cache_statement (the floor's); empty: the server's own default (exec)")
+	execMode    = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. exec (unprepared, for poolers without prepared statements); empty: the server's own default (cache_statement, the floor's)")
 	baselineBin = flag.String("baseline-bin", "", "another chat-apiserver binary (e.g. built from main) to measure in the same run, taking turns with the measured binary (this tree's, or -server-bin) and the floor; its rows are named baseline")
 	extraEnv    = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
 )
