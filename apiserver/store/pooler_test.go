@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,6 +88,7 @@ func preparedAfterWorkload(t *testing.T, dbURL string, wipeToo bool) int {
 			g.Expect(err).NotTo(HaveOccurred())
 		}
 	}
+	calls := 0
 	workload := func(user string) {
 		_, err := s.UpsertUser(ctx, user, user+"@example.com", "A")
 		step("upsert user", err)
@@ -112,10 +114,34 @@ func preparedAfterWorkload(t *testing.T, dbURL string, wipeToo bool) int {
 		step("list messages", err)
 		_, err = s.ListMessages(ctx, user, c.ID, 1, msgs.NextCursor)
 		step("list messages, next page", err)
+		// A chat turn: its start charged in its own transaction (a batch
+		// and then its COMMIT), the answer's end, regenerate's read.
+		generous := store.RateLimit{PerMinute: 1000, Burst: 1000}
+		_, err = s.CreateConversationLimited(ctx, user, "limited", "write", generous)
+		step("create conversation with its token", err)
+		_, started, err := s.StartTurn(ctx, user, c.ID, &store.Charge{Budget: "chat", Limit: generous}, 10, "",
+			store.NewMessage{Role: store.RoleUser, Content: "q?"},
+			store.NewMessage{Role: store.RoleAssistant, Status: store.StatusStreaming})
+		step("start a turn", err)
+		g.Expect(started).To(HaveLen(2))
+		_, err = s.FinishAnswer(ctx, user, store.NewMessage{ID: started[1].ID, Role: store.RoleAssistant, Content: "a.", Status: store.StatusComplete})
+		step("finish the answer", err)
+		_, err = s.QuestionOf(ctx, user, c.ID, started[1].ID)
+		step("the answer's question", err)
+		// A refusal reads the wait in a statement of its own.
+		one := store.RateLimit{PerMinute: 1, Burst: 1}
+		calls++
+		budget := fmt.Sprintf("probe-%d", calls) // a full budget each run
+		step("take the only token", s.TakeRateToken(ctx, user, budget, one))
+		var limited *store.RateLimitedError
+		err = s.TakeRateToken(ctx, user, budget, one)
+		g.Expect(errors.As(err, &limited)).To(BeTrue(), "refused: %v", err)
+		step("refused token", nil)
 	}
 
 	// Every statement twice: a statement cache would prepare on the first run.
-	user := fmt.Sprintf("u%d", pid)
+	// A user of each call's own (the two pools may get the same backend pid).
+	user := fmt.Sprintf("%s-%t", t.Name(), wipeToo)
 	workload(user)
 	workload(user)
 	var prepared int

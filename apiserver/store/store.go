@@ -16,7 +16,7 @@
 // those, the pool keeps no session state outside transactions, so a
 // transaction-mode pooler that routes protocol-level prepared statements
 // (PgBouncer 1.21+ with max_prepared_statements above 0, its default since
-// 1.22) works; for one that cannot, DATABASE_URL takes
+// 1.24) works; for one that cannot, DATABASE_URL takes
 // default_query_exec_mode=exec and nothing is left on a backend.
 package store
 
