@@ -295,6 +295,25 @@ func TestOpenAISilenceBoundsFollowTheTokens(t *testing.T) {
 		g.Expect(ctx.Err()).NotTo(HaveOccurred(), "the bound ended it, not the test's deadline")
 		g.Expect(res.Text).To(Equal("a "))
 	})
+	t.Run("a first bound longer than the idle one", func(t *testing.T) {
+		// As by default (60 s and 30 s): once the first token is in, only
+		// the idle bound counts, not whichever of the two ends later.
+		g := NewWithT(t)
+		const first = 8 * time.Second
+		gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL,
+			FirstTokenTimeout: first, IdleTimeout: bound})
+		g.Expect(err).NotTo(HaveOccurred())
+		oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+			return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, Stall: time.Minute, StallAt: 1}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*first)
+		defer cancel()
+		start := time.Now()
+		res, err := gen.Generate(ctx, generate.Request{Question: "q"}, func(string) error { return nil })
+		g.Expect(err).To(MatchError(ContainSubstring("no next token")))
+		g.Expect(time.Since(start)).To(BeNumerically("<", first/2), "cut by the idle bound, not at the first one")
+		g.Expect(res.Text).To(Equal("a "))
+	})
 }
 
 // term is word's index term.

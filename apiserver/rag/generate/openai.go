@@ -158,8 +158,16 @@ func (s *silence) token() {
 	if s == nil {
 		return
 	}
-	if s.last.Swap(int64(time.Since(s.start))) < 0 && s.first <= 0 {
-		s.timer.Reset(s.idle) // the first token starts the idle bound
+	if s.last.Swap(int64(time.Since(s.start))) >= 0 {
+		return
+	}
+	// The first token ends the first bound and starts the idle one: left
+	// armed for first, a model that stalled right after its first token
+	// would be cut only at max(first, last+idle) (60 s, not 30, by default).
+	if s.idle > 0 {
+		s.timer.Reset(s.idle)
+	} else {
+		s.timer.Stop()
 	}
 }
 
