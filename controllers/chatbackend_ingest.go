@@ -150,6 +150,9 @@ func (r *ChatBackendReconciler) removeIngest(ctx context.Context, cb *chatv1alph
 		reader = r.Client
 	case ingestMade:
 		reader = r.apiReader
+		if reader == nil { // as getChild: a reconciler built without one reads its cache
+			reader = r.Client
+		}
 	}
 	cj := &batchv1.CronJob{}
 	name := specs.IngestCronJobName(cb)

@@ -20,7 +20,7 @@ import (
 // missing from the cache, so that is confirmed with the API server.
 // This holds because the CronJob and Job informers start with the
 // controller, after it wins leadership: a standby that warmed its caches
-// early could miss the old leader's last CronJob and mark it gone. Also
+// early could lag behind the old leader's last CronJob and mark it gone. Also
 // accepted: a CronJob put back from outside (a restore) while its
 // ChatBackend has no spec.ingest stays until the next restart.
 type ingestPresence struct {
