@@ -1,20 +1,26 @@
 package rag
 
 import (
+	"io"
 	"net/http"
 	"time"
 )
 
 // modelIdleConnTimeout closes a connection to the model server left idle
-// this long. Why not longer: a connection the server closed while idle
-// (vLLM and LiteLLM run uvicorn, whose keep-alive ends after 5 s idle) is
-// dropped from the pool as soon as its FIN arrives, and a request that
-// meets such a connection before writing a byte is sent again on a new
-// one (go-openai's bodies are byte buffers: GetBody is set); but a POST
-// written in the instant the server closes is not retried (not
-// idempotent), so a client does not keep connections much longer than it
-// needs: under load they are reused within milliseconds.
+// this long: a cap on the connections a quiet client keeps. It does not
+// avoid uvicorn's keep-alive race (vLLM and LiteLLM close a connection
+// after 5 s idle): a connection the server closed while idle is dropped
+// from the pool as soon as its FIN arrives, and a request that meets such
+// a connection before writing a byte is sent again on a new one
+// (go-openai's bodies are byte buffers: GetBody is set); but a POST
+// written in the instant the server closes fails (not idempotent, so the
+// Transport does not resend it). Under load connections are reused within
+// milliseconds, far inside the server's 5 s.
 const modelIdleConnTimeout = 30 * time.Second
+
+// modelDrainBytes bounds what closing a response's body reads of what is
+// left of it (see drainingTransport).
+const modelDrainBytes = 4 << 10
 
 // newModelClient is the HTTP client of every request to the model server
 // (embeddings, the answers' streams, the rewrites), built once per engine.
@@ -32,5 +38,38 @@ func newModelClient(c Config) *http.Client {
 	// DefaultTransport's MaxIdleConns (100 in all) would cut it.
 	t.MaxIdleConns = c.ModelConns
 	t.IdleConnTimeout = modelIdleConnTimeout
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: drainingTransport{t}}
+}
+
+// drainingTransport reads what is left of a response's body, up to
+// modelDrainBytes, before closing it. Why: the Transport keeps an HTTP/1.1
+// connection only when its response was read to the end, and go-openai's
+// callers close before it: an answer's stream stops at "data: [DONE]",
+// before the chunked body's end ("0\r\n\r\n") which uvicorn's servers
+// (vLLM, LiteLLM, Ollama's proxies) send a moment later, and the
+// embeddings and rewrites stop at the JSON's end, before the encoder's
+// newline and the chunked end. Each such close cost a connection (and a
+// TLS handshake): measured with net/http alone, a server that ends its
+// response 1 ms after [DONE] had 0 of 50 requests reuse a connection.
+// The drain is bounded in bytes (a body with more left is not worth a
+// connection) and in time by the request's context, which covers the
+// body's reads: a stream cut mid-answer (the user went away, a silence
+// bound, a deadline) is cancelled, so the read returns at once.
+type drainingTransport struct{ next http.RoundTripper }
+
+func (t drainingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = drainOnClose{resp.Body}
+	return resp, nil
+}
+
+// drainOnClose is a response body that drainingTransport drains on Close.
+type drainOnClose struct{ io.ReadCloser }
+
+func (b drainOnClose) Close() error {
+	_, _ = io.CopyN(io.Discard, b.ReadCloser, modelDrainBytes)
+	return b.ReadCloser.Close()
 }

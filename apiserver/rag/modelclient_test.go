@@ -62,25 +62,76 @@ func TestConcurrentAnswersReuseTheModelConnections(t *testing.T) {
 
 // The embedder, the rewrites and the answers of one engine share their
 // connections: rewriting a follow-up, searching it and answering one
-// after the other take one connection (the rewrite's); with a client
-// each, the search dialed one of its own.
+// after the other go over one connection; with a client each, the search
+// dialed one of its own. Counted by the requests' client addresses, not
+// by the connections dialed: whether ingest's connection is still open
+// must not change the count.
 func TestEngineSharesOneConnectionPool(t *testing.T) {
 	g := NewWithT(t)
 	s := newRewriteSetup(t, true)
 	s.oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
 		return openaitest.Reply{Deltas: []string{`"` + standalone + `"` + "\n"}}
 	})
-	// Ingest's connection may be gone: go-openai closes a response's body
-	// once it has decoded the JSON, and when that was before the body's
-	// end (a batch of several vectors, chunked) the connection is closed.
-	before := s.oai.Conns()
+	before := len(s.oai.Peers())
 	r, err := s.engine.Retrieve(context.Background(), followUp, rotationHistory)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.rewrites("rewritten")).To(Equal(1.0))
 	_, err = s.engine.Generator.Generate(context.Background(), generate.Request{Question: followUp, Passages: r.Passages},
 		func(string) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(s.oai.Conns() - before).To(Equal(int64(1)))
+	peers := s.oai.Peers()[before:]
+	g.Expect(peers).To(HaveLen(3), "the rewrite, the search's embedding and the answer")
+	g.Expect(peers).To(HaveEach(peers[0]))
+}
+
+// An answer's connection is kept when the model server ends its response
+// a moment after [DONE], as uvicorn's servers do: the stream stops
+// reading at [DONE], and a body closed before its end cost the
+// connection, so each answer dialed a new one.
+func TestAnswersReuseTheConnectionAfterALateEnd(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"The answer ", "is in the docs [1]."}, Linger: 5 * time.Millisecond}
+	})
+	gen, err := rag.NewGenerator(rag.Config{OpenAIAPIKey: openaitest.APIKey, OpenAIBaseURL: oai.URL, ModelConns: 4})
+	g.Expect(err).NotTo(HaveOccurred())
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := gen.Generate(ctx, generate.Request{Question: followUp}, func(string) error { return nil })
+		cancel()
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(oai.Conns()).To(Equal(int64(1)))
+}
+
+// Closing a stream cut mid-answer (the user went away: its context is
+// cancelled) does not wait in the drain for a body the model server is
+// still writing.
+func TestACancelledAnswerDoesNotWaitForTheDrain(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"The answer ", "is in the docs [1]."}, Stall: time.Minute, StallAt: 1}
+	})
+	gen, err := rag.NewGenerator(rag.Config{OpenAIAPIKey: openaitest.APIKey, OpenAIBaseURL: oai.URL, ModelConns: 4})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := gen.Generate(ctx, generate.Request{Question: followUp}, func(string) error {
+			cancel() // the first token reached the user, who went away
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		g.Expect(err).To(MatchError(context.Canceled))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Generate still waiting 10 s after its context was cancelled")
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -51,6 +51,10 @@ type Reply struct {
 	// like an upstream whose host or proxy died mid-stream.
 	Reset                          bool
 	PromptTokens, CompletionTokens int64
+	// Linger is slept after [DONE] is flushed, before the response ends
+	// (the chunked body's end is written): uvicorn's servers (vLLM,
+	// LiteLLM) send that end a moment after the last event.
+	Linger time.Duration
 	// Sending, when set, is called with each delta's index right before
 	// the delta is written and flushed: when the model's token leaves, for
 	// a benchmark that measures what the server adds to it.
@@ -84,6 +88,7 @@ type Server struct {
 	chats          []ChatRequest
 	failEmbeddings atomic.Bool
 	conns          atomic.Int64
+	peers          []string
 }
 
 // Start runs the fake until the test ends.
@@ -124,6 +129,14 @@ func (s *Server) EmbeddedInputs() int64 { return s.embeddedInputs.Load() }
 // saved shows in it.
 func (s *Server) Conns() int64 { return s.conns.Load() }
 
+// Peers returns the client address (its connection) of each request
+// received so far, in order: which requests shared a connection.
+func (s *Server) Peers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.peers...)
+}
+
 // ChatRequests returns the chat completion requests received so far.
 func (s *Server) ChatRequests() []ChatRequest {
 	s.mu.Lock()
@@ -137,6 +150,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "invalid_api_key")
 			return
 		}
+		s.mu.Lock()
+		s.peers = append(s.peers, r.RemoteAddr)
+		s.mu.Unlock()
 		next.ServeHTTP(w, r)
 	})
 }
@@ -264,6 +280,9 @@ func stream(w http.ResponseWriter, r *http.Request, req ChatRequest, reply Reply
 		})
 	}
 	write([]byte("data: [DONE]\n\n"))
+	if reply.Linger > 0 {
+		sleep(r, reply.Linger)
+	}
 }
 
 // complete answers a non-streaming completion: the reply's deltas as one
