@@ -1,6 +1,7 @@
 package rag
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"time"
@@ -21,6 +22,11 @@ const modelIdleConnTimeout = 30 * time.Second
 // modelDrainBytes bounds what closing a response's body reads of what is
 // left of it (see drainingTransport).
 const modelDrainBytes = 4 << 10
+
+// modelDrainWait bounds how long closing a response's body waits for what
+// is left of it: uvicorn ends a response within a millisecond or two of
+// its last write.
+const modelDrainWait = 50 * time.Millisecond
 
 // newModelClient is the HTTP client of every request to the model server
 // (embeddings, the answers' streams, the rewrites), built once per engine.
@@ -52,24 +58,36 @@ func newModelClient(c Config) *http.Client {
 // TLS handshake): measured with net/http alone, a server that ends its
 // response 1 ms after [DONE] had 0 of 50 requests reuse a connection.
 // The drain is bounded in bytes (a body with more left is not worth a
-// connection) and in time by the request's context, which covers the
-// body's reads: a stream cut mid-answer (the user went away, a silence
-// bound, a deadline) is cancelled, so the read returns at once.
+// connection) and in time: by modelDrainWait of its own, through a
+// context of the request's that Close cancels (the Transport then ends
+// the body's read), so a server that holds its response open after
+// [DONE] delays an answer's end by that much at most, and by the
+// request's own context, so a stream cut mid-answer (the user went away,
+// a silence bound, a deadline) returns at once.
 type drainingTransport struct{ next http.RoundTripper }
 
 func (t drainingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
+	ctx, cancel := context.WithCancel(r.Context())
+	resp, err := t.next.RoundTrip(r.WithContext(ctx))
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	resp.Body = drainOnClose{resp.Body}
+	resp.Body = drainOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
 
 // drainOnClose is a response body that drainingTransport drains on Close.
-type drainOnClose struct{ io.ReadCloser }
+type drainOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc // the request's context, derived
+}
 
 func (b drainOnClose) Close() error {
+	stop := time.AfterFunc(modelDrainWait, b.cancel)
 	_, _ = io.CopyN(io.Discard, b.ReadCloser, modelDrainBytes)
-	return b.ReadCloser.Close()
+	stop.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

@@ -105,6 +105,26 @@ func TestAnswersReuseTheConnectionAfterALateEnd(t *testing.T) {
 	g.Expect(oai.Conns()).To(Equal(int64(1)))
 }
 
+// A model server that holds its response open after [DONE] does not hold
+// the answer's end: the drain gives up after modelDrainWait.
+func TestAnAnswerDoesNotWaitForAResponseHeldOpen(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"The answer ", "is in the docs [1]."}, Linger: time.Minute}
+	})
+	gen, err := rag.NewGenerator(rag.Config{OpenAIAPIKey: openaitest.APIKey, OpenAIBaseURL: oai.URL, ModelConns: 4})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := gen.Generate(ctx, generate.Request{Question: followUp}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(Equal("The answer is in the docs [1]."))
+	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "the drain's own bound ended it, not the test's deadline")
+	g.Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
+}
+
 // Closing a stream cut mid-answer (the user went away: its context is
 // cancelled) does not wait in the drain for a body the model server is
 // still writing.
