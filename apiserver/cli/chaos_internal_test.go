@@ -80,14 +80,18 @@ func (r *row) answered(got string, took, bound time.Duration) bool {
 
 // settle waits (bounded) for the goroutines to come back within a few of
 // their count before the scenario, and records the count. Idle keep-alive
-// connections of the default transport (the server's model and JWKS
-// clients) are a pool, not a leak: they are closed before counting.
+// connections are a pool, not a leak: those of the default transport (the
+// JWKS client) are closed before counting, and so, from the fake's side,
+// are those of the server's model pool (kept 30 s idle) to each of models.
 // Connections just closed take a moment to wind down their goroutines:
 // the count is given a few seconds to come back close to the baseline
 // before the (looser) assertion.
-func (r *row) settle(g Gomega) {
+func (r *row) settle(g Gomega, models ...*openaitest.Server) {
 	count := func() int {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		for _, m := range models {
+			m.CloseClientConnections()
+		}
 		return runtime.NumGoroutine()
 	}
 	for wait := time.Now().Add(5 * time.Second); count() > r.goroutinesBefore+2 && time.Now().Before(wait); {
@@ -242,7 +246,7 @@ func slowClients(t *testing.T, rep *report) {
 		}
 	})
 	g.Expect(s.get("/v1/conversations", token).status).To(Equal(200), "serving the others meanwhile")
-	r.settle(g)
+	r.settle(g, s.oai)
 	rep.add(r)
 }
 
@@ -330,7 +334,7 @@ func slowReader(t *testing.T, rep *report) {
 	g.Expect(last.name).To(Equal("done"))
 	r.answered("sse:done", time.Since(start), 10*time.Second)
 	r.lost += lost(t, s.dbURL, []turn{{conversation: conv, question: question, shown: text, exact: true, status: "complete"}})
-	r.settle(g)
+	r.settle(g, s.oai)
 	rep.add(r)
 }
 
@@ -387,7 +391,7 @@ func databaseFrozen(t *testing.T, rep *report) {
 			g.Eventually(func() int { return s.get("/v1/conversations", token).status }).
 				WithTimeout(20*time.Second).WithPolling(200*time.Millisecond).Should(Equal(200), "serving again without a restart")
 			r.lost = lostConversations(t, cluster.URL(), created)
-			r.settle(g)
+			r.settle(g, s.oai)
 			rep.add(r)
 		})
 	}
@@ -493,7 +497,7 @@ func databaseKilled(t *testing.T, rep *report) {
 	}
 	wg.Wait()
 	r.lost = lost(t, cluster.URL(), turns) + lostConversations(t, cluster.URL(), acked)
-	r.settle(g)
+	r.settle(g, s.oai)
 	rep.add(r)
 }
 
@@ -548,7 +552,7 @@ func jwksSick(t *testing.T, rep *report) {
 			g.Eventually(func() int { return s.get("/v1/conversations", rotated).status }).
 				WithTimeout(20*time.Second).WithPolling(500*time.Millisecond).Should(Equal(200), "the rotated key picked up")
 			g.Expect(s.get("/v1/conversations", stranger).status).To(Equal(401))
-			r.settle(g)
+			r.settle(g, s.oai)
 			rep.add(r)
 		})
 	}
@@ -664,7 +668,7 @@ func modelSick(t *testing.T, rep *report) {
 			})
 			r.lost = lost(t, s.dbURL, turns)
 			g.Expect(s.get("/v1/conversations", token).status).To(Equal(200))
-			r.settle(g)
+			r.settle(g, s.oai)
 			rep.add(r)
 		})
 	}
@@ -726,6 +730,6 @@ func sigterm(t *testing.T, rep *report) {
 	g.Expect(s.logs.String()).NotTo(ContainSubstring("closed pool"))
 	// The server is gone: lost reads what it stored straight from the database.
 	r.lost = lost(t, dbURL, turns)
-	r.settle(g)
+	r.settle(g, s.oai)
 	rep.add(r)
 }

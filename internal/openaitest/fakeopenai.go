@@ -129,6 +129,11 @@ func (s *Server) EmbeddedInputs() int64 { return s.embeddedInputs.Load() }
 // saved shows in it.
 func (s *Server) Conns() int64 { return s.conns.Load() }
 
+// CloseClientConnections closes every connection clients hold to the fake,
+// from its side, as a model server ending idle keep-alive connections
+// does: a client's pooled connections then wind down.
+func (s *Server) CloseClientConnections() { s.srv.CloseClientConnections() }
+
 // Peers returns the client address (its connection) of each request
 // received so far, in order: which requests shared a connection.
 func (s *Server) Peers() []string {
