@@ -10,12 +10,14 @@
 //	make eval
 //
 // For each set of questions (questions.yaml, the labelled set the ranking
-// is tuned on, and heldout.yaml, which it never is) it prints hit@1, hit@3
-// and MRR of the cited pages on answerable questions, abstention precision
-// and recall, how many answerable questions abstained, and how often the
-// answer holds the expected fact, and fails below the thresholds at the top
-// of this file. TestLexicalCeiling (ceiling_test.go), which make eval does
-// not run, tells which of its hit@1 misses a lexical ranking could fix.
+// is tuned on; heldout.yaml, written before that tuning but examined since
+// 2026-12-02 to diagnose failures; and heldout2.yaml, the held-out set
+// nobody has tuned on or diagnosed with) it prints hit@1, hit@3 and MRR of
+// the cited pages on answerable questions, abstention precision and
+// recall, how many answerable questions abstained, and how often the answer
+// holds the expected fact, and fails below the thresholds at the top of
+// this file. TestLexicalCeiling (ceiling_test.go), which make eval does not
+// run, tells which of its hit@1 misses a lexical ranking could fix.
 package eval
 
 import (
@@ -45,7 +47,7 @@ import (
 // change pass). The targets are the (#13): the right page first for
 // 90% of answerable questions and within the top 3 for 97%, 90% of
 // unanswerable questions abstained, at most 5% of answerable ones; a
-// measure below its target is printed as such. The held-out set is far
+// measure below its target is printed as such. The held-out sets are far
 // below them: lexical retrieval has no notion of synonyms ("directory" for
 // "folder", "most recent" for "latest"), which the labelled set's wording
 // hid.
@@ -57,8 +59,13 @@ var (
 	}{
 		{"questions.yaml", thresholds{Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 0.90, AbstainR: 0.95, MaxWrongAbstain: 0.05, Fact: 0.85}},
 		// Written before the ranking was tuned on questions.yaml's misses,
-		// and never tuned on: how well the ranking generalises.
+		// and never tuned on, but its misses have been examined to
+		// diagnose failures since 2026-12-02.
 		{"heldout.yaml", thresholds{Hit1: 0.72, Hit3: 0.75, MRR: 0.73, AbstainP: 0.55, AbstainR: 0.70, MaxWrongAbstain: 0.15, Fact: 0.69}},
+		// Written on 2026-12-02 from the docs alone, once heldout.yaml had
+		// been examined to diagnose failures: the set that is held out now.
+		// Floors from its first run, on the ranking of that day.
+		{"heldout2.yaml", thresholds{Hit1: 0.65, Hit3: 0.65, MRR: 0.65, AbstainP: 0.20, AbstainR: 0.30, MaxWrongAbstain: 0.30, Fact: 0.57}},
 	}
 )
 
