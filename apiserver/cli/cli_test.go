@@ -294,6 +294,7 @@ func TestServe(t *testing.T) {
 	g.Expect(body).To(ContainSubstring(`chatbackend_http_requests_total{code="200",method="GET",route="/v1/me"} 1`))
 	g.Expect(body).To(ContainSubstring("chatbackend_jwks_keys"))
 	g.Expect(body).To(ContainSubstring(`chatbackend_dependency_up{dependency="database"} 1`))
+	g.Expect(body).To(MatchRegexp(`(?m)^chatbackend_db_pool_acquires_total [1-9]`), "the request's acquires are counted")
 	g.Expect(body).To(ContainSubstring("go_goroutines"))
 	code, _ = get("http://" + api + "/metrics")
 	g.Expect(code).To(Equal(404), "metrics are not on the API port")

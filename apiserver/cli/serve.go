@@ -191,6 +191,9 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 	}
 	defer pool.Close()
 	deps.Observe(dependency.Database, nil) // Open pinged it; /readyz keeps it current
+	if err := reg.Register(store.NewPoolCollector(pool)); err != nil {
+		return fmt.Errorf("register the database pool's metrics: %w", err)
+	}
 	db := store.New(pool)
 
 	verifier, err := newVerifier(ctx, cfg, reg, deps, logger)
