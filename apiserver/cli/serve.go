@@ -179,9 +179,19 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 
 	// One pool for the whole process: the store owns the chat tables, the
 	// PostgreSQL vector store its chunk tables.
+	maxConns := int32(cfg.Database.MaxConns) //nolint:gosec // config bounds it to MaxDatabaseMaxConns
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		ConnectTimeout: flags.connectTimeout,
-		MaxConns:       int32(cfg.Database.MaxConns), //nolint:gosec // config bounds it to MaxDatabaseMaxConns
+		MaxConns:       maxConns,
+		// Every connection opened at start-up and kept: the first burst of
+		// requests (a rollout, a scale-out, a quiet spell's end) would
+		// otherwise wait for connections being opened (TCP, start-up,
+		// authentication, and every statement prepared again on each), in
+		// the pool's queue (make bench-stream: the slowest starts of the
+		// first level waited a third of a second for them). The
+		// connections are reserved anyway: replicas × DATABASE_MAX_CONNS
+		// must fit the database's max_connections.
+		MinConns: maxConns,
 		AcquireTimeout: cfg.Database.AcquireTimeout,
 		QueryTimeout:   cfg.Database.QueryTimeout,
 		Logger:         logger,
