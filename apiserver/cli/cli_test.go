@@ -300,7 +300,7 @@ func TestServe(t *testing.T) {
 	// burst needs them.
 	full := fmt.Sprintf("chatbackend_db_pool_total_connections %d\n", config.DefaultDatabaseMaxConns)
 	g.Eventually(func() string { _, body := get("http://" + metrics + "/metrics"); return body }).
-		WithTimeout(10*time.Second).WithPolling(50*time.Millisecond).Should(ContainSubstring(full))
+		WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(ContainSubstring(full))
 	g.Expect(body).To(ContainSubstring("go_goroutines"))
 	code, _ = get("http://" + api + "/metrics")
 	g.Expect(code).To(Equal(404), "metrics are not on the API port")
