@@ -119,28 +119,14 @@ func TestBenchStream(t *testing.T) {
 		baseRSS, baseCPU, basePG, baseSelf := server.rss(t), server.cpu(t), pg.cpu(t), selfCPU(t)
 		stopProfile := func() {}
 		if *profile != "" {
-			name := fmt.Sprintf("stream-%d", n)
-			stopCPU, traced := profileDuring(t, metrics, answer, name), make(chan struct{})
-			// An execution trace of the ramp and the answers' first part:
-			// where starts wait (go tool trace -pprof=sync, =sched).
-			go func() {
-				defer close(traced)
-				fetch(t, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", metrics, max(1, int(answer.Seconds()))),
-					filepath.Join(*profile, name+".trace"))
-			}()
-			stopProfile = func() { stopCPU(); <-traced }
+			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
 		}
 		began := time.Now()
 		r := holdStreams(streamer{client: client, base: server.base, model: model, drain: tokensPerRead * delay},
 			s.latest[:n], tokens[:n], answer)
 		// Every stream is past its first delta and none has ended yet.
 		mid, rss := scrape(t, metrics), server.rss(t)
-		// What the starts waited for the database pool (store.PoolCollector).
-		pool := func(name string) float64 {
-			return (mid["chatbackend_db_pool_"+name] - base["chatbackend_db_pool_"+name]) / float64(n)
-		}
-		fmt.Printf("  %d streams, database pool per start: %.1f acquires, %.2f ms acquiring, %.2f found none idle\n", n,
-			pool("acquires_total"), 1e3*pool("acquire_duration_seconds_total"), pool("empty_acquires_total"))
+		fmt.Print(poolPerStart(n, base, mid))
 		r.n = n
 		// The server's own count of the streams it holds now.
 		r.open = int(mid["chatbackend_sse_streams_open"])
@@ -162,11 +148,6 @@ func TestBenchStream(t *testing.T) {
 		out = append(out, r.streamRow)
 	}
 	reportStreams(out, answer)
-	if *profile != "" { // the server's log too (-server-env GODEBUG=gctrace=1 writes there)
-		if b, err := os.ReadFile(filepath.Join(dir, "chat-apiserver.log")); err == nil {
-			_ = os.WriteFile(filepath.Join(*profile, "chat-apiserver.log"), b, 0o600)
-		}
-	}
 }
 
 // pinApart moves PostgreSQL (the postmaster and its processes; the
