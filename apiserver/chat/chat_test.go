@@ -50,7 +50,7 @@ func newServiceAndEngine(t *testing.T) (*chat.Service, *store.Store, *rag.Engine
 		t.Fatal(err)
 	}
 	st := store.New(pool)
-	if _, err := st.UpsertUser(ctx, "alice", "alice@example.com", "Alice"); err != nil {
+	if err := st.SyncUser(ctx, "alice", "alice@example.com", "Alice"); err != nil {
 		t.Fatal(err)
 	}
 	return chat.New(st, engine, nil), st, engine

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/auth"
 	"github.com/chatbackend/chatbackend/apiserver/cli"
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/store/migrations"
@@ -294,6 +295,12 @@ func TestServe(t *testing.T) {
 	g.Expect(body).To(ContainSubstring(`chatbackend_http_requests_total{code="200",method="GET",route="/v1/me"} 1`))
 	g.Expect(body).To(ContainSubstring("chatbackend_jwks_keys"))
 	g.Expect(body).To(ContainSubstring(`chatbackend_dependency_up{dependency="database"} 1`))
+	g.Expect(body).To(MatchRegexp(`(?m)^chatbackend_db_pool_acquires_total [1-9]`), "the request's acquires are counted")
+	// The pool opens every connection it may use at start-up, before a
+	// burst needs them.
+	full := fmt.Sprintf("chatbackend_db_pool_total_connections %d\n", config.DefaultDatabaseMaxConns)
+	g.Eventually(func() string { _, body := get("http://" + metrics + "/metrics"); return body }).
+		WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(ContainSubstring(full))
 	g.Expect(body).To(ContainSubstring("go_goroutines"))
 	code, _ = get("http://" + api + "/metrics")
 	g.Expect(code).To(Equal(404), "metrics are not on the API port")

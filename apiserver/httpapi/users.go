@@ -93,8 +93,9 @@ func (u *userCache) forget(id string) {
 // syncUser creates or updates the users row from the verified claims, then
 // lets the request through only if that row is active.
 //
-// The row is read (one primary-key read) on a user's first request and then
-// at most once per Deps.UserCheckInterval (serve: DefaultUserCheckInterval)
+// The row is read on a user's first request (in the statement that writes
+// it: store.SyncUser) and then (one primary-key read) at most once per
+// Deps.UserCheckInterval (serve: DefaultUserCheckInterval)
 // per replica: an administrator's users.is_active = false takes effect
 // (403) on every route and replica within that interval; zero reads it on
 // every request. Only "active" is remembered, so a deactivated user is
@@ -117,13 +118,12 @@ func (h *handlers) syncUser(c *gin.Context) {
 	now := time.Now()
 	written, active := h.users.fresh(id.UserID, claims, now)
 	var err error
-	if !written {
-		err = h.upsertUser(ctx, id.UserID, claims)
-	}
-	if err == nil && !active {
-		err = h.store.CheckUser(ctx, id.UserID)
-		if errors.Is(err, store.ErrNotFound) {
-			err = h.upsertUser(ctx, id.UserID, claims)
+	if !active {
+		if written {
+			err = h.store.CheckUser(ctx, id.UserID)
+		}
+		if !written || errors.Is(err, store.ErrNotFound) {
+			err = h.syncUserRow(ctx, id.UserID, claims)
 		}
 		if err == nil {
 			h.users.sawActive(id.UserID, now)
@@ -137,11 +137,13 @@ func (h *handlers) syncUser(c *gin.Context) {
 	c.Next()
 }
 
-// upsertUser writes the users row and remembers the claims written.
-func (h *handlers) upsertUser(ctx context.Context, userID string, claims userClaims) error {
-	if _, err := h.store.UpsertUser(ctx, userID, claims.email, claims.name); err != nil {
-		return err
+// syncUserRow writes the users row, reading whether it is active in the
+// same statement (store.SyncUser), and remembers the claims written, also
+// when the row is deactivated (the error is then ErrUserInactive).
+func (h *handlers) syncUserRow(ctx context.Context, userID string, claims userClaims) error {
+	err := h.store.SyncUser(ctx, userID, claims.email, claims.name)
+	if err == nil || errors.Is(err, store.ErrUserInactive) {
+		h.users.put(userID, claims)
 	}
-	h.users.put(userID, claims)
-	return nil
+	return err
 }

@@ -76,3 +76,28 @@ func TestUserCheckInterval(t *testing.T) {
 	g.Expect(r.status).To(Equal(http.StatusCreated), string(r.body))
 	g.Expect(e.do(http.MethodGet, "/v1/me", token, nil).json()["email"]).To(Equal("interval@example.com"))
 }
+
+// A user's first request on a replica writes their row and reads whether
+// it is active in one statement: GET /v1/me, which reads the row once
+// more, takes two pooled connections in all (three when the write and the
+// check were statements of their own, each queueing at the pool under
+// load). A deactivated user's first request is refused all the same.
+func TestFirstRequestSyncsTheUserInOneStatement(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	e := newEnv(t)
+	_, token := e.user("first@example.com", "First")
+	acquires := func() int64 { return e.pool.Stat().AcquireCount() }
+	before := acquires()
+	r := e.do(http.MethodGet, "/v1/me", token, nil)
+	g.Expect(r.status).To(Equal(http.StatusOK), string(r.body))
+	g.Expect(acquires()-before).To(Equal(int64(2)), "the user's sync and /v1/me's read")
+
+	id, token := e.user("deactivated@example.com", "Deactivated")
+	_, err := e.pool.Exec(ctx, `INSERT INTO users (id, email, name, is_active) VALUES ($1, $2, $3, false)`,
+		id, "deactivated@example.com", "Deactivated")
+	g.Expect(err).NotTo(HaveOccurred())
+	r = e.do(http.MethodGet, "/v1/me", token, nil)
+	g.Expect(r.status).To(Equal(http.StatusForbidden), string(r.body))
+	g.Expect(errorCode(g, r)).To(Equal("user_inactive"))
+}

@@ -15,7 +15,7 @@ import (
 func BenchmarkListConversationsPage(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
-	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+	if err := s.SyncUser(ctx, "u", "", ""); err != nil {
 		b.Fatal(err)
 	}
 	for range 1000 {
@@ -36,17 +36,17 @@ func BenchmarkListConversationsPage(b *testing.B) {
 	}
 }
 
-// BenchmarkUpsertUserUnchanged measures the write-free upsert a request pays
+// BenchmarkSyncUserUnchanged measures the write-free sync a request pays
 // when the user cache misses but the claims did not change.
-func BenchmarkUpsertUserUnchanged(b *testing.B) {
+func BenchmarkSyncUserUnchanged(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
-	if _, err := s.UpsertUser(ctx, "u", "a@example.com", "A"); err != nil {
+	if err := s.SyncUser(ctx, "u", "a@example.com", "A"); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if changed, err := s.UpsertUser(ctx, "u", "a@example.com", "A"); err != nil || changed {
-			b.Fatalf("changed=%v err=%v", changed, err)
+		if err := s.SyncUser(ctx, "u", "a@example.com", "A"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -72,7 +72,7 @@ func BenchmarkTakeRateToken(b *testing.B) {
 func BenchmarkCreateConversation(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
-	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+	if err := s.SyncUser(ctx, "u", "", ""); err != nil {
 		b.Fatal(err)
 	}
 	limit := store.RateLimit{PerMinute: 1e6, Burst: 1_000_000}
@@ -102,7 +102,7 @@ func BenchmarkListMessagesHistory(b *testing.B) {
 	ctx := context.Background()
 	pool := storetest.Open(b)
 	s := store.New(pool)
-	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+	if err := s.SyncUser(ctx, "u", "", ""); err != nil {
 		b.Fatal(err)
 	}
 	conv, err := s.CreateConversation(ctx, "u", "long")

@@ -90,9 +90,9 @@ func preparedAfterWorkload(t *testing.T, dbURL string, wipeToo bool) int {
 	}
 	calls := 0
 	workload := func(user string) {
-		_, err := s.UpsertUser(ctx, user, user+"@example.com", "A")
+		err := s.SyncUser(ctx, user, user+"@example.com", "A")
 		step("upsert user", err)
-		_, err = s.UpsertUser(ctx, user, user+"@example.com", "A") // unchanged: the read-only path
+		err = s.SyncUser(ctx, user, user+"@example.com", "A") // unchanged: the read-only path
 		step("upsert unchanged user", err)
 		_, err = s.GetUser(ctx, user)
 		step("get user", err)
@@ -335,7 +335,7 @@ func TestOpenWaitsForTheDatabaseToWakeUp(t *testing.T) {
 	g.Expect(strings.Count(logs.String(), "database not reachable yet, retrying")).To(BeNumerically(">=", 2))
 
 	// The store works through the proxy.
-	_, err = s.UpsertUser(ctx, "alice", "a@example.com", "A")
+	err = s.SyncUser(ctx, "alice", "a@example.com", "A")
 	g.Expect(err).NotTo(HaveOccurred())
 	u, err := s.GetUser(ctx, "alice")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -361,7 +361,7 @@ func TestDatabaseURLChoosesTheExecMode(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer pool.Close()
 	s := store.New(pool)
-	_, err = s.UpsertUser(ctx, "alice", "a@example.com", "A")
+	err = s.SyncUser(ctx, "alice", "a@example.com", "A")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.CheckUser(ctx, "alice")).To(Succeed())
 	var prepared int

@@ -98,7 +98,7 @@ func TestCreateConversationLimitedSpendsATokenOrCreatesNothing(t *testing.T) {
 	pool := storetest.Open(t)
 	s := store.New(pool)
 	for _, u := range []string{"alice", "bob"} {
-		_, err := s.UpsertUser(ctx, u, u+"@example.com", u)
+		err := s.SyncUser(ctx, u, u+"@example.com", u)
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	limit := store.RateLimit{PerMinute: 1, Burst: 3}
@@ -163,7 +163,7 @@ func TestCreateConversationLimitedThatFailsSpendsNoToken(t *testing.T) {
 	_, err := s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
 	g.Expect(store.IsUserMissing(err)).To(BeTrue(), "no users row: %v", err)
 
-	_, err = s.UpsertUser(ctx, "ghost", "ghost@example.com", "Ghost")
+	err = s.SyncUser(ctx, "ghost", "ghost@example.com", "Ghost")
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = s.CreateConversationLimited(ctx, "ghost", "", "write", limit)
 	g.Expect(err).NotTo(HaveOccurred(), "the failed create left the last token")
@@ -179,7 +179,7 @@ func TestCreateConversationLimitedConcurrently(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, err := s.UpsertUser(ctx, "u", "u@example.com", "U")
+	err := s.SyncUser(ctx, "u", "u@example.com", "U")
 	g.Expect(err).NotTo(HaveOccurred())
 	limit := store.RateLimit{PerMinute: 0.001, Burst: 10}
 	var created, refused atomic.Int32

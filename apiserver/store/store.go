@@ -52,6 +52,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// MaxConns caps the pool. Default: pgxpool's (max(4, CPUs)).
 	MaxConns int32
+	// MinConns is how many connections the pool opens at once, in the
+	// background, and keeps open (pgxpool's MinConns). Default: none, each
+	// opened on demand.
+	MinConns int32
 	// AcquireTimeout bounds the wait for a pooled connection, QueryTimeout
 	// each statement (zero: only the caller's context bounds them). `serve`
 	// sets both; `migrate` leaves them zero, its statements may be long.
@@ -83,6 +87,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.MinConns > 0 {
+		cfg.MinConns = min(opts.MinConns, cfg.MaxConns)
 	}
 	if cfg.ConnConfig.ConnectTimeout <= 0 {
 		cfg.ConnConfig.ConnectTimeout = connectAttemptTimeout

@@ -28,39 +28,46 @@ func newStoreTB(t testing.TB) *store.Store {
 	return store.New(storetest.Open(t))
 }
 
-func TestUpsertUserWritesOnlyOnChange(t *testing.T) {
+// SyncUser creates the row, updates it when the claims change and leaves
+// it alone (xmin unchanged) when they do not, and says in every case
+// whether the row is active.
+func TestSyncUser(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	s := newStore(t)
+	pool := storetest.Open(t)
+	s := store.New(pool)
+	version := func() (v string) {
+		g.Expect(pool.QueryRow(ctx, `SELECT xmin::text FROM users WHERE id = 'u1'`).Scan(&v)).To(Succeed())
+		return v
+	}
 
-	changed, err := s.UpsertUser(ctx, "u1", "a@example.com", "A")
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(changed).To(BeTrue(), "first sight inserts")
-
-	changed, err = s.UpsertUser(ctx, "u1", "a@example.com", "A")
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(changed).To(BeFalse(), "same claims write nothing")
-
-	changed, err = s.UpsertUser(ctx, "u1", "a@example.com", "Alice")
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(changed).To(BeTrue())
-
+	g.Expect(s.SyncUser(ctx, "u1", "a@example.com", "A")).To(Succeed(), "first sight inserts")
+	inserted := version()
+	g.Expect(s.SyncUser(ctx, "u1", "a@example.com", "A")).To(Succeed())
+	g.Expect(version()).To(Equal(inserted), "same claims write nothing")
+	g.Expect(s.SyncUser(ctx, "u1", "a@example.com", "Alice")).To(Succeed())
+	g.Expect(version()).NotTo(Equal(inserted))
 	u, err := s.GetUser(ctx, "u1")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(u.Name).To(Equal("Alice"))
 	g.Expect(u.Email).To(Equal("a@example.com"))
 	g.Expect(u.UpdatedAt).To(BeTemporally(">=", u.CreatedAt))
-
 	_, err = s.GetUser(ctx, "nobody")
 	g.Expect(err).To(MatchError(store.ErrNotFound))
+
+	_, err = pool.Exec(ctx, `UPDATE users SET is_active = false WHERE id = 'u1'`)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.SyncUser(ctx, "u1", "a@example.com", "Alice")).To(MatchError(store.ErrUserInactive), "unchanged")
+	g.Expect(s.SyncUser(ctx, "u1", "alice@example.com", "Alice")).To(MatchError(store.ErrUserInactive), "updated")
+	g.Expect(s.SyncUser(ctx, "", "", "")).NotTo(Succeed())
 }
 
 func TestConversationsAreScopedToTheirOwner(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, _ = s.UpsertUser(ctx, "alice", "", "")
-	_, _ = s.UpsertUser(ctx, "bob", "", "")
+	_ = s.SyncUser(ctx, "alice", "", "")
+	_ = s.SyncUser(ctx, "bob", "", "")
 
 	c, err := s.CreateConversation(ctx, "alice", "hello")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -105,7 +112,7 @@ func TestRenameAndSoftDelete(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	_ = s.SyncUser(ctx, "alice", "", "")
 	c, err := s.CreateConversation(ctx, "alice", "")
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -134,8 +141,8 @@ func TestListConversationsPagesThroughEveryConversationOnce(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, _ = s.UpsertUser(ctx, "alice", "", "")
-	_, _ = s.UpsertUser(ctx, "bob", "", "")
+	_ = s.SyncUser(ctx, "alice", "", "")
+	_ = s.SyncUser(ctx, "bob", "", "")
 	want := map[string]bool{}
 	for range 250 {
 		c, err := s.CreateConversation(ctx, "alice", "")
@@ -188,7 +195,7 @@ func TestListConversationsOrdersByLastUpdate(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	_ = s.SyncUser(ctx, "alice", "", "")
 	a, _ := s.CreateConversation(ctx, "alice", "a")
 	b, _ := s.CreateConversation(ctx, "alice", "b")
 	page, err := s.ListConversations(ctx, "alice", 0, "")
@@ -213,7 +220,7 @@ func TestMessagesOldestFirstWithSources(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, _ = s.UpsertUser(ctx, "alice", "", "")
+	_ = s.SyncUser(ctx, "alice", "", "")
 	c, _ := s.CreateConversation(ctx, "alice", "")
 
 	var want []string
@@ -281,7 +288,7 @@ func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, err := s.UpsertUser(ctx, "alice", "", "")
+	err := s.SyncUser(ctx, "alice", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
 	c, err := s.CreateConversation(ctx, "alice", "")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -317,7 +324,7 @@ func TestMessagesKeepStatusModelAndUsage(t *testing.T) {
 	g.Expect(history).To(Equal([]store.Turn{{Role: "assistant", Content: "again"}}), "the last n, not what this call stores")
 
 	// Another user's conversation: nothing read, nothing stored.
-	_, err = s.UpsertUser(ctx, "bob", "", "")
+	err = s.SyncUser(ctx, "bob", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
 	_, _, err = s.StartTurn(ctx, "bob", c.ID, nil, 10, "", store.NewMessage{Role: store.RoleUser, Content: "intruder"})
 	g.Expect(err).To(MatchError(store.ErrNotFound))
@@ -343,7 +350,7 @@ func TestStartTurnIsBoundedByTheQueryTimeout(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(pool.Close)
 	s := store.New(pool)
-	_, err = s.UpsertUser(ctx, "alice", "", "")
+	err = s.SyncUser(ctx, "alice", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
 	c, err := s.CreateConversation(ctx, "alice", "")
 	g.Expect(err).NotTo(HaveOccurred())

@@ -14,7 +14,7 @@ import (
 func BenchmarkStartTurn(b *testing.B) {
 	ctx := context.Background()
 	s := newStoreTB(b)
-	if _, err := s.UpsertUser(ctx, "u", "", ""); err != nil {
+	if err := s.SyncUser(ctx, "u", "", ""); err != nil {
 		b.Fatal(err)
 	}
 	charge := &store.Charge{Budget: "chat", Limit: store.RateLimit{PerMinute: 1e6, Burst: 1_000_000}}

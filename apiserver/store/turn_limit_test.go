@@ -34,7 +34,7 @@ func TestStartTurnSpendsATokenOrStoresNothing(t *testing.T) {
 	pool := storetest.Open(t)
 	s := store.New(pool)
 	for _, u := range []string{"alice", "bob"} {
-		_, err := s.UpsertUser(ctx, u, "", "")
+		err := s.SyncUser(ctx, u, "", "")
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	c, err := s.CreateConversation(ctx, "alice", "")
@@ -101,7 +101,7 @@ func TestStartTurnChargedConcurrently(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	s := newStore(t)
-	_, err := s.UpsertUser(ctx, "u", "", "")
+	err := s.SyncUser(ctx, "u", "", "")
 	g.Expect(err).NotTo(HaveOccurred())
 	var convs []string
 	for range 2 {

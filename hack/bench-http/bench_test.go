@@ -38,7 +38,7 @@ var (
 	perUser     = flag.Int("conversations", 50, "conversations per user")
 	depth       = flag.Int("depth", 100_000, "messages in the long history the keyset scenarios page through")
 	only        = flag.String("scenarios", "", "comma-separated scenarios to run, of list, first-page, deep-page, create, message, rejected, rejected-distinct (empty: all)")
-	profile     = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles of each scenario there")
+	profile     = flag.String("profile", "", "directory: write chat-apiserver's CPU and allocation profiles and execution trace of each scenario (bench-stream: level) there, and its log (stderr: -server-env GODEBUG=gctrace=1 writes there)")
 	execMode    = flag.String("exec-mode", "", "pgx default_query_exec_mode added to chat-apiserver's DATABASE_URL, e.g. exec (unprepared, for poolers without prepared statements); empty: the server's own default (cache_statement, the floor's)")
 	baselineBin = flag.String("baseline-bin", "", "another chat-apiserver binary (e.g. built from main) to measure in the same run, taking turns with the measured binary (this tree's, or -server-bin) and the floor; its rows are named baseline")
 	extraEnv    = flag.String("server-env", "", "comma-separated KEY=VALUE settings for chat-apiserver, e.g. DATABASE_MAX_CONNS=4")
@@ -293,19 +293,23 @@ func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[st
 		mib(idleFile["rw-p"]), mib(idleFile["anon"]), idleHeap/(1<<20), mib(idle["floor"]))
 }
 
-// profileDuring takes a CPU profile of chat-apiserver over most of d and,
-// when stopped, its allocation profile (cumulative since start), into
-// -profile.
+// profileDuring takes a CPU profile and an execution trace of
+// chat-apiserver over most of d and, when stopped, its allocation profile
+// (cumulative since start), into -profile. The trace shows what a profile
+// cannot: where requests wait rather than run (go tool trace -pprof=sync
+// NAME.trace: for the database pool, for the network; -pprof=sched: for a
+// CPU).
 func profileDuring(t *testing.T, metrics string, d time.Duration, name string) func() {
 	t.Helper()
-	done := make(chan struct{})
+	var done sync.WaitGroup
 	secs := max(1, int(d.Seconds())-1)
-	go func() {
-		defer close(done)
-		fetch(t, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics, secs), filepath.Join(*profile, name+".cpu.pprof"))
-	}()
+	for kind, file := range map[string]string{"profile": ".cpu.pprof", "trace": ".trace"} {
+		done.Go(func() {
+			fetch(t, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", metrics, kind, secs), filepath.Join(*profile, name+file))
+		})
+	}
 	return func() {
-		<-done
+		done.Wait()
 		fetch(t, "http://"+metrics+"/debug/pprof/allocs", filepath.Join(*profile, name+".allocs.pprof"))
 	}
 }

@@ -210,13 +210,20 @@ type proc struct {
 }
 
 // start runs bin with env (and the harness's environment) and waits until
-// GET ready answers 200. Its stderr goes to log.
+// GET ready answers 200. Its stderr goes to log, in the -profile directory
+// when one is given (kept with the profiles, gctrace included).
 func start(t *testing.T, name, bin string, args []string, env map[string]string, base, ready, log string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		log = filepath.Join(*profile, filepath.Base(log))
 	}
 	f, err := os.Create(log)
 	if err != nil {

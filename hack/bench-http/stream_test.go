@@ -126,6 +126,7 @@ func TestBenchStream(t *testing.T) {
 			s.latest[:n], tokens[:n], answer)
 		// Every stream is past its first delta and none has ended yet.
 		mid, rss := scrape(t, metrics), server.rss(t)
+		fmt.Print(poolPerStart(n, base, mid))
 		r.n = n
 		// The server's own count of the streams it holds now.
 		r.open = int(mid["chatbackend_sse_streams_open"])
