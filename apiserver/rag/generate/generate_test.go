@@ -209,6 +209,27 @@ func TestExtractiveQuotesTheAnswerAndItsCompletion(t *testing.T) {
 	g.Expect(res.Grounded).To(BeFalse())
 }
 
+// A question whose only word is ubiquitous (the product's name) asks about
+// the product: it is answered from the passage retrieval ranked first,
+// whose heading names the product, not with "not covered".
+func TestExtractiveAnswersAQuestionAboutTheProductItself(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{
+		{Title: "Acme › Who Acme is for", URL: "https://d.io/docs/#who-acme-is-for", Score: 0.59,
+			Text: "Acme suits small teams that run their own servers."},
+		{Title: "FAQ › Is Acme free?", URL: "https://d.io/docs/faq#is-acme-free", Score: 0.56,
+			Text: "Yes. Acme is free software."},
+	}
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "Who is Acme for?", Passages: ps, Weights: map[string]float64{term("acme"): 0.05},
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("> Acme suits small teams that run their own servers. [1]"))
+	g.Expect(res.Cited).NotTo(BeEmpty())
+	g.Expect(res.Cited[0]).To(Equal(0), res.Text)
+	g.Expect(res.Grounded).To(BeTrue())
+}
+
 func TestHistoryStaysWithinTheTokenBudget(t *testing.T) {
 	g := NewWithT(t)
 	turns := []generate.Turn{
