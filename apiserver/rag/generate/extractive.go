@@ -115,8 +115,14 @@ func candidates(req Request, q query) ([][]unit, []scored) {
 	var out []scored
 	for pi, p := range req.Passages {
 		units[pi] = splitUnits(p.Text)
-		// The heading that matched lends its score to the sentences under it.
-		headScore := 0.5 * q.overlap(p.Title)
+		// The heading that matched lends its score to the sentences under it,
+		// in full: a heading says what its section answers ("Comparing
+		// snapshots"), while its sentences need not repeat it ("Run
+		// `driftwood diff A B` ..."). At half its weight, a sentence of a
+		// passage ranked lower that shares one other word of the question
+		// ("two gibibytes" for "compare two backups") was quoted, and so
+		// cited, first.
+		headScore := q.overlap(p.Title)
 		for ui, u := range units[pi] {
 			// A sentence under a matching heading is a candidate even when
 			// it does not repeat the heading's words ("No. It runs on Linux

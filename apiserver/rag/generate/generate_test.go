@@ -367,6 +367,27 @@ func TestExtractiveWeighsPassagesByRetrievalScore(t *testing.T) {
 	g.Expect(res.Cited[0]).To(Equal(1), res.Text)
 }
 
+// The heading of a section counts in full for its sentences: a section
+// headed with the question's word answers it, though none of its sentences
+// repeats the word, rather than a sentence of a passage ranked lower that
+// shares another word of the question.
+func TestExtractiveCountsTheMatchedHeadingInFull(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{
+		{Title: "Snapshots › Comparing snapshots", URL: "https://d.io/docs/snapshots#comparing", Score: 6.5,
+			Text: "Run `acme diff A B` to list the files changed between A and B."},
+		{Title: "Excludes › Large files", URL: "https://d.io/docs/excludes#large", Score: 4,
+			Text: "Skip every file bigger than two gibibytes."},
+	}
+	weights := map[string]float64{term("compare"): 3.9, term("two"): 3.9, term("backups"): 1}
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "How do I compare two backups?", Passages: ps, Weights: weights,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("acme diff A B"))
+	g.Expect(res.Cited).To(Equal([]int{0}), res.Text)
+}
+
 // scriptedModel is a fake model that writes body as its streamed answer,
 // byte for byte: the wire forms the openaitest fake does not write (a real
 // service's extra fields, an error event in the middle of the stream).
