@@ -10,7 +10,8 @@
 //	make eval
 //
 // For each set of questions (questions.yaml, the labelled set the ranking
-// is tuned on, and heldout.yaml, which it never is) it prints hit@1, hit@3
+// is tuned on, and heldout.yaml, held out until its misses were examined
+// and now a development set) it prints hit@1, hit@3
 // and MRR of the cited pages on answerable questions, abstention precision
 // and recall, how many answerable questions abstained, and how often the
 // answer holds the expected fact, and fails below the thresholds at the top
@@ -55,10 +56,10 @@ var (
 		file  string
 		floor thresholds
 	}{
-		{"questions.yaml", thresholds{Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 0.90, AbstainR: 0.95, MaxWrongAbstain: 0.05, Fact: 0.85}},
-		// Written before the ranking was tuned on questions.yaml's misses,
-		// and never tuned on: how well the ranking generalises.
-		{"heldout.yaml", thresholds{Hit1: 0.72, Hit3: 0.75, MRR: 0.73, AbstainP: 0.55, AbstainR: 0.70, MaxWrongAbstain: 0.15, Fact: 0.69}},
+		{"questions.yaml", thresholds{Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.85}},
+		// Written before the ranking was tuned on questions.yaml's misses;
+		// a development set since its misses were examined (2026-12-02).
+		{"heldout.yaml", thresholds{Hit1: 0.86, Hit3: 0.86, MRR: 0.86, AbstainP: 0.87, AbstainR: 0.70, MaxWrongAbstain: 0.03, Fact: 0.77}},
 	}
 )
 
