@@ -24,7 +24,7 @@ const LexicalDims = 1024
 func NewLexical() *Lexical { return &Lexical{dims: LexicalDims} }
 
 // Model implements Embedder.
-func (l *Lexical) Model() string { return "offline-lexical-v3" }
+func (l *Lexical) Model() string { return "offline-lexical-v4" }
 
 // Embed implements Embedder.
 func (l *Lexical) Embed(_ context.Context, texts []string) ([][]float32, error) {
@@ -58,7 +58,8 @@ func Terms(text string) map[string]int {
 // filler of questions: "need", "mean", "available", which the docs rarely
 // say and which would otherwise count as missing from every page) and
 // stems with the Snowball (Porter2) English stemmer: "rotation" and
-// "rotated" are one term, and so are "backing" and "back". A hand-written
+// "rotated" are one term, and so are "backing" and "back"; the past forms
+// of irregular verbs ("took") are their base first (see irregular). A hand-written
 // suffix list did the stemming before; Porter2 matched more questions of
 // both eval sets to their page (make eval).
 func Words(text string) []string { return words(text, stem) }
@@ -71,6 +72,9 @@ func words(text string, stem func(string) string) []string {
 	})
 	out := fields[:0]
 	for _, f := range fields {
+		if base, ok := irregular[f]; ok {
+			f = base
+		}
 		if len(f) < 2 || stopWords[f] {
 			continue
 		}

@@ -17,3 +17,22 @@ func TestStemmerIsWords(t *testing.T) {
 		t.Errorf("remembered %d stems: %v", len(s.stems), s.stems)
 	}
 }
+
+// The past form of an irregular verb is the verb's word ("took" matches
+// "takes"), and a past form spelling another verb is not that verb
+// ("found", of "find", is not "founded").
+func TestWordsOfIrregularVerbs(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"took", "takes", true},
+		{"ran", "running", true},
+		{"written", "writes", true},
+		{"found", "founded", false},
+	} {
+		if a, b := Words(c.a), Words(c.b); slices.Equal(a, b) != c.same {
+			t.Errorf("Words(%q) = %q, Words(%q) = %q: want the same %v", c.a, a, c.b, b, c.same)
+		}
+	}
+}

@@ -85,10 +85,7 @@ type scored struct {
 // complete it; then the best sentence of another passage if it matches
 // nearly as well.
 func choose(req Request, limit int) []quote {
-	q := map[string]float64{}
-	for _, w := range embed.Words(req.Question) {
-		q[w] = weight(req.Weights, w)
-	}
+	q := newQuery(req)
 	units, cands := candidates(req, q)
 	if len(cands) == 0 {
 		return nil
@@ -99,7 +96,7 @@ func choose(req Request, limit int) []quote {
 			first = c
 		}
 	}
-	out := withNeighbours(units[first.passage], first, q, req.Weights, limit)
+	out := withNeighbours(units[first.passage], first, q, limit)
 	var second *scored
 	for i, c := range cands {
 		if c.passage != first.passage && c.score >= 0.8*first.score && (second == nil || c.score > second.score) {
@@ -113,18 +110,24 @@ func choose(req Request, limit int) []quote {
 }
 
 // candidates splits the passages into units and scores their sentences.
-func candidates(req Request, q map[string]float64) ([][]unit, []scored) {
+func candidates(req Request, q query) ([][]unit, []scored) {
 	units := make([][]unit, len(req.Passages))
 	var out []scored
 	for pi, p := range req.Passages {
 		units[pi] = splitUnits(p.Text)
-		// The heading that matched lends its score to the sentences under it.
-		headScore := 0.5 * overlap(q, p.Title, req.Weights)
+		// The heading that matched lends its score to the sentences under it,
+		// in full: a heading says what its section answers ("Comparing
+		// snapshots"), while its sentences need not repeat it ("Run
+		// `driftwood diff A B` ..."). At half its weight, a sentence of a
+		// passage ranked lower that shares one other word of the question
+		// ("two gibibytes" for "compare two backups") was quoted, and so
+		// cited, first.
+		headScore := q.overlap(p.Title)
 		for ui, u := range units[pi] {
 			// A sentence under a matching heading is a candidate even when
 			// it does not repeat the heading's words ("No. It runs on Linux
 			// only." under "Does it support Android?").
-			s := overlap(q, u.text, req.Weights)
+			s := q.overlap(u.text)
 			if u.code || (s == 0 && headScore == 0) {
 				continue
 			}
@@ -150,14 +153,14 @@ func rel(ps []Passage, pi int) float64 {
 // sentence before when it shares the question's words (it often holds the
 // command the best one explains), and the units after while they do, or
 // the one a trailing ":" announces (a code block, a list).
-func withNeighbours(us []unit, best scored, q, weights map[string]float64, limit int) []quote {
+func withNeighbours(us []unit, best scored, q query, limit int) []quote {
 	out := []quote{{unit: us[best.unit], passage: best.passage}}
-	if i := best.unit - 1; i >= 0 && !us[i].code && overlap(q, us[i].text, weights) > 0 {
+	if i := best.unit - 1; i >= 0 && !us[i].code && q.overlap(us[i].text) > 0 {
 		out = append([]quote{{unit: us[i], passage: best.passage}}, out...)
 	}
 	for i := best.unit + 1; i < len(us) && len(out) < limit; i++ {
 		prev := out[len(out)-1].text
-		if !strings.HasSuffix(prev, ":") && (us[i].code || overlap(q, us[i].text, weights) == 0) {
+		if !strings.HasSuffix(prev, ":") && (us[i].code || q.overlap(us[i].text) == 0) {
 			break
 		}
 		out = append(out, quote{unit: us[i], passage: best.passage})
@@ -168,23 +171,49 @@ func withNeighbours(us []unit, best scored, q, weights map[string]float64, limit
 	return out
 }
 
+// query is the question's words, each with its weight, and the weight
+// below which a word is ubiquitous.
+type query struct {
+	words map[string]float64
+	floor float64
+}
+
+// newQuery weighs the question's words. Unknown weights (a store that
+// reports none) make every word informative. So do the weights of a
+// question naming nothing but ubiquitous words ("Who is Acme for?": its
+// only word is the product's name): it asks about the product itself, the
+// relevance threshold found all its words in the passages, and retrieval
+// ranked first the section whose heading names the product ("Who Acme is
+// for"). Holding such a question to the floor answered it with "not
+// covered" while citing nothing of the right section.
+func newQuery(req Request) query {
+	q := query{words: map[string]float64{}}
+	informative := false
+	for _, w := range embed.Words(req.Question) {
+		q.words[w] = weight(req.Weights, w)
+		informative = informative || q.words[w] >= minWordWeight
+	}
+	if req.Weights != nil && informative {
+		q.floor = minWordWeight
+	}
+	return q
+}
+
 // overlap is the weight of the question's words that text contains; 0 when
-// the only shared words are ubiquitous (weighted below minWordWeight), so a
+// the only shared words are ubiquitous (weighted below q.floor), so a
 // sentence that merely names the product is never quoted.
-func overlap(q map[string]float64, text string, weights map[string]float64) float64 {
+func (q query) overlap(text string) float64 {
 	seen := map[string]bool{}
 	var s float64
 	informative := false
 	for _, w := range embed.Words(text) {
-		qw, ok := q[w]
+		qw, ok := q.words[w]
 		if !ok || seen[w] {
 			continue
 		}
 		seen[w] = true
 		s += qw
-		if qw >= minWordWeight || weights == nil {
-			informative = true
-		}
+		informative = informative || qw >= q.floor
 	}
 	if !informative {
 		return 0

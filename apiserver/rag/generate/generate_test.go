@@ -209,6 +209,27 @@ func TestExtractiveQuotesTheAnswerAndItsCompletion(t *testing.T) {
 	g.Expect(res.Grounded).To(BeFalse())
 }
 
+// A question whose only word is ubiquitous (the product's name) asks about
+// the product: it is answered from the passage retrieval ranked first,
+// whose heading names the product, not with "not covered".
+func TestExtractiveAnswersAQuestionAboutTheProductItself(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{
+		{Title: "Acme › Who Acme is for", URL: "https://d.io/docs/#who-acme-is-for", Score: 0.59,
+			Text: "Acme suits small teams that run their own servers."},
+		{Title: "FAQ › Is Acme free?", URL: "https://d.io/docs/faq#is-acme-free", Score: 0.56,
+			Text: "Yes. Acme is free software."},
+	}
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "Who is Acme for?", Passages: ps, Weights: map[string]float64{term("acme"): 0.05},
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("> Acme suits small teams that run their own servers. [1]"))
+	g.Expect(res.Cited).NotTo(BeEmpty())
+	g.Expect(res.Cited[0]).To(Equal(0), res.Text)
+	g.Expect(res.Grounded).To(BeTrue())
+}
+
 func TestHistoryStaysWithinTheTokenBudget(t *testing.T) {
 	g := NewWithT(t)
 	turns := []generate.Turn{
@@ -344,6 +365,27 @@ func TestExtractiveWeighsPassagesByRetrievalScore(t *testing.T) {
 	}, func(string) error { return nil })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Cited[0]).To(Equal(1), res.Text)
+}
+
+// The heading of a section counts in full for its sentences: a section
+// headed with the question's word answers it, though none of its sentences
+// repeats the word, rather than a sentence of a passage ranked lower that
+// shares another word of the question.
+func TestExtractiveCountsTheMatchedHeadingInFull(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{
+		{Title: "Snapshots › Comparing snapshots", URL: "https://d.io/docs/snapshots#comparing", Score: 6.5,
+			Text: "Run `acme diff A B` to list the files changed between A and B."},
+		{Title: "Excludes › Large files", URL: "https://d.io/docs/excludes#large", Score: 4,
+			Text: "Skip every file bigger than two gibibytes."},
+	}
+	weights := map[string]float64{term("compare"): 3.9, term("two"): 3.9, term("backups"): 1}
+	res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{
+		Question: "How do I compare two backups?", Passages: ps, Weights: weights,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("acme diff A B"))
+	g.Expect(res.Cited).To(Equal([]int{0}), res.Text)
 }
 
 // scriptedModel is a fake model that writes body as its streamed answer,

@@ -40,6 +40,29 @@ func TestLexicalRanking(t *testing.T) {
 	g.Expect(lx.coverage("rotating signing keys", 3)).To(BeNumerically("~", 0, 1e-6))
 }
 
+// A common English word no page uses ("different", "twice") does not
+// count against coverage, in the lexical search as for a dense hit; a
+// name no page uses ("Solaris") does.
+func TestCoverageLeavesOutCommonWordsTheDocsNeverUse(t *testing.T) {
+	g := NewWithT(t)
+	lx := buildLexIndex([]vectorstore.Payload{
+		{Title: "Repositories", Heading: "Sharing a repository", Text: "A file present on ten machines is stored once."},
+		{Title: "FAQ", Heading: "Platforms", Text: "Acme supports Linux and macOS."},
+		{Title: "Install", Text: "Install Acme with the package manager."},
+	})
+	hits := lx.search("Are files on different machines stored twice?", "", 1)
+	g.Expect(hits).To(HaveLen(1))
+	g.Expect(hits[0].row).To(Equal(0))
+	g.Expect(hits[0].coverage).To(BeNumerically("~", 1, 1e-6))
+	g.Expect(lx.coverage("Are files on different machines stored twice?", 0)).To(BeNumerically("~", 1, 1e-6))
+
+	// The name outweighs the two words found (on a larger index, by more).
+	hits = lx.search("Does Acme support Solaris?", "", 1)
+	g.Expect(hits).To(HaveLen(1))
+	g.Expect(hits[0].coverage).To(BeNumerically("<", 0.5))
+	g.Expect(lx.coverage("Does Acme support Solaris?", 1)).To(BeNumerically("<", 0.5))
+}
+
 // A follow-up leans on the previous question: among the pages naming
 // macOS, the install one wins after "How do I install Acme?", the upgrade
 // one after "How do I upgrade Acme?"; coverage stays the follow-up's own.
