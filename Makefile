@@ -161,7 +161,7 @@ bench-http: ## chat-apiserver side by side with a plain Go floor under load (rea
 	go test -tags bench -count=1 -timeout 30m -run '^TestBenchHTTP$$' -v ./hack/bench-http -args $(BENCH_FLAGS) | grep -v -e '^=== ' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 .PHONY: bench-stream
-bench-stream: ## Concurrent answer streams (SSE) one chat-apiserver holds with the fake model at 30 tokens/s: TTFB, added latency, memory and goroutines per stream (about 3 min; BENCH_FLAGS=-pin: the server alone on one core).
+bench-stream: ## Concurrent answer streams (SSE) one chat-apiserver holds with the fake model at 30 tokens/s, side by side with a plain Go streaming floor: TTFB, added latency, memory, goroutines and CPU per stream (about 5 min; BENCH_FLAGS=-pin: the server alone on one core; -floor=false: no floor).
 	hack/tools.sh postgres
 	go test -tags bench -count=1 -timeout 30m -run '^TestBenchStream$$' -v ./hack/bench-http -args $(BENCH_FLAGS) | grep -v -e '^=== ' -e '^--- PASS' -e '^PASS' -e '^ok '
 

@@ -8,6 +8,7 @@ package benchhttp
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -36,7 +38,8 @@ var (
 	tokenRate    = flag.Float64("token-rate", 30, "the fake model's tokens per second")
 	answerTokens = flag.Int("answer-tokens", 300, "tokens per answer")
 	serverBin    = flag.String("server-bin", "", "a chat-apiserver binary to measure instead of building this tree's, by bench-stream and bench-http alike (to compare two versions under the same harness)")
-	pin          = flag.Bool("pin", false, "run chat-apiserver alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured; assumes CPUs 0 to NumCPU-1 are all allowed (not under a cpuset that leaves any out)")
+	pin          = flag.Bool("pin", false, "run chat-apiserver (and the floor) alone on core 0 and this process (clients and fake model) and PostgreSQL on the other cores (taskset): one replica on one core, measured; assumes CPUs 0 to NumCPU-1 are all allowed (not under a cpuset that leaves any out)")
+	floorOn      = flag.Bool("floor", true, "bench-stream: hold each level's streams on the plain Go floor (./floor) too, taking turns with chat-apiserver")
 )
 
 // tokensPerRead is how many tokens' time a client lets pass between two
@@ -45,7 +48,16 @@ const tokensPerRead = 8
 
 // TestBenchStream ramps the number of concurrently open streams and
 // prints, per level, the time to first byte, the latency the server adds
-// to the model's first token, and memory and goroutines per open stream.
+// to the model's first token, and memory, goroutines and CPU per open
+// stream, for chat-apiserver and the plain Go floor (./floor, unless
+// -floor=false) on the same fake model.
+//
+// At each level the floor and chat-apiserver hold the level's streams in
+// turn, one after the other (never at once: they would share the cores),
+// the order reversed every other level. Why not all the floor's levels and
+// then all chat-apiserver's: on a shared machine the others' load drifts
+// over minutes, and a level takes seconds, so a level's two runs back to
+// back meet about the same load and their ratio stays meaningful.
 func TestBenchStream(t *testing.T) {
 	dir := t.TempDir()
 	bin := *serverBin
@@ -105,57 +117,89 @@ func TestBenchStream(t *testing.T) {
 		args = append(args, "--pprof")
 	}
 	if *pin {
-		args = pinApart(t, pg, bin, args)
-		bin = "taskset"
+		moveApart(t, pg)
 	}
-	server := start(t, "chat-apiserver", bin, args, serverEnv(t, env), "http://"+api, "/readyz",
-		filepath.Join(dir, "chat-apiserver.log"))
+	bin, args = pinned(bin, args)
+	targets := []streamTarget{{p: start(t, "chat-apiserver", bin, args, serverEnv(t, env), "http://"+api, "/readyz",
+		filepath.Join(dir, "chat-apiserver.log")), metrics: metrics}}
+	if *floorOn {
+		bin, args := pinned(build(t, dir, "hack/bench-http/floor"), nil)
+		floor := start(t, "floor", bin, args, map[string]string{
+			"DATABASE_URL": dbURL, "JWKS_URL": iss.jwksURL(), "ISSUER": iss.url, "LISTEN_ADDR": "127.0.0.1:0",
+			"OPENAI_API_KEY": openaitest.APIKey, "OPENAI_BASE_URL": oai.URL,
+		}, "", "/healthz", filepath.Join(dir, "floor.log"))
+		targets = append([]streamTarget{{p: floor}}, targets...)
+	}
 
 	answer := (time.Duration(*answerTokens) * delay).Round(time.Millisecond)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
 	var out []streamRow
-	for _, n := range counts {
-		base := scrape(t, metrics)
-		baseRSS, baseCPU, basePG, baseSelf := server.rss(t), server.cpu(t), pg.cpu(t), selfCPU(t)
-		stopProfile := func() {}
-		if *profile != "" {
-			stopProfile = profileDuring(t, metrics, answer, fmt.Sprintf("stream-%d", n))
+	for i, n := range counts {
+		order := slices.Clone(targets)
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		began := time.Now()
-		r := holdStreams(streamer{client: client, base: server.base, model: model, drain: tokensPerRead * delay},
-			s.latest[:n], tokens[:n], answer)
-		// Every stream is past its first delta and none has ended yet.
-		mid, rss := scrape(t, metrics), server.rss(t)
-		fmt.Print(poolPerStart(n, base, mid))
-		r.n = n
-		// The server's own count of the streams it holds now.
-		r.open = int(mid["chatbackend_sse_streams_open"])
-		per := float64(max(1, r.open))
-		r.rss = float64(rss-baseRSS) / per
-		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
-		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
-		r.wait()
-		r.wall = time.Since(began)
-		// The server's CPU for the level's streams, start to end, per
-		// stream that ran: a refused start costs next to nothing, so
-		// counting it would lower the CPU per stream and raise the
-		// projection.
-		ran := time.Duration(max(1, n-r.errors))
-		r.cpu = (server.cpu(t) - baseCPU) / ran
-		r.pgCPU = (pg.cpu(t) - basePG) / ran
-		r.harnessCPU = (selfCPU(t) - baseSelf) / ran
-		stopProfile()
-		out = append(out, r.streamRow)
+		for _, tg := range order {
+			st := streamer{client: client, base: tg.p.base, model: model, drain: tokensPerRead * delay}
+			out = append(out, holdLevel(t, tg, pg, st, s.latest[:n], tokens[:n], answer))
+		}
 	}
 	reportStreams(out, answer)
 }
 
-// pinApart moves PostgreSQL (the postmaster and its processes; the
+// streamTarget is a server that holds the streams: chat-apiserver, or the
+// floor (no metrics address: it has no metrics, and its streams touch no
+// database).
+type streamTarget struct {
+	p       *proc
+	metrics string
+}
+
+// holdLevel holds one stream per conversation of convs on tg (see
+// holdStreams) and measures the level, start to end.
+func holdLevel(t *testing.T, tg streamTarget, pg pgProc, s streamer, convs, tokens []string, answer time.Duration) streamRow {
+	t.Helper()
+	n := len(convs)
+	var base map[string]float64
+	if tg.metrics != "" {
+		base = scrape(t, tg.metrics)
+	}
+	baseRSS, baseCPU, basePG, baseSelf := tg.p.rss(t), tg.p.cpu(t), pg.cpu(t), selfCPU(t)
+	stopProfile := func() {}
+	if *profile != "" && tg.metrics != "" {
+		stopProfile = profileDuring(t, tg.metrics, answer, fmt.Sprintf("stream-%d", n))
+	}
+	began := time.Now()
+	r := holdStreams(s, convs, tokens, answer)
+	// Every stream is past its first delta and none has ended yet.
+	r.n, r.server, r.floor = n, tg.p.name, tg.metrics == ""
+	per := float64(max(1, r.open))
+	r.rss = float64(tg.p.rss(t)-baseRSS) / per
+	if !r.floor {
+		mid := scrape(t, tg.metrics)
+		fmt.Print(poolPerStart(n, base, mid))
+		r.heap = (mid["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / per
+		r.goroutines = (mid["go_goroutines"] - base["go_goroutines"]) / per
+	}
+	r.wait()
+	r.wall = time.Since(began)
+	// The CPU for the level's streams, start to end, per stream that ran:
+	// a refused start costs next to nothing, so counting it would lower
+	// the CPU per stream and raise the projection.
+	ran := time.Duration(max(1, n-r.errors))
+	r.cpu = (tg.p.cpu(t) - baseCPU) / ran
+	r.pgCPU = (pg.cpu(t) - basePG) / ran
+	r.harnessCPU = (selfCPU(t) - baseSelf) / ran
+	stopProfile()
+	return r.streamRow
+}
+
+// moveApart moves PostgreSQL (the postmaster and its processes; the
 // backends it forks later inherit their CPUs) and this process (all its
-// threads) off core 0, and returns the arguments that run bin with args on
-// core 0 alone. Other processes of the machine are not moved: core 0 is
-// the server's alone among the benchmark's processes, not on the machine.
-func pinApart(t *testing.T, pg pgProc, bin string, args []string) []string {
+// threads) off core 0, for pinned servers to have it. Other processes of
+// the machine are not moved: core 0 is the server's alone among the
+// benchmark's processes, not on the machine.
+func moveApart(t *testing.T, pg pgProc) {
 	t.Helper()
 	if runtime.NumCPU() < 2 {
 		t.Fatalf("-pin: %d CPU, 2 needed", runtime.NumCPU())
@@ -172,7 +216,16 @@ func pinApart(t *testing.T, pg pgProc, bin string, args []string) []string {
 			t.Fatalf("-pin: taskset %d: %v\n%s", pid, err, out)
 		}
 	}
-	return append([]string{"--cpu-list", "0", bin}, args...)
+}
+
+// pinned is the command that runs bin with args: on core 0 alone with
+// -pin (taskset execs bin: the process is the same), else as it is. The
+// floor and chat-apiserver both run there, one after the other.
+func pinned(bin string, args []string) (string, []string) {
+	if !*pin {
+		return bin, args
+	}
+	return "taskset", append([]string{"--cpu-list", "0", bin}, args...)
 }
 
 // firstTokens is when the fake sent each question's first token.
@@ -202,14 +255,18 @@ func (f *firstTokens) get(id string) (time.Time, bool) {
 
 var questionID = regexp.MustCompile(`bench-q-[0-9]+-[0-9]+`)
 
-// streamRow is one level's line of the table.
+// streamRow is one level's line of the table, for one server.
 type streamRow struct {
+	server string
+	// floor: the floor's row (no heap or goroutine gauges, no database).
+	floor           bool
 	n, open, errors int
 	ttfb, added     []time.Duration // sorted
 	rss, heap       float64         // bytes per open stream
 	goroutines      float64
-	// CPU per stream that ran (errors left out) of the server,
-	// PostgreSQL, and this process (the clients and the fake model).
+	// CPU per stream that ran (errors left out) of the server (or the
+	// floor), PostgreSQL, and this process (the clients and the fake
+	// model).
 	cpu, pgCPU, harnessCPU time.Duration
 	wall                   time.Duration  // the level, first start to last end
 	why                    map[string]int // the errors, by message
@@ -225,12 +282,16 @@ func (h *holding) wait() { <-h.done }
 // holdStreams starts one stream per conversation, spread over half an
 // answer's time (twice the rate at which a steady n streams would start,
 // not one burst), and returns once all are past their first delta, the
-// first ones still streaming (they keep running: wait for them).
+// first ones still streaming (they keep running: wait for them). Its open
+// is how many were open then.
 func holdStreams(s streamer, convs, tokens []string, answer time.Duration) *holding {
 	h := &holding{done: make(chan struct{})}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	opened := make(chan struct{}, len(convs))
+	// live counts the streams open at the clients' end: the same count
+	// for any server (the floor has no gauge of its own).
+	var live atomic.Int64
 	spread := answer / 2
 	round := time.Now().UnixNano()
 	for i := range convs {
@@ -238,7 +299,15 @@ func holdStreams(s streamer, convs, tokens []string, answer time.Duration) *hold
 		wg.Go(func() {
 			id := fmt.Sprintf("bench-q-%d-%d", round, i)
 			signal := sync.OnceFunc(func() { opened <- struct{}{} })
-			ttfb, added, err := s.stream(convs[i], tokens[i], id, signal)
+			in := false // past its first delta, and its end not read yet
+			ttfb, added, err := s.stream(convs[i], tokens[i], id, func() {
+				in = true
+				live.Add(1)
+				signal()
+			})
+			if in {
+				live.Add(-1)
+			}
 			signal() // also when it failed before its first delta
 			mu.Lock()
 			defer mu.Unlock()
@@ -258,6 +327,7 @@ func holdStreams(s streamer, convs, tokens []string, answer time.Duration) *hold
 	for range convs {
 		<-opened
 	}
+	h.open = int(live.Load())
 	go func() {
 		wg.Wait()
 		mu.Lock()
@@ -371,48 +441,103 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
+// reportStreams prints the levels' table, a level's rows side by side
+// (the floor's first), then what each server sustained.
 func reportStreams(rows []streamRow, answer time.Duration) {
 	load, _ := os.ReadFile("/proc/loadavg")
-	where := "the clients, the fake model, PostgreSQL and chat-apiserver share the machine's cores"
+	where := "the clients, the fake model, PostgreSQL and the server measured share the machine's cores"
 	if *pin {
-		where = "chat-apiserver alone on core 0 (-pin), the clients, the fake model and PostgreSQL on the others"
+		where = "the server measured alone on core 0 (-pin), the clients, the fake model and PostgreSQL on the others"
 	}
 	fmt.Printf("\nbench-stream: fake model at %.0f tokens/s, %d tokens an answer (%s), load average %s; %s\n",
 		*tokenRate, *answerTokens, answer, strings.Join(strings.Fields(string(load))[:3], " "), where)
+	second := func(r streamRow) int { // the floor's row first
+		if r.floor {
+			return 0
+		}
+		return 1
+	}
+	rows = slices.SortedFunc(slices.Values(rows), func(a, b streamRow) int {
+		return cmp.Or(cmp.Compare(a.n, b.n), cmp.Compare(second(a), second(b)))
+	})
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "streams\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\tCPU/stream: server\tPostgreSQL\tclient+fake\tone core's streams (projection)\t")
+	fmt.Fprintln(w, "streams\tserver\topen\terrors\tTTFB p50\tTTFB p99\tadded p50\tadded p99\tRSS/stream\theap/stream\tgoroutines/stream\t"+
+		"CPU/stream: process\tPostgreSQL\tclient+fake\tCPU/token\tCPU ÷ floor\tCPU+PostgreSQL ÷ floor\tone core's streams (projection)\t")
+	floor := map[int]streamRow{}
 	for _, r := range rows {
 		projection := "–" // no stream ran: no CPU per stream to project from
 		if r.errors < r.n {
 			projection = fmt.Sprintf("%.0f", float64(answer)/float64(max(1, r.cpu)))
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%.0f KiB\t%.1f\t%s\t%s\t%s\t%s\t\n", r.n, r.open, r.errors,
-			ms(r.ttfbAt(.5)), ms(r.ttfbAt(.99)), ms(quantile(r.added, .5)), ms(quantile(r.added, .99)), r.rss/1024, r.heap/1024, r.goroutines,
-			ms(r.cpu), ms(r.pgCPU), ms(r.harnessCPU), projection)
+		heap, goroutines, pgCPU, ratios := "–", "–", "–", [2]string{"", ""}
+		if r.floor {
+			floor[r.n] = r
+		} else {
+			heap, goroutines, pgCPU = fmt.Sprintf("%.0f KiB", r.heap/1024), fmt.Sprintf("%.1f", r.goroutines), ms(r.pgCPU)
+			if f, ok := floor[r.n]; ok && f.errors < f.n && r.errors < r.n {
+				ratios = [2]string{fmt.Sprintf("%.2fx", float64(r.cpu)/float64(max(1, f.cpu))),
+					fmt.Sprintf("%.2fx", float64(r.cpu+r.pgCPU)/float64(max(1, f.cpu)))}
+			}
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%.0f KiB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.n, r.server, r.open, r.errors,
+			ms(r.ttfbAt(.5)), ms(r.ttfbAt(.99)), ms(quantile(r.added, .5)), ms(quantile(r.added, .99)), r.rss/1024, heap, goroutines,
+			ms(r.cpu), pgCPU, ms(r.harnessCPU), us(r.cpu/time.Duration(*answerTokens)), ratios[0], ratios[1], projection)
 	}
 	_ = w.Flush()
 	for _, r := range rows {
 		ran := float64(max(1, r.n-r.errors))
 		cores := func(perStream time.Duration) float64 { return float64(perStream) * ran / float64(r.wall) }
-		fmt.Printf("  %d streams over %s: cores kept busy: server %.2f, PostgreSQL %.2f, client+fake %.2f (machine: %d)\n",
-			r.n, r.wall.Round(100*time.Millisecond), cores(r.cpu), cores(r.pgCPU), cores(r.harnessCPU), runtime.NumCPU())
+		pg := fmt.Sprintf(", PostgreSQL %.2f", cores(r.pgCPU))
+		if r.floor {
+			pg = ""
+		}
+		fmt.Printf("  %d streams, %s, over %s: cores kept busy: %s %.2f%s, client+fake %.2f (machine: %d)\n",
+			r.n, r.server, r.wall.Round(100*time.Millisecond), r.server, cores(r.cpu), pg, cores(r.harnessCPU), runtime.NumCPU())
 		for why, n := range r.why {
-			fmt.Printf("  %d streams: %d x %s\n", r.n, n, why)
+			fmt.Printf("  %d streams, %s: %d x %s\n", r.n, r.server, n, why)
 		}
 	}
-	fmt.Println("CPU per stream: per stream that ran (errors left out)\n" +
-		"one core's streams (projection, not measured): the answer's duration over the server's CPU per stream,\n" +
-		"  the streams one core's worth of the server's CPU would keep going at once, with no latency target")
-	sorted := slices.SortedFunc(slices.Values(rows), func(a, b streamRow) int { return a.n - b.n })
-	sustained, why := 0, ""
-	for _, r := range sorted {
-		if why = r.unsustained(); why != "" {
-			why = fmt.Sprintf(" (%d streams: %s)", r.n, why)
-			break
+	fmt.Println("open: streams past their first delta and not yet ended, when the last one got its first delta (the clients' count)\n" +
+		"CPU per stream: per stream that ran (errors left out); CPU/token: the process's CPU per stream over the tokens of an answer\n" +
+		"the floor does not touch PostgreSQL (–); its ratios: chat-apiserver's CPU (with PostgreSQL's) over the floor's at the same level\n" +
+		"one core's streams (projection, not measured): the answer's duration over the process's CPU per stream,\n" +
+		"  the streams one core's worth of its CPU would keep going at once, with no latency target")
+	reportSustained(rows)
+}
+
+// reportSustained prints the streams each server sustained, and
+// chat-apiserver's over the floor's.
+func reportSustained(rows []streamRow) {
+	held := map[string]int{}
+	var servers []string
+	for _, name := range []string{"floor", "chat-apiserver"} {
+		sustained, why := 0, " (every level tried: at least this)"
+		for _, r := range rows { // sorted by level
+			if r.server != name {
+				continue
+			}
+			if w := r.unsustained(); w != "" {
+				why = fmt.Sprintf(" (%d streams: %s)", r.n, w)
+				break
+			}
+			sustained = r.n
 		}
-		sustained = r.n
+		if slices.ContainsFunc(rows, func(r streamRow) bool { return r.server == name }) {
+			held[name] = sustained
+			servers = append(servers, fmt.Sprintf("%s %d%s", name, sustained, why))
+		}
 	}
-	fmt.Printf("streams sustained with TTFB p99 < 100 ms, all open at once, no errors, at this level and every lower one: %d%s\n", sustained, why)
+	fmt.Printf("streams sustained with TTFB p99 < 100 ms, all open at once, no errors, at this level and every lower one: %s\n",
+		strings.Join(servers, "; "))
+	if f, ok := held["floor"]; ok && f > 0 {
+		// The levels are coarse: each limit lies between the level held
+		// and the next one tried.
+		bound := "of the levels tried: each limit lies between its level and the next"
+		if f == rows[len(rows)-1].n {
+			bound = "the floor held every level tried: its own limit is higher, the ratio at most this"
+		}
+		fmt.Printf("streams sustained, chat-apiserver ÷ floor: %.2fx (%s)\n", float64(held["chat-apiserver"])/float64(f), bound)
+	}
 }
 
 // unsustained says why the row's level was not held ("" if it was): an

@@ -4,9 +4,12 @@
 // the RS256 bearer token against the JWKS (allowlisted algorithm, kid, exp,
 // iss, aud) and runs the same SQL as apiserver/store, so the difference
 // between the two is what chat-apiserver adds: gin, middleware, metrics,
-// the access log, the user row check.
+// the access log, the user row check. For `make bench-stream` it also
+// streams answers from the model (stream.go): a lower bound on a stream's
+// cost rather than the same work.
 //
-//	DATABASE_URL=... JWKS_URL=... ISSUER=... LISTEN_ADDR=127.0.0.1:0 floor
+//	DATABASE_URL=... JWKS_URL=... ISSUER=... LISTEN_ADDR=127.0.0.1:0 \
+//	OPENAI_BASE_URL=... OPENAI_API_KEY=... floor
 //
 // It is a benchmark peer, not a server to run: it checks no user row and
 // bounds nothing.
@@ -42,6 +45,7 @@ type server struct {
 	db     *pgxpool.Pool
 	kf     keyfunc.Keyfunc
 	parser *jwt.Parser
+	model  model
 }
 
 func run() error {
@@ -56,13 +60,14 @@ func run() error {
 		return err
 	}
 	iss := os.Getenv("ISSUER")
-	s := &server{db: db, kf: kf, parser: jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}),
+	s := &server{db: db, kf: kf, model: newModel(), parser: jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}),
 		jwt.WithExpirationRequired(), jwt.WithIssuer(iss), jwt.WithAudience(iss), jwt.WithLeeway(30*time.Second))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /v1/conversations", s.listConversations)
 	mux.HandleFunc("POST /v1/conversations", s.createConversation)
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", s.listMessages)
+	mux.HandleFunc("POST /v1/conversations/{id}/messages", s.answer)
 	ln, err := net.Listen("tcp", os.Getenv("LISTEN_ADDR"))
 	if err != nil {
 		return err
