@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,29 @@ WHERE datname = current_database() AND wait_event = $1`, event).Scan(&n)).To(Suc
 			}
 		})
 	}
+}
+
+// Open spreads the ends of the connections' lifetimes, which start-up
+// opens together, unless the URL sets the spread.
+func TestOpenJittersConnectionLifetimes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dbURL := pgtest.New(t)
+	pool, err := store.Open(ctx, dbURL, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(Equal(pool.Config().MaxConnLifetime / 5))
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(BeNumerically(">", 0))
+
+	u, err := url.Parse(dbURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	q := u.Query()
+	q.Set("pool_max_conn_lifetime_jitter", "1s")
+	u.RawQuery = q.Encode()
+	pool, err = store.Open(ctx, u.String(), store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(Equal(time.Second), "the URL's setting wins")
 }
 
 func TestConversationsAreScopedToTheirOwner(t *testing.T) {
