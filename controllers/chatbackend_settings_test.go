@@ -47,7 +47,7 @@ func TestServerSettingsReachThePods(t *testing.T) {
 
 	want := map[string]string{
 		envvar.JWKSRefreshInterval: "300s", envvar.JWTMaxTokenAge: "86400s",
-		envvar.DatabaseMaxConns: "10", envvar.DatabaseAcquireTimeout: "3s", envvar.DatabaseQueryTimeout: "10s",
+		envvar.DatabaseMaxConns: "10", envvar.DatabaseMinConns: "10", envvar.DatabaseAcquireTimeout: "3s", envvar.DatabaseQueryTimeout: "10s",
 		envvar.HTTPReadHeaderTimeout: "10s", envvar.HTTPReadBodyTimeout: "30s", envvar.HTTPIdleTimeout: "120s",
 		envvar.HTTPRequestTimeout: "30s", envvar.HTTPChatTimeout: "300s", envvar.HTTPStreamWriteTimeout: "30s",
 		envvar.TrustedProxies: "198.18.0.0/15", envvar.QdrantHybrid: "true",
@@ -92,6 +92,12 @@ func TestServerSettingsValidation(t *testing.T) {
 			"spec.retrieval.minRelevancePercent in body should be less than or equal to 100"},
 		"a pool too large": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Database.Pool.MaxConns = 1001 },
 			"spec.database.pool.maxConns in body should be less than or equal to 1000"},
+		"more connections kept than the pool's default size": {func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.Database.Pool.MinConns = ptr.To[int32](11)
+		}, "pool.minConns must not exceed pool.maxConns (10 when unset)"},
+		"more connections kept than the pool holds": {func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.Database.Pool = chatv1alpha1.DatabasePoolSpec{MaxConns: 4, MinConns: ptr.To[int32](5)}
+		}, "pool.minConns must not exceed pool.maxConns (10 when unset)"},
 		"a negative timeout": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Server.Timeouts.ChatSeconds = -1 },
 			"spec.server.timeouts.chatSeconds in body should be greater than or equal to 1"},
 		"a JWKS refresh slower than the alert": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.JWKSRefreshIntervalSeconds = 600 },

@@ -222,14 +222,25 @@ type DatabaseSpec struct {
 // DatabasePoolSpec sizes and bounds each API replica's connection pool.
 // Unset fields keep chat-apiserver's defaults. A wait past either timeout
 // answers 503 with Retry-After instead of hanging on the database.
+// +kubebuilder:validation:XValidation:rule="!has(self.minConns) || self.minConns <= (has(self.maxConns) ? self.maxConns : 10)",message="pool.minConns must not exceed pool.maxConns (10 when unset)"
 type DatabasePoolSpec struct {
 	// maxConns is the most connections one replica opens
-	// (DATABASE_MAX_CONNS); 10 when unset. Replicas × maxConns must fit
-	// the server's (or the pooler's) max_connections.
+	// (DATABASE_MAX_CONNS); 10 when unset. (Replicas + a rollout's surge
+	// pods) × maxConns, with the Jobs' and admin sessions, must fit the
+	// server's (or the pooler's) max_connections.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	MaxConns int32 `json:"maxConns,omitempty"`
+	// minConns is how many of those connections one replica opens at
+	// start-up and keeps open (DATABASE_MIN_CONNS); all of them (maxConns)
+	// when unset, so that a burst finds them open. 0 opens each as
+	// requests need it and lets idle ones close: for a tight connection
+	// budget (a serverless database's, say).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	MinConns *int32 `json:"minConns,omitempty"`
 	// acquireTimeoutSeconds bounds the wait for a pooled connection
 	// (DATABASE_ACQUIRE_TIMEOUT); 3 when unset.
 	// +optional

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -269,7 +271,7 @@ func TestServeReportsTheDatabaseDownWhileWaiting(t *testing.T) {
 func TestServe(t *testing.T) {
 	g := NewWithT(t)
 	var logs testutil.SyncBuffer
-	srv := startServing(t, &logs)
+	srv := startServing(t, &logs, nil)
 	ba, api, metrics := srv.ba, srv.api, srv.metrics
 	get := func(url string) (int, string) {
 		res, err := http.Get(url)
@@ -311,6 +313,31 @@ func TestServe(t *testing.T) {
 	g.Expect(logs.String()).NotTo(ContainSubstring(token))
 }
 
+// DATABASE_MIN_CONNS=0: the pool opens connections as statements need
+// them, so a tight connection budget is not spent by idle replicas. After
+// start-up it holds what start-up's own concurrent statements opened (a
+// few: 3 when this was written), far from the
+// DATABASE_MAX_CONNS of 20 that the default would fill it to within
+// moments (as TestServe shows).
+func TestServeMinConnsZero(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServing(t, io.Discard, map[string]string{envvar.DatabaseMaxConns: "20", envvar.DatabaseMinConns: "0"})
+	defer srv.stop(g)
+	total := regexp.MustCompile(`(?m)^chatbackend_db_pool_total_connections (\d+)$`)
+	g.Consistently(func(g Gomega) {
+		res, err := http.Get("http://" + srv.metrics + "/metrics")
+		g.Expect(err).NotTo(HaveOccurred())
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		m := total.FindSubmatch(b)
+		g.Expect(m).NotTo(BeNil(), "the pool's metrics are served")
+		n, err := strconv.Atoi(string(m[1]))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(n).To(BeNumerically("<", 10))
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
+
 // The header limits, at their boundaries, on the server `serve` runs: a
 // BetterAuth user with a very long name (BetterAuth does not bound it) gets
 // in while the token fits auth.MaxTokenBytes, gets a 431 in the error JSON
@@ -318,7 +345,7 @@ func TestServe(t *testing.T) {
 // headers beyond httpapi.MaxHeaderBytes get net/http's own 431.
 func TestServeHeaderLimits(t *testing.T) {
 	g := NewWithT(t)
-	srv := startServing(t, io.Discard)
+	srv := startServing(t, io.Discard, nil)
 	defer srv.stop(g)
 	ba, api := srv.ba, srv.api
 
@@ -371,7 +398,7 @@ type serving struct {
 	done         chan error
 }
 
-func startServing(t *testing.T, logs io.Writer) *serving {
+func startServing(t *testing.T, logs io.Writer, env map[string]string) *serving {
 	t.Helper()
 	g := NewWithT(t)
 	db := pgtest.New(t)
@@ -382,6 +409,9 @@ func startServing(t *testing.T, logs io.Writer) *serving {
 	t.Setenv("BETTER_AUTH_URL", s.ba.URL)
 	t.Setenv("LISTEN_ADDR", s.api)
 	t.Setenv("METRICS_ADDR", s.metrics)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	var ctx context.Context
 	ctx, s.cancel = context.WithCancel(context.Background())
 	t.Cleanup(s.cancel)

@@ -243,19 +243,22 @@ func serve(ctx context.Context, cfg config.Config, flags serveFlags, logger *slo
 // openPool opens serve's database pool, waiting for the database up to
 // flags.connectTimeout, and registers its metrics on reg.
 func openPool(ctx context.Context, cfg config.Config, flags serveFlags, reg prometheus.Registerer, logger *slog.Logger) (*pgxpool.Pool, error) {
-	maxConns := int32(cfg.Database.MaxConns) //nolint:gosec // config bounds it to MaxDatabaseMaxConns
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		ConnectTimeout: flags.connectTimeout,
-		MaxConns:       maxConns,
-		// Every connection opened at start-up and kept: the first burst of
-		// requests (a rollout, a scale-out, a quiet spell's end) would
+		MaxConns:       int32(cfg.Database.MaxConns), //nolint:gosec // config bounds it to MaxDatabaseMaxConns
+		// By default every connection is opened at start-up (in the
+		// background) and kept, a fixed-size pool, as HikariCP's default
+		// and its advice for a steady load: a burst of requests (a rollout, a scale-out, a quiet spell's end) would
 		// otherwise wait for connections being opened (TCP, start-up,
 		// authentication, and every statement prepared again on each), in
 		// the pool's queue (make bench-stream: the slowest starts of the
 		// first level waited a third of a second for them). The
 		// connections are reserved anyway: replicas × DATABASE_MAX_CONNS
-		// must fit the database's max_connections.
-		MinConns:       maxConns,
+		// must fit the database's max_connections. DATABASE_MIN_CONNS
+		// lowers it, to 0 for a tight connection budget (a serverless
+		// database's, say): connections are then opened as requests need
+		// them.
+		MinConns:       int32(cfg.Database.MinConns), //nolint:gosec // config bounds it to MaxConns
 		AcquireTimeout: cfg.Database.AcquireTimeout,
 		QueryTimeout:   cfg.Database.QueryTimeout,
 		Logger:         logger,

@@ -163,9 +163,12 @@ type RAG struct {
 func (c RAG) Offline() bool { return c.OpenAIAPIKey == "" }
 
 // Database sizes and bounds `serve`'s connection pool (DATABASE_MAX_CONNS,
-// DATABASE_ACQUIRE_TIMEOUT, DATABASE_QUERY_TIMEOUT).
+// DATABASE_MIN_CONNS, DATABASE_ACQUIRE_TIMEOUT, DATABASE_QUERY_TIMEOUT).
 type Database struct {
-	MaxConns       int
+	MaxConns int
+	// MinConns of the MaxConns are opened at start-up and kept open; by
+	// default all of them (a fixed-size pool), 0 opens each on demand.
+	MinConns       int
 	AcquireTimeout time.Duration
 	QueryTimeout   time.Duration
 }
@@ -335,6 +338,9 @@ func databaseFrom(get func(string) string) (Database, error) {
 	var err error
 	if d.MaxConns, err = intSetting(envvar.DatabaseMaxConns, get(envvar.DatabaseMaxConns), DefaultDatabaseMaxConns, 1, MaxDatabaseMaxConns); err != nil {
 		return Database{}, err
+	}
+	if d.MinConns, err = intSetting(envvar.DatabaseMinConns, get(envvar.DatabaseMinConns), d.MaxConns, 0, d.MaxConns); err != nil {
+		return Database{}, fmt.Errorf("%w (%s is %d)", err, envvar.DatabaseMaxConns, d.MaxConns)
 	}
 	if d.AcquireTimeout, err = durationSetting(envvar.DatabaseAcquireTimeout, get(envvar.DatabaseAcquireTimeout), DefaultDatabaseAcquireTimeout); err != nil {
 		return Database{}, err

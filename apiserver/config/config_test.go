@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(2000))
 	g.Expect(c.ChatRatePerMinute).To(Equal(20.0))
 	g.Expect(c.ChatBurst).To(Equal(5))
-	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 10, AcquireTimeout: 3 * time.Second, QueryTimeout: 10 * time.Second}))
+	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 10, MinConns: 10, AcquireTimeout: 3 * time.Second, QueryTimeout: 10 * time.Second}))
 	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadBodyTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute, RequestTimeout: 30 * time.Second, ChatTimeout: 5 * time.Minute,
 		StreamWriteTimeout: 30 * time.Second}))
@@ -65,6 +65,7 @@ func TestOverrides(t *testing.T) {
 	env["CHAT_RATE_LIMIT_PER_MINUTE"] = "0.5"
 	env["CHAT_RATE_LIMIT_BURST"] = "12"
 	env["DATABASE_MAX_CONNS"] = "25"
+	env["DATABASE_MIN_CONNS"] = "0"
 	env["DATABASE_ACQUIRE_TIMEOUT"] = "1s"
 	env["DATABASE_QUERY_TIMEOUT"] = "2s"
 	env["HTTP_READ_HEADER_TIMEOUT"] = "3s"
@@ -96,7 +97,7 @@ func TestOverrides(t *testing.T) {
 	g.Expect(c.RAG.HistoryTokens).To(Equal(500))
 	g.Expect(c.ChatRatePerMinute).To(Equal(0.5))
 	g.Expect(c.ChatBurst).To(Equal(12))
-	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 25, AcquireTimeout: time.Second, QueryTimeout: 2 * time.Second}))
+	g.Expect(c.Database).To(Equal(config.Database{MaxConns: 25, MinConns: 0, AcquireTimeout: time.Second, QueryTimeout: 2 * time.Second}))
 	g.Expect(c.HTTP).To(Equal(config.HTTP{ReadHeaderTimeout: 3 * time.Second, ReadBodyTimeout: 4 * time.Second,
 		IdleTimeout: 5 * time.Second, RequestTimeout: 6 * time.Second, ChatTimeout: 7 * time.Minute,
 		StreamWriteTimeout: 10 * time.Second}))
@@ -110,6 +111,24 @@ func TestOverrides(t *testing.T) {
 }
 
 // ingest reads the same RAG settings as serve, without serve's own.
+// DATABASE_MIN_CONNS defaults to DATABASE_MAX_CONNS (a fixed-size pool) and
+// is bounded by it, which the error names.
+func TestDatabaseMinConns(t *testing.T) {
+	g := NewWithT(t)
+	env := base()
+	env["DATABASE_MAX_CONNS"] = "4"
+	c, err := config.LoadFrom(config.FromMap(env))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.Database.MinConns).To(Equal(4), "the default follows DATABASE_MAX_CONNS")
+	env["DATABASE_MIN_CONNS"] = "4"
+	c, err = config.LoadFrom(config.FromMap(env))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.Database.MinConns).To(Equal(4))
+	env["DATABASE_MIN_CONNS"] = "5"
+	_, err = config.LoadFrom(config.FromMap(env))
+	g.Expect(err).To(MatchError(`DATABASE_MIN_CONNS: want a whole number from 0 to 4, got "5" (DATABASE_MAX_CONNS is 4)`))
+}
+
 func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g := NewWithT(t)
 	env := base()
@@ -190,6 +209,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"jwks refresh negative", "JWKS_REFRESH_INTERVAL", "-5s"},
 		{"pool size zero", "DATABASE_MAX_CONNS", "0"},
 		{"pool size not a number", "DATABASE_MAX_CONNS", "many"},
+		{"pool minimum negative", "DATABASE_MIN_CONNS", "-1"},
+		{"pool minimum above the default size", "DATABASE_MIN_CONNS", "11"},
+		{"pool minimum not a number", "DATABASE_MIN_CONNS", "all"},
 		{"acquire timeout not a duration", "DATABASE_ACQUIRE_TIMEOUT", "3"},
 		{"query timeout zero", "DATABASE_QUERY_TIMEOUT", "0s"},
 		{"header timeout negative", "HTTP_READ_HEADER_TIMEOUT", "-1s"},

@@ -19,6 +19,9 @@ const (
 	DatabaseDirectURL = "DATABASE_DIRECT_URL"
 	// DatabaseMaxConns sizes `serve`'s connection pool.
 	DatabaseMaxConns = "DATABASE_MAX_CONNS"
+	// DatabaseMinConns is how many of those connections the pool opens at
+	// start-up and keeps open.
+	DatabaseMinConns = "DATABASE_MIN_CONNS"
 	// DatabaseAcquireTimeout bounds the wait for a pooled connection, and
 	// DatabaseQueryTimeout each statement: past either the request answers
 	// 503 instead of waiting on a database that does not answer.
@@ -124,7 +127,7 @@ const (
 
 // All lists every variable the server reads, for the contract tests.
 var All = []string{
-	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
+	DatabaseURL, DatabaseDirectURL, DatabaseMaxConns, DatabaseMinConns, DatabaseAcquireTimeout, DatabaseQueryTimeout,
 	DatabaseSSLMode, DatabaseSSLRootCert, DatabaseSSLCert, DatabaseSSLKey, TrustedCADir,
 	BetterAuthURL, JWKSURL, Audience, JWTAlgorithms, JWKSRefreshInterval, JWTMaxTokenAge,
 	CORSAllowedOrigins, ListenAddr, MetricsAddr, ChatRatePerMinute, ChatRateBurst, TrustedProxies,

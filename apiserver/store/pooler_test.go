@@ -91,9 +91,9 @@ func preparedAfterWorkload(t *testing.T, dbURL string, wipeToo bool) int {
 	calls := 0
 	workload := func(user string) {
 		err := s.SyncUser(ctx, user, user+"@example.com", "A")
-		step("upsert user", err)
+		step("sync user", err)
 		err = s.SyncUser(ctx, user, user+"@example.com", "A") // unchanged: the read-only path
-		step("upsert unchanged user", err)
+		step("sync unchanged user", err)
 		_, err = s.GetUser(ctx, user)
 		step("get user", err)
 		c, err := s.CreateConversation(ctx, user, "hello")

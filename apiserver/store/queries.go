@@ -98,9 +98,16 @@ func (s *Store) SyncUser(ctx context.Context, id, email, name string) error {
 		return errors.New("sync user: empty id")
 	}
 	// The upsert returns the row it wrote; a row it left as it was (the
-	// claims unchanged) is read from the statement's snapshot.
-	var active bool
-	err := s.pool.QueryRow(ctx, `
+	// claims unchanged) is read from the statement's snapshot. Neither,
+	// when another transaction inserted the row after that snapshot was
+	// taken, with the same claims (two first requests of one user racing):
+	// it is committed now (the upsert waited for it), and the statement run
+	// once more, on a fresh snapshot, sees it. Run again rather than read
+	// the row: a row deleted in between (by an administrator) is then
+	// created as on first sight, not reported missing.
+	for range 2 {
+		var active bool
+		err := s.pool.QueryRow(ctx, `
 WITH up AS (
   INSERT INTO users (id, email, name) VALUES ($1, $2, $3)
   ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, updated_at = now()
@@ -109,18 +116,17 @@ WITH up AS (
 SELECT is_active FROM up
 UNION ALL
 SELECT is_active FROM users WHERE id = $1 AND NOT EXISTS (SELECT FROM up)`, id, email, name).Scan(&active)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		// Neither: another transaction inserted the row after this
-		// statement's snapshot was taken, with the same claims. It is
-		// committed now (the upsert waited for it): read it.
-		return s.CheckUser(ctx, id)
-	case err != nil:
-		return fmt.Errorf("sync user: %w", err)
-	case !active:
-		return ErrUserInactive
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			continue
+		case err != nil:
+			return fmt.Errorf("sync user: %w", err)
+		case !active:
+			return ErrUserInactive
+		}
+		return nil
 	}
-	return nil
+	return errors.New("sync user: another transaction inserted the row concurrently, twice")
 }
 
 // GetUser returns an active user.

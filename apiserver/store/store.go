@@ -91,6 +91,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, error) 
 	if opts.MinConns > 0 {
 		cfg.MinConns = min(opts.MinConns, cfg.MaxConns)
 	}
+	if cfg.MaxConnLifetimeJitter == 0 {
+		// Connections opened together (all of them at start-up, with
+		// MinConns) would otherwise reach MaxConnLifetime together and be
+		// closed together, and the requests of that moment would all wait
+		// for new ones: spread their ends over a fifth of the lifetime.
+		// pool_max_conn_lifetime_jitter in the URL sets it instead.
+		cfg.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 5
+	}
 	if cfg.ConnConfig.ConnectTimeout <= 0 {
 		cfg.ConnConfig.ConnectTimeout = connectAttemptTimeout
 	}

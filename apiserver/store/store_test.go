@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,90 @@ func TestSyncUser(t *testing.T) {
 	g.Expect(s.SyncUser(ctx, "u1", "a@example.com", "Alice")).To(MatchError(store.ErrUserInactive), "unchanged")
 	g.Expect(s.SyncUser(ctx, "u1", "alice@example.com", "Alice")).To(MatchError(store.ErrUserInactive), "updated")
 	g.Expect(s.SyncUser(ctx, "", "", "")).NotTo(Succeed())
+}
+
+// Two first requests of one user, racing: the second's upsert waits for
+// the first's insert and, the claims being equal, neither writes nor
+// (in its snapshot) sees the row. Both must get the row's answer: in, for
+// an active user; ErrUserInactive for a deactivated one (here users are
+// created deactivated, as if an administrator's rule said so). A trigger
+// holds the first request's statement after its insert, until the second
+// waits on it, so the race happens every run.
+func TestSyncUserRacingFirstRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ddl  string
+		want error
+	}{
+		{"active", "", nil},
+		{"inactive", "ALTER TABLE users ALTER COLUMN is_active SET DEFAULT false", store.ErrUserInactive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			pool := storetest.Open(t)
+			s := store.New(pool)
+			gate, err := pool.Acquire(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			defer gate.Release()
+			_, err = gate.Exec(ctx, `
+CREATE FUNCTION wait_for_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock_shared(7); RETURN NULL; END $$;
+CREATE TRIGGER wait_for_gate AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION wait_for_gate();
+SELECT pg_advisory_lock(7);`+tc.ddl)
+			g.Expect(err).NotTo(HaveOccurred())
+			waiting := func(event string) func() int {
+				return func() (n int) {
+					g.Expect(gate.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event = $1`, event).Scan(&n)).To(Succeed())
+					return n
+				}
+			}
+
+			results := make(chan error, 2)
+			request := func() { results <- s.SyncUser(ctx, "u", "u@example.com", "U") }
+			go request()
+			g.Eventually(waiting("advisory")).WithTimeout(10*time.Second).WithPolling(10*time.Millisecond).
+				Should(Equal(1), "the first request inserted the row and waits at the gate")
+			go request()
+			g.Eventually(waiting("transactionid")).WithTimeout(10*time.Second).WithPolling(10*time.Millisecond).
+				Should(Equal(1), "the second request's upsert waits for the first's insert")
+			_, err = gate.Exec(ctx, `SELECT pg_advisory_unlock(7)`)
+			g.Expect(err).NotTo(HaveOccurred())
+			for range 2 {
+				var got error
+				g.Eventually(results).WithTimeout(10 * time.Second).Should(Receive(&got))
+				if tc.want == nil {
+					g.Expect(got).NotTo(HaveOccurred())
+				} else {
+					g.Expect(got).To(MatchError(tc.want))
+				}
+			}
+		})
+	}
+}
+
+// Open spreads the ends of the connections' lifetimes, which start-up
+// opens together, unless the URL sets the spread.
+func TestOpenJittersConnectionLifetimes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dbURL := pgtest.New(t)
+	pool, err := store.Open(ctx, dbURL, store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(Equal(pool.Config().MaxConnLifetime / 5))
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(BeNumerically(">", 0))
+
+	u, err := url.Parse(dbURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	q := u.Query()
+	q.Set("pool_max_conn_lifetime_jitter", "1s")
+	u.RawQuery = q.Encode()
+	pool, err = store.Open(ctx, u.String(), store.Options{ConnectTimeout: 10 * time.Second, MaxConns: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer pool.Close()
+	g.Expect(pool.Config().MaxConnLifetimeJitter).To(Equal(time.Second), "the URL's setting wins")
 }
 
 func TestConversationsAreScopedToTheirOwner(t *testing.T) {

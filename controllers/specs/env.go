@@ -39,6 +39,10 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	serverEnv(&e, &s.Server)
 	p := &s.Database.Pool
 	e.int(envvar.DatabaseMaxConns, p.MaxConns)
+	if m := p.MinConns; m != nil {
+		// 0 is a setting (open on demand), not "unset".
+		e.add(envvar.DatabaseMinConns, strconv.Itoa(int(*m)))
+	}
 	e.seconds(envvar.DatabaseAcquireTimeout, p.AcquireTimeoutSeconds)
 	e.seconds(envvar.DatabaseQueryTimeout, p.QueryTimeoutSeconds)
 	if q := s.Qdrant; q != nil {

@@ -46,7 +46,7 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 	cb.Spec.Database.DirectURLSecretRef = &chatv1alpha1.SecretKeyRef{Name: "db", Key: "direct"}
 	cb.Spec.Database.TLS = &chatv1alpha1.DatabaseTLSSpec{CASecretRef: &chatv1alpha1.SecretKeyRef{Name: "db-ca", Key: "ca.crt"},
 		ClientCertSecretRef: &chatv1alpha1.LocalSecretRef{Name: "db-client"}}
-	cb.Spec.Database.Pool = chatv1alpha1.DatabasePoolSpec{MaxConns: 17, AcquireTimeoutSeconds: 4, QueryTimeoutSeconds: 11}
+	cb.Spec.Database.Pool = chatv1alpha1.DatabasePoolSpec{MaxConns: 17, MinConns: ptr.To[int32](13), AcquireTimeoutSeconds: 4, QueryTimeoutSeconds: 11}
 	cb.Spec.Server = chatv1alpha1.ServerSpec{
 		Timeouts: chatv1alpha1.ServerTimeoutsSpec{ReadHeaderSeconds: 12, ReadBodySeconds: 31, IdleSeconds: 121,
 			RequestSeconds: 32, ChatSeconds: 301, StreamWriteSeconds: 33},
@@ -163,6 +163,7 @@ var invalidValues = map[string]string{
 	envvar.JWKSRefreshInterval:     "0s",
 	envvar.JWTMaxTokenAge:          "-1h",
 	envvar.DatabaseMaxConns:        "1001",
+	envvar.DatabaseMinConns:        "-1",
 	envvar.DatabaseAcquireTimeout:  "3",
 	envvar.DatabaseQueryTimeout:    "0s",
 	envvar.HTTPReadHeaderTimeout:   "soon",
@@ -292,6 +293,7 @@ var crdToEnv = []struct {
 	{field: "spec.auth.jwksRefreshIntervalSeconds", env: envvar.JWKSRefreshInterval, value: "91s"},
 	{field: "spec.auth.maxTokenAgeSeconds", env: envvar.JWTMaxTokenAge, value: "3601s"},
 	{field: "spec.database.pool.maxConns", env: envvar.DatabaseMaxConns, value: "17"},
+	{field: "spec.database.pool.minConns", env: envvar.DatabaseMinConns, value: "13"},
 	{field: "spec.database.pool.acquireTimeoutSeconds", env: envvar.DatabaseAcquireTimeout, value: "4s"},
 	{field: "spec.database.pool.queryTimeoutSeconds", env: envvar.DatabaseQueryTimeout, value: "11s"},
 	{field: "spec.server.timeouts.readHeaderSeconds", env: envvar.HTTPReadHeaderTimeout, value: "12s"},
