@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chatbackend/chatbackend/apiserver/config"
+	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 )
 
@@ -91,18 +94,22 @@ func TestBenchHTTP(t *testing.T) {
 
 	serverDB := dbURL
 	if *execMode != "" {
-		serverDB += "&default_query_exec_mode=" + *execMode
-		if !strings.Contains(dbURL, "?") {
-			serverDB = dbURL + "?default_query_exec_mode=" + *execMode
-		}
+		serverDB += sep(dbURL) + "default_query_exec_mode=" + *execMode
 	}
 	server, metrics := startAPIServer(t, "chat-apiserver", apiserverBin, serverDB, iss, *profile != "", dir)
 	var baseline *proc
 	if *baselineBin != "" {
 		baseline, _ = startAPIServer(t, "baseline", *baselineBin, serverDB, iss, false, dir)
 	}
+	// The floor's pool holds as many connections as chat-apiserver's: with
+	// pgx's default (4 on 2 cores) against the server's 10, the two queued
+	// 32 clients at different places, and PostgreSQL, on the same cores,
+	// ran 10 backends for one and 4 for the other (the server's p99 1.2x
+	// the floor's, 0.96x at 4 each; 2026-12-02): a comparison of pool
+	// sizes, not of servers.
+	floorDB := dbURL + sep(dbURL) + "pool_max_conns=" + poolSize(t)
 	floor := start(t, "floor", floorBin, nil, map[string]string{
-		"DATABASE_URL": dbURL, "JWKS_URL": iss.jwksURL(), "ISSUER": iss.url, "LISTEN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": floorDB, "JWKS_URL": iss.jwksURL(), "ISSUER": iss.url, "LISTEN_ADDR": "127.0.0.1:0",
 	}, "", "/healthz", filepath.Join(dir, "floor.log"))
 	idle := map[string]int64{"chat-apiserver": server.rss(t), "floor": floor.rss(t)}
 	idleHeap := scrape(t, metrics)["go_memstats_heap_inuse_bytes"]
@@ -185,7 +192,25 @@ func TestBenchHTTP(t *testing.T) {
 			rows = append(rows, row{scenario: sc.name, server: p.name, r: pooled[i]})
 		}
 	}
-	report(rows, idle, idleHeap, idleFile)
+	report(rows, idle, idleHeap, idleFile, poolSize(t))
+}
+
+// poolSize is chat-apiserver's DATABASE_MAX_CONNS: -server-env's, or the
+// server's default.
+func poolSize(t *testing.T) string {
+	t.Helper()
+	if n, ok := serverEnv(t, map[string]string{})[envvar.DatabaseMaxConns]; ok {
+		return n
+	}
+	return strconv.Itoa(config.DefaultDatabaseMaxConns)
+}
+
+// sep is what joins one more parameter to the URL u.
+func sep(u string) string {
+	if strings.Contains(u, "?") {
+		return "&"
+	}
+	return "?"
 }
 
 // startAPIServer starts chat-apiserver bin as name on the database at
@@ -245,10 +270,10 @@ type row struct {
 	r                result
 }
 
-func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[string]int64) {
+func report(rows []row, idle map[string]int64, idleHeap float64, idleFile map[string]int64, pool string) {
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("\nbench-http: %d connections, %d x %s per scenario and server, %d users x %d conversations, GOMAXPROCS %d, load average %s\n",
-		*conns, *rounds, *duration, *users, *perUser, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("\nbench-http: %d connections, %d x %s per scenario and server, %d users x %d conversations, %s database connections per server, GOMAXPROCS %d, load average %s\n",
+		*conns, *rounds, *duration, *users, *perUser, pool, runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tserver\treq/s\tp50\tp99\terrors\tCPU/req\tDB CPU/req\treq/s ÷ floor\tp99 ÷ floor\tCPU ÷ floor\tCPU+DB ÷ floor\t")
 	floor := map[string]result{}
