@@ -373,7 +373,23 @@ type OpenAISpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	MaxTokens int32 `json:"maxTokens,omitempty"`
+	// answers is who writes the answers (RAG_ANSWERS): Model, the chat
+	// model (the default), or Extractive, quotes of the docs with no chat
+	// model, the API serving embeddings only (a local embeddings server
+	// and no LLM).
+	// +optional
+	// +kubebuilder:validation:Enum=Model;Extractive
+	Answers OpenAIAnswers `json:"answers,omitempty"`
 }
+
+// OpenAIAnswers is who writes the answers.
+type OpenAIAnswers string
+
+// Who writes the answers.
+const (
+	OpenAIAnswersModel      OpenAIAnswers = "Model"
+	OpenAIAnswersExtractive OpenAIAnswers = "Extractive"
+)
 
 // OpenAITimeoutsSpec bounds the waits on the model. Unset fields keep
 // chat-apiserver's defaults.

@@ -116,6 +116,10 @@ const (
 	// RAGQueryRewrite (true|false): with a model, a follow-up is rewritten
 	// into a standalone search query before retrieval.
 	RAGQueryRewrite = "RAG_QUERY_REWRITE"
+	// RAGAnswers (model|extractive) says who writes the answers: the chat
+	// model, or extractive quotes of the docs while OPENAI_API_KEY still
+	// brings embeddings (a local embeddings server and no LLM).
+	RAGAnswers = "RAG_ANSWERS"
 )
 
 // Ingestion (`chat-apiserver ingest` in the operator's ingest Job).
@@ -136,5 +140,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
-	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGQueryRewrite,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGQueryRewrite, RAGAnswers,
 }

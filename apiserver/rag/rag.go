@@ -43,7 +43,7 @@ func newEmbedder(c Config, client *http.Client) (embed.Embedder, error) {
 func NewGenerator(c Config) (generate.Generator, error) { return newGenerator(c, newModelClient(c)) }
 
 func newGenerator(c Config, client *http.Client) (generate.Generator, error) {
-	if c.Offline() {
+	if c.ExtractiveAnswers() {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,

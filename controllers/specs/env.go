@@ -60,6 +60,7 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		e.seconds(envvar.OpenAIIdleTimeout, o.Timeouts.IdleSeconds)
 		e.add(envvar.OpenAITemperature, o.Temperature)
 		e.int(envvar.OpenAIMaxTokens, o.MaxTokens)
+		e.add(envvar.RAGAnswers, strings.ToLower(string(o.Answers)))
 	}
 	e.int(envvar.RAGTopK, s.Retrieval.TopK)
 	if h := s.Retrieval.HistoryTokens; h != nil {

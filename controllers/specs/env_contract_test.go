@@ -60,7 +60,7 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://llm.example.com/v1", ChatModel: "chat-model-contract",
 		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"},
 		Timeouts:    chatv1alpha1.OpenAITimeoutsSpec{FirstTokenSeconds: 61, IdleSeconds: 29},
-		Temperature: "0.35", MaxTokens: 801}
+		Temperature: "0.35", MaxTokens: 801, Answers: chatv1alpha1.OpenAIAnswersExtractive}
 	return cb
 }
 
@@ -182,6 +182,7 @@ var invalidValues = map[string]string{
 	envvar.OpenAITemperature:       "hot",
 	envvar.OpenAIMaxTokens:         "-5",
 	envvar.RAGQueryRewrite:         "sometimes",
+	envvar.RAGAnswers:              "llm",
 	// The files the TLS variables name exist (podFiles) and hold PEM.
 	envvar.DatabaseSSLMode:     "verify",
 	envvar.DatabaseSSLRootCert: "/nonexistent/ca.crt",
@@ -312,6 +313,7 @@ var crdToEnv = []struct {
 	{field: "spec.openai.temperature", env: envvar.OpenAITemperature, value: "0.35"},
 	{field: "spec.retrieval.queryRewrite", env: envvar.RAGQueryRewrite, value: "false"},
 	{field: "spec.openai.maxTokens", env: envvar.OpenAIMaxTokens, value: "801"},
+	{field: "spec.openai.answers", env: envvar.RAGAnswers, value: "extractive"},
 	{field: "spec.database.tls.caSecretRef", env: envvar.DatabaseSSLRootCert, value: specs.DatabaseTLSDir + "/ca.crt"},
 	{field: "spec.database.tls.clientCertSecretRef", env: envvar.DatabaseSSLCert, value: specs.DatabaseTLSDir + "/tls.crt"},
 	{field: "spec.trustedCA.secretRef", env: envvar.TrustedCADir, value: specs.TrustedCADir},
