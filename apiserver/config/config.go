@@ -149,6 +149,10 @@ type RAG struct {
 	// MinRelevance is the relevance threshold (rag.DefaultMinCoverage when
 	// RAG_MIN_RELEVANCE is unset).
 	MinRelevance *float64
+	// MinSimilarity is the relevance threshold on the embeddings' cosine
+	// similarity (RAG_MIN_SIMILARITY; nil: off). No default: each
+	// embedding model has its own scale of similarity.
+	MinSimilarity *float64
 	// QueryRewrite: with a model, a follow-up is rewritten into a
 	// standalone search query before retrieval (RAG_QUERY_REWRITE, on
 	// unless set to false).
@@ -399,7 +403,8 @@ func httpFrom(get func(string) string) (HTTP, error) {
 //	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget),
 //	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences),
 //	RAG_QUERY_REWRITE (true|false: follow-ups rewritten by the model),
-//	RAG_ANSWERS (model|extractive: who writes the answers).
+//	RAG_ANSWERS (model|extractive: who writes the answers),
+//	RAG_MIN_RELEVANCE, RAG_MIN_SIMILARITY (the relevance thresholds).
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
@@ -444,6 +449,9 @@ func RAGFrom(env Lookup) (RAG, error) {
 		return RAG{}, err
 	}
 	if c.MinRelevance, err = floatSetting(envvar.RAGMinRelevance, get(envvar.RAGMinRelevance), 0, 1); err != nil {
+		return RAG{}, err
+	}
+	if c.MinSimilarity, err = floatSetting(envvar.RAGMinSimilarity, get(envvar.RAGMinSimilarity), 0, 1); err != nil {
 		return RAG{}, err
 	}
 	if c.Answers, err = answers(get(envvar.RAGAnswers), c.Offline()); err != nil {

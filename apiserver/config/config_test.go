@@ -162,6 +162,10 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g.Expect(*r.Temperature).To(Equal(0.2))
 	g.Expect(r.MaxTokens).To(Equal(800))
 	g.Expect(*r.MinRelevance).To(Equal(0.4))
+	g.Expect(r.MinSimilarity).To(BeNil(), "off unless set: each embedding model has its own scale")
+	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_SIMILARITY": "0.65"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*r.MinSimilarity).To(Equal(0.65))
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
 	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "false"}))
@@ -250,6 +254,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"proxy not an address", "TRUSTED_PROXIES", "198.18.0.1,ingress-nginx"},
 		{"proxy bad CIDR", "TRUSTED_PROXIES", "198.18.0.0/99"},
 		{"answers unknown", "RAG_ANSWERS", "llm"},
+		{"similarity above one", "RAG_MIN_SIMILARITY", "65"},
 		{"model answers without a model API", "RAG_ANSWERS", "model"},
 	}
 	for _, tc := range cases {

@@ -113,6 +113,10 @@ const (
 	// RAGMinRelevance is the relevance threshold: the share of a question's
 	// term weight a passage must hold to be cited.
 	RAGMinRelevance = "RAG_MIN_RELEVANCE"
+	// RAGMinSimilarity is the second relevance threshold, with embeddings
+	// on PostgreSQL: a passage whose cosine similarity to the question
+	// reaches it is cited whatever its term weight. Unset: off.
+	RAGMinSimilarity = "RAG_MIN_SIMILARITY"
 	// RAGQueryRewrite (true|false): with a model, a follow-up is rewritten
 	// into a standalone search query before retrieval.
 	RAGQueryRewrite = "RAG_QUERY_REWRITE"
@@ -140,5 +144,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
-	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGQueryRewrite, RAGAnswers,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGMinSimilarity, RAGQueryRewrite, RAGAnswers,
 }

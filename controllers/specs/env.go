@@ -71,6 +71,9 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		// 0 is a setting (cite whatever ranks), not "unset".
 		e.add(envvar.RAGMinRelevance, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
 	}
+	if p := s.Retrieval.MinSimilarityPercent; p != 0 {
+		e.add(envvar.RAGMinSimilarity, strconv.FormatFloat(float64(p)/100, 'f', -1, 64))
+	}
 	if r := s.Retrieval.QueryRewrite; r != "" {
 		e.add(envvar.RAGQueryRewrite, strconv.FormatBool(r == chatv1alpha1.QueryRewriteEnabled))
 	}

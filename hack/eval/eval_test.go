@@ -57,18 +57,19 @@ import (
 // encoder's) brings.
 var (
 	targets = thresholds{Hit1: 0.90, Hit3: 0.97, MRR: 0.90, AbstainP: 0.90, AbstainR: 0.90, MaxWrongAbstain: 0.05, Fact: 0.80}
-	// The hybrid floors are its first run's (2026-12-02), with the
-	// relevance threshold still lexical coverage alone.
+	// The hybrid floors are its run with RAG_MIN_SIMILARITY (minSimilarity,
+	// 2026-12-02); its first run, on coverage alone, was lower on every set
+	// but the labelled one's ranking (README, Answer quality).
 	sets = []set{
 		{file: "questions.yaml", floors: map[string]thresholds{
 			offline: {Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.85},
-			hybrid:  {Hit1: 0.91, Hit3: 0.93, MRR: 0.92, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.87},
+			hybrid:  {Hit1: 0.91, Hit3: 0.93, MRR: 0.92, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.89},
 		}},
 		// Written before the ranking was tuned on questions.yaml's misses;
 		// a development set since its misses were examined (2026-12-02).
 		{file: "heldout.yaml", floors: map[string]thresholds{
 			offline: {Hit1: 0.86, Hit3: 0.86, MRR: 0.86, AbstainP: 0.87, AbstainR: 0.70, MaxWrongAbstain: 0.03, Fact: 0.77},
-			hybrid:  {Hit1: 0.80, Hit3: 0.80, MRR: 0.80, AbstainP: 0.63, AbstainR: 0.70, MaxWrongAbstain: 0.12, Fact: 0.66},
+			hybrid:  {Hit1: 0.83, Hit3: 0.83, MRR: 0.83, AbstainP: 0.70, AbstainR: 0.70, MaxWrongAbstain: 0.09, Fact: 0.69},
 		}},
 		// Written on 2026-12-02 from the docs alone, once heldout.yaml had
 		// been examined to diagnose failures: the set that is held out now.
@@ -77,7 +78,7 @@ var (
 		// Its misses are not printed: nobody tunes on them.
 		{file: "heldout2.yaml", heldOut: true, floors: map[string]thresholds{
 			offline: {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.20, AbstainR: 0.20, MaxWrongAbstain: 0.23, Fact: 0.60},
-			hybrid:  {Hit1: 0.65, Hit3: 0.65, MRR: 0.65, AbstainP: 0.16, AbstainR: 0.20, MaxWrongAbstain: 0.29, Fact: 0.57},
+			hybrid:  {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.22, AbstainR: 0.20, MaxWrongAbstain: 0.20, Fact: 0.62},
 		}},
 	}
 )
@@ -91,6 +92,15 @@ const (
 	offline = "offline"
 	hybrid  = "hybrid"
 )
+
+// minSimilarity is the hybrid mode's RAG_MIN_SIMILARITY for this encoder,
+// calibrated on questions.yaml alone (2026-12-02): the most similar passage
+// any of its unanswerable questions found had a cosine of 0.637, so 0.65
+// answers none of them, while answerable questions whose passage holds too
+// little of their term weight (a paraphrase) are answered from meaning.
+// heldout.yaml checked it (flat from 0.64 to 0.70); heldout2.yaml was
+// measured once with it.
+const minSimilarity = "0.65"
 
 type set struct {
 	file string
@@ -300,6 +310,7 @@ func serve(t *testing.T, mode string) (api, token string) {
 		t.Setenv(envvar.OpenAIBaseURL, enc.BaseURL)
 		t.Setenv(envvar.OpenAIEmbeddingModel, embedtest.Model)
 		t.Setenv(envvar.RAGAnswers, "extractive")
+		t.Setenv(envvar.RAGMinSimilarity, minSimilarity)
 	}
 	ba := betterauthtest.Start(t)
 	api = testutil.FreeAddr(t)
