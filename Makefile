@@ -100,6 +100,7 @@ test-deps: test-deps-apiserver tools-envtest tools-prometheus tools-helm ## Inst
 test-deps-apiserver:
 	hack/tools.sh postgres node
 	cd hack/betterauth && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error)
+	cd hack/embedserver && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error)
 
 .PHONY: test-alerts
 test-alerts: tools-prometheus ## promtool check + unit tests of the alert rules the operator installs.
@@ -140,7 +141,7 @@ chaos: test-deps-apiserver ## Fault-injection and slow-client suite against the 
 	go test -tags chaos -count=1 -timeout 15m -run '^TestChaos$$' -v ./apiserver/cli/ | grep -v '^=== '
 
 .PHONY: eval
-eval: test-deps-apiserver ## Answer quality offline: the labelled questions of hack/eval through the real serve; prints hit@1/hit@3/MRR, abstention, facts.
+eval: test-deps-apiserver ## Answer quality, offline and hybrid (local sentence encoder): the labelled questions of hack/eval through the real serve; prints hit@1/hit@3/MRR, abstention, facts.
 	go test -tags eval -count=1 -timeout 10m -run '^TestEval$$' -v ./hack/eval/ | grep -v '^=== '
 
 FUZZTIME ?= 10s

@@ -52,7 +52,7 @@ func TestServerSettingsReachThePods(t *testing.T) {
 		envvar.HTTPRequestTimeout: "30s", envvar.HTTPChatTimeout: "300s", envvar.HTTPStreamWriteTimeout: "30s",
 		envvar.TrustedProxies: "198.18.0.0/15", envvar.QdrantHybrid: "true",
 		envvar.OpenAIFirstTokenTimeout: "60s", envvar.OpenAIIdleTimeout: "30s",
-		envvar.RAGTopK: "5", envvar.RAGHistoryTokens: "0", envvar.RAGQueryRewrite: "true",
+		envvar.RAGTopK: "5", envvar.RAGHistoryTokens: "0", envvar.RAGQueryRewrite: "true", envvar.RAGAnswers: "model",
 	}
 	job := &batchv1.Job{}
 	Eventually(func() error { return k8s.Get(ctx, key(ns, migrationJobName(cb, cb.Spec.Image, dbURL)), job) }, timeout, interval).Should(Succeed())

@@ -5,7 +5,9 @@
 # The rule: a package is a unit package when its test binary links none of
 # the harnesses that start an outside part:
 #   internal/pgtest                      PostgreSQL server binaries
-#   internal/betterauthtest              node + hack/betterauth
+#   internal/nodetest                    node + hack/betterauth or
+#                                        hack/embedserver (linked through
+#                                        internal/betterauthtest, embedtest)
 #   controller-runtime/pkg/envtest       kube-apiserver + etcd
 #                                        (also linked through internal/testutil)
 # and it is not under hack/, whose tests check the install artifacts with the
@@ -15,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-harness='github\.com/chatbackend/chatbackend/internal/(pgtest|betterauthtest)|sigs\.k8s\.io/controller-runtime/pkg/envtest'
+harness='github\.com/chatbackend/chatbackend/internal/(pgtest|nodetest)|sigs\.k8s\.io/controller-runtime/pkg/envtest'
 
 # One line per test binary: "<pkg>.test <dep> <dep> ...". Deps of a test
 # binary include the package under test and every transitive import.

@@ -373,7 +373,23 @@ type OpenAISpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	MaxTokens int32 `json:"maxTokens,omitempty"`
+	// answers is who writes the answers (RAG_ANSWERS): Model, the chat
+	// model (the default), or Extractive, quotes of the docs with no chat
+	// model, the API serving embeddings only (a local embeddings server
+	// and no LLM).
+	// +optional
+	// +kubebuilder:validation:Enum=Model;Extractive
+	Answers OpenAIAnswers `json:"answers,omitempty"`
 }
+
+// OpenAIAnswers is who writes the answers.
+type OpenAIAnswers string
+
+// Who writes the answers.
+const (
+	OpenAIAnswersModel      OpenAIAnswers = "Model"
+	OpenAIAnswersExtractive OpenAIAnswers = "Extractive"
+)
 
 // OpenAITimeoutsSpec bounds the waits on the model. Unset fields keep
 // chat-apiserver's defaults.
@@ -416,6 +432,16 @@ type RetrievalSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MinRelevancePercent *int32 `json:"minRelevancePercent,omitempty"`
+	// minSimilarityPercent is a second relevance threshold, for the
+	// PostgreSQL store with an embedding model: a passage whose cosine
+	// similarity to the question, in percent, reaches it is cited even
+	// below minRelevancePercent (RAG_MIN_SIMILARITY, there a fraction).
+	// Off when unset: each embedding model has its own scale, so calibrate
+	// it on your model (see the README's Answer quality).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MinSimilarityPercent int32 `json:"minSimilarityPercent,omitempty"`
 	// queryRewrite is Enabled (the default) or Disabled
 	// (RAG_QUERY_REWRITE): with a model, a follow-up question ("and on
 	// macOS?") is rewritten into a standalone search query from the recent

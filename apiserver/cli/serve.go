@@ -346,7 +346,7 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 		}()
 	}
 	logger.Info("rag chat", "store", backend, "embedding_model", engine.Embedder.Model(),
-		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "query_rewrite", engine.Rewriter != nil)
+		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "answers", cfg.Answers, "query_rewrite", engine.Rewriter != nil)
 	return engine, closeFn, nil
 }
 

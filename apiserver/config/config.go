@@ -120,7 +120,8 @@ var SupportedJWTAlgorithms = []string{
 
 // RAG selects retrieval and generation. Empty QdrantURL keeps the chunks in
 // PostgreSQL; empty OpenAIAPIKey uses the offline embedder and extractive
-// answers.
+// answers; Answers AnswersExtractive keeps the API's embeddings but answers
+// extractively.
 type RAG struct {
 	QdrantURL        string
 	QdrantAPIKey     string
@@ -148,10 +149,18 @@ type RAG struct {
 	// MinRelevance is the relevance threshold (rag.DefaultMinCoverage when
 	// RAG_MIN_RELEVANCE is unset).
 	MinRelevance *float64
+	// MinSimilarity is the relevance threshold on the embeddings' cosine
+	// similarity (RAG_MIN_SIMILARITY; nil: off). No default: each
+	// embedding model has its own scale of similarity.
+	MinSimilarity *float64
 	// QueryRewrite: with a model, a follow-up is rewritten into a
 	// standalone search query before retrieval (RAG_QUERY_REWRITE, on
 	// unless set to false).
 	QueryRewrite bool
+	// Answers is who writes the answers (RAG_ANSWERS): AnswersModel, the
+	// chat model (the default with an API key), or AnswersExtractive,
+	// quotes of the docs (the only choice without one).
+	Answers string
 	// ModelConns is how many idle connections to the model server are
 	// kept for the next requests: LoadFrom sets serve's to CHAT_MAX_STREAMS,
 	// the answers it streams at once (0: Go's default, 2; enough for
@@ -161,6 +170,19 @@ type RAG struct {
 
 // Offline reports whether no model API is configured.
 func (c RAG) Offline() bool { return c.OpenAIAPIKey == "" }
+
+// The values of RAG_ANSWERS.
+const (
+	AnswersModel      = "model"
+	AnswersExtractive = "extractive"
+)
+
+// ExtractiveAnswers reports whether answers are quoted from the docs rather
+// than written by the chat model: offline, or asked for by RAG_ANSWERS.
+// Why a setting of its own: an OpenAI-compatible server that only embeds
+// (a local sentence encoder) makes retrieval hybrid, and with no LLM to
+// write the answers the extractive answer is the one left.
+func (c RAG) ExtractiveAnswers() bool { return c.Offline() || c.Answers == AnswersExtractive }
 
 // Database sizes and bounds `serve`'s connection pool (DATABASE_MAX_CONNS,
 // DATABASE_MIN_CONNS, DATABASE_ACQUIRE_TIMEOUT, DATABASE_QUERY_TIMEOUT).
@@ -380,7 +402,9 @@ func httpFrom(get func(string) string) (HTTP, error) {
 //	OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_CHAT_MODEL, OPENAI_EMBEDDING_MODEL,
 //	RAG_TOP_K (sources per answer), RAG_HISTORY_TOKENS (history budget),
 //	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences),
-//	RAG_QUERY_REWRITE (true|false: follow-ups rewritten by the model).
+//	RAG_QUERY_REWRITE (true|false: follow-ups rewritten by the model),
+//	RAG_ANSWERS (model|extractive: who writes the answers),
+//	RAG_MIN_RELEVANCE, RAG_MIN_SIMILARITY (the relevance thresholds).
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
@@ -427,7 +451,29 @@ func RAGFrom(env Lookup) (RAG, error) {
 	if c.MinRelevance, err = floatSetting(envvar.RAGMinRelevance, get(envvar.RAGMinRelevance), 0, 1); err != nil {
 		return RAG{}, err
 	}
+	if c.MinSimilarity, err = floatSetting(envvar.RAGMinSimilarity, get(envvar.RAGMinSimilarity), 0, 1); err != nil {
+		return RAG{}, err
+	}
+	if c.Answers, err = answers(get(envvar.RAGAnswers), c.Offline()); err != nil {
+		return RAG{}, err
+	}
 	return c, nil
+}
+
+// answers resolves RAG_ANSWERS: unset is the chat model when there is an
+// API key (offline, extractive); model without an API key is refused
+// rather than silently answered offline.
+func answers(v string, offline bool) (string, error) {
+	switch {
+	case v == "" && offline, v == AnswersExtractive:
+		return AnswersExtractive, nil
+	case v == AnswersModel && offline:
+		return "", fmt.Errorf("%s: %s needs %s (the chat model is reached through the OpenAI-compatible API)", envvar.RAGAnswers, v, envvar.OpenAIAPIKey)
+	case v == "", v == AnswersModel:
+		return AnswersModel, nil
+	default:
+		return "", fmt.Errorf("%s: want %s or %s, got %q", envvar.RAGAnswers, AnswersModel, AnswersExtractive, v)
+	}
 }
 
 // boolSetting parses an optional true or false; unset is def.

@@ -162,6 +162,10 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g.Expect(*r.Temperature).To(Equal(0.2))
 	g.Expect(r.MaxTokens).To(Equal(800))
 	g.Expect(*r.MinRelevance).To(Equal(0.4))
+	g.Expect(r.MinSimilarity).To(BeNil(), "off unless set: each embedding model has its own scale")
+	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_SIMILARITY": "0.65"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*r.MinSimilarity).To(Equal(0.65))
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
 	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "false"}))
@@ -169,6 +173,30 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g.Expect(r.QueryRewrite).To(BeFalse())
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "maybe"}))
 	g.Expect(err).To(MatchError(`RAG_QUERY_REWRITE: want true or false, got "maybe"`))
+}
+
+// RAG_ANSWERS separates the chat model from the embeddings: with an API key
+// answers are the model's unless extractive is asked for, which keeps the
+// API's embeddings (hybrid retrieval) without a chat model.
+func TestAnswers(t *testing.T) {
+	for _, c := range []struct {
+		key, answers string
+		want         string
+		extractive   bool
+	}{
+		{"", "", config.AnswersExtractive, true},
+		{"", "extractive", config.AnswersExtractive, true},
+		{"k", "", config.AnswersModel, false},
+		{"k", "model", config.AnswersModel, false},
+		{"k", "extractive", config.AnswersExtractive, true},
+	} {
+		g := NewWithT(t)
+		r, err := config.RAGFrom(config.FromMap(map[string]string{"OPENAI_API_KEY": c.key, "RAG_ANSWERS": c.answers}))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(r.Answers).To(Equal(c.want), "key %q, RAG_ANSWERS %q", c.key, c.answers)
+		g.Expect(r.ExtractiveAnswers()).To(Equal(c.extractive), "key %q, RAG_ANSWERS %q", c.key, c.answers)
+		g.Expect(r.Offline()).To(Equal(c.key == ""), "the embeddings follow the API key alone")
+	}
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {
@@ -225,6 +253,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"token age negative", "JWT_MAX_TOKEN_AGE", "-1h"},
 		{"proxy not an address", "TRUSTED_PROXIES", "198.18.0.1,ingress-nginx"},
 		{"proxy bad CIDR", "TRUSTED_PROXIES", "198.18.0.0/99"},
+		{"answers unknown", "RAG_ANSWERS", "llm"},
+		{"similarity above one", "RAG_MIN_SIMILARITY", "65"},
+		{"model answers without a model API", "RAG_ANSWERS", "model"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

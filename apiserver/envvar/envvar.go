@@ -113,9 +113,17 @@ const (
 	// RAGMinRelevance is the relevance threshold: the share of a question's
 	// term weight a passage must hold to be cited.
 	RAGMinRelevance = "RAG_MIN_RELEVANCE"
+	// RAGMinSimilarity is the second relevance threshold, with embeddings
+	// on PostgreSQL: a passage whose cosine similarity to the question
+	// reaches it is cited whatever its term weight. Unset: off.
+	RAGMinSimilarity = "RAG_MIN_SIMILARITY"
 	// RAGQueryRewrite (true|false): with a model, a follow-up is rewritten
 	// into a standalone search query before retrieval.
 	RAGQueryRewrite = "RAG_QUERY_REWRITE"
+	// RAGAnswers (model|extractive) says who writes the answers: the chat
+	// model, or extractive quotes of the docs while OPENAI_API_KEY still
+	// brings embeddings (a local embeddings server and no LLM).
+	RAGAnswers = "RAG_ANSWERS"
 )
 
 // Ingestion (`chat-apiserver ingest` in the operator's ingest Job).
@@ -136,5 +144,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
-	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGQueryRewrite,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGMinSimilarity, RAGQueryRewrite, RAGAnswers,
 }

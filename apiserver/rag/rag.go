@@ -43,7 +43,7 @@ func newEmbedder(c Config, client *http.Client) (embed.Embedder, error) {
 func NewGenerator(c Config) (generate.Generator, error) { return newGenerator(c, newModelClient(c)) }
 
 func newGenerator(c Config, client *http.Client) (generate.Generator, error) {
-	if c.Offline() {
+	if c.ExtractiveAnswers() {
 		return generate.Extractive{}, nil
 	}
 	return generate.NewOpenAI(generate.OpenAIOptions{APIKey: c.OpenAIAPIKey, BaseURL: c.OpenAIBaseURL,
@@ -90,6 +90,14 @@ type Engine struct {
 	// relevant, and a question with no relevant hit is not answered from
 	// the docs. 0 keeps every hit.
 	MinCoverage float32
+	// MinSimilarity, when positive, is a second way to be relevant: a hit
+	// whose Similarity (the embeddings' cosine, which only hybrid search
+	// measures) reaches it is relevant whatever its coverage. Why: coverage
+	// counts words, so a passage that answers in other words (a synonym, a
+	// paraphrase) falls below it; the encoder sees the meaning. It is set
+	// per embedding model, high enough that the labelled set's
+	// unanswerable questions stay below it (see README, Answer quality).
+	MinSimilarity float32
 	// Rewriter, when set, turns a follow-up into a standalone search query
 	// before retrieval (see query); RewriteTimeout bounds it (positive).
 	Rewriter       Rewriter
@@ -132,7 +140,11 @@ func New(c Config, pool *pgxpool.Pool) (*Engine, func() error, error) {
 	if c.MinRelevance != nil {
 		minCoverage = float32(*c.MinRelevance)
 	}
-	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage,
+	var minSimilarity float32
+	if c.MinSimilarity != nil {
+		minSimilarity = float32(*c.MinSimilarity)
+	}
+	return &Engine{Embedder: e, Store: s, Generator: g, TopK: c.TopK, MinCoverage: minCoverage, MinSimilarity: minSimilarity,
 		Rewriter: rw, RewriteTimeout: DefaultRewriteTimeout}, closeStore, nil
 }
 
@@ -171,9 +183,10 @@ func (e *Engine) Retrieve(ctx context.Context, question string, history []genera
 	for _, h := range hits {
 		// A hit below the threshold shares only common words with the
 		// question (the product's name, "configure"); citing it would only
-		// mislead. A hit with no positive similarity (Qdrant's dense lexical
-		// vectors) shares nothing at all.
-		if h.Score <= 0 || h.Coverage < e.MinCoverage {
+		// mislead, unless the encoder finds it close in meaning. A hit with
+		// no positive similarity (Qdrant's dense lexical vectors) shares
+		// nothing at all.
+		if h.Score <= 0 || !e.relevant(h) {
 			continue
 		}
 		title := h.Title
@@ -189,6 +202,12 @@ func (e *Engine) Retrieve(ctx context.Context, question string, history []genera
 		}
 	}
 	return r, nil
+}
+
+// relevant reports whether h passes the relevance thresholds: enough of
+// the question's term weight, or, with MinSimilarity, enough similarity.
+func (e *Engine) relevant(h vectorstore.Hit) bool {
+	return h.Coverage >= e.MinCoverage || (e.MinSimilarity > 0 && h.Similarity >= e.MinSimilarity)
 }
 
 // Snippet shortens text to about n characters on a word boundary.

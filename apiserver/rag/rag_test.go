@@ -12,8 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	. "github.com/onsi/gomega"
 
+	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
 	"github.com/chatbackend/chatbackend/apiserver/rag/chunk"
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/ingest"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
@@ -236,5 +239,25 @@ func TestUnrelatedQuestionCitesNothingIrrelevant(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, src := range r.Sources {
 		g.Expect(src.Score).To(BeNumerically(">", 0), "source %s", src.URL)
+	}
+}
+
+// RAG_ANSWERS=extractive with an API key: the API embeds (hybrid retrieval),
+// the docs are quoted (no chat model is called).
+func TestExtractiveAnswersKeepTheAPIsEmbeddings(t *testing.T) {
+	c := rag.Config{OpenAIAPIKey: "local", OpenAIBaseURL: "http://127.0.0.1:1/v1", Answers: config.AnswersExtractive}
+	g, err := rag.NewGenerator(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.(generate.Extractive); !ok {
+		t.Errorf("generator %T, want extractive answers", g)
+	}
+	e, err := rag.NewEmbedder(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.(*embed.OpenAI); !ok {
+		t.Errorf("embedder %T, want the API's", e)
 	}
 }

@@ -60,6 +60,7 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		e.seconds(envvar.OpenAIIdleTimeout, o.Timeouts.IdleSeconds)
 		e.add(envvar.OpenAITemperature, o.Temperature)
 		e.int(envvar.OpenAIMaxTokens, o.MaxTokens)
+		e.add(envvar.RAGAnswers, strings.ToLower(string(o.Answers)))
 	}
 	e.int(envvar.RAGTopK, s.Retrieval.TopK)
 	if h := s.Retrieval.HistoryTokens; h != nil {
@@ -69,6 +70,9 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	if p := s.Retrieval.MinRelevancePercent; p != nil {
 		// 0 is a setting (cite whatever ranks), not "unset".
 		e.add(envvar.RAGMinRelevance, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
+	}
+	if p := s.Retrieval.MinSimilarityPercent; p != 0 {
+		e.add(envvar.RAGMinSimilarity, strconv.FormatFloat(float64(p)/100, 'f', -1, 64))
 	}
 	if r := s.Retrieval.QueryRewrite; r != "" {
 		e.add(envvar.RAGQueryRewrite, strconv.FormatBool(r == chatv1alpha1.QueryRewriteEnabled))

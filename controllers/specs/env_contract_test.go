@@ -53,14 +53,15 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 		TrustedProxies: []string{"198.18.0.0/15", "198.19.0.7"},
 	}
 	cb.Spec.Retrieval = chatv1alpha1.RetrievalSpec{TopK: 7, HistoryTokens: ptr.To[int32](0), MinRelevancePercent: ptr.To[int32](42),
-		QueryRewrite: chatv1alpha1.QueryRewriteDisabled}
+		MinSimilarityPercent: 57,
+		QueryRewrite:         chatv1alpha1.QueryRewriteDisabled}
 	cb.Spec.TrustedCA = &chatv1alpha1.TrustedCASpec{SecretRef: chatv1alpha1.SecretKeyRef{Name: "private-ca", Key: "bundle.pem"}}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
 		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}, Search: chatv1alpha1.QdrantSearchHybrid}
 	cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{BaseURL: "https://llm.example.com/v1", ChatModel: "chat-model-contract",
 		EmbeddingModel: "embedding-model-contract", APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "openai", Key: "key"},
 		Timeouts:    chatv1alpha1.OpenAITimeoutsSpec{FirstTokenSeconds: 61, IdleSeconds: 29},
-		Temperature: "0.35", MaxTokens: 801}
+		Temperature: "0.35", MaxTokens: 801, Answers: chatv1alpha1.OpenAIAnswersExtractive}
 	return cb
 }
 
@@ -182,6 +183,8 @@ var invalidValues = map[string]string{
 	envvar.OpenAITemperature:       "hot",
 	envvar.OpenAIMaxTokens:         "-5",
 	envvar.RAGQueryRewrite:         "sometimes",
+	envvar.RAGAnswers:              "llm",
+	envvar.RAGMinSimilarity:        "-0.1",
 	// The files the TLS variables name exist (podFiles) and hold PEM.
 	envvar.DatabaseSSLMode:     "verify",
 	envvar.DatabaseSSLRootCert: "/nonexistent/ca.crt",
@@ -309,9 +312,11 @@ var crdToEnv = []struct {
 	{field: "spec.retrieval.topK", env: envvar.RAGTopK, value: "7"},
 	{field: "spec.retrieval.historyTokens", env: envvar.RAGHistoryTokens, value: "0"},
 	{field: "spec.retrieval.minRelevancePercent", env: envvar.RAGMinRelevance, value: "0.42"},
+	{field: "spec.retrieval.minSimilarityPercent", env: envvar.RAGMinSimilarity, value: "0.57"},
 	{field: "spec.openai.temperature", env: envvar.OpenAITemperature, value: "0.35"},
 	{field: "spec.retrieval.queryRewrite", env: envvar.RAGQueryRewrite, value: "false"},
 	{field: "spec.openai.maxTokens", env: envvar.OpenAIMaxTokens, value: "801"},
+	{field: "spec.openai.answers", env: envvar.RAGAnswers, value: "extractive"},
 	{field: "spec.database.tls.caSecretRef", env: envvar.DatabaseSSLRootCert, value: specs.DatabaseTLSDir + "/ca.crt"},
 	{field: "spec.database.tls.clientCertSecretRef", env: envvar.DatabaseSSLCert, value: specs.DatabaseTLSDir + "/tls.crt"},
 	{field: "spec.trustedCA.secretRef", env: envvar.TrustedCADir, value: specs.TrustedCADir},

@@ -33,7 +33,7 @@ import (
 // BM25F already ranks the right page first, the miss is the relevance
 // threshold's or the answer's, not the ranking's.
 func TestLexicalCeiling(t *testing.T) {
-	api, token := serve(t)
+	api, token := serve(t, offline)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
 	if err != nil {

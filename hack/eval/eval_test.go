@@ -1,15 +1,17 @@
 //go:build eval
 
-// Package eval measures the answers of the offline path (PostgreSQL store,
-// no model) on a labelled set that ships with the project: the docs of a
-// fictional product in docs/ and the questions in questions.yaml. It runs
-// the real thing: `chat-apiserver migrate`, `ingest` and `serve` in
-// process, a real PostgreSQL (internal/pgtest) and a real BetterAuth token,
-// and asks every question through POST /agents/run.
+// Package eval measures the answers of the PostgreSQL store with
+// extractive answers (no chat model) on a labelled set that ships with the
+// project: the docs of a fictional product in docs/ and the questions in
+// questions.yaml. It runs the real thing: `chat-apiserver migrate`, `ingest`
+// and `serve` in process, a real PostgreSQL (internal/pgtest) and a real
+// BetterAuth token, and asks every question through POST /agents/run; twice,
+// offline (BM25F alone) and hybrid (BM25F fused with the dense ranking of a
+// real sentence encoder, hack/embedserver via internal/embedtest).
 //
 //	make eval
 //
-// For each set of questions (questions.yaml, the labelled set the ranking
+// For each mode and set of questions (questions.yaml, the labelled set the ranking
 // is tuned on; heldout.yaml, written before that tuning but examined since
 // 2026-12-02 to diagnose failures; and heldout2.yaml, the held-out set
 // nobody has tuned on or diagnosed with) it prints hit@1, hit@3 and MRR of
@@ -38,36 +40,74 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/internal/betterauthtest"
+	"github.com/chatbackend/chatbackend/internal/embedtest"
 	"github.com/chatbackend/chatbackend/internal/pgtest"
 	"github.com/chatbackend/chatbackend/internal/testutil"
 )
 
-// Two kinds of thresholds per set. The floor fails make eval: it is what
-// the set reached (raise it as ranking improves, never lower it to make a
-// change pass). The targets are the issue's (#13): the right page first for
-// 90% of answerable questions and within the top 3 for 97%, 90% of
-// unanswerable questions abstained, at most 5% of answerable ones; a
+// Two kinds of thresholds per set and mode. The floor fails make eval: it
+// is what the set reached (raise it as ranking improves, never lower it to
+// make a change pass). The targets are the issue's (#13): the right page
+// first for 90% of answerable questions and within the top 3 for 97%, 90%
+// of unanswerable questions abstained, at most 5% of answerable ones; a
 // measure below its target is printed as such. The held-out sets are far
 // below them: lexical retrieval has no notion of synonyms ("directory" for
 // "folder", "most recent" for "latest"), which the labelled set's wording
-// hid.
+// hid; the hybrid mode is there to measure how much meaning (a sentence
+// encoder's) brings.
 var (
 	targets = thresholds{Hit1: 0.90, Hit3: 0.97, MRR: 0.90, AbstainP: 0.90, AbstainR: 0.90, MaxWrongAbstain: 0.05, Fact: 0.80}
-	sets    = []struct {
-		file  string
-		floor thresholds
-	}{
-		{"questions.yaml", thresholds{Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.85}},
+	// The hybrid floors are its run with RAG_MIN_SIMILARITY (minSimilarity,
+	// 2026-12-02); its first run, on coverage alone, was lower on every set
+	// but the labelled one's ranking (README, Answer quality).
+	sets = []set{
+		{file: "questions.yaml", floors: map[string]thresholds{
+			offline: {Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.85},
+			hybrid:  {Hit1: 0.91, Hit3: 0.93, MRR: 0.92, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.89},
+		}},
 		// Written before the ranking was tuned on questions.yaml's misses;
 		// a development set since its misses were examined (2026-12-02).
-		{"heldout.yaml", thresholds{Hit1: 0.86, Hit3: 0.86, MRR: 0.86, AbstainP: 0.87, AbstainR: 0.70, MaxWrongAbstain: 0.03, Fact: 0.77}},
+		{file: "heldout.yaml", floors: map[string]thresholds{
+			offline: {Hit1: 0.86, Hit3: 0.86, MRR: 0.86, AbstainP: 0.87, AbstainR: 0.70, MaxWrongAbstain: 0.03, Fact: 0.77},
+			hybrid:  {Hit1: 0.83, Hit3: 0.83, MRR: 0.83, AbstainP: 0.70, AbstainR: 0.70, MaxWrongAbstain: 0.09, Fact: 0.69},
+		}},
 		// Written on 2026-12-02 from the docs alone, once heldout.yaml had
 		// been examined to diagnose failures: the set that is held out now.
 		// Floors from its run after that day's changes to coverage and the
 		// extractive answer (see README: abstention recall fell 0.30 -> 0.20).
-		{"heldout2.yaml", thresholds{Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.20, AbstainR: 0.20, MaxWrongAbstain: 0.23, Fact: 0.60}},
+		// Its misses are not printed: nobody tunes on them.
+		{file: "heldout2.yaml", heldOut: true, floors: map[string]thresholds{
+			offline: {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.20, AbstainR: 0.20, MaxWrongAbstain: 0.23, Fact: 0.60},
+			hybrid:  {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.22, AbstainR: 0.20, MaxWrongAbstain: 0.20, Fact: 0.62},
+		}},
 	}
 )
+
+// The modes every set is measured in. Both answer extractively (no chat
+// model) from the PostgreSQL store; offline ranks by BM25F alone, hybrid
+// fuses BM25F with the dense ranking of a real sentence encoder
+// (hack/embedserver, reached as an OpenAI-compatible API with
+// RAG_ANSWERS=extractive).
+const (
+	offline = "offline"
+	hybrid  = "hybrid"
+)
+
+// minSimilarity is the hybrid mode's RAG_MIN_SIMILARITY for this encoder,
+// calibrated on questions.yaml alone (2026-12-02): the most similar passage
+// any of its unanswerable questions found had a cosine of 0.637, so 0.65
+// answers none of them, while answerable questions whose passage holds too
+// little of their term weight (a paraphrase) are answered from meaning.
+// heldout.yaml checked it (flat from 0.64 to 0.70); heldout2.yaml was
+// measured once with it.
+const minSimilarity = "0.65"
+
+type set struct {
+	file string
+	// heldOut: its misses are not printed, only its figures.
+	heldOut bool
+	floors  map[string]thresholds
+}
 
 const site = "https://docs.driftwood.example"
 
@@ -95,28 +135,36 @@ type answer struct {
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestEval(t *testing.T) {
-	api, token := serve(t)
-	for _, set := range sets {
-		t.Run(set.file, func(t *testing.T) {
-			m := measure(t, api, token, loadQuestions(t, set.file))
-			for _, miss := range m.misses {
-				t.Log(miss)
-			}
-			t.Logf("%d questions (%d answerable, %d unanswerable); %d abstained", m.questions, m.answerable, m.unanswerable, m.abstained)
-			floor, target := m.report(set.floor), m.report(targets)
-			for i, g := range floor {
-				note := ""
-				if target[i].failed() {
-					note = "  BELOW TARGET"
-				}
-				t.Logf("%-22s %.3f  (floor %s %.2f, target %s %.2f)%s", g.name, g.val, g.op, g.limit, g.op, target[i].limit, note)
-			}
-			for _, g := range floor {
-				if g.failed() {
-					t.Errorf("%s: %s %.3f is not %s its floor %.2f", set.file, g.name, g.val, g.op, g.limit)
-				}
+	for _, mode := range []string{offline, hybrid} {
+		t.Run(mode, func(t *testing.T) {
+			api, token := serve(t, mode)
+			for _, set := range sets {
+				t.Run(set.file, func(t *testing.T) { evalSet(t, api, token, set, set.floors[mode]) })
 			}
 		})
+	}
+}
+
+func evalSet(t *testing.T, api, token string, set set, floors thresholds) {
+	m := measure(t, api, token, loadQuestions(t, set.file))
+	if !set.heldOut {
+		for _, miss := range m.misses {
+			t.Log(miss)
+		}
+	}
+	t.Logf("%d questions (%d answerable, %d unanswerable); %d abstained", m.questions, m.answerable, m.unanswerable, m.abstained)
+	floor, target := m.report(floors), m.report(targets)
+	for i, g := range floor {
+		note := ""
+		if target[i].failed() {
+			note = "  BELOW TARGET"
+		}
+		t.Logf("%-22s %.3f  (floor %s %.2f, target %s %.2f)%s", g.name, g.val, g.op, g.limit, g.op, target[i].limit, note)
+	}
+	for _, g := range floor {
+		if g.failed() {
+			t.Errorf("%s: %s %.3f is not %s its floor %.2f", set.file, g.name, g.val, g.op, g.limit)
+		}
 	}
 }
 
@@ -246,12 +294,23 @@ func loadQuestions(t *testing.T, file string) []question {
 }
 
 // serve migrates a fresh database, ingests docs/ and starts serve in
-// process, offline; it returns the API's address and a user's token.
-func serve(t *testing.T) (api, token string) {
+// process, in mode (offline or hybrid); it returns the API's address and a
+// user's token.
+func serve(t *testing.T, mode string) (api, token string) {
 	t.Helper()
 	db := pgtest.New(t)
 	for _, k := range envvar.All {
 		t.Setenv(k, "")
+	}
+	if mode == hybrid {
+		enc := embedtest.Start(t)
+		// Any key: the local encoder asks for none, but the key is what
+		// turns the OpenAI-compatible embedder on.
+		t.Setenv(envvar.OpenAIAPIKey, "local")
+		t.Setenv(envvar.OpenAIBaseURL, enc.BaseURL)
+		t.Setenv(envvar.OpenAIEmbeddingModel, embedtest.Model)
+		t.Setenv(envvar.RAGAnswers, "extractive")
+		t.Setenv(envvar.RAGMinSimilarity, minSimilarity)
 	}
 	ba := betterauthtest.Start(t)
 	api = testutil.FreeAddr(t)
@@ -266,10 +325,11 @@ func serve(t *testing.T) (api, token string) {
 	if code := cli.Main([]string{"migrate"}, io.Discard, &out); code != 0 {
 		t.Fatalf("migrate: %s", out.String())
 	}
+	start := time.Now()
 	if code := cli.Main([]string{"ingest", "--docs", "docs", "--site-url", site}, &out, &out); code != 0 {
 		t.Fatalf("ingest: %s", out.String())
 	}
-	t.Log(strings.TrimSpace(out.String()))
+	t.Logf("%s\ningest took %s", strings.TrimSpace(out.String()), time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	root := cli.NewRoot()

@@ -7,34 +7,27 @@
 package betterauthtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chatbackend/chatbackend/internal/testutil"
+	"github.com/chatbackend/chatbackend/internal/nodetest"
 )
 
-// startTimeout bounds how long node may take to print its readiness line;
-// a cold start on a busy 2-core machine takes a couple of seconds.
-const startTimeout = 60 * time.Second
-
-// readyPrefix is the line hack/betterauth/server.mjs prints once it listens.
-const readyPrefix = "betterauth listening on "
-
-// logTailLines of BetterAuth's output go into failure messages.
-const logTailLines = 200
+// program is hack/betterauth. A cold start on a busy 2-core machine takes a
+// couple of seconds: the wait for its ready line is bounded at a minute.
+var program = nodetest.Program{
+	Name:         "betterauth",
+	Script:       "server.mjs",
+	Module:       "better-auth",
+	ReadyPrefix:  "betterauth listening on ",
+	StartTimeout: 60 * time.Second,
+}
 
 // Server is one running BetterAuth process. Every Server has its own memory
 // database, so users and keys never leak between tests.
@@ -45,7 +38,6 @@ type Server struct {
 	JWKSURL string
 
 	client *http.Client
-	logs   *testutil.SyncBuffer
 }
 
 // Options tune the server for a test.
@@ -75,112 +67,21 @@ func Start(t testing.TB) *Server {
 // the test ends.
 func StartWithOptions(t testing.TB, o Options) *Server {
 	t.Helper()
-	dir, err := serverDir()
-	if err != nil {
-		t.Fatalf("betterauthtest: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "better-auth")); err != nil {
-		t.Fatalf("betterauthtest: %s has no node_modules/better-auth: run `make test-deps` (npm ci in hack/betterauth) first", dir)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("betterauthtest: node (>= 20) is not on PATH: %v", err)
-	}
-
-	host := o.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = dir
-	env := append(os.Environ(),
-		"PORT=0", // node picks a free port and reports it: no race with other tests.
-		"HOST="+host,
+	env := []string{
 		"BETTERAUTH_TEST_ADMIN=1",
 		"BETTER_AUTH_URL=", // derived from the chosen port
-		"JWT_ALG="+o.Alg,
-		"JWT_EXPIRATION="+o.Expiration,
-		"TRUSTED_ORIGINS="+strings.Join(o.TrustedOrigins, ","),
-	)
-	cmd.Env = env
-	setProcAttrs(cmd)
-	logs := &testutil.SyncBuffer{}
-	cmd.Stderr = logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("betterauthtest: stdout pipe: %v", err)
+		"JWT_ALG=" + o.Alg,
+		"JWT_EXPIRATION=" + o.Expiration,
+		"TRUSTED_ORIGINS=" + strings.Join(o.TrustedOrigins, ","),
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("betterauthtest: start node: %v", err)
+	if o.Host != "" {
+		env = append(env, "HOST="+o.Host)
 	}
-
-	exited := make(chan struct{})
-	ready := make(chan string, 1)
-	go scanReady(stdout, logs, ready)
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-
-	stop := func() { stopNode(cmd, exited) }
-	t.Cleanup(stop)
-
-	var url string
-	select {
-	case url = <-ready:
-	case <-exited:
-		t.Fatalf("betterauthtest: node exited before it was ready (%v); output:\n%s", cmd.ProcessState, logs.Tail(logTailLines))
-	case <-time.After(startTimeout):
-		stop()
-		t.Fatalf("betterauthtest: no %q line within %s; output:\n%s", readyPrefix, startTimeout, logs.Tail(logTailLines))
-	}
-
-	s := &Server{
-		URL:     url,
-		JWKSURL: url + "/api/auth/jwks",
+	p := nodetest.Start(t, program, env...)
+	return &Server{
+		URL:     p.URL,
+		JWKSURL: p.URL + "/api/auth/jwks",
 		client:  &http.Client{Timeout: 30 * time.Second},
-		logs:    logs,
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("betterauthtest: BetterAuth output:\n%s", logs.Tail(logTailLines))
-		}
-	})
-	return s
-}
-
-// scanReady copies node's stdout into logs and sends the URL of the ready
-// line to ready (once; later lines are only logged).
-func scanReady(stdout io.Reader, logs io.Writer, ready chan<- string) {
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		_, _ = fmt.Fprintln(logs, line)
-		if rest, ok := strings.CutPrefix(line, readyPrefix); ok {
-			select {
-			case ready <- strings.TrimSpace(rest):
-			default:
-			}
-		}
-	}
-	// Drain whatever is left so node never blocks on a full pipe.
-	_, _ = io.Copy(io.Discard, stdout)
-}
-
-// stopNode interrupts node and kills it if it has not exited within three
-// seconds; exited is closed once cmd.Wait returned.
-func stopNode(cmd *exec.Cmd, exited <-chan struct{}) {
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(3 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
 	}
 }
 
@@ -283,28 +184,4 @@ func (s *Server) do(t testing.TB, req *http.Request, out any) []*http.Cookie {
 		}
 	}
 	return resp.Cookies()
-}
-
-// serverDir finds hack/betterauth: first upwards from the working directory
-// (go test runs in the package directory), then from this source file.
-func serverDir() (string, error) {
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	for _, start := range starts {
-		for dir := start; ; dir = filepath.Dir(dir) {
-			candidate := filepath.Join(dir, "hack", "betterauth")
-			if _, err := os.Stat(filepath.Join(candidate, "server.mjs")); err == nil {
-				return candidate, nil
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	return "", errors.New("cannot find hack/betterauth/server.mjs above the working directory")
 }

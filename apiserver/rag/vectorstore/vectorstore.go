@@ -34,6 +34,12 @@ type Hit struct {
 	// the relevance threshold applies to. A store that does not measure it
 	// reports 1, and then every hit counts as relevant.
 	Coverage float32
+	// Similarity is the cosine similarity of the chunk's embedding with the
+	// question's, for a store that ranked by a dense embedding (pgstore's
+	// hybrid search); 0 otherwise. Unlike Score it is comparable across
+	// questions of one embedding model, which a relevance threshold on
+	// meaning needs (rag.Engine.MinSimilarity).
+	Similarity float32
 	Payload
 }
 

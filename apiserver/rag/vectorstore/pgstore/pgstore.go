@@ -205,7 +205,8 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 	rows = rows[:min(q.Limit, len(rows))]
 	hits := make([]vectorstore.Hit, len(rows))
 	for i, row := range rows {
-		hits[i] = vectorstore.Hit{ID: idx.ids[row], Score: fused[row], Coverage: idx.lex.coverage(q.Text, row), Payload: idx.payloads[row]}
+		hits[i] = vectorstore.Hit{ID: idx.ids[row], Score: fused[row], Coverage: idx.lex.coverage(q.Text, row),
+			Similarity: dotHalf(q.Vector, idx.vecs[row*idx.dims:(row+1)*idx.dims]), Payload: idx.payloads[row]}
 	}
 	return hits, nil
 }

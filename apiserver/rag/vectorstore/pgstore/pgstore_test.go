@@ -147,3 +147,28 @@ func TestLexicalStoreLoadsNoEmbedding(t *testing.T) {
 	_, err = s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "text bb", Limit: 5})
 	g.Expect(err).To(MatchError(ContainSubstring("no embedding is loaded")))
 }
+
+// A hybrid search reports each hit's cosine similarity with the question
+// (what RAG_MIN_SIMILARITY applies to), whichever ranking proposed it; a
+// lexical one measures none.
+func TestHybridHitsCarryTheirSimilarity(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := New(newPool(t), Options{})
+	g.Expect(s.Upsert(ctx, []vectorstore.Point{pt(idA, 0.6, 0.8), pt(idB, 1, 0)})).To(Succeed())
+
+	hits, err := s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "text aa", Limit: 2})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(HaveLen(2))
+	sim := map[string]float32{}
+	for _, h := range hits {
+		sim[h.ID] = h.Similarity
+	}
+	g.Expect(sim[idA]).To(BeNumerically("~", 0.6, 0.001))
+	g.Expect(sim[idB]).To(BeNumerically("~", 1, 0.001))
+
+	hits, err = s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "text aa", Limit: 2, Lexical: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).NotTo(BeEmpty())
+	g.Expect(hits[0].Similarity).To(BeZero())
+}

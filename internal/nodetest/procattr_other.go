@@ -1,6 +1,6 @@
 //go:build !linux
 
-package betterauthtest
+package nodetest
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package betterauthtest
+package nodetest
 
 import (
 	"os/exec"
@@ -6,7 +6,7 @@ import (
 )
 
 // setProcAttrs makes the kernel kill node when the test binary dies (a
-// timeout panic, a SIGKILL), so no BetterAuth is left running after a test.
+// timeout panic, a SIGKILL), so no node program is left running after a test.
 func setProcAttrs(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

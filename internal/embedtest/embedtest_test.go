@@ -1,0 +1,96 @@
+package embedtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
+	"github.com/chatbackend/chatbackend/internal/embedtest"
+)
+
+func embedder(t testing.TB, s *embedtest.Server) *embed.OpenAI {
+	t.Helper()
+	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: "local", BaseURL: s.BaseURL, Model: embedtest.Model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// The product's own OpenAI embedder gets vectors that carry meaning: a
+// paraphrase with no word in common is nearer than an unrelated sentence
+// sharing words. That is what a fake could not do, and what hybrid
+// retrieval is for.
+func TestEmbeddingsCarryMeaning(t *testing.T) {
+	s := embedtest.Start(t)
+	vecs, err := embedder(t, s).Embed(context.Background(), []string{
+		"How do I change the folder where files are kept?",
+		"Set the storage directory with the data-dir option.",
+		"How do I change the colour of the chat widget?",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vecs) != 3 || len(vecs[0]) != embedtest.Dimensions {
+		t.Fatalf("got %d vectors of %d dimensions, want 3 of %d", len(vecs), len(vecs[0]), embedtest.Dimensions)
+	}
+	para, other := dot(vecs[0], vecs[1]), dot(vecs[0], vecs[2])
+	if para <= other {
+		t.Errorf("cosine with the paraphrase %.3f is not above that with the unrelated question %.3f", para, other)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	s := embedtest.Start(t)
+	for _, c := range []struct {
+		body string
+		code int
+	}{
+		{`{"input": 3}`, http.StatusBadRequest},
+		{`{"input": []}`, http.StatusBadRequest},
+		{`{"input": ["fine", ""]}`, http.StatusBadRequest},
+		{`{"input": [[1, 2, 3]]}`, http.StatusBadRequest},
+		{`{"input": "x", "encoding_format": "base64"}`, http.StatusBadRequest},
+		{`{"input": "x", "dimensions": 256}`, http.StatusBadRequest},
+		{`{"input": "x"`, http.StatusBadRequest},
+		{`[]`, http.StatusBadRequest},
+		{`{"input": "x", "model": "text-embedding-3-small"}`, http.StatusNotFound},
+	} {
+		res, err := http.Post(s.BaseURL+"/embeddings", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		if res.StatusCode != c.code || err != nil || out.Error.Code == "" || out.Error.Message == "" {
+			t.Errorf("%s: %d, error %+v (decode: %v); want %d with a code and a message", c.body, res.StatusCode, out.Error, err, c.code)
+		}
+	}
+}
+
+// BenchmarkEmbedQuestion is the encoder's share of a question's latency in
+// hybrid retrieval: one short question through the product's embedder.
+func BenchmarkEmbedQuestion(b *testing.B) {
+	s := embedtest.Start(b)
+	e := embedder(b, s)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := e.Embed(ctx, []string{"Where does Driftwood keep its files, and how do I move them?"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
