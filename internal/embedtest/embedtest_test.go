@@ -73,6 +73,7 @@ func TestBadRequests(t *testing.T) {
 		{`{"input": "x", "dimensions": 256}`, http.StatusBadRequest},
 		{`{"input": "x"`, http.StatusBadRequest},
 		{`[]`, http.StatusBadRequest},
+		{`{"input": "x", "model": null}`, http.StatusBadRequest},
 		{`{"input": "x", "model": "text-embedding-3-small"}`, http.StatusNotFound},
 	} {
 		res, err := client.Post(s.BaseURL+"/embeddings", "application/json", strings.NewReader(c.body))
