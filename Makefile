@@ -150,7 +150,7 @@ fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIM
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks.
+bench: test-deps-apiserver ## Run the benchmarks (BenchmarkEmbedQuestion needs the local encoder's npm deps).
 	go test -run '^$$' -bench . -benchmem ./...
 
 ##@ Performance (hack/bench-http; the figures are in README.md's Performance section)

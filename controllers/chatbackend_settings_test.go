@@ -39,7 +39,10 @@ func TestServerSettingsReachThePods(t *testing.T) {
 	Expect(k8s.Create(ctx, secret(ns, "db", map[string]string{"url": dbURL}))).To(Succeed())
 	cb.Spec.Database.URLSecretRef = chatv1alpha1.SecretKeyRef{Name: "db", Key: "url"}
 	cb.Spec.Database.DirectURLSecretRef, cb.Spec.Database.TLS, cb.Spec.TrustedCA = nil, nil, nil
+	// Without its key the sample's answers: Model is refused (see
+	// TestServerSettingsValidation): quote the docs instead.
 	cb.Spec.OpenAI.APIKeySecretRef, cb.Spec.Qdrant.APIKeySecretRef = nil, nil
+	cb.Spec.OpenAI.Answers = chatv1alpha1.OpenAIAnswersExtractive
 	cb.Spec.EnvFrom, cb.Spec.Volumes, cb.Spec.VolumeMounts = nil, nil, nil
 	cb.Spec.Qdrant.Search = chatv1alpha1.QdrantSearchHybrid
 	cb.Spec.Retrieval.HistoryTokens = ptr.To[int32](0)
@@ -52,7 +55,7 @@ func TestServerSettingsReachThePods(t *testing.T) {
 		envvar.HTTPRequestTimeout: "30s", envvar.HTTPChatTimeout: "300s", envvar.HTTPStreamWriteTimeout: "30s",
 		envvar.TrustedProxies: "198.18.0.0/15", envvar.QdrantHybrid: "true",
 		envvar.OpenAIFirstTokenTimeout: "60s", envvar.OpenAIIdleTimeout: "30s",
-		envvar.RAGTopK: "5", envvar.RAGHistoryTokens: "0", envvar.RAGQueryRewrite: "true", envvar.RAGAnswers: "model",
+		envvar.RAGTopK: "5", envvar.RAGHistoryTokens: "0", envvar.RAGQueryRewrite: "true", envvar.RAGAnswers: "extractive",
 	}
 	job := &batchv1.Job{}
 	Eventually(func() error { return k8s.Get(ctx, key(ns, migrationJobName(cb, cb.Spec.Image, dbURL)), job) }, timeout, interval).Should(Succeed())
@@ -102,6 +105,9 @@ func TestServerSettingsValidation(t *testing.T) {
 			"spec.server.timeouts.chatSeconds in body should be greater than or equal to 1"},
 		"a JWKS refresh slower than the alert": {func(cb *chatv1alpha1.ChatBackend) { cb.Spec.Auth.JWKSRefreshIntervalSeconds = 600 },
 			"spec.auth.jwksRefreshIntervalSeconds in body should be less than or equal to 300"},
+		"answers by a model with no key to reach it": {func(cb *chatv1alpha1.ChatBackend) {
+			cb.Spec.OpenAI = &chatv1alpha1.OpenAISpec{Answers: chatv1alpha1.OpenAIAnswersModel}
+		}, "openai.answers Model needs the model's API key"},
 		"an unknown search": {func(cb *chatv1alpha1.ChatBackend) {
 			cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6334", Search: "Sparse"}
 		}, `spec.qdrant.search: Unsupported value: "Sparse"`},

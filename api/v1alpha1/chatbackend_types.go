@@ -707,6 +707,11 @@ type NetworkPolicyPeer struct {
 }
 
 // ChatBackendSpec is the desired state of a chat API deployment.
+//
+// Answers written by the chat model need its API key; chat-apiserver refuses
+// to start without one, so the CRD refuses it first. The key may also come
+// from env or envFrom (the operator sets no OPENAI_API_KEY of its own then).
+// +kubebuilder:validation:XValidation:rule="!has(self.openai) || !has(self.openai.answers) || self.openai.answers != 'Model' || has(self.openai.apiKeySecretRef) || (has(self.envFrom) && size(self.envFrom) > 0) || (has(self.env) && self.env.exists(e, e.name == 'OPENAI_API_KEY'))",message="openai.answers Model needs the model's API key: set openai.apiKeySecretRef (without a key there is no chat model; Extractive quotes the docs instead)"
 type ChatBackendSpec struct {
 	// image of chat-apiserver. When unset the operator's
 	// --default-apiserver-image is used, so upgrading the operator upgrades

@@ -94,7 +94,7 @@ func TestRunStartsAConversationAndStoresTheTurn(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(page.Items).To(HaveLen(2))
 	g.Expect(page.Items[1].ID).To(Equal(turn.Answer.ID))
-	g.Expect(page.Items[1].Model).To(Equal("offline-extractive"))
+	g.Expect(page.Items[1].Model).To(Equal(generate.ExtractiveModel))
 
 	// A refused question stores nothing, not even a conversation.
 	_, err = svc.Run(ctx, "alice", "", strings.Repeat("x", chat.MaxQuestionChars+1), chat.Discard)

@@ -346,7 +346,14 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 		}()
 	}
 	logger.Info("rag chat", "store", backend, "embedding_model", engine.Embedder.Model(),
-		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "answers", cfg.Answers, "query_rewrite", engine.Rewriter != nil)
+		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "answers", cfg.Answers, "query_rewrite", engine.Rewriter != nil,
+		"min_relevance", engine.MinCoverage, "min_similarity", engine.MinSimilarity)
+	if cfg.MinSimilarity != nil && (cfg.Offline() || cfg.QdrantURL != "") {
+		// Only pgstore's hybrid search measures a similarity; say so rather
+		// than let a tuned threshold silently do nothing.
+		logger.Warn(envvar.RAGMinSimilarity+" has no effect: only hybrid search on PostgreSQL (an embedding model, no Qdrant) measures the similarity it applies to",
+			"offline", cfg.Offline(), "qdrant", cfg.QdrantURL != "")
+	}
 	return engine, closeFn, nil
 }
 

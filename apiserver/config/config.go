@@ -454,6 +454,12 @@ func RAGFrom(env Lookup) (RAG, error) {
 	if c.MinSimilarity, err = floatSetting(envvar.RAGMinSimilarity, get(envvar.RAGMinSimilarity), 0, 1); err != nil {
 		return RAG{}, err
 	}
+	if c.MinSimilarity != nil && *c.MinSimilarity == 0 {
+		// Unlike RAG_MIN_RELEVANCE=0 (cite every hit), 0 would read as
+		// either "off" or "everything": unset is off.
+		return RAG{}, fmt.Errorf("%s: want a number above 0 and at most 1 (unset it to turn the threshold off), got %q",
+			envvar.RAGMinSimilarity, get(envvar.RAGMinSimilarity))
+	}
 	if c.Answers, err = answers(get(envvar.RAGAnswers), c.Offline()); err != nil {
 		return RAG{}, err
 	}

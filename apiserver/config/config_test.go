@@ -166,6 +166,8 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_SIMILARITY": "0.65"}))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(*r.MinSimilarity).To(Equal(0.65))
+	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_SIMILARITY": "0"}))
+	g.Expect(err).To(MatchError(ContainSubstring("RAG_MIN_SIMILARITY: want a number above 0 and at most 1 (unset it to turn the threshold off)")))
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
 	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "false"}))

@@ -194,7 +194,8 @@ func (e *Engine) Retrieve(ctx context.Context, question string, history []genera
 			title += " › " + h.Heading
 		}
 		r.Sources = append(r.Sources, Source{Title: title, URL: h.URL, Snippet: Snippet(h.Text, 240), Score: h.Score})
-		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text, Score: h.Score})
+		r.Passages = append(r.Passages, generate.Passage{Title: title, URL: h.URL, Text: h.Text, Score: h.Score,
+			Similar: h.Coverage < e.MinCoverage})
 	}
 	if w, ok := e.Store.(vectorstore.Weigher); ok && len(r.Passages) > 0 {
 		if r.Weights, err = w.Weights(ctx, question); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/generate"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 	"github.com/chatbackend/chatbackend/internal/embedtest"
 )
@@ -44,6 +45,15 @@ func TestSimilarityThresholdCitesWhatCoverageMisses(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(r.Sources).NotTo(BeEmpty())
 	g.Expect(strings.SplitN(r.Sources[0].URL, "#", 2)[0]).To(Equal(site + "/docs/guides/auth-guide"))
+	// What the reader sees: an answer quoting and citing it, not "the
+	// documentation does not cover this question".
+	res, err := semantic.Generator.Generate(ctx, generate.Request{Question: paraphrase, Passages: r.Passages, Weights: r.Weights},
+		func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Grounded).To(BeTrue(), res.Text)
+	g.Expect(res.Text).NotTo(ContainSubstring(generate.NotCovered))
+	g.Expect(res.Cited).NotTo(BeEmpty())
+	g.Expect(strings.SplitN(r.Passages[res.Cited[0]].URL, "#", 2)[0]).To(Equal(site+"/docs/guides/auth-guide"), res.Text)
 
 	r, err = semantic.Retrieve(ctx, "What is the capital of France?", nil)
 	g.Expect(err).NotTo(HaveOccurred())

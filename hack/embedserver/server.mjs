@@ -37,7 +37,7 @@ const MAX_INPUTS = 2048;
 const MAX_BODY_BYTES = 16 << 20;
 
 const host = process.env.HOST || "127.0.0.1";
-const requestedPort = Number.parseInt(process.env.PORT ?? "8091", 10);
+const requestedPort = Number.parseInt(process.env.PORT || "8091", 10);
 if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65535) {
   console.error(`embedserver: PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
   process.exit(2);
@@ -90,6 +90,9 @@ async function readJSON(req) {
 function inputsOf(body) {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new RequestError(400, "invalid_request", "the body must be a JSON object");
+  }
+  if (body.model !== undefined && typeof body.model !== "string") {
+    throw new RequestError(400, "invalid_request", "model must be a string");
   }
   if (body.model !== undefined && body.model !== MODEL) {
     throw new RequestError(404, "model_not_found", `model ${JSON.stringify(body.model)} is not served here; this server has ${MODEL}`);
@@ -156,7 +159,7 @@ server.listen(requestedPort, host, () => {
   const { port } = server.address();
   console.log(`embedserver: ${MODEL} (${DIMENSIONS} dimensions) loaded in ${Math.round(loadMs)} ms`);
   // The one readiness line scripts and the Go harness wait for.
-  console.log(`embedserver listening on http://${host}:${port}`);
+  console.log(`embedserver listening on http://${host.includes(":") ? `[${host}]` : host}:${port}`);
 });
 
 function shutdown() {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/internal/embedtest"
@@ -13,12 +14,16 @@ import (
 
 func embedder(t testing.TB, s *embedtest.Server) *embed.OpenAI {
 	t.Helper()
-	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: "local", BaseURL: s.BaseURL, Model: embedtest.Model})
+	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: "local", BaseURL: s.BaseURL, Model: embedtest.Model,
+		HTTPClient: &http.Client{Timeout: timeout}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
+
+// timeout bounds every request to the encoder.
+const timeout = 30 * time.Second
 
 func dot(a, b []float32) float32 {
 	var s float32
@@ -34,7 +39,9 @@ func dot(a, b []float32) float32 {
 // retrieval is for.
 func TestEmbeddingsCarryMeaning(t *testing.T) {
 	s := embedtest.Start(t)
-	vecs, err := embedder(t, s).Embed(context.Background(), []string{
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	vecs, err := embedder(t, s).Embed(ctx, []string{
 		"How do I change the folder where files are kept?",
 		"Set the storage directory with the data-dir option.",
 		"How do I change the colour of the chat widget?",
@@ -53,6 +60,7 @@ func TestEmbeddingsCarryMeaning(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	s := embedtest.Start(t)
+	client := &http.Client{Timeout: timeout}
 	for _, c := range []struct {
 		body string
 		code int
@@ -65,9 +73,10 @@ func TestBadRequests(t *testing.T) {
 		{`{"input": "x", "dimensions": 256}`, http.StatusBadRequest},
 		{`{"input": "x"`, http.StatusBadRequest},
 		{`[]`, http.StatusBadRequest},
+		{`{"input": "x", "model": null}`, http.StatusBadRequest},
 		{`{"input": "x", "model": "text-embedding-3-small"}`, http.StatusNotFound},
 	} {
-		res, err := http.Post(s.BaseURL+"/embeddings", "application/json", strings.NewReader(c.body))
+		res, err := client.Post(s.BaseURL+"/embeddings", "application/json", strings.NewReader(c.body))
 		if err != nil {
 			t.Fatal(err)
 		}

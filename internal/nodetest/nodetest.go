@@ -46,8 +46,6 @@ type Program struct {
 type Process struct {
 	// URL is the base URL from the ready line.
 	URL string
-	// Logs holds its stdout and stderr.
-	Logs *testutil.SyncBuffer
 }
 
 // Start runs p with env added to the test's environment (PORT=0 and
@@ -71,6 +69,9 @@ func Start(t testing.TB, p Program, env ...string) *Process {
 	// PORT=0: node picks a free port and reports it, no race with other tests.
 	cmd.Env = append(append(os.Environ(), "PORT=0", "HOST=127.0.0.1"), env...)
 	setProcAttrs(cmd)
+	// Wait also waits for stderr's copy; a grandchild holding the pipe open
+	// must not hold the test's clean-up with it.
+	cmd.WaitDelay = 5 * time.Second
 	logs := &testutil.SyncBuffer{}
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()
@@ -105,7 +106,7 @@ func Start(t testing.TB, p Program, env ...string) *Process {
 			t.Logf("nodetest: hack/%s output:\n%s", p.Name, logs.Tail(logTailLines))
 		}
 	})
-	return &Process{URL: url, Logs: logs}
+	return &Process{URL: url}
 }
 
 // scanReady copies node's stdout into logs and sends the rest of the first

@@ -20,7 +20,10 @@ type Extractive struct {
 
 // ExtractiveLabel opens every extractive answer, so nobody mistakes it for a
 // model's.
-const ExtractiveLabel = "_Offline answer: no language model is configured, so these are the most relevant excerpts of the documentation._"
+const ExtractiveLabel = "_Quoted from the documentation, not written by a language model: these are its most relevant excerpts._"
+
+// ExtractiveModel is the model stored with an extractive answer.
+const ExtractiveModel = "extractive"
 
 // AgentType implements Generator.
 func (e Extractive) AgentType() string { return "rag-extractive" }
@@ -39,7 +42,7 @@ func (e Extractive) Generate(ctx context.Context, req Request, onDelta func(stri
 	if limit <= 0 {
 		limit = 3
 	}
-	res := Result{Model: "offline-extractive"}
+	res := Result{Model: ExtractiveModel}
 	var b strings.Builder
 	b.WriteString(ExtractiveLabel + "\n\n")
 	quotes := choose(req, limit)
@@ -88,7 +91,7 @@ func choose(req Request, limit int) []quote {
 	q := newQuery(req)
 	units, cands := candidates(req, q)
 	if len(cands) == 0 {
-		return nil
+		return lead(req, units, q, limit)
 	}
 	first := cands[0]
 	for _, c := range cands[1:] {
@@ -107,6 +110,26 @@ func choose(req Request, limit int) []quote {
 		out = append(out, quote{unit: units[second.passage][second.unit], passage: second.passage})
 	}
 	return out
+}
+
+// lead quotes the opening of the best passage found for its meaning when no
+// sentence shares a word with the question: the encoder judged it to answer
+// in other words ("Access tokens expire after an hour" for "How long before
+// a login credential stops working?"), which word overlap cannot score, and
+// a section's first sentence says what it is about. Nil when no passage is
+// Similar: then nothing is quoted, and the answer is NotCovered.
+func lead(req Request, units [][]unit, q query, limit int) []quote {
+	for pi, p := range req.Passages {
+		if !p.Similar {
+			continue
+		}
+		for ui, u := range units[pi] {
+			if !u.code {
+				return withNeighbours(units[pi], scored{passage: pi, unit: ui}, q, limit)
+			}
+		}
+	}
+	return nil
 }
 
 // candidates splits the passages into units and scores their sentences.

@@ -23,6 +23,10 @@ type Passage struct {
 	// Score is the passage's retrieval score (higher is better; 0 when
 	// unknown), comparable between the passages of one question only.
 	Score float32
+	// Similar: the passage was found relevant for its meaning (the
+	// embeddings' similarity threshold), so it may share no word with the
+	// question.
+	Similar bool
 }
 
 // Request is one question.

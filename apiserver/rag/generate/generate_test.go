@@ -456,3 +456,30 @@ func TestOpenAIReadsTheStreamsWireForm(t *testing.T) {
 		})
 	}
 }
+
+// A passage found for its meaning (Similar) answers in other words: when no
+// sentence shares a word with the question, its opening is quoted and cited
+// rather than the answer saying the docs do not cover it; a passage that is
+// not Similar is never quoted without a shared word.
+func TestExtractiveQuotesAPassageFoundForItsMeaning(t *testing.T) {
+	g := NewWithT(t)
+	p := generate.Passage{Title: "Authentication › Token lifetime", URL: "https://docs.example.com/auth#lifetime",
+		Text: "Access tokens expire after fifteen minutes. The widget renews them in the background."}
+	q := "How long before a login credential stops working?"
+	run := func(ps ...generate.Passage) generate.Result {
+		res, err := generate.Extractive{}.Generate(context.Background(), generate.Request{Question: q, Passages: ps},
+			func(string) error { return nil })
+		g.Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+
+	res := run(p)
+	g.Expect(res.Text).To(ContainSubstring(generate.NotCovered))
+	g.Expect(res.Grounded).To(BeFalse())
+
+	p.Similar = true
+	res = run(generate.Passage{Title: "Helm", URL: "https://docs.example.com/helm", Text: "Install the chart with helm install."}, p)
+	g.Expect(res.Text).To(ContainSubstring("> Access tokens expire after fifteen minutes. [2]"))
+	g.Expect(res.Cited).To(Equal([]int{1}))
+	g.Expect(res.Grounded).To(BeTrue())
+}
