@@ -74,6 +74,10 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 	if p := s.Retrieval.MinSimilarityPercent; p != 0 {
 		e.add(envvar.RAGMinSimilarity, strconv.FormatFloat(float64(p)/100, 'f', -1, 64))
 	}
+	if p := s.Retrieval.DenseWeightPercent; p != nil {
+		// 0 is a setting (BM25F orders the candidates), not "unset".
+		e.add(envvar.RAGDenseWeight, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
+	}
 	if r := s.Retrieval.QueryRewrite; r != "" {
 		e.add(envvar.RAGQueryRewrite, strconv.FormatBool(r == chatv1alpha1.QueryRewriteEnabled))
 	}

@@ -93,6 +93,36 @@ type lexHit struct {
 // subject.
 const followUpWeight = 0.3
 
+// queryTerm is one word a search looks for: the question's own (own) at
+// weight 1, the previous question's at followUpWeight.
+type queryTerm struct {
+	word   string
+	weight float64
+	own    bool
+}
+
+// queryTerms returns the words of question and, those it lacks, of
+// previous, with the question's own words (uniqueWords) apart.
+func queryTerms(question, previous string) (terms []queryTerm, own []string) {
+	own = uniqueWords(question)
+	for _, w := range own {
+		terms = append(terms, queryTerm{w, 1, true})
+	}
+	for _, w := range uniqueWords(previous) {
+		if _, found := slices.BinarySearch(own, w); !found {
+			terms = append(terms, queryTerm{w, followUpWeight, false})
+		}
+	}
+	return terms, own
+}
+
+// termScore is the BM25F score one term of weight termIDF contributes to the
+// row of posting p.
+func (lx *lexIndex) termScore(t queryTerm, termIDF float64, p posting) float64 {
+	norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
+	return t.weight * termIDF * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+}
+
 // search returns the k rows with the best BM25F score for question, best
 // first; rows sharing no term with it are not returned. The words of
 // previous (the conversation's previous question; "" for none) that
@@ -104,21 +134,7 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	if k <= 0 || n == 0 {
 		return nil
 	}
-	type term struct {
-		word   string
-		weight float64
-		own    bool
-	}
-	var terms []term
-	own := uniqueWords(question)
-	for _, w := range own {
-		terms = append(terms, term{w, 1, true})
-	}
-	for _, w := range uniqueWords(previous) {
-		if _, found := slices.BinarySearch(own, w); !found {
-			terms = append(terms, term{w, followUpWeight, false})
-		}
-	}
+	terms, own := queryTerms(question, previous)
 	totalIDF := lx.weight(own)
 	// Dense accumulators: a common word's postings cover most rows, and a
 	// slice indexed by row costs far less than a map per posting. They are
@@ -133,8 +149,7 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
 		for _, p := range ps {
-			norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
-			s := t.weight * w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+			s := lx.termScore(t, w, p)
 			h := &acc[p.row]
 			if h.score == 0 {
 				sc.touched = append(sc.touched, p.row)
@@ -196,22 +211,28 @@ func (lx *lexIndex) recycle(sc *scratch) {
 	lx.scratches.Put(sc)
 }
 
-// coverage is the share of question's IDF weight that row contains, for a
-// row found by the dense search.
-func (lx *lexIndex) coverage(question string, row int) float32 {
-	words := uniqueWords(question)
-	total := lx.weight(words)
-	if total == 0 {
-		return 0
-	}
-	var found float64
-	for _, t := range words {
-		ps := lx.postings[t]
-		if _, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }); ok { //nolint:gosec // rows are far below 2^31
-			found += idf(len(lx.length), len(ps))
+// hit is row's BM25F score and coverage for question (and previous), as
+// search computes them, for a row the dense search found: the hybrid
+// fusion needs both sides' scores of every candidate.
+func (lx *lexIndex) hit(question, previous string, row int) lexHit {
+	terms, own := queryTerms(question, previous)
+	h := lexHit{row: row}
+	for _, t := range terms {
+		ps := lx.postings[t.word]
+		i, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }) //nolint:gosec // rows are far below 2^31
+		if !ok {
+			continue
+		}
+		w := idf(len(lx.length), len(ps))
+		h.score += float32(lx.termScore(t, w, ps[i]))
+		if t.own {
+			h.coverage += float32(w)
 		}
 	}
-	return float32(found / total)
+	if total := lx.weight(own); total > 0 {
+		h.coverage = float32(float64(h.coverage) / total)
+	}
+	return h
 }
 
 // weight is the IDF weight of a question's words (uniqueWords) that

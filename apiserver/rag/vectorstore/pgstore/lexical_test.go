@@ -36,8 +36,8 @@ func TestLexicalRanking(t *testing.T) {
 	for _, h := range hits {
 		g.Expect(h.coverage).To(BeNumerically("<", 0.35))
 	}
-	g.Expect(lx.coverage("rotating signing keys", 1)).To(BeNumerically("~", 1, 1e-6))
-	g.Expect(lx.coverage("rotating signing keys", 3)).To(BeNumerically("~", 0, 1e-6))
+	g.Expect(lx.hit("rotating signing keys", "", 1).coverage).To(BeNumerically("~", 1, 1e-6))
+	g.Expect(lx.hit("rotating signing keys", "", 3).coverage).To(BeNumerically("~", 0, 1e-6))
 }
 
 // A common English word no page uses ("different", "twice") does not
@@ -54,13 +54,13 @@ func TestCoverageLeavesOutCommonWordsTheDocsNeverUse(t *testing.T) {
 	g.Expect(hits).To(HaveLen(1))
 	g.Expect(hits[0].row).To(Equal(0))
 	g.Expect(hits[0].coverage).To(BeNumerically("~", 1, 1e-6))
-	g.Expect(lx.coverage("Are files on different machines stored twice?", 0)).To(BeNumerically("~", 1, 1e-6))
+	g.Expect(lx.hit("Are files on different machines stored twice?", "", 0).coverage).To(BeNumerically("~", 1, 1e-6))
 
 	// The name outweighs the two words found (on a larger index, by more).
 	hits = lx.search("Does Acme support Solaris?", "", 1)
 	g.Expect(hits).To(HaveLen(1))
 	g.Expect(hits[0].coverage).To(BeNumerically("<", 0.5))
-	g.Expect(lx.coverage("Does Acme support Solaris?", 1)).To(BeNumerically("<", 0.5))
+	g.Expect(lx.hit("Does Acme support Solaris?", "", 1).coverage).To(BeNumerically("<", 0.5))
 }
 
 // A follow-up leans on the previous question: among the pages naming
@@ -117,4 +117,25 @@ func TestRecycledAccumulatorsRankAsFreshOnes(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// hit scores one row as search does, the previous question's words
+// included: hybrid fusion compares the dense candidates' BM25F scores with
+// those search found.
+func TestHitScoresARowAsSearchDoes(t *testing.T) {
+	g := NewWithT(t)
+	lx := buildLexIndex([]vectorstore.Payload{
+		{Title: "Install", Heading: "On macOS", Text: "Install Acme with Homebrew on macOS."},
+		{Title: "Install", Heading: "On Linux", Text: "Install Acme with the package manager."},
+		{Title: "Uninstall", Heading: "On macOS", Text: "Remove the macOS app."},
+		{Title: "FAQ", Text: "Nothing about it."},
+	})
+	hits := lx.search("and on macOS?", "How do I install Acme?", 4)
+	g.Expect(hits).To(HaveLen(3))
+	for _, h := range hits {
+		one := lx.hit("and on macOS?", "How do I install Acme?", h.row)
+		g.Expect(one.score).To(BeNumerically("~", h.score, 1e-5), "row %d", h.row)
+		g.Expect(one.coverage).To(BeNumerically("~", h.coverage, 1e-5), "row %d", h.row)
+	}
+	g.Expect(lx.hit("and on macOS?", "How do I install Acme?", 3)).To(Equal(lexHit{row: 3}))
 }
