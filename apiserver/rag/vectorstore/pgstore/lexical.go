@@ -101,19 +101,28 @@ type queryTerm struct {
 	own    bool
 }
 
-// queryTerms returns the words of question and, those it lacks, of
-// previous, with the question's own words (uniqueWords) apart.
-func queryTerms(question, previous string) (terms []queryTerm, own []string) {
-	own = uniqueWords(question)
+// lexQuery is a question as the index scores it: its terms, and the IDF
+// weight of its own words, which coverage divides by.
+type lexQuery struct {
+	terms    []queryTerm
+	totalIDF float64
+}
+
+// query returns the words of question and, those it lacks, of previous
+// (the conversation's previous question; "" for none).
+func (lx *lexIndex) query(question, previous string) lexQuery {
+	var q lexQuery
+	own := uniqueWords(question)
 	for _, w := range own {
-		terms = append(terms, queryTerm{w, 1, true})
+		q.terms = append(q.terms, queryTerm{w, 1, true})
 	}
 	for _, w := range uniqueWords(previous) {
 		if _, found := slices.BinarySearch(own, w); !found {
-			terms = append(terms, queryTerm{w, followUpWeight, false})
+			q.terms = append(q.terms, queryTerm{w, followUpWeight, false})
 		}
 	}
-	return terms, own
+	q.totalIDF = lx.weight(own)
+	return q
 }
 
 // termScore is the BM25F score one term of weight termIDF contributes to the
@@ -123,19 +132,16 @@ func (lx *lexIndex) termScore(t queryTerm, termIDF float64, p posting) float64 {
 	return t.weight * termIDF * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
 }
 
-// search returns the k rows with the best BM25F score for question, best
-// first; rows sharing no term with it are not returned. The words of
-// previous (the conversation's previous question; "" for none) that
-// question lacks count at followUpWeight in the score, and not in the
-// coverage: a row relevant only to the previous question is not relevant
-// to this one.
-func (lx *lexIndex) search(question, previous string, k int) []lexHit {
+// search returns the k rows with the best BM25F score for q, best first;
+// rows sharing no term with it are not returned. The words of the
+// conversation's previous question (see query) that the question lacks
+// count at followUpWeight in the score, and not in the coverage: a row
+// relevant only to the previous question is not relevant to this one.
+func (lx *lexIndex) search(q lexQuery, k int) []lexHit {
 	n := len(lx.length)
 	if k <= 0 || n == 0 {
 		return nil
 	}
-	terms, own := queryTerms(question, previous)
-	totalIDF := lx.weight(own)
 	// Dense accumulators: a common word's postings cover most rows, and a
 	// slice indexed by row costs far less than a map per posting. They are
 	// recycled with the list of rows touched: a fresh slice per question
@@ -145,7 +151,7 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	sc := lx.scratch()
 	defer lx.recycle(sc)
 	acc := sc.acc
-	for _, t := range terms {
+	for _, t := range q.terms {
 		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
 		for _, p := range ps {
@@ -169,8 +175,8 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 		if len(out) == k && !better(h, out[k-1]) {
 			continue
 		}
-		if totalIDF > 0 {
-			h.coverage = float32(float64(h.coverage) / totalIDF)
+		if q.totalIDF > 0 {
+			h.coverage = float32(float64(h.coverage) / q.totalIDF)
 		}
 		i, _ := slices.BinarySearchFunc(out, h, func(e, t lexHit) int {
 			if better(e, t) {
@@ -211,13 +217,12 @@ func (lx *lexIndex) recycle(sc *scratch) {
 	lx.scratches.Put(sc)
 }
 
-// hit is row's BM25F score and coverage for question (and previous), as
-// search computes them, for a row the dense search found: the hybrid
-// fusion needs both sides' scores of every candidate.
-func (lx *lexIndex) hit(question, previous string, row int) lexHit {
-	terms, own := queryTerms(question, previous)
+// hit is row's BM25F score and coverage for q, as search computes them,
+// for a row the dense search found: the hybrid fusion needs both sides'
+// scores of every candidate.
+func (lx *lexIndex) hit(q lexQuery, row int) lexHit {
 	h := lexHit{row: row}
-	for _, t := range terms {
+	for _, t := range q.terms {
 		ps := lx.postings[t.word]
 		i, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }) //nolint:gosec // rows are far below 2^31
 		if !ok {
@@ -229,8 +234,8 @@ func (lx *lexIndex) hit(question, previous string, row int) lexHit {
 			h.coverage += float32(w)
 		}
 	}
-	if total := lx.weight(own); total > 0 {
-		h.coverage = float32(float64(h.coverage) / total)
+	if q.totalIDF > 0 {
+		h.coverage = float32(float64(h.coverage) / q.totalIDF)
 	}
 	return h
 }

@@ -180,7 +180,7 @@ func (s *Store) Search(ctx context.Context, q vectorstore.Query) ([]vectorstore.
 		return nil, nil
 	}
 	if q.Lexical || len(q.Vector) == 0 {
-		lex := idx.lex.search(q.Text, q.Previous, q.Limit)
+		lex := idx.lex.search(idx.lex.query(q.Text, q.Previous), q.Limit)
 		hits := make([]vectorstore.Hit, len(lex))
 		for i, h := range lex {
 			hits[i] = vectorstore.Hit{ID: idx.ids[h.row], Score: h.score, Coverage: h.coverage, Payload: idx.payloads[h.row]}
@@ -232,6 +232,7 @@ func (s *Store) fuse(idx *index, q vectorstore.Query) []fusedHit {
 	if s.opts.DenseWeight != nil {
 		wDense = float32(*s.opts.DenseWeight)
 	}
+	lq := idx.lex.query(q.Text, q.Previous)
 	seen := map[int]bool{}
 	var hits []fusedHit
 	add := func(row int) {
@@ -239,14 +240,14 @@ func (s *Store) fuse(idx *index, q vectorstore.Query) []fusedHit {
 			return
 		}
 		seen[row] = true
-		lex := idx.lex.hit(q.Text, q.Previous, row)
+		lex := idx.lex.hit(lq, row)
 		hits = append(hits, fusedHit{row: row, score: lex.score, coverage: lex.coverage,
 			similarity: dotHalf(q.Vector, idx.vecs[row*idx.dims:(row+1)*idx.dims])})
 	}
 	for _, d := range idx.search(q.Vector, 4*q.Limit) {
 		add(d.row)
 	}
-	for _, l := range idx.lex.search(q.Text, q.Previous, 4*q.Limit) {
+	for _, l := range idx.lex.search(lq, 4*q.Limit) {
 		add(l.row)
 	}
 	// The best of each side is among the candidates: its top hit.
