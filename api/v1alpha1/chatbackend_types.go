@@ -442,6 +442,15 @@ type RetrievalSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	MinSimilarityPercent int32 `json:"minSimilarityPercent,omitempty"`
+	// denseWeightPercent is the dense ranking's share, in percent, of the
+	// hybrid score on the PostgreSQL store with an embedding model; BM25F
+	// has the rest (RAG_DENSE_WEIGHT, there a fraction). Unset: the
+	// server's default (60), tuned on the project's labelled questions
+	// with a small local encoder; a stronger model may deserve more.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	DenseWeightPercent *int32 `json:"denseWeightPercent,omitempty"`
 	// queryRewrite is Enabled (the default) or Disabled
 	// (RAG_QUERY_REWRITE): with a model, a follow-up question ("and on
 	// macOS?") is rewritten into a standalone search query from the recent

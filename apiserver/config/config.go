@@ -153,6 +153,9 @@ type RAG struct {
 	// similarity (RAG_MIN_SIMILARITY; nil: off). No default: each
 	// embedding model has its own scale of similarity.
 	MinSimilarity *float64
+	// DenseWeight is the dense ranking's share of the hybrid score
+	// (RAG_DENSE_WEIGHT; nil: pgstore.DefaultDenseWeight).
+	DenseWeight *float64
 	// QueryRewrite: with a model, a follow-up is rewritten into a
 	// standalone search query before retrieval (RAG_QUERY_REWRITE, on
 	// unless set to false).
@@ -404,7 +407,8 @@ func httpFrom(get func(string) string) (HTTP, error) {
 //	OPENAI_FIRST_TOKEN_TIMEOUT, OPENAI_IDLE_TIMEOUT (the model's silences),
 //	RAG_QUERY_REWRITE (true|false: follow-ups rewritten by the model),
 //	RAG_ANSWERS (model|extractive: who writes the answers),
-//	RAG_MIN_RELEVANCE, RAG_MIN_SIMILARITY (the relevance thresholds).
+//	RAG_MIN_RELEVANCE, RAG_MIN_SIMILARITY (the relevance thresholds),
+//	RAG_DENSE_WEIGHT (the dense share of the hybrid score).
 //
 // LoadFrom (serve) and `ingest` both use it, so they always agree on the
 // store and the embedding model.
@@ -459,6 +463,9 @@ func RAGFrom(env Lookup) (RAG, error) {
 		// either "off" or "everything": unset is off.
 		return RAG{}, fmt.Errorf("%s: want a number above 0 and at most 1 (unset it to turn the threshold off), got %q",
 			envvar.RAGMinSimilarity, get(envvar.RAGMinSimilarity))
+	}
+	if c.DenseWeight, err = floatSetting(envvar.RAGDenseWeight, get(envvar.RAGDenseWeight), 0, 1); err != nil {
+		return RAG{}, err
 	}
 	if c.Answers, err = answers(get(envvar.RAGAnswers), c.Offline()); err != nil {
 		return RAG{}, err

@@ -168,6 +168,10 @@ func TestRAGFromAgreesWithLoadFrom(t *testing.T) {
 	g.Expect(*r.MinSimilarity).To(Equal(0.65))
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_SIMILARITY": "0"}))
 	g.Expect(err).To(MatchError(ContainSubstring("RAG_MIN_SIMILARITY: want a number above 0 and at most 1 (unset it to turn the threshold off)")))
+	g.Expect(r.DenseWeight).To(BeNil(), "unset: pgstore's default")
+	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_DENSE_WEIGHT": "0"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*r.DenseWeight).To(BeZero(), "0 is a setting: BM25F orders the hybrid candidates")
 	_, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_MIN_RELEVANCE": "1.5"}))
 	g.Expect(err).To(MatchError(`RAG_MIN_RELEVANCE: want a number from 0 to 1, got "1.5"`))
 	r, err = config.RAGFrom(config.FromMap(map[string]string{"RAG_QUERY_REWRITE": "false"}))
@@ -257,6 +261,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"proxy bad CIDR", "TRUSTED_PROXIES", "198.18.0.0/99"},
 		{"answers unknown", "RAG_ANSWERS", "llm"},
 		{"similarity above one", "RAG_MIN_SIMILARITY", "65"},
+		{"dense weight above one", "RAG_DENSE_WEIGHT", "60"},
 		{"model answers without a model API", "RAG_ANSWERS", "model"},
 	}
 	for _, tc := range cases {

@@ -117,6 +117,9 @@ const (
 	// on PostgreSQL: a passage whose cosine similarity to the question
 	// reaches it is cited whatever its term weight. Unset: off.
 	RAGMinSimilarity = "RAG_MIN_SIMILARITY"
+	// RAGDenseWeight is the dense ranking's share (0-1) of the hybrid
+	// score on PostgreSQL with embeddings; BM25F has the rest.
+	RAGDenseWeight = "RAG_DENSE_WEIGHT"
 	// RAGQueryRewrite (true|false): with a model, a follow-up is rewritten
 	// into a standalone search query before retrieval.
 	RAGQueryRewrite = "RAG_QUERY_REWRITE"
@@ -144,5 +147,5 @@ var All = []string{
 	QdrantURL, QdrantAPIKey, QdrantCollection, QdrantHybrid,
 	OpenAIAPIKey, OpenAIBaseURL, OpenAIChatModel, OpenAIEmbeddingModel,
 	RAGTopK, RAGHistoryTokens, OpenAIFirstTokenTimeout, OpenAIIdleTimeout,
-	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGMinSimilarity, RAGQueryRewrite, RAGAnswers,
+	OpenAITemperature, OpenAIMaxTokens, RAGMinRelevance, RAGMinSimilarity, RAGDenseWeight, RAGQueryRewrite, RAGAnswers,
 }

@@ -67,7 +67,7 @@ func NewStore(c Config, pool *pgxpool.Pool) (store vectorstore.Store, closeStore
 	}
 	// Offline, questions rank by BM25F alone (Engine.Retrieve): the store
 	// need not load the lexical embeddings.
-	return pgstore.New(pool, pgstore.Options{Lexical: c.Offline()}), func() error { return nil }, nil
+	return pgstore.New(pool, pgstore.Options{Lexical: c.Offline(), DenseWeight: c.DenseWeight}), func() error { return nil }, nil
 }
 
 // Source is one citation of an answer.

@@ -62,21 +62,7 @@ func Env(cb *chatv1alpha1.ChatBackend) []corev1.EnvVar {
 		e.int(envvar.OpenAIMaxTokens, o.MaxTokens)
 		e.add(envvar.RAGAnswers, strings.ToLower(string(o.Answers)))
 	}
-	e.int(envvar.RAGTopK, s.Retrieval.TopK)
-	if h := s.Retrieval.HistoryTokens; h != nil {
-		// 0 is a setting (no history), not "unset".
-		e.add(envvar.RAGHistoryTokens, strconv.Itoa(int(*h)))
-	}
-	if p := s.Retrieval.MinRelevancePercent; p != nil {
-		// 0 is a setting (cite whatever ranks), not "unset".
-		e.add(envvar.RAGMinRelevance, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
-	}
-	if p := s.Retrieval.MinSimilarityPercent; p != 0 {
-		e.add(envvar.RAGMinSimilarity, strconv.FormatFloat(float64(p)/100, 'f', -1, 64))
-	}
-	if r := s.Retrieval.QueryRewrite; r != "" {
-		e.add(envvar.RAGQueryRewrite, strconv.FormatBool(r == chatv1alpha1.QueryRewriteEnabled))
-	}
+	retrievalEnv(&e, &s.Retrieval)
 	return append(e.env, tlsEnv(s)...)
 }
 
@@ -90,6 +76,30 @@ func serverEnv(e *envBuilder, s *chatv1alpha1.ServerSpec) {
 	e.seconds(envvar.HTTPChatTimeout, t.ChatSeconds)
 	e.seconds(envvar.HTTPStreamWriteTimeout, t.StreamWriteSeconds)
 	e.add(envvar.TrustedProxies, strings.Join(s.TrustedProxies, ","))
+}
+
+// retrievalEnv renders spec.retrieval. Its fractions are whole percentages
+// in the spec (the Kubernetes API conventions avoid floats).
+func retrievalEnv(e *envBuilder, r *chatv1alpha1.RetrievalSpec) {
+	e.int(envvar.RAGTopK, r.TopK)
+	if h := r.HistoryTokens; h != nil {
+		// 0 is a setting (no history), not "unset".
+		e.add(envvar.RAGHistoryTokens, strconv.Itoa(int(*h)))
+	}
+	if p := r.MinRelevancePercent; p != nil {
+		// 0 is a setting (cite whatever ranks), not "unset".
+		e.add(envvar.RAGMinRelevance, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
+	}
+	if p := r.MinSimilarityPercent; p != 0 {
+		e.add(envvar.RAGMinSimilarity, strconv.FormatFloat(float64(p)/100, 'f', -1, 64))
+	}
+	if p := r.DenseWeightPercent; p != nil {
+		// 0 is a setting (BM25F orders the candidates), not "unset".
+		e.add(envvar.RAGDenseWeight, strconv.FormatFloat(float64(*p)/100, 'f', -1, 64))
+	}
+	if q := r.QueryRewrite; q != "" {
+		e.add(envvar.RAGQueryRewrite, strconv.FormatBool(q == chatv1alpha1.QueryRewriteEnabled))
+	}
 }
 
 // envBuilder collects variables, leaving out unset (empty or zero) ones.

@@ -53,8 +53,8 @@ func fullyPopulated() *chatv1alpha1.ChatBackend {
 		TrustedProxies: []string{"198.18.0.0/15", "198.19.0.7"},
 	}
 	cb.Spec.Retrieval = chatv1alpha1.RetrievalSpec{TopK: 7, HistoryTokens: ptr.To[int32](0), MinRelevancePercent: ptr.To[int32](42),
-		MinSimilarityPercent: 57,
-		QueryRewrite:         chatv1alpha1.QueryRewriteDisabled}
+		MinSimilarityPercent: 57, DenseWeightPercent: ptr.To[int32](44),
+		QueryRewrite: chatv1alpha1.QueryRewriteDisabled}
 	cb.Spec.TrustedCA = &chatv1alpha1.TrustedCASpec{SecretRef: chatv1alpha1.SecretKeyRef{Name: "private-ca", Key: "bundle.pem"}}
 	cb.Spec.Qdrant = &chatv1alpha1.QdrantSpec{URL: "http://qdrant:6333", Collection: "collection-contract",
 		APIKeySecretRef: &chatv1alpha1.SecretKeyRef{Name: "qdrant", Key: "key"}, Search: chatv1alpha1.QdrantSearchHybrid}
@@ -185,6 +185,7 @@ var invalidValues = map[string]string{
 	envvar.RAGQueryRewrite:         "sometimes",
 	envvar.RAGAnswers:              "llm",
 	envvar.RAGMinSimilarity:        "-0.1",
+	envvar.RAGDenseWeight:          "1.1",
 	// The files the TLS variables name exist (podFiles) and hold PEM.
 	envvar.DatabaseSSLMode:     "verify",
 	envvar.DatabaseSSLRootCert: "/nonexistent/ca.crt",
@@ -313,6 +314,7 @@ var crdToEnv = []struct {
 	{field: "spec.retrieval.historyTokens", env: envvar.RAGHistoryTokens, value: "0"},
 	{field: "spec.retrieval.minRelevancePercent", env: envvar.RAGMinRelevance, value: "0.42"},
 	{field: "spec.retrieval.minSimilarityPercent", env: envvar.RAGMinSimilarity, value: "0.57"},
+	{field: "spec.retrieval.denseWeightPercent", env: envvar.RAGDenseWeight, value: "0.44"},
 	{field: "spec.openai.temperature", env: envvar.OpenAITemperature, value: "0.35"},
 	{field: "spec.retrieval.queryRewrite", env: envvar.RAGQueryRewrite, value: "false"},
 	{field: "spec.openai.maxTokens", env: envvar.OpenAIMaxTokens, value: "801"},

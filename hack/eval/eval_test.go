@@ -57,19 +57,21 @@ import (
 // encoder's) brings.
 var (
 	targets = thresholds{Hit1: 0.90, Hit3: 0.97, MRR: 0.90, AbstainP: 0.90, AbstainR: 0.90, MaxWrongAbstain: 0.05, Fact: 0.80}
-	// The hybrid floors are its run with RAG_MIN_SIMILARITY (minSimilarity,
-	// 2026-12-02); its first run, on coverage alone, was lower on every set
-	// but the labelled one's ranking (README, Answer quality).
+	// The hybrid floors are its run with RAG_MIN_SIMILARITY (minSimilarity)
+	// and the convex fusion of normalised scores at its default dense
+	// weight (pgstore.DefaultDenseWeight, 2026-12-02), which replaced RRF
+	// and raised every figure but abstention recall (README, Answer
+	// quality).
 	sets = []set{
 		{file: "questions.yaml", floors: map[string]thresholds{
 			offline: {Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.85},
-			hybrid:  {Hit1: 0.91, Hit3: 0.93, MRR: 0.92, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.89},
+			hybrid:  {Hit1: 0.93, Hit3: 0.93, MRR: 0.93, AbstainP: 1, AbstainR: 1, MaxWrongAbstain: 0, Fact: 0.89},
 		}},
 		// Written before the ranking was tuned on questions.yaml's misses;
 		// a development set since its misses were examined (2026-12-02).
 		{file: "heldout.yaml", floors: map[string]thresholds{
 			offline: {Hit1: 0.86, Hit3: 0.86, MRR: 0.86, AbstainP: 0.87, AbstainR: 0.70, MaxWrongAbstain: 0.03, Fact: 0.77},
-			hybrid:  {Hit1: 0.83, Hit3: 0.83, MRR: 0.83, AbstainP: 0.70, AbstainR: 0.70, MaxWrongAbstain: 0.09, Fact: 0.69},
+			hybrid:  {Hit1: 0.86, Hit3: 0.91, MRR: 0.88, AbstainP: 1, AbstainR: 0.70, MaxWrongAbstain: 0, Fact: 0.80},
 		}},
 		// Written on 2026-12-02 from the docs alone, once heldout.yaml had
 		// been examined to diagnose failures: the set that is held out now.
@@ -78,7 +80,7 @@ var (
 		// Its misses are not printed: nobody tunes on them.
 		{file: "heldout2.yaml", heldOut: true, floors: map[string]thresholds{
 			offline: {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.20, AbstainR: 0.20, MaxWrongAbstain: 0.23, Fact: 0.60},
-			hybrid:  {Hit1: 0.71, Hit3: 0.71, MRR: 0.71, AbstainP: 0.22, AbstainR: 0.20, MaxWrongAbstain: 0.20, Fact: 0.62},
+			hybrid:  {Hit1: 0.77, Hit3: 0.77, MRR: 0.77, AbstainP: 0.28, AbstainR: 0.20, MaxWrongAbstain: 0.15, Fact: 0.68},
 		}},
 	}
 )

@@ -45,7 +45,7 @@ func BenchmarkLexicalSearch10k(b *testing.B) {
 	question, previous := text.Words(6), text.Words(4)
 	b.ResetTimer()
 	for b.Loop() {
-		if hits := lx.search(question, previous, 5); len(hits) == 0 {
+		if hits := lx.search(lx.query(question, previous), 5); len(hits) == 0 {
 			b.Fatal("no hit")
 		}
 	}

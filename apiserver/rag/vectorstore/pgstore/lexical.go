@@ -93,33 +93,55 @@ type lexHit struct {
 // subject.
 const followUpWeight = 0.3
 
-// search returns the k rows with the best BM25F score for question, best
-// first; rows sharing no term with it are not returned. The words of
-// previous (the conversation's previous question; "" for none) that
-// question lacks count at followUpWeight in the score, and not in the
-// coverage: a row relevant only to the previous question is not relevant
-// to this one.
-func (lx *lexIndex) search(question, previous string, k int) []lexHit {
+// queryTerm is one word a search looks for: the question's own (own) at
+// weight 1, the previous question's at followUpWeight.
+type queryTerm struct {
+	word   string
+	weight float64
+	own    bool
+}
+
+// lexQuery is a question as the index scores it: its terms, and the IDF
+// weight of its own words, which coverage divides by.
+type lexQuery struct {
+	terms    []queryTerm
+	totalIDF float64
+}
+
+// query returns the words of question and, those it lacks, of previous
+// (the conversation's previous question; "" for none).
+func (lx *lexIndex) query(question, previous string) lexQuery {
+	var q lexQuery
+	own := uniqueWords(question)
+	for _, w := range own {
+		q.terms = append(q.terms, queryTerm{w, 1, true})
+	}
+	for _, w := range uniqueWords(previous) {
+		if _, found := slices.BinarySearch(own, w); !found {
+			q.terms = append(q.terms, queryTerm{w, followUpWeight, false})
+		}
+	}
+	q.totalIDF = lx.weight(own)
+	return q
+}
+
+// termScore is the BM25F score one term of weight termIDF contributes to the
+// row of posting p.
+func (lx *lexIndex) termScore(t queryTerm, termIDF float64, p posting) float64 {
+	norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
+	return t.weight * termIDF * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+}
+
+// search returns the k rows with the best BM25F score for q, best first;
+// rows sharing no term with it are not returned. The words of the
+// conversation's previous question (see query) that the question lacks
+// count at followUpWeight in the score, and not in the coverage: a row
+// relevant only to the previous question is not relevant to this one.
+func (lx *lexIndex) search(q lexQuery, k int) []lexHit {
 	n := len(lx.length)
 	if k <= 0 || n == 0 {
 		return nil
 	}
-	type term struct {
-		word   string
-		weight float64
-		own    bool
-	}
-	var terms []term
-	own := uniqueWords(question)
-	for _, w := range own {
-		terms = append(terms, term{w, 1, true})
-	}
-	for _, w := range uniqueWords(previous) {
-		if _, found := slices.BinarySearch(own, w); !found {
-			terms = append(terms, term{w, followUpWeight, false})
-		}
-	}
-	totalIDF := lx.weight(own)
 	// Dense accumulators: a common word's postings cover most rows, and a
 	// slice indexed by row costs far less than a map per posting. They are
 	// recycled with the list of rows touched: a fresh slice per question
@@ -129,12 +151,11 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 	sc := lx.scratch()
 	defer lx.recycle(sc)
 	acc := sc.acc
-	for _, t := range terms {
+	for _, t := range q.terms {
 		ps := lx.postings[t.word]
 		w := idf(n, len(ps))
 		for _, p := range ps {
-			norm := bm25K1 * (1 - bm25B + bm25B*float64(lx.length[p.row])/lx.avgLen)
-			s := t.weight * w * float64(p.tf) * (bm25K1 + 1) / (float64(p.tf) + norm)
+			s := lx.termScore(t, w, p)
 			h := &acc[p.row]
 			if h.score == 0 {
 				sc.touched = append(sc.touched, p.row)
@@ -154,8 +175,8 @@ func (lx *lexIndex) search(question, previous string, k int) []lexHit {
 		if len(out) == k && !better(h, out[k-1]) {
 			continue
 		}
-		if totalIDF > 0 {
-			h.coverage = float32(float64(h.coverage) / totalIDF)
+		if q.totalIDF > 0 {
+			h.coverage = float32(float64(h.coverage) / q.totalIDF)
 		}
 		i, _ := slices.BinarySearchFunc(out, h, func(e, t lexHit) int {
 			if better(e, t) {
@@ -196,22 +217,27 @@ func (lx *lexIndex) recycle(sc *scratch) {
 	lx.scratches.Put(sc)
 }
 
-// coverage is the share of question's IDF weight that row contains, for a
-// row found by the dense search.
-func (lx *lexIndex) coverage(question string, row int) float32 {
-	words := uniqueWords(question)
-	total := lx.weight(words)
-	if total == 0 {
-		return 0
-	}
-	var found float64
-	for _, t := range words {
-		ps := lx.postings[t]
-		if _, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }); ok { //nolint:gosec // rows are far below 2^31
-			found += idf(len(lx.length), len(ps))
+// hit is row's BM25F score and coverage for q, as search computes them,
+// for a row the dense search found: the hybrid fusion needs both sides'
+// scores of every candidate.
+func (lx *lexIndex) hit(q lexQuery, row int) lexHit {
+	h := lexHit{row: row}
+	for _, t := range q.terms {
+		ps := lx.postings[t.word]
+		i, ok := slices.BinarySearchFunc(ps, int32(row), func(p posting, r int32) int { return int(p.row - r) }) //nolint:gosec // rows are far below 2^31
+		if !ok {
+			continue
+		}
+		w := idf(len(lx.length), len(ps))
+		h.score += float32(lx.termScore(t, w, ps[i]))
+		if t.own {
+			h.coverage += float32(w)
 		}
 	}
-	return float32(found / total)
+	if q.totalIDF > 0 {
+		h.coverage = float32(float64(h.coverage) / q.totalIDF)
+	}
+	return h
 }
 
 // weight is the IDF weight of a question's words (uniqueWords) that

@@ -58,9 +58,9 @@ func TestServerSeesIngestFromElsewhere(t *testing.T) {
 	g.Expect(hits).To(HaveLen(2))
 	g.Expect(hits[0].ID).To(Equal(idB))
 	g.Expect(hits[0].Payload).To(Equal(pt(idB).Payload))
-	// Dense and lexical rankings are fused (RRF): first on the dense side,
-	// nowhere on the lexical one (the query has no text).
-	g.Expect(hits[0].Score).To(BeNumerically("~", 1.0/61, 1e-6))
+	// Dense and lexical scores are fused: the best cosine, no words (the
+	// query has no text), so the dense share alone.
+	g.Expect(hits[0].Score).To(BeNumerically("~", DefaultDenseWeight, 1e-6))
 
 	g.Expect(ingester.Delete(ctx, []string{idB})).To(Succeed())
 	time.Sleep(2 * time.Millisecond)
@@ -171,4 +171,40 @@ func TestHybridHitsCarryTheirSimilarity(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hits).NotTo(BeEmpty())
 	g.Expect(hits[0].Similarity).To(BeZero())
+}
+
+// A passage BM25F finds far ahead of the rest, which a weak encoder ranks
+// last but close behind its first choices, comes first: the fusion weighs
+// how far ahead each side puts a passage. Reciprocal rank fusion, which
+// counts ranks alone, put the encoder's first choice (a passage sharing
+// one common word with the question) ahead.
+func TestHybridKeepsAStrongLexicalHitTheEncoderRanksLast(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := New(newPool(t), Options{})
+	const idC = "cccccccc-0000-5000-8000-000000000000"
+	chunk := func(id, heading, text string, v ...float32) vectorstore.Point {
+		p := pt(id, v...)
+		p.Payload.Heading, p.Payload.Text = heading, text
+		return p
+	}
+	g.Expect(s.Upsert(ctx, []vectorstore.Point{
+		chunk(idA, "Rotating signing keys", "Rotate the signing keys with one call; old keys stay valid for a day.", 0.8, 0.6),
+		chunk(idB, "Storage", "Backups are stored as encrypted chunks; the keys live apart.", 0.85, 0.527),
+		chunk(idC, "Restore", "A restore reads the chunks back; it needs the keys.", 0.9, 0.436),
+	})).To(Succeed())
+
+	hits, err := s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "How do I rotate the signing keys?", Limit: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(HaveLen(3))
+	g.Expect(hits[0].ID).To(Equal(idA))
+	g.Expect(hits[0].Similarity).To(BeNumerically("<", hits[2].Similarity), "the encoder ranks it last")
+	g.Expect(hits[1].ID).To(Equal(idC), "then the encoder's first choice, second by BM25F")
+
+	// All dense: the encoder's order.
+	dense := 1.0
+	s = New(s.pool, Options{DenseWeight: &dense})
+	hits, err = s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "How do I rotate the signing keys?", Limit: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect([]string{hits[0].ID, hits[1].ID, hits[2].ID}).To(Equal([]string{idC, idB, idA}))
 }
