@@ -337,6 +337,36 @@ func TestOpenAISilenceBoundsFollowTheTokens(t *testing.T) {
 	})
 }
 
+// Request.Waiting is called whenever the generation is about to wait for
+// the model, once the deltas read until then were given to onDelta: a
+// sink that holds deltas back until then (chat.Flusher) never holds one
+// while the model is silent.
+func TestOpenAICallsWaitingBeforeItWaitsForTheModel(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, Stall: time.Minute, StallAt: 1}
+	})
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop, stopNow := context.WithCancel(ctx)
+	given := 0
+	var atWaits []int
+	res, err := gen.Generate(stop, generate.Request{Question: "q", Waiting: func() {
+		atWaits = append(atWaits, given)
+		if given == 1 { // the model's silence after its first token
+			stopNow()
+		}
+	}}, func(string) error { given++; return nil })
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "stopped in the wait after the first delta, not by the test's deadline")
+	g.Expect(res.Text).To(Equal("a "))
+	g.Expect(atWaits).To(ContainElement(1))
+	g.Expect(slices.IsSorted(atWaits)).To(BeTrue())
+}
+
 // term is word's index term.
 func term(word string) string { return embed.Words(word)[0] }
 
@@ -437,6 +467,10 @@ func TestOpenAIReadsTheStreamsWireForm(t *testing.T) {
 			body: line(`"content":"Hi "`, "null") + `data: {"error":{"message":"the model is overloaded","type":"server_error","code":null}}` + "\n\n"},
 		{name: "a chunk that is not JSON", text: "Hi ", failure: "invalid character",
 			body: line(`"content":"Hi "`, "null") + "data: {not json\n\n" + done},
+		{name: "a chunk of two JSON values", text: "Hi ", failure: "more than one JSON value",
+			body: line(`"content":"Hi "`, "null") + `data: {"choices":[]} {"choices":[{"delta":{"content":"x"}}]}` + "\n\n" + done},
+		{name: "an empty chunk", text: "Hi ", failure: "unexpected EOF",
+			body: line(`"content":"Hi "`, "null") + "data: \n\n" + line(`"content":"x"`, `"stop"`) + done},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
