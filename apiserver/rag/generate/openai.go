@@ -50,10 +50,15 @@ const DefaultChatModel = "gpt-4o-mini"
 // OpenAI generates with streaming chat completions. The client is
 // github.com/sashabaranov/go-openai: a small one, which matters for the
 // server's idle memory (README, "Idle memory"); it never retries, and a
-// retry after deltas were streamed would repeat them.
+// retry after deltas were streamed would repeat them. The answer's stream
+// itself is read by this package (streamChat, sse.go), with the client's
+// request and error types.
 type OpenAI struct {
 	client *openai.Client
 	opts   OpenAIOptions
+	// http and completions send the answer's streamed request.
+	http        *http.Client
+	completions string
 }
 
 // NewOpenAI builds the generator.
@@ -68,43 +73,15 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	if o.BaseURL != "" {
 		cfg.BaseURL = o.BaseURL
 	}
-	client := o.HTTPClient
-	if client == nil {
-		client = &http.Client{}
+	if o.HTTPClient != nil {
+		cfg.HTTPClient = o.HTTPClient
 	}
-	cfg.HTTPClient = waitingDoer{client}
-	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o}, nil
-}
-
-// waitingDoer sends the client's requests, and hooks Request.Waiting into
-// the body of the answer's stream: the client's line reader reads the body
-// only when the lines it holds are all given out, so a Read of the body is
-// the moment the generation waits for the model. Why there: the client's
-// reader is its own (RecvRaw hides how much it holds), and its Reads are
-// exactly the waits.
-type waitingDoer struct{ client *http.Client }
-
-// waitingKey is the request context's key to the Waiting of a
-// generation.
-type waitingKey struct{}
-
-func (d waitingDoer) Do(req *http.Request) (*http.Response, error) {
-	resp, err := d.client.Do(req) //nolint:gosec // the request go-openai built for the configured OPENAI_BASE_URL, not a user's URL
-	if waiting, ok := req.Context().Value(waitingKey{}).(func()); ok && err == nil {
-		resp.Body = waitingBody{ReadCloser: resp.Body, waiting: waiting}
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
 	}
-	return resp, err
-}
-
-// waitingBody calls waiting before each Read of the body.
-type waitingBody struct {
-	io.ReadCloser
-	waiting func()
-}
-
-func (b waitingBody) Read(p []byte) (int, error) {
-	b.waiting()
-	return b.ReadCloser.Read(p)
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o, http: hc,
+		completions: strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"}, nil
 }
 
 // temperature is t as the client sends it (any request of this file sets
@@ -240,8 +217,8 @@ func (s *silence) check() {
 // Why not the client's ChatCompletionStreamResponse (stream.Recv): decoding
 // each token's chunk into all its fields (logprobs, tool calls, filter
 // results...) was the server's largest CPU and allocation cost per token
-// (make bench-stream); the client still reads the stream (RecvRaw: the
-// SSE lines, [DONE], the error events).
+// (make bench-stream). An error event's error (the service failed
+// mid-stream) is the client's type.
 type streamChunk struct {
 	Model   string `json:"model"`
 	Choices []struct {
@@ -254,6 +231,8 @@ type streamChunk struct {
 		PromptTokens     int64 `json:"prompt_tokens"`
 		CompletionTokens int64 `json:"completion_tokens"`
 	} `json:"usage"`
+	// Error is an error event's (the service failed mid-stream).
+	Error *openai.APIError `json:"error"`
 }
 
 // reset empties c for the next chunk, keeping the room of its choices (a
@@ -262,6 +241,32 @@ type streamChunk struct {
 func (c *streamChunk) reset() {
 	clear(c.Choices)
 	*c = streamChunk{Choices: c.Choices[:0]}
+}
+
+// take adds the chunk's model and usage to res and its text to text,
+// giving the text to onDelta; finished: the chunk ends the answer. The
+// error is onDelta's.
+func (c *streamChunk) take(res *Result, text *strings.Builder, watch *silence, onDelta func(string) error) (finished bool, err error) {
+	if c.Model != "" {
+		res.Model = c.Model
+	}
+	if c.Usage != nil {
+		res.Usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+	}
+	for _, ch := range c.Choices {
+		if ch.FinishReason != "" {
+			finished = true
+		}
+		if ch.Delta.Content == "" {
+			continue
+		}
+		watch.token()
+		text.WriteString(ch.Delta.Content)
+		if err := onDelta(ch.Delta.Content); err != nil {
+			return finished, err
+		}
+	}
+	return finished, nil
 }
 
 // chunkDecoder decodes the chunks of one stream with one json.Decoder,
@@ -309,53 +314,44 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if req.Waiting != nil {
-		ctx = context.WithValue(ctx, waitingKey{}, req.Waiting)
-	}
 	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, g.opts.IdleTimeout)
 	defer watch.stop()
-	stream, err := g.client.CreateChatCompletionStream(ctx, params)
+	body, err := g.streamChat(ctx, params)
 	if err != nil {
 		return Result{Model: g.opts.Model}, g.failed(ctx, err)
 	}
-	defer stream.Close()
+	defer body.Close()
+	stream := newSSEReader(body, req.Waiting)
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
 	var ch streamChunk
 	var dec chunkDecoder
 	finished := false
 	for {
-		line, err := stream.RecvRaw()
-		if errors.Is(err, io.EOF) { // [DONE], or the body ended: finished tells
+		line, err := stream.next()
+		if errors.Is(err, io.EOF) { // the body ended: finished tells
+			break
+		}
+		if err == nil && string(line) == "[DONE]" {
+			stream.drain(cancel)
 			break
 		}
 		ch.reset()
 		if err == nil {
 			err = dec.decode(line, &ch)
 		}
+		if err == nil && ch.Error != nil {
+			err = fmt.Errorf("error event: %w", ch.Error)
+		}
 		if err != nil {
 			res.Text = text.String()
 			return res, g.failed(ctx, err)
 		}
-		if ch.Model != "" {
-			res.Model = ch.Model
-		}
-		if ch.Usage != nil {
-			res.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
-		}
-		for _, c := range ch.Choices {
-			if c.FinishReason != "" {
-				finished = true
-			}
-			if c.Delta.Content == "" {
-				continue
-			}
-			watch.token()
-			text.WriteString(c.Delta.Content)
-			if err := onDelta(c.Delta.Content); err != nil {
-				res.Text = text.String()
-				return res, err
-			}
+		done, err := ch.take(&res, &text, watch, onDelta)
+		finished = finished || done
+		if err != nil {
+			res.Text = text.String()
+			return res, err
 		}
 	}
 	res.Text = text.String()
