@@ -342,8 +342,11 @@ type sseWriter struct {
 	text  string
 	// unflushed: deltas are in the buffer, for Flush to send.
 	unflushed bool
-	stop      chan struct{}
-	stopped   sync.WaitGroup
+	// beat sends the heartbeat comments every interval (see heartbeat);
+	// closed: close ran, and no heartbeat may write any more.
+	beat     *time.Timer
+	interval time.Duration
+	closed   bool
 }
 
 func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter {
@@ -358,36 +361,34 @@ func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter 
 	if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
 		under = u.Unwrap()
 	}
-	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout,
-		stop: make(chan struct{})}
+	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout, interval: heartbeat}
 	s.enc = json.NewEncoder(&s.frame)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.boundWriteLocked()
 	c.Writer.WriteHeaderNow()
 	s.flushLocked()
-	s.mu.Unlock()
-	s.stopped.Add(1)
-	go func() {
-		defer s.stopped.Done()
-		t := time.NewTicker(heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.mu.Lock()
-				if s.err == nil {
-					s.boundWriteLocked()
-					_, s.err = fmt.Fprint(s.w, ": heartbeat\n\n")
-					s.flushLocked()
-					s.unflushed = false
-				}
-				s.mu.Unlock()
-			}
-		}
-	}()
+	s.beat = time.AfterFunc(heartbeat, s.heartbeat)
 	return s
+}
+
+// heartbeat writes a heartbeat comment, with any deltas before it, and
+// arms the next one. Why a timer rather than a goroutine with a ticker per
+// stream (as before): the timer's function runs only when it fires, so an
+// open stream keeps no goroutine (and its stack) of its own waiting for
+// its heartbeats.
+func (s *sseWriter) heartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.err != nil {
+		return
+	}
+	s.boundWriteLocked()
+	if _, s.err = fmt.Fprint(s.w, ": heartbeat\n\n"); s.err == nil {
+		s.flushLocked()
+		s.unflushed = false
+	}
+	s.beat.Reset(s.interval)
 }
 
 // boundWriteLocked gives the next write and flush at least writeTimeout,
@@ -503,9 +504,9 @@ func (s *sseWriter) stuck() bool {
 // close stops the heartbeat and lifts the write deadline (the connection
 // may serve another request); no event may follow.
 func (s *sseWriter) close() {
-	close(s.stop)
-	s.stopped.Wait()
 	s.mu.Lock()
+	s.closed = true
+	s.beat.Stop()
 	if s.unflushed && s.err == nil {
 		// Deltas not followed by an event (none follows when the client
 		// went away): still theirs to read if they can.
