@@ -525,6 +525,8 @@ func TestOpenAIReadsTheStreamsWireForm(t *testing.T) {
 			body: ": keep-alive\n\nevent: chunk\nid: 7\n" + line(`"content":"Hi"`, `"stop"`) + "data:[DONE]  \n\n"},
 		{name: "a chunk longer than the reader's buffer", text: strings.Repeat("long ", 3000),
 			body: line(`"content":"`+strings.Repeat("long ", 3000)+`"`, `"stop"`) + done},
+		{name: "a line longer than the bound", text: "Hi ", failure: "longer than",
+			body: line(`"content":"Hi "`, "null") + "data: " + strings.Repeat("x", 2<<20) + "\n\n" + done},
 		{name: "the body ends without [DONE]", text: "Hi",
 			body: line(`"content":"Hi"`, `"stop"`)},
 		{name: "a chunk of two JSON values", text: "Hi ", failure: "more than one JSON value",

@@ -106,8 +106,13 @@ func (s *sseReader) held() []byte {
 	return b
 }
 
-// line is the next line, however long; a last line without its newline
-// is the body's end (io.EOF), as a cut one.
+// maxLine bounds a line of the stream: a chunk is one token's, far
+// below it, and a service that never ends its line must not grow the
+// server's memory until the silence bound cuts it.
+const maxLine = 1 << 20
+
+// line is the next line, up to maxLine long; a last line without its
+// newline is the body's end (io.EOF), as a cut one.
 func (s *sseReader) line() ([]byte, error) {
 	line, err := s.rd.ReadSlice('\n')
 	if !errors.Is(err, bufio.ErrBufferFull) {
@@ -117,6 +122,9 @@ func (s *sseReader) line() ([]byte, error) {
 	for {
 		line, err = s.rd.ReadSlice('\n')
 		s.long = append(s.long, line...)
+		if len(s.long) > maxLine {
+			return nil, fmt.Errorf("a line of the stream is longer than %d bytes", maxLine)
+		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
 			return s.long, err
 		}
