@@ -70,6 +70,15 @@ type Sink interface {
 	Delta(text string) error
 }
 
+// Flusher is a Sink that may hold deltas back to send several at once.
+// The turn calls Flush whenever the generator is about to wait for the
+// model (generate.Request.Waiting), and once generation ends: a delta is
+// never held while the turn waits. An error means the client is gone, as
+// from the Sink's methods.
+type Flusher interface {
+	Flush() error
+}
+
 // Started identifies a turn in progress.
 type Started struct {
 	ConversationID string
@@ -304,7 +313,7 @@ func (s *Service) ask(ctx context.Context, userID, conversationID string, asked 
 	var genErr error
 	if retrErr == nil {
 		_ = l.note(sink.Sources(t.Sources))
-		res, genErr = s.generate(work, q, turns, retrieved, func(d string) error { return l.note(sink.Delta(d)) })
+		res, genErr = s.generate(work, q, turns, retrieved, sink, l)
 		t.Sources, t.Grounded = cited(retrieved.Sources, res)
 		t.Reason = reason(t.Grounded, retrieved.NoDocuments, genErr)
 	}
@@ -377,15 +386,24 @@ func generateTurns(history []store.Turn) []generate.Turn {
 }
 
 // generate writes the answer to q from the retrieved passages, each piece
-// to onDelta as it comes. With no document indexed at all it says so
-// without asking the model: there is nothing to ground an answer in.
+// to sink as it comes (noting in l a client gone). With no document
+// indexed at all it says so without asking the model: there is nothing to
+// ground an answer in.
 func (s *Service) generate(ctx context.Context, q string, turns []generate.Turn, retrieved rag.Retrieved,
-	onDelta func(string) error) (generate.Result, error) {
+	sink Sink, l *listener) (generate.Result, error) {
+	onDelta := func(d string) error { return l.note(sink.Delta(d)) }
+	var waiting func()
+	if f, ok := sink.(Flusher); ok {
+		waiting = func() { _ = l.note(f.Flush()) }
+		// What the generator gave last goes out now, not with the
+		// answer's end event after its storage.
+		defer waiting()
+	}
 	if retrieved.NoDocuments {
 		return generate.Result{Text: NoDocumentsAnswer}, onDelta(NoDocumentsAnswer)
 	}
 	return s.engine.Generator.Generate(ctx, generate.Request{
-		Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights,
+		Question: q, History: turns, Passages: retrieved.Passages, Weights: retrieved.Weights, Waiting: waiting,
 	}, onDelta)
 }
 

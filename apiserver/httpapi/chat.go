@@ -283,6 +283,10 @@ func (s *sseSink) Sources(src []rag.Source) error {
 
 func (s *sseSink) Delta(text string) error { return s.sse.sendDelta(text) }
 
+// Flush implements chat.Flusher: the deltas go out together once the
+// model has nothing more for now (see sseWriter).
+func (s *sseSink) Flush() error { return s.sse.Flush() }
+
 // SSE event names of POST /v1/conversations/{id}/messages with
 // Accept: text/event-stream, in the order they are sent:
 // message_start, sources, delta..., then done or error.
@@ -310,14 +314,17 @@ func wantsSSE(c *gin.Context) bool {
 // gone, and the turn stores its answer as incomplete. Memory stays bounded
 // either way: a write blocks rather than buffers.
 //
-// Deltas are written to the response's buffer and flushed by the writer's
-// own goroutine (the heartbeat's), which the first unflushed delta wakes:
-// a delta alone is flushed as soon as the turn's goroutine waits for the
-// model's next token, and deltas that arrive while a flush waits for the
-// CPU go out together in one write. Why: with thousands of streams on a
-// busy machine, a write and flush per token (a syscall each) was the
-// server's largest cost after decoding the model's stream (make
-// bench-stream), and the queued tokens cost one each again.
+// Deltas are written to the response's buffer and sent by Flush, which
+// the turn calls whenever the model's answer has nothing more for it yet
+// (generate.Request.Waiting): a delta alone goes out before the turn's
+// goroutine waits for the model's next token, and deltas that were read
+// together (the server was behind the model) go out together in one
+// write. Why not a write and flush per delta: with thousands of streams on
+// a busy machine, the queued tokens would cost a syscall each (make
+// bench-stream). Why not a goroutine of the writer's that the first
+// unflushed delta wakes to flush (as before): that was one more wake-up
+// and goroutine switch per token of every stream, and a delta's latency
+// then included the scheduler's wait for that goroutine.
 type sseWriter struct {
 	mu sync.Mutex
 	w  gin.ResponseWriter
@@ -327,16 +334,19 @@ type sseWriter struct {
 	writeTimeout time.Duration
 	deadline     time.Time // the connection's write deadline (boundWriteLocked)
 	err          error     // first write error: the client is gone
-	// frame holds the delta being written and text encodes its text into
-	// it: reused, so a delta allocates nothing of its own.
+	// frame holds the delta being written and enc encodes its text (the
+	// string text points to: a pointer, which Encode takes without
+	// allocating) into it: reused, so a delta allocates nothing of its own.
 	frame bytes.Buffer
-	text  *json.Encoder
-	// unflushed: deltas are in the buffer, and the goroutine was woken
-	// (flush) to send them.
+	enc   *json.Encoder
+	text  string
+	// unflushed: deltas are in the buffer, for Flush to send.
 	unflushed bool
-	flush     chan struct{}
-	stop      chan struct{}
-	stopped   sync.WaitGroup
+	// beat sends the heartbeat comments every interval (see heartbeat);
+	// closed: close ran, and no heartbeat may write any more.
+	beat     *time.Timer
+	interval time.Duration
+	closed   bool
 }
 
 func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter {
@@ -351,43 +361,34 @@ func startSSE(c *gin.Context, heartbeat, writeTimeout time.Duration) *sseWriter 
 	if u, ok := under.(interface{ Unwrap() http.ResponseWriter }); ok {
 		under = u.Unwrap()
 	}
-	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout,
-		flush: make(chan struct{}, 1), stop: make(chan struct{})}
-	s.text = json.NewEncoder(&s.frame)
+	s := &sseWriter{w: c.Writer, rc: http.NewResponseController(under), writeTimeout: writeTimeout, interval: heartbeat}
+	s.enc = json.NewEncoder(&s.frame)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.boundWriteLocked()
 	c.Writer.WriteHeaderNow()
 	s.flushLocked()
-	s.mu.Unlock()
-	s.stopped.Add(1)
-	go func() {
-		defer s.stopped.Done()
-		t := time.NewTicker(heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-s.flush:
-				s.mu.Lock()
-				if s.unflushed && s.err == nil {
-					s.boundWriteLocked()
-					s.flushLocked()
-				}
-				s.unflushed = false
-				s.mu.Unlock()
-			case <-t.C:
-				s.mu.Lock()
-				if s.err == nil {
-					s.boundWriteLocked()
-					_, s.err = fmt.Fprint(s.w, ": heartbeat\n\n")
-					s.flushLocked()
-				}
-				s.mu.Unlock()
-			}
-		}
-	}()
+	s.beat = time.AfterFunc(heartbeat, s.heartbeat)
 	return s
+}
+
+// heartbeat writes a heartbeat comment, with any deltas before it, and
+// arms the next one. Why a timer rather than a goroutine with a ticker per
+// stream (as before): the timer's function runs only when it fires, so an
+// open stream keeps no goroutine (and its stack) of its own waiting for
+// its heartbeats.
+func (s *sseWriter) heartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.err != nil {
+		return
+	}
+	s.boundWriteLocked()
+	if _, s.err = fmt.Fprint(s.w, ": heartbeat\n\n"); s.err == nil {
+		s.flushLocked()
+		s.unflushed = false
+	}
+	s.beat.Reset(s.interval)
 }
 
 // boundWriteLocked gives the next write and flush at least writeTimeout,
@@ -439,6 +440,7 @@ func (s *sseWriter) send(event string, data any) error {
 	s.boundWriteLocked()
 	if _, s.err = fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b); s.err == nil {
 		s.flushLocked()
+		s.unflushed = false
 	}
 	return s.err
 }
@@ -449,9 +451,9 @@ const (
 	deltaFrameSuffix = "}\n\n"
 )
 
-// sendDelta writes a delta event, {"text": text}, for the writer's
-// goroutine to flush (see sseWriter); it returns an error once the client
-// is gone (a failed flush shows at the next delta).
+// sendDelta writes a delta event, {"text": text}, to the response's
+// buffer, for Flush (or the next event) to send; it returns an error once
+// the client is gone (a failed flush shows at the next delta).
 func (s *sseWriter) sendDelta(text string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -462,7 +464,10 @@ func (s *sseWriter) sendDelta(text string) error {
 	// is constant.
 	s.frame.Reset()
 	s.frame.WriteString(deltaFramePrefix)
-	if err := s.text.Encode(text); err != nil {
+	s.text = text
+	err := s.enc.Encode(&s.text)
+	s.text = ""
+	if err != nil {
 		return fmt.Errorf("encode %s event: %w", EventDelta, err)
 	}
 	s.frame.Truncate(s.frame.Len() - 1) // the newline Encode ends with
@@ -471,11 +476,21 @@ func (s *sseWriter) sendDelta(text string) error {
 	if _, s.err = s.w.Write(s.frame.Bytes()); s.err != nil {
 		return s.err
 	}
-	if !s.unflushed {
-		s.unflushed = true
-		s.flush <- struct{}{} // never blocks: one signal per unflushed batch
-	}
+	s.unflushed = true
 	return nil
+}
+
+// Flush sends the deltas written since the last flush, if any; it returns
+// an error once the client is gone.
+func (s *sseWriter) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unflushed && s.err == nil {
+		s.boundWriteLocked()
+		s.flushLocked()
+	}
+	s.unflushed = false
+	return s.err
 }
 
 // stuck reports whether a write ran out of time: the client is connected
@@ -489,9 +504,9 @@ func (s *sseWriter) stuck() bool {
 // close stops the heartbeat and lifts the write deadline (the connection
 // may serve another request); no event may follow.
 func (s *sseWriter) close() {
-	close(s.stop)
-	s.stopped.Wait()
 	s.mu.Lock()
+	s.closed = true
+	s.beat.Stop()
 	if s.unflushed && s.err == nil {
 		// Deltas not followed by an event (none follows when the client
 		// went away): still theirs to read if they can.

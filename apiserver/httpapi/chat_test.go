@@ -472,9 +472,9 @@ func clientDisconnect(t *testing.T, e *env, oai *openaitest.Server) {
 	g.Expect(len(ms[1].Content)).To(BeNumerically("<", len(strings.Repeat("slow words ", 50))))
 }
 
-// TestLoneDeltaIsSentAtOnce: deltas are flushed by the stream's own
-// goroutine so that queued ones go out together, but a delta with no
-// other behind it must not wait for one: the client reads the first word
+// TestLoneDeltaIsSentAtOnce: deltas are flushed when the model has
+// nothing more for now, so that ones read together go out together, but a
+// delta with no other behind it must not wait for one: the client reads the first word
 // while the model is still silent (the answer still streaming), not when
 // the turn ends or the next heartbeat (none within the test) flushes it.
 func TestLoneDeltaIsSentAtOnce(t *testing.T) {

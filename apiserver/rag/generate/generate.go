@@ -41,6 +41,12 @@ type Request struct {
 	// sentence whose only shared word is a ubiquitous one. Nil weighs every
 	// word alike.
 	Weights map[string]float64
+	// Waiting, when set, is called whenever a streaming generator is
+	// about to wait for more of the model's answer: the pieces given to
+	// onDelta so far may then be sent together (chat.Flusher), where a
+	// send per piece would cost a syscall each when several came in one
+	// read. Generators that do not wait (extractive) never call it.
+	Waiting func()
 }
 
 // NotCovered is the answer's sentence when the documentation does not

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,6 +339,88 @@ func TestOpenAISilenceBoundsFollowTheTokens(t *testing.T) {
 	})
 }
 
+// Request.Waiting is called whenever the generation is about to wait for
+// the model, once the deltas read until then were given to onDelta: a
+// sink that holds deltas back until then (chat.Flusher) never holds one
+// while the model is silent.
+func TestOpenAICallsWaitingBeforeItWaitsForTheModel(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.SetReply(func(openaitest.ChatRequest) openaitest.Reply {
+		return openaitest.Reply{Deltas: []string{"a ", "b ", "c"}, Stall: time.Minute, StallAt: 1}
+	})
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop, stopNow := context.WithCancel(ctx)
+	given := 0
+	var atWaits []int
+	res, err := gen.Generate(stop, generate.Request{Question: "q", Waiting: func() {
+		atWaits = append(atWaits, given)
+		if given == 1 { // the model's silence after its first token
+			stopNow()
+		}
+	}}, func(string) error { given++; return nil })
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "stopped in the wait after the first delta, not by the test's deadline")
+	g.Expect(res.Text).To(Equal("a "))
+	g.Expect(atWaits).To(ContainElement(1))
+	g.Expect(slices.IsSorted(atWaits)).To(BeTrue())
+}
+
+// Answers one after the other share one connection to the model: the
+// stream is read to its end after [DONE] (a body closed before its end
+// makes the Transport drop the connection, and dial again for the next
+// answer). The service here ends the body a moment after [DONE], as one
+// does once its handler returns, for the client to read [DONE] first.
+func TestOpenAIKeepsTheConnectionAcrossAnswers(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"a b"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+		http.NewResponseController(w).Flush()
+		time.Sleep(50 * time.Millisecond)
+	}))
+	defer srv.Close()
+	var dials atomic.Int32
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: srv.URL,
+		HTTPClient: &http.Client{Transport: tr}})
+	g.Expect(err).NotTo(HaveOccurred())
+	for range 3 {
+		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, func(string) error { return nil })
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Text).To(Equal("a b"))
+	}
+	g.Expect(dials.Load()).To(Equal(int32(1)))
+}
+
+// A service that keeps the stream open after [DONE] does not hold the
+// answer: it is complete, and the wait for the body's end is bounded.
+func TestOpenAIAnswerEndsAtDoneOnAStreamLeftOpen(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"Hi"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: srv.URL})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := gen.Generate(ctx, generate.Request{Question: "q"}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "ended by the drain's bound, not the test's deadline")
+	g.Expect(res.Text).To(Equal("Hi"))
+}
+
 // term is word's index term.
 func term(word string) string { return embed.Words(word)[0] }
 
@@ -437,6 +521,18 @@ func TestOpenAIReadsTheStreamsWireForm(t *testing.T) {
 			body: line(`"content":"Hi "`, "null") + `data: {"error":{"message":"the model is overloaded","type":"server_error","code":null}}` + "\n\n"},
 		{name: "a chunk that is not JSON", text: "Hi ", failure: "invalid character",
 			body: line(`"content":"Hi "`, "null") + "data: {not json\n\n" + done},
+		{name: "comments, other fields and spaces around the data", text: "Hi",
+			body: ": keep-alive\n\nevent: chunk\nid: 7\n" + line(`"content":"Hi"`, `"stop"`) + "data:[DONE]  \n\n"},
+		{name: "a chunk longer than the reader's buffer", text: strings.Repeat("long ", 3000),
+			body: line(`"content":"`+strings.Repeat("long ", 3000)+`"`, `"stop"`) + done},
+		{name: "a line longer than the bound", text: "Hi ", failure: "longer than",
+			body: line(`"content":"Hi "`, "null") + "data: " + strings.Repeat("x", 2<<20) + "\n\n" + done},
+		{name: "the body ends without [DONE]", text: "Hi",
+			body: line(`"content":"Hi"`, `"stop"`)},
+		{name: "a chunk of two JSON values", text: "Hi ", failure: "more than one JSON value",
+			body: line(`"content":"Hi "`, "null") + `data: {"choices":[]} {"choices":[{"delta":{"content":"x"}}]}` + "\n\n" + done},
+		{name: "an empty chunk", text: "Hi ", failure: "unexpected EOF",
+			body: line(`"content":"Hi "`, "null") + "data: \n\n" + line(`"content":"x"`, `"stop"`) + done},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

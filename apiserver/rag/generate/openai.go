@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,10 +50,15 @@ const DefaultChatModel = "gpt-4o-mini"
 // OpenAI generates with streaming chat completions. The client is
 // github.com/sashabaranov/go-openai: a small one, which matters for the
 // server's idle memory (README, "Idle memory"); it never retries, and a
-// retry after deltas were streamed would repeat them.
+// retry after deltas were streamed would repeat them. The answer's stream
+// itself is read by this package (streamChat, sse.go), with the client's
+// request and error types.
 type OpenAI struct {
 	client *openai.Client
 	opts   OpenAIOptions
+	// http and completions send the answer's streamed request.
+	http        *http.Client
+	completions string
 }
 
 // NewOpenAI builds the generator.
@@ -70,7 +76,12 @@ func NewOpenAI(o OpenAIOptions) (*OpenAI, error) {
 	if o.HTTPClient != nil {
 		cfg.HTTPClient = o.HTTPClient
 	}
-	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o}, nil
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: o, http: hc,
+		completions: strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions"}, nil
 }
 
 // temperature is t as the client sends it (any request of this file sets
@@ -206,8 +217,8 @@ func (s *silence) check() {
 // Why not the client's ChatCompletionStreamResponse (stream.Recv): decoding
 // each token's chunk into all its fields (logprobs, tool calls, filter
 // results...) was the server's largest CPU and allocation cost per token
-// (make bench-stream); the client still reads the stream (RecvRaw: the
-// SSE lines, [DONE], the error events).
+// (make bench-stream). An error event's error (the service failed
+// mid-stream) is the client's type.
 type streamChunk struct {
 	Model   string `json:"model"`
 	Choices []struct {
@@ -220,6 +231,8 @@ type streamChunk struct {
 		PromptTokens     int64 `json:"prompt_tokens"`
 		CompletionTokens int64 `json:"completion_tokens"`
 	} `json:"usage"`
+	// Error is an error event's (the service failed mid-stream).
+	Error *openai.APIError `json:"error"`
 }
 
 // reset empties c for the next chunk, keeping the room of its choices (a
@@ -228,6 +241,61 @@ type streamChunk struct {
 func (c *streamChunk) reset() {
 	clear(c.Choices)
 	*c = streamChunk{Choices: c.Choices[:0]}
+}
+
+// take adds the chunk's model and usage to res and its text to text,
+// giving the text to onDelta; finished: the chunk ends the answer. The
+// error is onDelta's.
+func (c *streamChunk) take(res *Result, text *strings.Builder, watch *silence, onDelta func(string) error) (finished bool, err error) {
+	if c.Model != "" {
+		res.Model = c.Model
+	}
+	if c.Usage != nil {
+		res.Usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+	}
+	for _, ch := range c.Choices {
+		if ch.FinishReason != "" {
+			finished = true
+		}
+		if ch.Delta.Content == "" {
+			continue
+		}
+		watch.token()
+		text.WriteString(ch.Delta.Content)
+		if err := onDelta(ch.Delta.Content); err != nil {
+			return finished, err
+		}
+	}
+	return finished, nil
+}
+
+// chunkDecoder decodes the chunks of one stream with one json.Decoder,
+// each chunk one value: json.Unmarshal per chunk made its parser and
+// error-context state afresh each time (a third of a token's
+// allocations, BenchmarkOpenAIStream).
+type chunkDecoder struct {
+	src bytes.Reader
+	dec *json.Decoder
+	end int64 // the bytes given to dec so far
+}
+
+// decode decodes line, which must hold one JSON value and nothing else
+// (the client trims the line's spaces), into ch.
+func (d *chunkDecoder) decode(line []byte, ch *streamChunk) error {
+	if d.dec == nil {
+		d.dec = json.NewDecoder(&d.src)
+	}
+	d.src.Reset(line)
+	d.end += int64(len(line))
+	if err := d.dec.Decode(ch); errors.Is(err, io.EOF) {
+		return fmt.Errorf("an empty chunk: %w", io.ErrUnexpectedEOF)
+	} else if err != nil {
+		return err
+	}
+	if d.dec.InputOffset() != d.end {
+		return fmt.Errorf("a chunk holds more than one JSON value: %.100q", line)
+	}
+	return nil
 }
 
 // Generate implements Generator. The model's silences are bounded: the
@@ -248,47 +316,42 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	defer cancel(nil)
 	watch := watchSilence(cancel, g.opts.FirstTokenTimeout, g.opts.IdleTimeout)
 	defer watch.stop()
-	stream, err := g.client.CreateChatCompletionStream(ctx, params)
+	body, err := g.streamChat(ctx, params)
 	if err != nil {
 		return Result{Model: g.opts.Model}, g.failed(ctx, err)
 	}
-	defer stream.Close()
+	defer body.Close()
+	stream := newSSEReader(body, req.Waiting)
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
 	var ch streamChunk
+	var dec chunkDecoder
 	finished := false
 	for {
-		line, err := stream.RecvRaw()
-		if errors.Is(err, io.EOF) { // [DONE], or the body ended: finished tells
+		line, err := stream.next()
+		if errors.Is(err, io.EOF) { // the body ended: finished tells
+			break
+		}
+		if err == nil && string(line) == "[DONE]" {
+			stream.drain(cancel)
 			break
 		}
 		ch.reset()
 		if err == nil {
-			err = json.Unmarshal(line, &ch)
+			err = dec.decode(line, &ch)
+		}
+		if err == nil && ch.Error != nil {
+			err = fmt.Errorf("error event: %w", ch.Error)
 		}
 		if err != nil {
 			res.Text = text.String()
 			return res, g.failed(ctx, err)
 		}
-		if ch.Model != "" {
-			res.Model = ch.Model
-		}
-		if ch.Usage != nil {
-			res.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
-		}
-		for _, c := range ch.Choices {
-			if c.FinishReason != "" {
-				finished = true
-			}
-			if c.Delta.Content == "" {
-				continue
-			}
-			watch.token()
-			text.WriteString(c.Delta.Content)
-			if err := onDelta(c.Delta.Content); err != nil {
-				res.Text = text.String()
-				return res, err
-			}
+		done, err := ch.take(&res, &text, watch, onDelta)
+		finished = finished || done
+		if err != nil {
+			res.Text = text.String()
+			return res, err
 		}
 	}
 	res.Text = text.String()
