@@ -347,12 +347,17 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 	}
 	logger.Info("rag chat", "store", backend, "embedding_model", engine.Embedder.Model(),
 		"agent_type", engine.Generator.AgentType(), "offline", cfg.Offline(), "answers", cfg.Answers, "query_rewrite", engine.Rewriter != nil,
-		"min_relevance", engine.MinCoverage, "min_similarity", engine.MinSimilarity)
-	if cfg.MinSimilarity != nil && (cfg.Offline() || cfg.QdrantURL != "") {
-		// Only pgstore's hybrid search measures a similarity; say so rather
-		// than let a tuned threshold silently do nothing.
-		logger.Warn(envvar.RAGMinSimilarity+" has no effect: only hybrid search on PostgreSQL (an embedding model, no Qdrant) measures the similarity it applies to",
-			"offline", cfg.Offline(), "qdrant", cfg.QdrantURL != "")
+		"min_relevance", engine.MinCoverage, "min_similarity", engine.MinSimilarity, "dense_weight", denseWeight(cfg))
+	if cfg.Offline() || cfg.QdrantURL != "" {
+		// Only pgstore's hybrid search measures a similarity and fuses with
+		// a weight; say so rather than let a tuned setting silently do
+		// nothing.
+		for name, set := range map[string]bool{envvar.RAGMinSimilarity: cfg.MinSimilarity != nil, envvar.RAGDenseWeight: cfg.DenseWeight != nil} {
+			if set {
+				logger.Warn(name+" has no effect: only hybrid search on PostgreSQL (an embedding model, no Qdrant) applies it",
+					"offline", cfg.Offline(), "qdrant", cfg.QdrantURL != "")
+			}
+		}
 	}
 	return engine, closeFn, nil
 }
@@ -371,4 +376,13 @@ func shutdown(srv *http.Server, logger *slog.Logger, name string) {
 		logger.Warn("shutdown incomplete", "server", name, "error", err.Error())
 		_ = srv.Close()
 	}
+}
+
+// denseWeight is the hybrid search's dense share as configured (pgstore's
+// default when unset).
+func denseWeight(cfg config.RAG) float64 {
+	if cfg.DenseWeight != nil {
+		return *cfg.DenseWeight
+	}
+	return pgstore.DefaultDenseWeight
 }

@@ -16,6 +16,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -507,7 +508,8 @@ func floatSetting(name, v string, lo, hi float64) (*float64, error) {
 		return nil, nil
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < lo || f > hi {
+	// NaN passes both comparisons; it would make every score NaN.
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
 		return nil, fmt.Errorf("%s: want a number from %g to %g, got %q", name, lo, hi, v)
 	}
 	return &f, nil

@@ -262,6 +262,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"answers unknown", "RAG_ANSWERS", "llm"},
 		{"similarity above one", "RAG_MIN_SIMILARITY", "65"},
 		{"dense weight above one", "RAG_DENSE_WEIGHT", "60"},
+		{"dense weight NaN", "RAG_DENSE_WEIGHT", "NaN"},
+		{"relevance NaN", "RAG_MIN_RELEVANCE", "nan"},
 		{"model answers without a model API", "RAG_ANSWERS", "model"},
 	}
 	for _, tc := range cases {

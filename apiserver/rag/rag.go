@@ -184,9 +184,10 @@ func (e *Engine) Retrieve(ctx context.Context, question string, history []genera
 		// A hit below the threshold shares only common words with the
 		// question (the product's name, "configure"); citing it would only
 		// mislead, unless the encoder finds it close in meaning. A hit with
-		// no positive similarity (Qdrant's dense lexical vectors) shares
-		// nothing at all.
-		if h.Score <= 0 || !e.relevant(h) {
+		// no positive score (Qdrant's dense lexical vectors) shares nothing
+		// at all, unless the encoder measured it close (pgstore's hybrid
+		// score is 0 for a passage sharing no word at RAG_DENSE_WEIGHT 0).
+		if (h.Score <= 0 && h.Similarity <= 0) || !e.relevant(h) {
 			continue
 		}
 		title := h.Title

@@ -401,3 +401,18 @@ func TestEnvNamesAreDeclared(t *testing.T) {
 			To(BeFalse(), "%s is both plain and secret", e.Name)
 	}
 }
+
+// A setting whose 0 means something renders it: denseWeightPercent 0 is
+// "order the hybrid candidates by BM25F", not "unset" (pgstore's default).
+func TestZeroSettingsAreEmitted(t *testing.T) {
+	cb := fullyPopulated()
+	cb.Spec.Retrieval.DenseWeightPercent = ptr.To[int32](0)
+	env := emitted(t, cb)
+	if got, ok := env[envvar.RAGDenseWeight]; !ok || got != "0" {
+		t.Errorf("%s = %q (set: %v), want \"0\"", envvar.RAGDenseWeight, got, ok)
+	}
+	cb.Spec.Retrieval.DenseWeightPercent = nil
+	if got, ok := emitted(t, cb)[envvar.RAGDenseWeight]; ok {
+		t.Errorf("%s = %q with denseWeightPercent unset, want it left to the server's default", envvar.RAGDenseWeight, got)
+	}
+}

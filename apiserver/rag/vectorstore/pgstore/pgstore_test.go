@@ -208,3 +208,20 @@ func TestHybridKeepsAStrongLexicalHitTheEncoderRanksLast(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect([]string{hits[0].ID, hits[1].ID, hits[2].ID}).To(Equal([]string{idC, idB, idA}))
 }
+
+// At DenseWeight 0 every candidate sharing no word with the question scores
+// 0; among them the closer in meaning ranks first (not the first stored),
+// and it still carries its similarity for RAG_MIN_SIMILARITY.
+func TestHybridTiesGoToTheCloserInMeaning(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	zero := 0.0
+	s := New(newPool(t), Options{DenseWeight: &zero})
+	g.Expect(s.Upsert(ctx, []vectorstore.Point{pt(idA, 0.2, 0.98), pt(idB, 0.99, 0.141)})).To(Succeed())
+	hits, err := s.Search(ctx, vectorstore.Query{Vector: []float32{1, 0}, Text: "nothing in common", Limit: 2})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hits).To(HaveLen(2))
+	g.Expect(hits[0].ID).To(Equal(idB))
+	g.Expect(hits[0].Score).To(BeZero())
+	g.Expect(hits[0].Similarity).To(BeNumerically("~", 0.99, 0.01))
+}
