@@ -292,7 +292,7 @@ func (d *chunkDecoder) decode(data string, ch *streamChunk) error {
 		return err
 	}
 	if d.dec.InputOffset() != d.end {
-		return fmt.Errorf("a chunk holds more than one JSON value: %.100q", data)
+		return fmt.Errorf("a chunk holds more than one JSON value, or data after it (%d bytes)", len(data))
 	}
 	return nil
 }
@@ -327,7 +327,12 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 	finished := false
 	for data, err := range events(body, req.Waiting) { // to [DONE] or the body's end: finished tells
 		if err == nil && data == "[DONE]" {
-			drain(body, cancel)
+			// The last deltas may have come in the same read as [DONE]:
+			// let them out before closing the body (the Transport's drain
+			// waits on the model) and storing the answer.
+			if req.Waiting != nil {
+				req.Waiting()
+			}
 			break
 		}
 		ch.reset()

@@ -5,11 +5,12 @@ package generate
 // client's CreateChatCompletionStream and RecvRaw: its line reader copies
 // each line and runs three regular expressions on it (7% of the server's
 // CPU at 250 streams, make bench-stream -profile, where the floor's reader
-// does neither), it closes the body at [DONE] without reading its end (the
-// Transport then drops the connection: a new one to the model for every
-// answer), and it hides when it is about to wait for the model, which
-// Request.Waiting needs. The request's body and the errors of a failed
-// status are the client's types, as before.
+// does neither), and it hides when it is about to wait for the model,
+// which Request.Waiting needs. The body is closed at [DONE]; the model
+// client's Transport reads what is left of it (rag.newModelClient's
+// drainingTransport, bounded) so that the connection is kept. The
+// request's body and the errors of a failed status are the client's
+// types, as before.
 
 import (
 	"bufio"
@@ -22,7 +23,6 @@ import (
 	"iter"
 	"net/http"
 	"strings"
-	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tmaxmax/go-sse"
@@ -108,17 +108,4 @@ type waitingReader struct {
 func (w waitingReader) Read(p []byte) (int, error) {
 	w.waiting()
 	return w.r.Read(p)
-}
-
-// drainTimeout bounds the wait for the body's end after [DONE].
-const drainTimeout = time.Second
-
-// drain reads body to its end after [DONE], for the Transport to keep
-// the connection for the next answer (it drops one whose body was closed
-// before its end); a service that does not end it within drainTimeout is
-// cut off (cancel: the request's), its connection not kept.
-func drain(body io.Reader, cancel context.CancelCauseFunc) {
-	t := time.AfterFunc(drainTimeout, func() { cancel(errors.New("the stream did not end after [DONE]")) })
-	defer t.Stop()
-	_, _ = io.Copy(io.Discard, body)
 }
