@@ -114,6 +114,13 @@ func (h *handlers) streamAnswer(c *gin.Context, admit func(*gin.Context) bool, e
 		return
 	}
 	sink := &sseSink{c: c, heartbeat: h.heartbeat, writeTimeout: h.streamWrite}
+	// Deferred before the turn runs: should it panic (gin recovers), the
+	// stream's heartbeat timer must not go on writing to a finished response.
+	defer func() {
+		if sink.sse != nil {
+			sink.sse.close()
+		}
+	}()
 	t, err := turn(sink)
 	if sink.sse == nil {
 		if err != nil && extra != nil {
@@ -123,7 +130,6 @@ func (h *handlers) streamAnswer(c *gin.Context, admit func(*gin.Context) bool, e
 		}
 		return
 	}
-	defer sink.sse.close()
 	switch {
 	case err == nil:
 		_ = sink.sse.send(EventDone, withGrounding(gin.H{"message": toMessageJSON(t.Answer)}, t))

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,39 +367,9 @@ func TestOpenAICallsWaitingBeforeItWaitsForTheModel(t *testing.T) {
 	g.Expect(slices.IsSorted(atWaits)).To(BeTrue())
 }
 
-// Answers one after the other share one connection to the model: the
-// stream is read to its end after [DONE] (a body closed before its end
-// makes the Transport drop the connection, and dial again for the next
-// answer). The service here ends the body a moment after [DONE], as one
-// does once its handler returns, for the client to read [DONE] first.
-func TestOpenAIKeepsTheConnectionAcrossAnswers(t *testing.T) {
-	g := NewWithT(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"a b"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
-		http.NewResponseController(w).Flush()
-		time.Sleep(50 * time.Millisecond)
-	}))
-	defer srv.Close()
-	var dials atomic.Int32
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		dials.Add(1)
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}
-	defer tr.CloseIdleConnections()
-	gen, err := generate.NewOpenAI(generate.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: srv.URL,
-		HTTPClient: &http.Client{Transport: tr}})
-	g.Expect(err).NotTo(HaveOccurred())
-	for range 3 {
-		res, err := gen.Generate(context.Background(), generate.Request{Question: "q"}, func(string) error { return nil })
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(res.Text).To(Equal("a b"))
-	}
-	g.Expect(dials.Load()).To(Equal(int32(1)))
-}
-
 // A service that keeps the stream open after [DONE] does not hold the
-// answer: it is complete, and the wait for the body's end is bounded.
+// answer: it is complete at [DONE], and the deltas that came in the same
+// read as it are let out (Waiting) before the generator returns.
 func TestOpenAIAnswerEndsAtDoneOnAStreamLeftOpen(t *testing.T) {
 	g := NewWithT(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -415,10 +383,14 @@ func TestOpenAIAnswerEndsAtDoneOnAStreamLeftOpen(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	res, err := gen.Generate(ctx, generate.Request{Question: "q"}, func(string) error { return nil })
+	var calls []string
+	res, err := gen.Generate(ctx, generate.Request{Question: "q", Waiting: func() { calls = append(calls, "waiting") }},
+		func(d string) error { calls = append(calls, d); return nil })
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "ended by the drain's bound, not the test's deadline")
+	g.Expect(ctx.Err()).NotTo(HaveOccurred(), "ended at [DONE], not by the test's deadline")
 	g.Expect(res.Text).To(Equal("Hi"))
+	g.Expect(calls).NotTo(BeEmpty())
+	g.Expect(calls[len(calls)-1]).To(Equal("waiting"), "the last delta is let out before the answer ends: %q", calls)
 }
 
 // term is word's index term.

@@ -1,7 +1,6 @@
 package generate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -274,26 +273,26 @@ func (c *streamChunk) take(res *Result, text *strings.Builder, watch *silence, o
 // error-context state afresh each time (a third of a token's
 // allocations, BenchmarkOpenAIStream).
 type chunkDecoder struct {
-	src bytes.Reader
+	src strings.Reader
 	dec *json.Decoder
 	end int64 // the bytes given to dec so far
 }
 
-// decode decodes line, which must hold one JSON value and nothing else
-// (the client trims the line's spaces), into ch.
-func (d *chunkDecoder) decode(line []byte, ch *streamChunk) error {
+// decode decodes data, which must hold one JSON value and nothing else
+// (events trims its spaces), into ch.
+func (d *chunkDecoder) decode(data string, ch *streamChunk) error {
 	if d.dec == nil {
 		d.dec = json.NewDecoder(&d.src)
 	}
-	d.src.Reset(line)
-	d.end += int64(len(line))
+	d.src.Reset(data)
+	d.end += int64(len(data))
 	if err := d.dec.Decode(ch); errors.Is(err, io.EOF) {
 		return fmt.Errorf("an empty chunk: %w", io.ErrUnexpectedEOF)
 	} else if err != nil {
 		return err
 	}
 	if d.dec.InputOffset() != d.end {
-		return fmt.Errorf("a chunk holds more than one JSON value: %.100q", line)
+		return fmt.Errorf("a chunk holds more than one JSON value, or data after it (%d bytes)", len(data))
 	}
 	return nil
 }
@@ -321,24 +320,24 @@ func (g *OpenAI) Generate(ctx context.Context, req Request, onDelta func(string)
 		return Result{Model: g.opts.Model}, g.failed(ctx, err)
 	}
 	defer body.Close()
-	stream := newSSEReader(body, req.Waiting)
 	res := Result{Model: g.opts.Model}
 	var text strings.Builder
 	var ch streamChunk
 	var dec chunkDecoder
 	finished := false
-	for {
-		line, err := stream.next()
-		if errors.Is(err, io.EOF) { // the body ended: finished tells
-			break
-		}
-		if err == nil && string(line) == "[DONE]" {
-			stream.drain(cancel)
+	for data, err := range events(body, req.Waiting) { // to [DONE] or the body's end: finished tells
+		if err == nil && data == "[DONE]" {
+			// The last deltas may have come in the same read as [DONE]:
+			// let them out before closing the body (the Transport's drain
+			// waits on the model) and storing the answer.
+			if req.Waiting != nil {
+				req.Waiting()
+			}
 			break
 		}
 		ch.reset()
 		if err == nil {
-			err = dec.decode(line, &ch)
+			err = dec.decode(data, &ch)
 		}
 		if err == nil && ch.Error != nil {
 			err = fmt.Errorf("error event: %w", ch.Error)

@@ -1,15 +1,16 @@
 package generate
 
 // The answer's stream: the streamed chat completion's request, and its
-// server-sent events read line by line. Why not the client's
-// CreateChatCompletionStream and RecvRaw: its line reader copies each line
-// and runs three regular expressions on it (7% of the server's CPU at 250
-// streams, make bench-stream -profile, where the floor's reader does
-// neither), it closes the body at [DONE] without reading its end (the
-// Transport then drops the connection: a new one to the model for every
-// answer), and it hides how much of the body it holds, which
-// Request.Waiting needs. The request's body and the errors of a failed
-// status are the client's types, as before.
+// server-sent events read with github.com/tmaxmax/go-sse. Why not the
+// client's CreateChatCompletionStream and RecvRaw: its line reader copies
+// each line and runs three regular expressions on it (7% of the server's
+// CPU at 250 streams, make bench-stream -profile, where the floor's reader
+// does neither), and it hides when it is about to wait for the model,
+// which Request.Waiting needs. The body is closed at [DONE]; the model
+// client's Transport reads what is left of it (rag.newModelClient's
+// drainingTransport, bounded) so that the connection is kept. The
+// request's body and the errors of a failed status are the client's
+// types, as before.
 
 import (
 	"bufio"
@@ -19,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
-	"time"
+	"strings"
 
 	openai "github.com/sashabaranov/go-openai"
+	"github.com/tmaxmax/go-sse"
 )
 
 // streamChat posts the streamed chat completion and returns its body.
@@ -68,78 +71,41 @@ func statusError(resp *http.Response) error {
 	return e.Error
 }
 
-// sseReader reads the data of a stream's events, one data line each (the
-// service writes each chunk on one line).
-type sseReader struct {
-	rd *bufio.Reader
-	// long puts together a line longer than rd's buffer.
-	long    []byte
+// maxEvent bounds an event of the stream (go-sse's MaxEventSize; its
+// default is 64 KiB): a chunk is one token's, far below it, and a service
+// that never ends its event must not grow the server's memory until the
+// silence bound cuts it.
+const maxEvent = 1 << 20
+
+// events are the data of the stream's events, spaces trimmed: JSON chunks
+// and [DONE]; the iteration ends at the body's end (an event cut by it is
+// dropped) or with the error that stopped the read. waiting (nil: none)
+// is called before each read of the body, which go-sse does only when
+// the events it holds are all given out: before a wait for the model,
+// never between events read together.
+func events(body io.Reader, waiting func()) iter.Seq2[string, error] {
+	if waiting != nil {
+		body = waitingReader{body, waiting}
+	}
+	return func(yield func(string, error) bool) {
+		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEvent}) {
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = fmt.Errorf("an event of the stream is longer than %d bytes: %w", maxEvent, err)
+			}
+			if !yield(strings.TrimSpace(ev.Data), err) {
+				return
+			}
+		}
+	}
+}
+
+// waitingReader calls waiting before each read of r.
+type waitingReader struct {
+	r       io.Reader
 	waiting func()
 }
 
-func newSSEReader(body io.Reader, waiting func()) *sseReader {
-	return &sseReader{rd: bufio.NewReader(body), waiting: waiting}
-}
-
-// next is the data of the next data line, spaces trimmed: a JSON chunk or
-// [DONE]; io.EOF when the body ends. Other lines (the blank line after
-// each event, comments, other fields) are skipped. waiting is called
-// before each read that waits for the model: when no whole line is held.
-func (s *sseReader) next() ([]byte, error) {
-	for {
-		if s.waiting != nil && bytes.IndexByte(s.held(), '\n') < 0 {
-			s.waiting()
-		}
-		line, err := s.line()
-		if err != nil {
-			return nil, err
-		}
-		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			return bytes.TrimSpace(data), nil
-		}
-	}
-}
-
-// held is what rd holds, unread.
-func (s *sseReader) held() []byte {
-	b, _ := s.rd.Peek(s.rd.Buffered()) // never more than it holds: no read, no error
-	return b
-}
-
-// maxLine bounds a line of the stream: a chunk is one token's, far
-// below it, and a service that never ends its line must not grow the
-// server's memory until the silence bound cuts it.
-const maxLine = 1 << 20
-
-// line is the next line, up to maxLine long; a last line without its
-// newline is the body's end (io.EOF), as a cut one.
-func (s *sseReader) line() ([]byte, error) {
-	line, err := s.rd.ReadSlice('\n')
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return line, err
-	}
-	s.long = append(s.long[:0], line...)
-	for {
-		line, err = s.rd.ReadSlice('\n')
-		s.long = append(s.long, line...)
-		if len(s.long) > maxLine {
-			return nil, fmt.Errorf("a line of the stream is longer than %d bytes", maxLine)
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return s.long, err
-		}
-	}
-}
-
-// drainTimeout bounds the wait for the body's end after [DONE].
-const drainTimeout = time.Second
-
-// drain reads the body to its end after [DONE], for the Transport to keep
-// the connection for the next answer (it drops one whose body was closed
-// before its end); a service that does not end it within drainTimeout is
-// cut off (cancel: the request's), its connection not kept.
-func (s *sseReader) drain(cancel context.CancelCauseFunc) {
-	t := time.AfterFunc(drainTimeout, func() { cancel(errors.New("the stream did not end after [DONE]")) })
-	defer t.Stop()
-	_, _ = io.Copy(io.Discard, s.rd)
+func (w waitingReader) Read(p []byte) (int, error) {
+	w.waiting()
+	return w.r.Read(p)
 }
