@@ -417,17 +417,38 @@ func startServing(t *testing.T, logs io.Writer, env map[string]string) *serving 
 	t.Cleanup(s.cancel)
 	root := cli.NewRoot()
 	root.SetArgs([]string{"serve"})
-	root.SetErr(logs)
+	// Kept for the failure message whatever the caller does with them.
+	var kept testutil.SyncBuffer
+	root.SetErr(io.MultiWriter(logs, &kept))
 	go func() { s.done <- root.ExecuteContext(ctx) }()
-	g.Eventually(func() int {
-		res, err := http.Get("http://" + s.api + "/readyz")
-		if err != nil {
-			return 0
+	// Each probe is bounded: the API port listens before serve's slow
+	// parts, so a request can sit in its backlog until the handler is up.
+	probe := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	last := "no answer yet"
+	for {
+		select {
+		case err := <-s.done:
+			// serve gave up: say why, not "timed out waiting for 200".
+			t.Fatalf("serve exited before it was ready: %v\nits log:\n%s", err, kept.String())
+		default:
 		}
-		res.Body.Close()
-		return res.StatusCode
-	}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(200))
-	return s
+		res, err := probe.Get("http://" + s.api + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+			last = fmt.Sprintf("%d %s", res.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready after 20s; last /readyz: %s\nits log:\n%s", last, kept.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // stop does what SIGTERM does through signal.NotifyContext and expects a
