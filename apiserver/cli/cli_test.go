@@ -425,7 +425,7 @@ func startServing(t *testing.T, logs io.Writer, env map[string]string) *serving 
 	// parts, so a request can sit in its backlog until the handler is up.
 	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
-	last := "no answer yet"
+	var last string
 	for {
 		select {
 		case err := <-s.done:

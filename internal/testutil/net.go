@@ -28,7 +28,7 @@ func FreePort() (int, error) {
 	const first = 20000
 	if lo-first >= 1000 {
 		for range 64 {
-			p := first + rand.IntN(lo-first) //nolint:gosec // spreading picks, not a secret
+			p := first + rand.IntN(lo-first)
 			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 			if err != nil {
 				continue // taken: try another
