@@ -18,8 +18,10 @@
 // the cited pages on answerable questions, abstention precision and
 // recall, how many answerable questions abstained, and how often the answer
 // holds the expected fact, and fails below the thresholds at the top of
-// this file. TestLexicalCeiling (ceiling_test.go), which make eval does not
-// run, tells which of its hit@1 misses a lexical ranking could fix.
+// this file. Two diagnostics make eval does not run: TestLexicalCeiling
+// (ceiling_test.go) tells which of its hit@1 misses a lexical ranking could
+// fix, and TestAbstentionPredictors (predictors_test.go) how well query
+// performance predictors tell unanswerable questions apart, beside coverage.
 package eval
 
 import (
