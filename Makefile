@@ -148,6 +148,11 @@ chaos: test-deps-apiserver ## Fault-injection and slow-client suite against the 
 eval: test-deps-apiserver ## Answer quality, offline and hybrid (local sentence encoder): the labelled questions of hack/eval through the real serve; prints hit@1/hit@3/MRR, abstention, facts.
 	go test -tags eval -count=1 -timeout 10m -run '^TestEval$$' -v ./hack/eval/ | grep -v '^=== '
 
+# Opt-in, not in make test or CI: it downloads a 56 MB module the first time.
+.PHONY: eval-corpus
+eval-corpus: test-deps-apiserver ## Answer quality on a real docs tree: Argo CD's (its Go module, via the proxy), ingested twice and asked hack/eval/corpus-argocd.yaml through the real serve, offline (EVAL_CORPUS_HYBRID=1 adds hybrid: about 11 min more).
+	EVAL_CORPUS=1 go test -tags eval -count=1 -timeout 30m -run '^TestCorpus$$' -v ./hack/eval/ | grep -v '^=== '
+
 FUZZTIME ?= 10s
 .PHONY: fuzz
 fuzz: ## Run every fuzz target (func FuzzXxx, found by hack/fuzz.sh) for FUZZTIME each (make test runs their seeds).

@@ -33,7 +33,7 @@ import (
 // BM25F already ranks the right page first, the miss is the relevance
 // threshold's or the answer's, not the ranking's.
 func TestLexicalCeiling(t *testing.T) {
-	api, token := serve(t, offline)
+	api, token := serve(t, offline, driftwood)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
 	if err != nil {
@@ -50,7 +50,7 @@ func TestLexicalCeiling(t *testing.T) {
 					continue
 				}
 				answerable++
-				if ask(t, api, token, q.Q).rank(q.Page) == 1 {
+				if ask(t, api, token, q.Q).rank(driftwood, q.Page) == 1 {
 					continue
 				}
 				missed++
@@ -58,7 +58,7 @@ func TestLexicalCeiling(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(hits) > 0 && onPage(hits[0].URL, q.Page) {
+				if len(hits) > 0 && driftwood.onPage(hits[0].URL, q.Page) {
 					rankedRight++
 					t.Logf("ranked right, lost to the threshold or the answer: %q (%s first, coverage %.2f)", q.Q, strings.TrimPrefix(hits[0].URL, site), hits[0].Coverage)
 					continue
@@ -112,7 +112,7 @@ func rightSection(t *testing.T, chunks []vectorstore.Payload, q question, wrong 
 	t.Helper()
 	var page []vectorstore.Payload
 	for _, c := range chunks {
-		if onPage(c.URL, q.Page) {
+		if driftwood.onPage(c.URL, q.Page) {
 			page = append(page, c)
 		}
 	}

@@ -22,6 +22,8 @@
 // (ceiling_test.go) tells which of its hit@1 misses a lexical ranking could
 // fix, and TestAbstentionPredictors (predictors_test.go) how well query
 // performance predictors tell unanswerable questions apart, beside coverage.
+// TestCorpus (corpus_test.go, make eval-corpus) measures the same on a real
+// project's docs.
 package eval
 
 import (
@@ -32,6 +34,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +118,27 @@ type set struct {
 
 const site = "https://docs.driftwood.example"
 
+// corpus is a docs tree and where its pages are published: a question's
+// page is a path under routeBase.
+type corpus struct {
+	docs, site, routeBase string
+	// reingest: ingest a second time, unchanged, and print how long it took.
+	reingest bool
+}
+
+// driftwood is the fictional product's docs that ship with the project.
+var driftwood = corpus{docs: "docs", site: site, routeBase: "/docs"}
+
+// pageURL is the public URL of page (no trailing slash).
+func (c corpus) pageURL(page string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(c.site, "/")+path.Join("/", c.routeBase, page), "/")
+}
+
+// onPage reports whether url (a section's, with its #anchor) is on page.
+func (c corpus) onPage(url, page string) bool {
+	return strings.TrimSuffix(strings.SplitN(url, "#", 2)[0], "/") == c.pageURL(page)
+}
+
 // thresholds are the minimum of each measure (MaxWrongAbstain: the maximum
 // share of answerable questions that abstained).
 type thresholds struct {
@@ -141,16 +165,16 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestEval(t *testing.T) {
 	for _, mode := range []string{offline, hybrid} {
 		t.Run(mode, func(t *testing.T) {
-			api, token := serve(t, mode)
+			api, token := serve(t, mode, driftwood)
 			for _, set := range sets {
-				t.Run(set.file, func(t *testing.T) { evalSet(t, api, token, set, set.floors[mode]) })
+				t.Run(set.file, func(t *testing.T) { evalSet(t, api, token, driftwood, set, set.floors[mode]) })
 			}
 		})
 	}
 }
 
-func evalSet(t *testing.T, api, token string, set set, floors thresholds) {
-	m := measure(t, api, token, loadQuestions(t, set.file))
+func evalSet(t *testing.T, api, token string, c corpus, set set, floors thresholds) {
+	m := measure(t, api, token, c, loadQuestions(t, set.file))
 	if !set.heldOut {
 		for _, miss := range m.misses {
 			t.Log(miss)
@@ -180,7 +204,7 @@ type measures struct {
 	misses                                         []string
 }
 
-func measure(t *testing.T, api, token string, qs []question) measures {
+func measure(t *testing.T, api, token string, c corpus, qs []question) measures {
 	t.Helper()
 	m := measures{questions: len(qs)}
 	for _, q := range qs {
@@ -196,7 +220,7 @@ func measure(t *testing.T, api, token string, qs []question) measures {
 			if !*a.Grounded {
 				m.abstainedRight++
 			} else {
-				m.misses = append(m.misses, fmt.Sprintf("answered unanswerable %q with %s", q.Q, urls(a)))
+				m.misses = append(m.misses, fmt.Sprintf("answered unanswerable %q with %s", q.Q, urls(c, a)))
 			}
 			continue
 		}
@@ -204,8 +228,8 @@ func measure(t *testing.T, api, token string, qs []question) measures {
 		if !*a.Grounded {
 			m.wrongAbstain++
 		}
-		want := site + "/docs/" + q.Page
-		rank := a.rank(q.Page)
+		want := c.pageURL(q.Page)
+		rank := a.rank(c, q.Page)
 		if rank == 1 {
 			m.hit1++
 		}
@@ -220,7 +244,7 @@ func measure(t *testing.T, api, token string, qs []question) measures {
 			m.fact++
 		}
 		if rank != 1 || !hasFact {
-			m.misses = append(m.misses, fmt.Sprintf("[%s] %q: want %s, rank %d, fact %v; got %s: %q", q.Kind, q.Q, want, rank, hasFact, urls(a),
+			m.misses = append(m.misses, fmt.Sprintf("[%s] %q: want %s, rank %d, fact %v; got %s: %q", q.Kind, q.Q, want, rank, hasFact, urls(c, a),
 				strings.TrimSpace(strings.TrimPrefix(a.Answer, generate.ExtractiveLabel))))
 		}
 	}
@@ -228,18 +252,13 @@ func measure(t *testing.T, api, token string, qs []question) measures {
 }
 
 // rank is the position (from 1) of page's first source in a, 0 if none.
-func (a answer) rank(page string) int {
+func (a answer) rank(c corpus, page string) int {
 	for i, s := range a.Sources {
-		if onPage(s.URL, page) {
+		if c.onPage(s.URL, page) {
 			return i + 1
 		}
 	}
 	return 0
-}
-
-// onPage reports whether url (a section's, with its #anchor) is on page.
-func onPage(url, page string) bool {
-	return strings.TrimSuffix(strings.SplitN(url, "#", 2)[0], "/") == strings.TrimSuffix(site+"/docs/"+page, "/")
 }
 
 type gauge struct {
@@ -276,10 +295,10 @@ func (m measures) report(limit thresholds) []gauge {
 	}
 }
 
-func urls(a answer) string {
+func urls(c corpus, a answer) string {
 	var u []string
 	for _, s := range a.Sources {
-		u = append(u, strings.TrimPrefix(s.URL, site))
+		u = append(u, strings.TrimPrefix(s.URL, strings.TrimSuffix(c.site, "/")))
 	}
 	return "[" + strings.Join(u, " ") + "]"
 }
@@ -297,10 +316,10 @@ func loadQuestions(t *testing.T, file string) []question {
 	return qs
 }
 
-// serve migrates a fresh database, ingests docs/ and starts serve in
+// serve migrates a fresh database, ingests c's docs and starts serve in
 // process, in mode (offline or hybrid); it returns the API's address and a
 // user's token.
-func serve(t *testing.T, mode string) (api, token string) {
+func serve(t *testing.T, mode string, c corpus) (api, token string) {
 	t.Helper()
 	db := pgtest.New(t)
 	for _, k := range envvar.All {
@@ -329,11 +348,20 @@ func serve(t *testing.T, mode string) (api, token string) {
 	if code := cli.Main([]string{"migrate"}, io.Discard, &out); code != 0 {
 		t.Fatalf("migrate: %s", out.String())
 	}
+	ingest := []string{"ingest", "--docs", c.docs, "--site-url", c.site, "--route-base", c.routeBase}
 	start := time.Now()
-	if code := cli.Main([]string{"ingest", "--docs", "docs", "--site-url", site}, &out, &out); code != 0 {
+	if code := cli.Main(ingest, &out, &out); code != 0 {
 		t.Fatalf("ingest: %s", out.String())
 	}
 	t.Logf("%s\ningest took %s", strings.TrimSpace(out.String()), time.Since(start).Round(time.Millisecond))
+	if c.reingest {
+		out.Reset()
+		start = time.Now()
+		if code := cli.Main(ingest, &out, &out); code != 0 {
+			t.Fatalf("second ingest: %s", out.String())
+		}
+		t.Logf("second ingest, nothing changed:\n%s\nsecond ingest took %s", strings.TrimSpace(out.String()), time.Since(start).Round(time.Millisecond))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	root := cli.NewRoot()

@@ -50,6 +50,11 @@ func TestRouteVariants(t *testing.T) {
 		{"docs at root", "a/README.md", "text", "/", "https://s.io", "https://s.io/a"},
 		{"folder-named index", "guides/guides.md", "text", "/docs", "https://s.io", "https://s.io/docs/guides"},
 		{"id in folder", "02-x/f.md", "---\nid: custom\n---\ntext", "/docs", "https://s.io", "https://s.io/docs/x/custom"},
+		// Docusaurus keeps prefixes that look like a version or a date.
+		{"version-like name", "upgrading/2.4-2.5.md", "text", "/", "https://s.io", "https://s.io/upgrading/2.4-2.5"},
+		{"version-like folder", "7.0-migration/intro.md", "text", "/docs", "https://s.io", "https://s.io/docs/7.0-migration/intro"},
+		{"date-like name", "2021-11-notes.md", "text", "/docs", "https://s.io", "https://s.io/docs/2021-11-notes"},
+		{"number prefix still dropped", "03_setup.md", "text", "/docs", "https://s.io", "https://s.io/docs/setup"},
 	} {
 		p, err := chunk.Parse(tc.file, []byte(tc.src), chunk.Options{SiteURL: tc.site, RouteBase: tc.base})
 		g.Expect(err).NotTo(HaveOccurred(), tc.name)

@@ -154,9 +154,19 @@ func docID(relPath string, fm frontMatter) string {
 	return stripNumberPrefix(strings.TrimSuffix(path.Base(relPath), path.Ext(relPath)))
 }
 
-var numberPrefix = regexp.MustCompile(`^\d+[-_.\s]+`)
+// Names that start like a version or a date ("2.4-2.5", "7.0-migration",
+// "2021-11-notes") keep their prefix, as in Docusaurus's default number
+// prefix parser (its issues 4640 and 4653): stripping "2." from Argo CD's
+// upgrade guide "2.4-2.5.md" cited it at a URL that does not exist.
+var (
+	numberPrefix  = regexp.MustCompile(`^\d+[-_.\s]+`)
+	versionPrefix = regexp.MustCompile(`^\d+[-_.]\d+`)
+)
 
 func stripNumberPrefix(s string) string {
+	if versionPrefix.MatchString(s) {
+		return s
+	}
 	if t := numberPrefix.ReplaceAllString(s, ""); t != "" {
 		return t
 	}
