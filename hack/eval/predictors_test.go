@@ -50,7 +50,7 @@ import (
 // was seen: k = 5 (RAG_TOP_K) for WIG, k = 10 for NQC and clarity, clarity
 // smoothed with 0.6 of the document's model.
 func TestAbstentionPredictors(t *testing.T) {
-	api, token := serve(t, offline)
+	api, token := serve(t, offline, driftwood)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
 	if err != nil {
