@@ -236,20 +236,39 @@ func writeError(w http.ResponseWriter, status int, code string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": "fake: " + code, "type": code, "code": code}})
 }
 
+// embeddingsRequest is what the fake reads of an embeddings request.
+type embeddingsRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	body           []byte
+	inputs         []string
+}
+
+// readEmbeddings reads an embeddings request, or answers 400.
+func readEmbeddings(w http.ResponseWriter, r *http.Request) (embeddingsRequest, bool) {
+	var req embeddingsRequest
+	body, err := io.ReadAll(r.Body)
+	if err != nil || json.Unmarshal(body, &req) != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request")
+		return req, false
+	}
+	req.body = body
+	if err := json.Unmarshal(req.Input, &req.inputs); err != nil {
+		var one string
+		if err := json.Unmarshal(req.Input, &one); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_input")
+			return req, false
+		}
+		req.inputs = []string{one}
+	}
+	return req, true
+}
+
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	s.embedCalls.Add(1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request")
-		return
-	}
-	var req struct {
-		Model          string          `json:"model"`
-		Input          json.RawMessage `json:"input"`
-		EncodingFormat string          `json:"encoding_format"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request")
+	req, ok := readEmbeddings(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -264,16 +283,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code)
 		return
 	}
-	var inputs []string
-	if err := json.Unmarshal(req.Input, &inputs); err != nil {
-		var one string
-		if err := json.Unmarshal(req.Input, &one); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_input")
-			return
-		}
-		inputs = []string{one}
-	}
-	s.embeddedInputs.Add(int64(len(inputs)))
+	s.embeddedInputs.Add(int64(len(req.inputs)))
 	asBase64 := false
 	switch req.EncodingFormat {
 	case "", "float":
@@ -294,32 +304,39 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	// A benchmark repeats one question: answering it from the last
 	// encoding leaves the client's reading of the answer, not the fake's
 	// writing of it, in the figures.
-	key := append(fmt.Appendf(nil, "%d %t ", support, dense), body...)
+	key := append(fmt.Appendf(nil, "%d %t ", support, dense), req.body...)
 	s.mu.Lock()
-	if bytes.Equal(s.last.key, key) {
-		out := s.last.body
-		s.mu.Unlock()
-		_, _ = w.Write(out)
-		return
+	out := s.last.body
+	if !bytes.Equal(s.last.key, key) {
+		out = nil
 	}
 	s.mu.Unlock()
-	data := make([]map[string]any, len(inputs))
-	for i, in := range inputs {
+	if out == nil {
+		out = encodeEmbeddings(req, support, dense, asBase64)
+		s.mu.Lock()
+		s.last.key, s.last.body = key, out
+		s.mu.Unlock()
+	}
+	_, _ = w.Write(out)
+}
+
+// encodeEmbeddings is the answer to req: its vectors as floats or in
+// base64 (broken as support says).
+func encodeEmbeddings(req embeddingsRequest, support Base64Support, dense, asBase64 bool) []byte {
+	data := make([]map[string]any, len(req.inputs))
+	for i, in := range req.inputs {
 		v := vector(in, dense)
 		var emb any = v
 		if asBase64 {
-			emb = encodeBase64(v, support, i == len(inputs)-1)
+			emb = encodeBase64(v, support, i == len(req.inputs)-1)
 		}
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": emb}
 	}
 	out, _ := json.Marshal(map[string]any{
 		"object": "list", "model": req.Model, "data": data,
-		"usage": map[string]any{"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+		"usage": map[string]any{"prompt_tokens": len(req.inputs), "total_tokens": len(req.inputs)},
 	})
-	s.mu.Lock()
-	s.last.key, s.last.body = key, out
-	s.mu.Unlock()
-	_, _ = w.Write(out)
+	return out
 }
 
 // vector is a hashed bag of words in a different space than the offline

@@ -142,7 +142,7 @@ func (e *OpenAI) embedBatch(ctx context.Context, texts []string) (openai.Embeddi
 		// The float request failed too: base64 was not the trouble (a bad
 		// input, a model the server lacks), so the next batch tries base64
 		// again.
-		return res, fmt.Errorf("asked again for floats after base64 failed (%v): %w", err, floatErr)
+		return res, fmt.Errorf("%w (asked for floats after base64 failed: %w)", floatErr, err)
 	}
 	if e.floats.CompareAndSwap(false, true) && e.Log != nil {
 		e.Log.Info("the embeddings server does not serve base64; asking it for floats from now on",

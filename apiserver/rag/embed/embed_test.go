@@ -160,7 +160,7 @@ func TestOpenAIFloatFailingToo(t *testing.T) {
 	var logs bytes.Buffer
 	e := newOpenAI(t, oai, &logs)
 	_, err := e.Embed(context.Background(), texts[:1])
-	g.Expect(err).To(MatchError(And(ContainSubstring("asked again for floats"), ContainSubstring("float"),
+	g.Expect(err).To(MatchError(And(ContainSubstring("asked for floats after base64 failed"), ContainSubstring("float"),
 		ContainSubstring("400"))))
 	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "float"}), "a 400 is not retried")
 
