@@ -174,10 +174,10 @@ func (e *OpenAI) request(ctx context.Context, texts []string, format openai.Embe
 
 // noBase64: the failure of a base64 request says the server does not serve
 // base64. Either it refused the field (400: a server that validates it
-// against "float" alone), or it ignored it and sent floats,
-// which go-openai's base64 decoding finds where it expects a string. A
-// string that is not base64 is a broken answer, not a missing feature: its
-// error is returned as it is.
+// against "float" alone), or it ignored it and sent floats, which
+// go-openai's base64 decoding finds where it expects a string. A string
+// that is not base64 is a broken answer, not a missing feature: its error
+// is returned as it is.
 func noBase64(err error) bool {
 	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return true
