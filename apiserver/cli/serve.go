@@ -23,6 +23,7 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/httpapi"
 	"github.com/chatbackend/chatbackend/apiserver/rag"
+	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 	"github.com/chatbackend/chatbackend/apiserver/store"
 	"github.com/chatbackend/chatbackend/internal/version"
@@ -335,6 +336,9 @@ func newEngine(ctx context.Context, cfg config.RAG, pool *pgxpool.Pool, logger *
 		return nil, nil, err
 	}
 	engine.Log = logger
+	if oe, ok := engine.Embedder.(*embed.OpenAI); ok {
+		oe.Log = logger // it says when the server makes it ask for floats
+	}
 	backend := "qdrant"
 	if ps, ok := engine.Store.(*pgstore.Store); ok {
 		backend = "postgres"

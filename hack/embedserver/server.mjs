@@ -9,9 +9,13 @@
 // pure JavaScript (@energetic-ai/core). Loading it takes a few seconds; an
 // input of a few hundred words takes milliseconds to embed.
 //
-//   POST /v1/embeddings  {"input": "text" | ["text", ...], "model"?: MODEL}
+//   POST /v1/embeddings  {"input": "text" | ["text", ...], "model"?: MODEL,
+//                         "encoding_format"?: "float" | "base64"}
 //     -> {"object":"list","data":[{"object":"embedding","index":0,"embedding":[...]}],
 //         "model":MODEL,"usage":{"prompt_tokens":N,"total_tokens":N}}
+//     with "base64", each embedding is a string: the vector's little-endian
+//     float32 bytes in base64, as OpenAI sends them (chat-apiserver asks
+//     for it: it is cheaper to read than decimal floats).
 //   GET  /v1/models      the one model
 //
 // Bad input answers 400 (404 for another model's name) with
@@ -97,8 +101,8 @@ function inputsOf(body) {
   if (body.model !== undefined && body.model !== MODEL) {
     throw new RequestError(404, "model_not_found", `model ${JSON.stringify(body.model)} is not served here; this server has ${MODEL}`);
   }
-  if (body.encoding_format !== undefined && body.encoding_format !== "float") {
-    throw new RequestError(400, "invalid_request", `encoding_format ${JSON.stringify(body.encoding_format)} is not supported: only "float"`);
+  if (body.encoding_format !== undefined && body.encoding_format !== "float" && body.encoding_format !== "base64") {
+    throw new RequestError(400, "invalid_request", `encoding_format ${JSON.stringify(body.encoding_format)} is not supported: "float" or "base64"`);
   }
   if (body.dimensions !== undefined && body.dimensions !== DIMENSIONS) {
     throw new RequestError(400, "invalid_request", `dimensions must be ${DIMENSIONS} for ${MODEL}`);
@@ -119,13 +123,25 @@ function inputsOf(body) {
   return input;
 }
 
+// base64Of is OpenAI's base64 encoding of a vector: its float32s'
+// little-endian bytes. Written one by one rather than as a Float32Array's
+// buffer, which is in the machine's order: big-endian on s390x, which Node
+// also runs on.
+function base64Of(vector) {
+  const b = Buffer.allocUnsafe(4 * vector.length);
+  vector.forEach((x, i) => b.writeFloatLE(x, 4 * i));
+  return b.toString("base64");
+}
+
 async function embed(req, res) {
-  const input = inputsOf(await readJSON(req));
+  const body = await readJSON(req);
+  const input = inputsOf(body);
   const vectors = await model.embed(input);
   const tokens = input.reduce((n, s) => n + model.tokenizer.encode(s).length, 0);
+  const encode = body.encoding_format === "base64" ? base64Of : (v) => v;
   sendJSON(res, 200, {
     object: "list",
-    data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
+    data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding: encode(embedding) })),
     model: MODEL,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   });

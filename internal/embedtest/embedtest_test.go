@@ -1,9 +1,14 @@
 package embedtest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +63,66 @@ func TestEmbeddingsCarryMeaning(t *testing.T) {
 	}
 }
 
+// Asked for base64 (as chat-apiserver's embedder asks), the encoder sends
+// each vector as its float32s' little-endian bytes in base64: the very
+// floats it sends as JSON for the same input.
+func TestBase64IsTheFloats(t *testing.T) {
+	s := embedtest.Start(t)
+	client := &http.Client{Timeout: timeout}
+	input := []string{"Where does Driftwood keep its files?", "Rotate the signing keys."}
+	embeddings := func(format string) []json.RawMessage {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"input": input, "encoding_format": format})
+		res, err := client.Post(s.BaseURL+"/embeddings", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out struct {
+			Data []struct {
+				Index     int             `json:"index"`
+				Embedding json.RawMessage `json:"embedding"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d, %v", format, res.StatusCode, err)
+		}
+		vs := make([]json.RawMessage, len(out.Data))
+		for i, d := range out.Data {
+			if d.Index != i {
+				t.Fatalf("%s: vector %d has index %d", format, i, d.Index)
+			}
+			vs[i] = d.Embedding
+		}
+		return vs
+	}
+	floats, encoded := embeddings("float"), embeddings("base64")
+	if len(floats) != len(input) || len(encoded) != len(input) {
+		t.Fatalf("%d float and %d base64 vectors for %d inputs", len(floats), len(encoded), len(input))
+	}
+	for i := range input {
+		var want []float32
+		var text string
+		if err := json.Unmarshal(floats[i], &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(encoded[i], &text); err != nil {
+			t.Fatalf("base64 vector %d is not a string: %v", i, err)
+		}
+		b, err := base64.StdEncoding.DecodeString(text)
+		if err != nil || len(b) != 4*embedtest.Dimensions {
+			t.Fatalf("base64 vector %d: %d bytes (%v), want %d", i, len(b), err, 4*embedtest.Dimensions)
+		}
+		got := make([]float32, len(b)/4)
+		for j := range got {
+			got[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("vector %d: base64 %v... differs from floats %v...", i, got[:4], want[:4])
+		}
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	s := embedtest.Start(t)
 	client := &http.Client{Timeout: timeout}
@@ -69,7 +134,7 @@ func TestBadRequests(t *testing.T) {
 		{`{"input": []}`, http.StatusBadRequest},
 		{`{"input": ["fine", ""]}`, http.StatusBadRequest},
 		{`{"input": [[1, 2, 3]]}`, http.StatusBadRequest},
-		{`{"input": "x", "encoding_format": "base64"}`, http.StatusBadRequest},
+		{`{"input": "x", "encoding_format": "int8"}`, http.StatusBadRequest},
 		{`{"input": "x", "dimensions": 256}`, http.StatusBadRequest},
 		{`{"input": "x"`, http.StatusBadRequest},
 		{`[]`, http.StatusBadRequest},

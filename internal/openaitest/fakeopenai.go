@@ -1,16 +1,22 @@
 // Package openaitest is a FAKE OpenAI-compatible server for tests: the
 // embeddings endpoint and chat completions (streamed with SSE, or whole) at the wire level,
 // so the real client (github.com/sashabaranov/go-openai) is exercised. Embeddings are hashed bags of
-// words (deterministic, and similar texts get similar vectors); chat replies
-// are scripted by the test, streamed or, for a request that does not ask
-// for a stream, whole.
+// words (deterministic, and similar texts get similar vectors), sent as
+// JSON floats or, when asked, as base64 float32 bytes like OpenAI's; chat
+// replies are scripted by the test, streamed or, for a request that does
+// not ask for a stream, whole.
 package openaitest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,10 +92,36 @@ type Server struct {
 	mu             sync.Mutex
 	reply          func(ChatRequest) Reply
 	chats          []ChatRequest
-	failEmbeddings atomic.Bool
+	failEmbeddings atomic.Int64 // the status every embeddings request gets (0: none)
 	conns          atomic.Int64
 	peers          []string
+	base64         Base64Support
+	dense          bool
+	formats        []string
+	// last is the previous embeddings request's body and answer, which a
+	// request identical to it gets without being encoded again.
+	last struct{ key, body []byte }
 }
+
+// Base64Support says how the fake answers a request for base64 embeddings
+// (encoding_format "base64", what openai-python asks for by default).
+type Base64Support int
+
+const (
+	// Base64Served: little-endian float32 bytes in base64, as OpenAI,
+	// vLLM, TEI or llama.cpp send them.
+	Base64Served Base64Support = iota
+	// Base64Rejected: 400, as a server that accepts only "float".
+	Base64Rejected
+	// Base64Ignored: floats, as a server that ignores the field.
+	Base64Ignored
+	// Base64Corrupt: a string that is not base64 (its last character cut,
+	// so its length is not a multiple of 4): a broken server.
+	Base64Corrupt
+	// Base64Short: the answer's last vector loses its last 2 bytes, so
+	// its length is not a multiple of 4 bytes: a broken server.
+	Base64Short
+)
 
 // Start runs the fake until the test ends.
 func Start(t testing.TB) *Server {
@@ -119,7 +151,43 @@ func (s *Server) SetReply(f func(ChatRequest) Reply) {
 }
 
 // FailEmbeddings makes the embeddings endpoint answer 500.
-func (s *Server) FailEmbeddings(fail bool) { s.failEmbeddings.Store(fail) }
+func (s *Server) FailEmbeddings(fail bool) {
+	status := 0
+	if fail {
+		status = http.StatusInternalServerError
+	}
+	s.FailEmbeddingsWith(status)
+}
+
+// FailEmbeddingsWith makes the embeddings endpoint answer status, whatever
+// the format asked for (0: answer).
+func (s *Server) FailEmbeddingsWith(status int) { s.failEmbeddings.Store(int64(status)) }
+
+// SetBase64 sets how base64 requests are answered (default Base64Served).
+func (s *Server) SetBase64(b Base64Support) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.base64 = b
+}
+
+// DenseEmbeddings gives every dimension of the vectors that follow a small
+// value (deterministic per text), as a real model's are: their floats as
+// JSON are then as long as OpenAI's (about 20 characters each) rather than
+// mostly "0", for a benchmark of what reading them costs. Similarities
+// move by about a thousandth, so tests with thresholds leave it off.
+func (s *Server) DenseEmbeddings(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dense = on
+}
+
+// EmbeddingFormats returns the encoding_format of each embeddings request
+// received so far ("" when it had none), in order.
+func (s *Server) EmbeddingFormats() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.formats...)
+}
 
 // EmbeddingCalls counts embeddings requests; EmbeddedInputs counts texts.
 func (s *Server) EmbeddingCalls() int64 { return s.embedCalls.Load() }
@@ -168,49 +236,149 @@ func writeError(w http.ResponseWriter, status int, code string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": "fake: " + code, "type": code, "code": code}})
 }
 
-func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
-	s.embedCalls.Add(1)
-	if s.failEmbeddings.Load() {
-		writeError(w, http.StatusInternalServerError, "server_error")
-		return
-	}
-	var req struct {
-		Model string          `json:"model"`
-		Input json.RawMessage `json:"input"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+// embeddingsRequest is what the fake reads of an embeddings request.
+type embeddingsRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	body           []byte
+	inputs         []string
+}
+
+// readEmbeddings reads an embeddings request, or answers 400.
+func readEmbeddings(w http.ResponseWriter, r *http.Request) (embeddingsRequest, bool) {
+	var req embeddingsRequest
+	body, err := io.ReadAll(r.Body)
+	if err != nil || json.Unmarshal(body, &req) != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request")
-		return
+		return req, false
 	}
-	var inputs []string
-	if err := json.Unmarshal(req.Input, &inputs); err != nil {
+	req.body = body
+	if err := json.Unmarshal(req.Input, &req.inputs); err != nil {
 		var one string
 		if err := json.Unmarshal(req.Input, &one); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_input")
-			return
+			return req, false
 		}
-		inputs = []string{one}
+		req.inputs = []string{one}
 	}
-	s.embeddedInputs.Add(int64(len(inputs)))
-	data := make([]map[string]any, len(inputs))
-	for i, in := range inputs {
-		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": vector(in)}
+	return req, true
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	s.embedCalls.Add(1)
+	req, ok := readEmbeddings(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.formats = append(s.formats, req.EncodingFormat)
+	support, dense := s.base64, s.dense
+	s.mu.Unlock()
+	if status := int(s.failEmbeddings.Load()); status != 0 {
+		code := "invalid_request"
+		if status >= http.StatusInternalServerError {
+			code = "server_error"
+		}
+		writeError(w, status, code)
+		return
+	}
+	s.embeddedInputs.Add(int64(len(req.inputs)))
+	asBase64 := false
+	switch req.EncodingFormat {
+	case "", "float":
+	case "base64":
+		switch support {
+		case Base64Rejected:
+			writeError(w, http.StatusBadRequest, "invalid_encoding_format")
+			return
+		case Base64Ignored:
+		default:
+			asBase64 = true
+		}
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_encoding_format")
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	// A benchmark repeats one question: answering it from the last
+	// encoding leaves the client's reading of the answer, not the fake's
+	// writing of it, in the figures.
+	key := append(fmt.Appendf(nil, "%d %t ", support, dense), req.body...)
+	s.mu.Lock()
+	out := s.last.body
+	if !bytes.Equal(s.last.key, key) {
+		out = nil
+	}
+	s.mu.Unlock()
+	if out == nil {
+		out = encodeEmbeddings(req, support, dense, asBase64)
+		s.mu.Lock()
+		s.last.key, s.last.body = key, out
+		s.mu.Unlock()
+	}
+	_, _ = w.Write(out)
+}
+
+// encodeEmbeddings is the answer to req: its vectors as floats or in
+// base64 (broken as support says).
+func encodeEmbeddings(req embeddingsRequest, support Base64Support, dense, asBase64 bool) []byte {
+	data := make([]map[string]any, len(req.inputs))
+	for i, in := range req.inputs {
+		v := vector(in, dense)
+		var emb any = v
+		if asBase64 {
+			emb = encodeBase64(v, support, i == len(req.inputs)-1)
+		}
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": emb}
+	}
+	out, _ := json.Marshal(map[string]any{
 		"object": "list", "model": req.Model, "data": data,
-		"usage": map[string]any{"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+		"usage": map[string]any{"prompt_tokens": len(req.inputs), "total_tokens": len(req.inputs)},
 	})
+	return out
 }
 
 // vector is a hashed bag of words in a different space than the offline
 // embedder's (other size, other seed), not normalized, as real APIs may be.
-func vector(text string) []float64 {
+// Its values are float32s (a model's), held as float64s so that they
+// encode as OpenAI's do: the float64 digits of a float32. Dense, every
+// dimension also gets a small value drawn from the text's hash.
+func vector(text string, dense bool) []float64 {
 	v := make([]float64, Dims)
 	for term, tf := range embed.Terms(text) {
 		v[embed.Bucket("fake:"+term, Dims)] += 2 * (1 + math.Log(float64(tf)))
 	}
+	if dense {
+		h := fnv.New64a()
+		_, _ = io.WriteString(h, text)
+		rnd := rand.New(rand.NewPCG(h.Sum64(), 0))
+		for i := range v {
+			v[i] += rnd.Float64()*0.01 - 0.005
+		}
+	}
+	for i, x := range v {
+		v[i] = float64(float32(x))
+	}
 	return v
+}
+
+// encodeBase64 is OpenAI's base64 encoding of v: its float32s'
+// little-endian bytes; broken as support says (the last vector, for
+// Base64Short).
+func encodeBase64(v []float64, support Base64Support, last bool) string {
+	b := make([]byte, 0, 4*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(x)))
+	}
+	if support == Base64Short && last {
+		b = b[:len(b)-2]
+	}
+	enc := base64.StdEncoding.EncodeToString(b)
+	if support == Base64Corrupt {
+		enc = enc[:len(enc)-1]
+	}
+	return enc
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {

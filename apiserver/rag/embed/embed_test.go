@@ -1,8 +1,12 @@
 package embed_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"math"
+	"net/http"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -72,4 +76,158 @@ func TestOpenAIBatchesAndKeepsOrder(t *testing.T) {
 
 	_, err = embed.NewOpenAI(embed.OpenAIOptions{})
 	g.Expect(err).To(HaveOccurred())
+}
+
+// newOpenAI is an embedder on the fake, one input per request, its log in
+// logs.
+func newOpenAI(t testing.TB, oai *openaitest.Server, logs *bytes.Buffer) *embed.OpenAI {
+	t.Helper()
+	e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL, BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs != nil {
+		e.Log = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	return e
+}
+
+var texts = []string{"rotate the signing keys", "install the chart with helm", "where are the files kept"}
+
+// floatVectors are the vectors of texts from a server that serves floats
+// only.
+func floatVectors(t *testing.T) [][]float32 {
+	t.Helper()
+	oai := openaitest.Start(t)
+	oai.SetBase64(openaitest.Base64Rejected)
+	oai.DenseEmbeddings(true)
+	vs, err := newOpenAI(t, oai, nil).Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// The embedder asks for base64, and its vectors are the very ones the
+// floats give.
+func TestOpenAIBase64EqualsFloats(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.DenseEmbeddings(true)
+	vs, err := newOpenAI(t, oai, nil).Embed(context.Background(), texts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "base64", "base64"}))
+	g.Expect(vs).To(Equal(floatVectors(t)))
+	g.Expect(vs[0]).To(HaveLen(openaitest.Dims))
+	g.Expect(math.Sqrt(dot(vs[0], vs[0]))).To(BeNumerically("~", 1, 1e-5), "normalized")
+}
+
+// A server that does not serve base64, whether it says so (400) or sends
+// floats anyway, is asked again for floats; from then on the embedder asks
+// it for floats at once, and says so once in its log.
+func TestOpenAIFallsBackToFloats(t *testing.T) {
+	want := floatVectors(t)
+	for name, support := range map[string]openaitest.Base64Support{
+		"rejected": openaitest.Base64Rejected, "ignored": openaitest.Base64Ignored,
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			oai := openaitest.Start(t)
+			oai.SetBase64(support)
+			oai.DenseEmbeddings(true)
+			var logs bytes.Buffer
+			e := newOpenAI(t, oai, &logs)
+			vs, err := e.Embed(context.Background(), texts)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(vs).To(Equal(want))
+			g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "float", "float", "float"}),
+				"only the first batch pays for the base64 request")
+			_, err = e.Embed(context.Background(), texts[:1])
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(oai.EmbeddingCalls()).To(BeNumerically("==", 5))
+			g.Expect(strings.Count(logs.String(), "does not serve base64")).To(Equal(1), logs.String())
+			g.Expect(logs.String()).To(ContainSubstring("level=INFO"))
+		})
+	}
+}
+
+// When the float request fails too, base64 was not the trouble: its error
+// is returned and the next batch asks for base64 again.
+func TestOpenAIFloatFailingToo(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	oai.FailEmbeddingsWith(http.StatusBadRequest)
+	var logs bytes.Buffer
+	e := newOpenAI(t, oai, &logs)
+	_, err := e.Embed(context.Background(), texts[:1])
+	g.Expect(err).To(MatchError(And(ContainSubstring("asked for floats after base64 failed"), ContainSubstring("float"),
+		ContainSubstring("400"))))
+	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "float"}), "a 400 is not retried")
+
+	oai.FailEmbeddingsWith(0)
+	_, err = e.Embed(context.Background(), texts[:1])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "float", "base64"}))
+	g.Expect(logs.String()).To(BeEmpty())
+}
+
+// A broken base64 answer is an error (not a panic, not a vector), and not
+// a reason to give base64 up.
+func TestOpenAIBrokenBase64(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	e := newOpenAI(t, oai, nil)
+
+	// Not base64: its length is not a multiple of 4.
+	oai.SetBase64(openaitest.Base64Corrupt)
+	_, err := e.Embed(context.Background(), texts[:1])
+	g.Expect(err).To(MatchError(And(ContainSubstring("embeddings request"), ContainSubstring("illegal base64"))))
+	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64"}), "neither retried nor asked for floats")
+
+	// Bytes that are not a whole number of float32s: the vector comes out
+	// shorter than the others.
+	oai.SetBase64(openaitest.Base64Short)
+	e2, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = e2.Embed(context.Background(), texts)
+	g.Expect(err).To(MatchError(ContainSubstring("vector 2 has 1535 dimensions, the first 1536")))
+
+	oai.SetBase64(openaitest.Base64Served)
+	_, err = e.Embed(context.Background(), texts[:1])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(oai.EmbeddingFormats()).To(Equal([]string{"base64", "base64", "base64"}))
+}
+
+// BenchmarkOpenAIEmbedQuestion is the embedding call at a stream's start:
+// one question's 1,536 dimensions through the embedder, from the fake on
+// loopback (dense vectors, as a real model's; the fake answers a repeated
+// request from its last encoding, so the figures are the client's), as
+// JSON floats and as base64.
+func BenchmarkOpenAIEmbedQuestion(b *testing.B) {
+	for _, format := range []string{"float", "base64"} {
+		b.Run(format, func(b *testing.B) {
+			oai := openaitest.Start(b)
+			oai.DenseEmbeddings(true)
+			if format == "float" {
+				// The embedder asks for floats once the server refused base64.
+				oai.SetBase64(openaitest.Base64Rejected)
+			}
+			e := newOpenAI(b, oai, nil)
+			ctx := context.Background()
+			question := []string{"How do I rotate the signing keys of the API without downtime?"}
+			if _, err := e.Embed(ctx, question); err != nil {
+				b.Fatal(err)
+			}
+			calls := oai.EmbeddingCalls()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Embed(ctx, question); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := oai.EmbeddingFormats(); got[len(got)-1] != format || oai.EmbeddingCalls()-calls != int64(b.N) {
+				b.Fatalf("asked for %s, %d requests for %d questions; want %s, one each", got[len(got)-1], oai.EmbeddingCalls()-calls, b.N, format)
+			}
+		})
+	}
 }
