@@ -176,3 +176,26 @@ func TestVisibleAttributesAndSeveralH1s(t *testing.T) {
 	g.Expect(p.Sections[1].Heading).To(Equal("Upgrade"))
 	g.Expect(p.Sections[1].Anchor).To(Equal("upgrade"))
 }
+
+// mkdocs admonitions and GitHub alerts: the marker becomes the label a
+// reader sees, and an mkdocs body loses its indent (it is prose, and a
+// fence in it is still code); the first line indented less ends the body.
+func TestMkdocsAdmonitionsAndGitHubAlerts(t *testing.T) {
+	g := NewWithT(t)
+	src := "# Sync\n\n!!! warning \"Prune deletes resources\"\n    Resources missing from Git are deleted.\n\n" +
+		"    ```yaml\n    prune: true\n    ```\n\nAfter the box.\n\n??? note\n    Folded text.\n\n" +
+		"!!! tip inline end \"Aside\"\n    Side text.\n\n> [!NOTE]\n> An alert body.\n"
+	p, err := chunk.Parse("sync.md", []byte(src), chunk.Options{SiteURL: site})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(p.Sections).To(HaveLen(1))
+	text := p.Sections[0].Text
+	g.Expect(text).To(ContainSubstring("Warning: Prune deletes resources\nResources missing from Git are deleted."))
+	g.Expect(text).To(ContainSubstring("```yaml\nprune: true\n```"))
+	g.Expect(text).To(ContainSubstring("\n\nAfter the box."))
+	g.Expect(text).To(ContainSubstring("Note:\nFolded text."))
+	g.Expect(text).To(ContainSubstring("Tip: Aside\nSide text."))
+	g.Expect(text).To(ContainSubstring("Note:\n> An alert body."))
+	g.Expect(text).NotTo(ContainSubstring("!!!"))
+	g.Expect(text).NotTo(ContainSubstring("???"))
+	g.Expect(text).NotTo(ContainSubstring("[!NOTE]"))
+}

@@ -184,10 +184,17 @@ func joinURL(site, route string) string {
 var (
 	fenceRe      = regexp.MustCompile("^\\s*(```+|~~~+)")
 	admonitionRe = regexp.MustCompile(`^\s*:::+\s*([A-Za-z]+)?(?:\[([^\]]*)\])?\s*(.*)$`)
-	jsxTagRe     = regexp.MustCompile(`</?[A-Za-z][A-Za-z0-9.:_-]*(?:\s+[^<>]*?)?/?>`)
-	mdxComment   = regexp.MustCompile(`\{/\*.*?\*/\}`)
-	htmlComment  = regexp.MustCompile(`<!--.*?-->`)
-	exprLineRe   = regexp.MustCompile(`^\s*\{[^}]*\}\s*$`)
+	// mkdocsAdmonitionRe is Python-Markdown's admonition (`!!! warning
+	// "Title"`) and pymdownx's collapsible details (`??? note`, `???+ tip`),
+	// as mkdocs-material sites (Argo CD's docs, say) write them; their body
+	// is the block indented below.
+	mkdocsAdmonitionRe = regexp.MustCompile(`^\s*(?:!!!|\?\?\?\+?)\s*([A-Za-z][\w-]*)(?:[ \t]+[\w -]*?)?(?:\s+"([^"]*)")?\s*$`)
+	// githubAlertRe is GitHub's alert, a blockquote opened by `> [!NOTE]`.
+	githubAlertRe = regexp.MustCompile(`^\s*>\s*\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*$`)
+	jsxTagRe      = regexp.MustCompile(`</?[A-Za-z][A-Za-z0-9.:_-]*(?:\s+[^<>]*?)?/?>`)
+	mdxComment    = regexp.MustCompile(`\{/\*.*?\*/\}`)
+	htmlComment   = regexp.MustCompile(`<!--.*?-->`)
+	exprLineRe    = regexp.MustCompile(`^\s*\{[^}]*\}\s*$`)
 	// esmStart is an MDX import/export statement, not prose that happens to
 	// begin with "import" ("import the dashboard into Grafana").
 	esmStart = regexp.MustCompile(`^(import\s+(['"]|[\w$]+\s*(,|from\s)|\*\s*as\s|\{|type\s)|export\s+(const|let|var|function|async|class|default|\{|\*|type|interface)\b)`)
@@ -214,10 +221,14 @@ type cleaner struct {
 	inESM     bool   // inside a multi-line import/export statement
 	inComment string // "-->" or "*/}" while inside a multi-line comment
 	inOpenTag bool   // inside a JSX tag whose attributes span lines
+	// inMkdocsBody: inside the indented body of an mkdocs admonition,
+	// whose lines lose that indent (they are prose, not indented code).
+	inMkdocsBody bool
 }
 
 // add cleans one line and appends what a reader sees of it to out.
 func (c *cleaner) add(line string) {
+	line = c.mkdocsBody(line)
 	if c.code.consume(line) {
 		c.out = append(c.out, line)
 		return
@@ -231,6 +242,11 @@ func (c *cleaner) add(line string) {
 		if title != "" {
 			c.out = append(c.out, title)
 		}
+		return
+	}
+	if title, ok := otherAdmonitionTitle(line); ok {
+		c.out = append(c.out, title)
+		c.inMkdocsBody = !githubAlertRe.MatchString(line)
 		return
 	}
 	line = stripTags(line)
@@ -321,6 +337,45 @@ func admonitionTitle(line string) (string, bool) {
 		return label + ":", true
 	}
 	return label + ": " + title, true
+}
+
+// otherAdmonitionTitle is admonitionTitle for the markers of mkdocs
+// (`!!! warning "Title"`, `??? note`) and GitHub (`> [!NOTE]`): the marker
+// becomes the label a reader sees ("Warning: Title", "Note:") instead of
+// "!!! warning" in the index and in a quoted answer.
+func otherAdmonitionTitle(line string) (string, bool) {
+	kind, title := "", ""
+	if m := mkdocsAdmonitionRe.FindStringSubmatch(line); m != nil {
+		kind, title = m[1], strings.TrimSpace(m[2])
+	} else if m := githubAlertRe.FindStringSubmatch(line); m != nil {
+		kind = m[1]
+	} else {
+		return "", false
+	}
+	label := strings.ToUpper(kind[:1]) + strings.ToLower(kind[1:])
+	if title == "" {
+		return label + ":", true
+	}
+	return label + ": " + title, true
+}
+
+// mkdocsBody removes the indent of an mkdocs admonition's body from line
+// (four spaces or a tab, Python-Markdown's); a line indented less that is
+// not blank ends the body.
+func (c *cleaner) mkdocsBody(line string) string {
+	if !c.inMkdocsBody {
+		return line
+	}
+	switch {
+	case strings.HasPrefix(line, "    "):
+		return line[4:]
+	case strings.HasPrefix(line, "\t"):
+		return line[1:]
+	case strings.TrimSpace(line) == "":
+		return line
+	}
+	c.inMkdocsBody = false
+	return line
 }
 
 // openTagStart is a JSX element opened at the start of a line whose
