@@ -56,6 +56,12 @@ type OpenAI struct {
 	// floats is set once a server showed it does not serve base64: its
 	// later batches ask for floats at once rather than pay two requests.
 	floats atomic.Bool
+	// dims is the length of the first vector this embedder received,
+	// which every later one must have: go-openai's base64 decoding drops
+	// bytes short of a whole float without a word, and a question is
+	// embedded on its own, so only a length kept across calls catches a
+	// short one before the store mistakes it for another model's.
+	dims atomic.Int64
 
 	// Log receives the switch to floats (nil: discarded); set it before
 	// the first Embed.
@@ -97,7 +103,6 @@ func (e *OpenAI) Model() string { return e.model }
 // Embed implements Embedder.
 func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, 0, len(texts))
-	dims := 0 // the first vector's length, which every other must have
 	for start := 0; start < len(texts); start += e.batch {
 		end := min(start+e.batch, len(texts))
 		res, err := e.embedBatch(ctx, texts[start:end])
@@ -114,11 +119,12 @@ func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 			}
 			// A store holds vectors of one length: a short or empty one
 			// would be compared with the others as if it were whole.
-			if dims == 0 {
-				dims = len(d.Embedding)
+			n := int64(len(d.Embedding))
+			if n > 0 {
+				e.dims.CompareAndSwap(0, n)
 			}
-			if n := len(d.Embedding); n == 0 || n != dims {
-				return nil, fmt.Errorf("embeddings response: vector %d has %d dimensions, the first %d", start+d.Index, n, dims)
+			if want := e.dims.Load(); n == 0 || n != want {
+				return nil, fmt.Errorf("embeddings response: vector %d has %d dimensions, this model's earlier ones %d", start+d.Index, n, want)
 			}
 			batch[d.Index] = Normalize(d.Embedding)
 		}
@@ -173,22 +179,38 @@ func (e *OpenAI) request(ctx context.Context, texts []string, format openai.Embe
 }
 
 // noBase64: the failure of a base64 request says the server does not serve
-// base64. Either it refused the field (400: a server that validates it
-// against "float" alone), or it ignored it and sent floats, which
-// go-openai's base64 decoding finds where it expects a string. A string
+// base64. Either it refused the field (400, or 422 from a FastAPI-style
+// server validating it against "float" alone), or it answered 2xx but
+// ignored the field and sent floats, which go-openai's base64 decoding finds
+// where it expects a string. A decoding failure of an error answer (a 503
+// whose body is a bare string) says nothing about base64: switching on it
+// would ask a recovered server for floats until the next restart. A string
 // that is not base64 is a broken answer, not a missing feature: its error
 // is returned as it is.
 func noBase64(err error) bool {
-	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+	switch status := httpStatus(err); status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
 		return true
+	case 0:
+		_, ok := errors.AsType[*json.UnmarshalTypeError](err)
+		return ok
+	default:
+		return false
 	}
-	if apiErr, ok := errors.AsType[*openai.APIError](err); ok {
-		return apiErr.HTTPStatusCode == http.StatusBadRequest
+}
+
+// httpStatus is the HTTP status of a failed answer, 0 when there was
+// none. go-openai wraps an error body it cannot read as its APIError
+// (`{"error": "text"}`) in a RequestError that holds the status, leaving
+// the APIError's at 0: the first non-zero one is the answer's.
+func httpStatus(err error) int {
+	if apiErr, ok := errors.AsType[*openai.APIError](err); ok && apiErr.HTTPStatusCode != 0 {
+		return apiErr.HTTPStatusCode
 	}
 	if reqErr, ok := errors.AsType[*openai.RequestError](err); ok {
-		return reqErr.HTTPStatusCode == http.StatusBadRequest
+		return reqErr.HTTPStatusCode
 	}
-	return false
+	return 0
 }
 
 // retryable: the request may succeed if sent again, by the rule of the
@@ -198,13 +220,7 @@ func retryable(ctx context.Context, err error) bool {
 	if _, ok := errors.AsType[*url.Error](err); ok {
 		return ctx.Err() == nil
 	}
-	status := 0
-	if apiErr, ok := errors.AsType[*openai.APIError](err); ok {
-		status = apiErr.HTTPStatusCode
-	} else if reqErr, ok := errors.AsType[*openai.RequestError](err); ok {
-		status = reqErr.HTTPStatusCode
-	}
-	switch status {
+	switch status := httpStatus(err); status {
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
 		return true
 	default:

@@ -3,10 +3,16 @@ package embed_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -190,7 +196,7 @@ func TestOpenAIBrokenBase64(t *testing.T) {
 	e2, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: openaitest.APIKey, BaseURL: oai.URL})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = e2.Embed(context.Background(), texts)
-	g.Expect(err).To(MatchError(ContainSubstring("vector 2 has 1535 dimensions, the first 1536")))
+	g.Expect(err).To(MatchError(ContainSubstring("vector 2 has 1535 dimensions, this model's earlier ones 1536")))
 
 	oai.SetBase64(openaitest.Base64Served)
 	_, err = e.Embed(context.Background(), texts[:1])
@@ -230,4 +236,92 @@ func BenchmarkOpenAIEmbedQuestion(b *testing.B) {
 			}
 		})
 	}
+}
+
+// How other OpenAI-compatible servers refuse base64, at the wire: a
+// FastAPI-style 422, and a 400 whose error is a bare string (go-openai then
+// reports the status on its RequestError, not its APIError) both lead to
+// floats; an outage answered with a bare string (503) is retried and is no
+// reason to give base64 up once the server is back.
+func TestOpenAIRefusalsOfOtherServers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		status     int
+		body       string
+		failures   int // base64 requests refused before the server serves it
+		wantFloats bool
+	}{
+		"422 from a validating server": {http.StatusUnprocessableEntity, `{"detail":[{"msg":"unexpected value; permitted: 'float'"}]}`, 99, true},
+		"400 with a bare string error": {http.StatusBadRequest, `{"error":"encoding_format must be float"}`, 99, true},
+		// Down for all three tries of the first question.
+		"503 with a bare string body": {http.StatusServiceUnavailable, `"Service Unavailable"`, 3, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			var mu sync.Mutex
+			var formats []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var req struct {
+					EncodingFormat string `json:"encoding_format"`
+				}
+				_ = json.NewDecoder(r.Body).Decode(&req)
+				mu.Lock()
+				formats = append(formats, req.EncodingFormat)
+				refused := 0
+				for _, f := range formats {
+					if f == "base64" {
+						refused++
+					}
+				}
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				if req.EncodingFormat == "base64" && refused <= tc.failures {
+					w.WriteHeader(tc.status)
+					_, _ = io.WriteString(w, tc.body)
+					return
+				}
+				vec := `[0.6,0.8]`
+				if req.EncodingFormat == "base64" {
+					b := make([]byte, 8)
+					binary.LittleEndian.PutUint32(b, math.Float32bits(0.6))
+					binary.LittleEndian.PutUint32(b[4:], math.Float32bits(0.8))
+					vec = `"` + base64.StdEncoding.EncodeToString(b) + `"`
+				}
+				_, _ = io.WriteString(w, `{"object":"list","model":"m","data":[{"object":"embedding","index":0,"embedding":`+vec+`}]}`)
+			}))
+			defer srv.Close()
+			e, err := embed.NewOpenAI(embed.OpenAIOptions{APIKey: "k", BaseURL: srv.URL})
+			g.Expect(err).NotTo(HaveOccurred())
+			for i := range 2 {
+				vs, err := e.Embed(context.Background(), []string{"q"})
+				if !tc.wantFloats && i == 0 {
+					g.Expect(err).To(MatchError(ContainSubstring("503")), "an outage is an error, not a fallback")
+					continue
+				}
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(vs).To(HaveLen(1))
+				g.Expect(vs[0]).To(HaveLen(2))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.wantFloats {
+				g.Expect(formats).To(Equal([]string{"base64", "float", "float"}), "refused once, then floats")
+			} else {
+				g.Expect(formats).To(Equal([]string{"base64", "base64", "base64", "base64"}), "retried, never floats, and base64 kept")
+			}
+		})
+	}
+}
+
+// A question is embedded on its own: a vector short of a whole float
+// (go-openai drops the odd bytes without a word) is caught against the
+// length of the vectors this embedder got before.
+func TestOpenAIShortVectorAcrossCalls(t *testing.T) {
+	g := NewWithT(t)
+	oai := openaitest.Start(t)
+	e := newOpenAI(t, oai, nil)
+	_, err := e.Embed(context.Background(), texts[:1])
+	g.Expect(err).NotTo(HaveOccurred())
+	oai.SetBase64(openaitest.Base64Short)
+	_, err = e.Embed(context.Background(), texts[:1])
+	g.Expect(err).To(MatchError(ContainSubstring("has 1535 dimensions, this model's earlier ones 1536")))
 }
