@@ -16,9 +16,9 @@ import (
 // what the engine does with scores, coverage and similarity alone).
 type hitsStore struct{ hits []vectorstore.Hit }
 
-func (s hitsStore) Hashes(context.Context) (map[string]string, error) { return nil, nil }
-func (s hitsStore) Upsert(context.Context, []vectorstore.Point) error { return nil }
-func (s hitsStore) Delete(context.Context, []string) error            { return nil }
+func (s hitsStore) Hashes(context.Context) (map[string]vectorstore.Stored, error) { return nil, nil }
+func (s hitsStore) Upsert(context.Context, []vectorstore.Point) error             { return nil }
+func (s hitsStore) Delete(context.Context, []string) error                        { return nil }
 func (s hitsStore) Search(context.Context, vectorstore.Query) ([]vectorstore.Hit, error) {
 	return s.hits, nil
 }

@@ -93,7 +93,7 @@ func ContentHash(model, embedText, url string) string {
 }
 
 // storedHash is the hash stored with a chunk of the named source: the
-// stores list only ids and hashes (vectorstore.Store.Hashes), so the
+// stores list only ids, hashes and pages (vectorstore.Store.Hashes), so the
 // source's name rides in front of the hash, which tells whose chunk it is
 // without a schema change. The unnamed source's is the bare hash.
 func storedHash(sourceName, contentHash string) string {
@@ -122,7 +122,8 @@ func pointID(sourceName string, c chunk.Chunk) string {
 }
 
 // Run ingests the sources one after the other. A page that cannot be read
-// is reported on Out (path and reason) and left out; the rest is indexed. A
+// is reported on Out (path and reason) and left out, keeping its stored
+// chunks; the rest is indexed, and removed pages' chunks are deleted. A
 // source that fails as a whole (a clone that fails, a site that does not
 // answer) keeps its chunks, is counted in Summary.Errors and makes Run
 // return an error once the other sources are done.
@@ -157,7 +158,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	}
 	if o.Authoritative {
-		n, err := deleteStale(ctx, o.Store, existing, func(_, stored string) bool { return !listed[sourceOf(stored)] })
+		n, err := deleteStale(ctx, o.Store, existing, func(_ string, st vectorstore.Stored) bool { return !listed[sourceOf(st.ContentHash)] })
 		sum.Removed += n
 		if err != nil {
 			return sum, err
@@ -178,7 +179,7 @@ func label(name string) string {
 // runSource loads, embeds and stores one source and removes its stale
 // chunks; only an error of the source itself, or the store's, is returned
 // (Run names the source in it), and either stops the source.
-func runSource(ctx context.Context, o Options, src Source, existing map[string]string, sum *Summary) error {
+func runSource(ctx context.Context, o Options, src Source, existing map[string]vectorstore.Stored, sum *Summary) error {
 	l, err := src.Load(ctx)
 	if err != nil {
 		return err
@@ -190,12 +191,12 @@ func runSource(ctx context.Context, o Options, src Source, existing map[string]s
 	sum.Pages += l.Pages
 	sum.Chunks += len(l.Chunks)
 	sum.Skipped += l.Skipped
-	sum.Errors = append(sum.Errors, l.Errors...)
-	sum.Errors = append(sum.Errors, l.Missed...)
+	left := slices.Concat(l.Errors, l.Hidden, l.Missed)
+	sum.Errors = append(sum.Errors, left...)
 	for _, e := range l.Warnings {
 		fmt.Fprintln(o.Out, "ingest: warning:", prefix+e.Error())
 	}
-	for _, e := range slices.Concat(l.Errors, l.Missed) {
+	for _, e := range left {
 		fmt.Fprintln(o.Out, "ingest: skipped page", prefix+e.Error())
 	}
 	for i := range l.Chunks {
@@ -213,14 +214,18 @@ func runSource(ctx context.Context, o Options, src Source, existing map[string]s
 	if _, err := embedAndStore(ctx, o, todo, hashes); err != nil {
 		return err
 	}
-	// While a page failed in a way that hides which chunks are its, the
-	// chunks of removed pages are kept: the next clean run removes them.
-	if len(l.Errors) > 0 {
+	// A page left out that the docs may still have keeps its chunks
+	// (removing them would drop it from answers, and re-embed it once
+	// fixed); the chunks of every other page not loaded go, so that one
+	// page that stays broken does not keep removed and renamed pages cited
+	// forever. Only a page whose chunks cannot be told apart (Hidden) keeps
+	// them all, until a run without one.
+	if len(l.Hidden) > 0 {
 		return nil
 	}
-	n, err := deleteStale(ctx, o.Store, existing, func(id, stored string) bool {
+	n, err := deleteStale(ctx, o.Store, existing, func(id string, st vectorstore.Stored) bool {
 		_, kept := hashes[id]
-		return !kept && sourceOf(stored) == src.Name
+		return !kept && sourceOf(st.ContentHash) == src.Name && !leftOut(st.DocPath, l.Errors)
 	})
 	sum.Removed += n
 	if err != nil {
@@ -229,14 +234,25 @@ func runSource(ctx context.Context, o Options, src Source, existing map[string]s
 	return nil
 }
 
+// leftOut says whether a stored chunk's page is one of the pages left out,
+// or in a folder left out.
+func leftOut(docPath string, errs []PageError) bool {
+	for _, e := range errs {
+		if docPath == e.Path || strings.HasPrefix(docPath, e.Path+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // changed returns the chunks whose stored hash under model differs from
 // the stored one, and the stored hash of every chunk by ID.
-func changed(chunks []chunk.Chunk, sourceName, model string, existing map[string]string) (todo []chunk.Chunk, hashes map[string]string) {
+func changed(chunks []chunk.Chunk, sourceName, model string, existing map[string]vectorstore.Stored) (todo []chunk.Chunk, hashes map[string]string) {
 	hashes = make(map[string]string, len(chunks))
 	for _, c := range chunks {
 		h := storedHash(sourceName, ContentHash(model, c.EmbedText(), c.URL))
 		hashes[c.ID] = h
-		if existing[c.ID] != h {
+		if existing[c.ID].ContentHash != h {
 			todo = append(todo, c)
 		}
 	}
@@ -278,10 +294,10 @@ func embedAndStore(ctx context.Context, o Options, todo []chunk.Chunk, hashes ma
 
 // deleteStale deletes the stored chunks for which stale says so and
 // returns how many there were.
-func deleteStale(ctx context.Context, store vectorstore.Store, existing map[string]string, stale func(id, stored string) bool) (int, error) {
+func deleteStale(ctx context.Context, store vectorstore.Store, existing map[string]vectorstore.Stored, stale func(id string, st vectorstore.Stored) bool) (int, error) {
 	var ids []string
-	for id, h := range existing {
-		if stale(id, h) {
+	for id, st := range existing {
+		if stale(id, st) {
 			ids = append(ids, id)
 		}
 	}

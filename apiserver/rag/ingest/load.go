@@ -17,14 +17,21 @@ type Loaded struct {
 	Chunks []chunk.Chunk
 	// Pages is how many pages were read (drafts and failed pages excluded).
 	Pages int
-	// Skipped counts chunks left out (Warnings say why). Errors are pages
-	// left out whose stored chunks cannot be told from those of removed
-	// pages, so none is removed; Missed are pages left out that do not hide
-	// anything (gone, or kept from their last good copy).
+	// Skipped counts chunks left out (Warnings say why).
 	Skipped  int
 	Warnings []PageError
-	Errors   []PageError
-	Missed   []PageError
+	// Errors are pages left out that may still be in the docs: their
+	// stored chunks are kept. Each Path is a page's chunk.Chunk.DocPath,
+	// or a folder of such pages (one that could not be read), which is
+	// what tells their chunks from those of removed pages.
+	Errors []PageError
+	// Hidden are pages left out whose stored chunks cannot be told from
+	// those of removed pages: while there is one, no chunk of the source
+	// is removed.
+	Hidden []PageError
+	// Missed are pages left out that do not hide anything (gone, or kept
+	// from their last good copy).
+	Missed []PageError
 }
 
 // Docs is the source of a Docusaurus docs folder (see Load).
@@ -79,8 +86,9 @@ type loader struct {
 	*pageSet // its opt is the chunk options
 }
 
-// visit is the fs.WalkDirFunc of Load; p is slash-separated and relative to
-// the docs folder.
+// visit is the fs.WalkDirFunc of Load; p is slash-separated, clean and
+// relative to the docs folder, as chunk.Parse makes a page's DocPath, so an
+// Errors entry names the chunks its page (or folder) keeps.
 func (l *loader) visit(p string, d fs.DirEntry, err error) error {
 	if err != nil {
 		if p == "." {

@@ -73,7 +73,11 @@ func loadSite(ctx context.Context, name string, s source.Site, o SpecOptions) (L
 	for _, f := range res.Failed {
 		e := PageError{Path: f.URL, Reason: f.Reason}
 		if f.Unknown {
-			set.Errors = append(set.Errors, e)
+			// Hidden, not Errors: the page's chunks were stored under the
+			// path of the URL it redirected to when it was last fetched
+			// (often another: /docs/x to /docs/x/), which a failed fetch
+			// cannot tell, so its URL does not say which chunks are its.
+			set.Hidden = append(set.Hidden, e)
 		} else {
 			set.Missed = append(set.Missed, e)
 		}

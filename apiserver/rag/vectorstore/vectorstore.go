@@ -59,11 +59,19 @@ type Query struct {
 	Lexical bool
 }
 
+// Stored is what ingestion needs to know of a stored chunk: its content
+// hash, to skip it when unchanged, and its page, to keep it while that
+// page fails to load (and remove the chunks of the other removed pages).
+type Stored struct {
+	ContentHash string
+	DocPath     string
+}
+
 // Store holds the chunks of the docs.
 type Store interface {
-	// Hashes maps every stored point id to its content hash, which lets
-	// ingestion skip unchanged chunks and delete vanished ones.
-	Hashes(ctx context.Context) (map[string]string, error)
+	// Hashes maps every stored point id to its content hash and page,
+	// which lets ingestion skip unchanged chunks and delete vanished ones.
+	Hashes(ctx context.Context) (map[string]Stored, error)
 	Upsert(ctx context.Context, points []Point) error
 	Delete(ctx context.Context, ids []string) error
 	Search(ctx context.Context, q Query) ([]Hit, error)

@@ -107,12 +107,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 }
 
 // Hashes implements vectorstore.Store.
-func (s *Store) Hashes(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
-	rows, err := s.pool.Query(ctx, `SELECT id::text, content_hash FROM rag_chunks`)
+func (s *Store) Hashes(ctx context.Context) (map[string]vectorstore.Stored, error) {
+	out := map[string]vectorstore.Stored{}
+	rows, err := s.pool.Query(ctx, `SELECT id::text, content_hash, doc_path FROM rag_chunks`)
 	if err == nil {
-		var id, h string
-		_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error { out[id] = h; return nil })
+		var (
+			id string
+			st vectorstore.Stored
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &st.ContentHash, &st.DocPath}, func() error { out[id] = st; return nil })
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table

@@ -71,7 +71,7 @@ func TestServerSeesIngestFromElsewhere(t *testing.T) {
 
 	hashes, err := server.Hashes(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(hashes).To(Equal(map[string]string{idA: "haa"}))
+	g.Expect(hashes).To(Equal(map[string]vectorstore.Stored{idA: {ContentHash: "haa", DocPath: "d.md"}}))
 
 	// A question embedded by another model is refused with the fix.
 	_, err = server.Search(ctx, vectorstore.Query{Vector: []float32{1, 0, 0}, Limit: 5})

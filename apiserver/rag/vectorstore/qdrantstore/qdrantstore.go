@@ -129,8 +129,8 @@ func (s *Store) ensureCollection(ctx context.Context, dims int) error {
 }
 
 // Hashes implements vectorstore.Store.
-func (s *Store) Hashes(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
+func (s *Store) Hashes(ctx context.Context) (map[string]vectorstore.Stored, error) {
+	out := map[string]vectorstore.Stored{}
 	if ok, err := s.collectionExists(ctx); err != nil || !ok {
 		return out, err
 	}
@@ -140,14 +140,20 @@ func (s *Store) Hashes(ctx context.Context) (map[string]string, error) {
 			CollectionName: s.collection,
 			Offset:         offset,
 			Limit:          qdrant.PtrOf(uint32(1000)),
-			WithPayload:    qdrant.NewWithPayloadInclude("content_hash"),
-			WithVectors:    qdrant.NewWithVectors(false),
+			// Only the two fields: the chunks' text would make the scroll
+			// of a large index many times heavier.
+			WithPayload: qdrant.NewWithPayloadInclude("content_hash", "doc_path"),
+			WithVectors: qdrant.NewWithVectors(false),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("qdrant: scroll %q: %w", s.collection, err)
 		}
 		for _, p := range points {
-			out[p.GetId().GetUuid()] = p.GetPayload()["content_hash"].GetStringValue()
+			pl := p.GetPayload()
+			out[p.GetId().GetUuid()] = vectorstore.Stored{
+				ContentHash: pl["content_hash"].GetStringValue(),
+				DocPath:     pl["doc_path"].GetStringValue(),
+			}
 		}
 		if next == nil || len(points) == 0 {
 			return out, nil

@@ -15,7 +15,7 @@ import (
 
 func point(id string, v []float32, text string) vectorstore.Point {
 	return vectorstore.Point{ID: id, Vector: v, Payload: vectorstore.Payload{
-		DocPath: "a.md", URL: "https://s.io/docs/a#" + id[:4], Title: "A", Heading: "H " + id[:4], Text: text, ContentHash: "h-" + id[:4],
+		DocPath: id[:4] + ".md", URL: "https://s.io/docs/a#" + id[:4], Title: "A", Heading: "H " + id[:4], Text: text, ContentHash: "h-" + id[:4],
 	}}
 }
 
@@ -55,7 +55,11 @@ func TestCollectionCreatedOnFirstUpsertWithPayload(t *testing.T) {
 
 		hashes, err := s.Hashes(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(hashes).To(Equal(map[string]string{id1: "h-1111", id2: "h-2222"}))
+		// Each chunk's page comes with its hash, read in the same scroll.
+		g.Expect(hashes).To(Equal(map[string]vectorstore.Stored{
+			id1: {ContentHash: "h-1111", DocPath: "1111.md"},
+			id2: {ContentHash: "h-2222", DocPath: "2222.md"},
+		}))
 		g.Expect(s.Empty(ctx)).To(BeFalse())
 		g.Expect(s.Delete(ctx, []string{id1})).To(Succeed())
 		g.Expect(fq.PointCount("c")).To(Equal(1))
