@@ -184,7 +184,8 @@ func TestMkdocsAdmonitionsAndGitHubAlerts(t *testing.T) {
 	g := NewWithT(t)
 	src := "# Sync\n\n!!! warning \"Prune deletes resources\"\n    Resources missing from Git are deleted.\n\n" +
 		"    ```yaml\n    prune: true\n    ```\n\nAfter the box.\n\n??? note\n    Folded text.\n\n" +
-		"!!! tip inline end \"Aside\"\n    Side text.\n\n> [!NOTE]\n> An alert body.\n"
+		"!!! tip inline end \"Aside\"\n    Side text.\n    import it, then restart.\n\n> [!NOTE]\n> An alert body.\n\n" +
+		"!!! Read this first\n    # not a heading\n"
 	p, err := chunk.Parse("sync.md", []byte(src), chunk.Options{SiteURL: site})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(p.Sections).To(HaveLen(1))
@@ -193,9 +194,12 @@ func TestMkdocsAdmonitionsAndGitHubAlerts(t *testing.T) {
 	g.Expect(text).To(ContainSubstring("```yaml\nprune: true\n```"))
 	g.Expect(text).To(ContainSubstring("\n\nAfter the box."))
 	g.Expect(text).To(ContainSubstring("Note:\nFolded text."))
-	g.Expect(text).To(ContainSubstring("Tip: Aside\nSide text."))
+	g.Expect(text).To(ContainSubstring("Tip: Aside\nSide text.\nimport it, then restart."))
+	// Prose that starts with "!!!" is not an admonition: kept as it is,
+	// and so is the indent below it.
+	g.Expect(text).To(ContainSubstring("!!! Read this first\n    # not a heading"))
 	g.Expect(text).To(ContainSubstring("Note:\n> An alert body."))
-	g.Expect(text).NotTo(ContainSubstring("!!!"))
+	g.Expect(text).NotTo(ContainSubstring("!!! warning"))
 	g.Expect(text).NotTo(ContainSubstring("???"))
 	g.Expect(text).NotTo(ContainSubstring("[!NOTE]"))
 }

@@ -188,7 +188,10 @@ var (
 	// "Title"`) and pymdownx's collapsible details (`??? note`, `???+ tip`),
 	// as mkdocs-material sites (Argo CD's docs, say) write them; their body
 	// is the block indented below.
-	mkdocsAdmonitionRe = regexp.MustCompile(`^\s*(?:!!!|\?\?\?\+?)\s*([A-Za-z][\w-]*)(?:[ \t]+[\w -]*?)?(?:\s+"([^"]*)")?\s*$`)
+	// Strict, as prose can start with "!!!": at the line's start (a nested
+	// one's once its parent's indent is removed), a space, one type word,
+	// material's "inline"/"inline end" and a quoted title at most.
+	mkdocsAdmonitionRe = regexp.MustCompile(`^(?:!!!|\?\?\?\+?) ([A-Za-z][\w-]*)(?: inline(?: end)?)?(?: +"([^"]*)")? *$`)
 	// githubAlertRe is GitHub's alert, a blockquote opened by `> [!NOTE]`.
 	githubAlertRe = regexp.MustCompile(`^\s*>\s*\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*$`)
 	jsxTagRe      = regexp.MustCompile(`</?[A-Za-z][A-Za-z0-9.:_-]*(?:\s+[^<>]*?)?/?>`)
@@ -228,13 +231,15 @@ type cleaner struct {
 
 // add cleans one line and appends what a reader sees of it to out.
 func (c *cleaner) add(line string) {
-	line = c.mkdocsBody(line)
+	line, inBody := c.mkdocsBody(line)
 	if c.code.consume(line) {
 		c.out = append(c.out, line)
 		return
 	}
 	line, ok := c.continued(line)
-	if !ok || c.startESM(line) {
+	// An admonition's body is prose: "import it, then restart" there is
+	// not an MDX import (mkdocs pages have none).
+	if !ok || !inBody && c.startESM(line) {
 		return
 	}
 	line = c.stripComments(line)
@@ -360,22 +365,22 @@ func otherAdmonitionTitle(line string) (string, bool) {
 }
 
 // mkdocsBody removes the indent of an mkdocs admonition's body from line
-// (four spaces or a tab, Python-Markdown's); a line indented less that is
-// not blank ends the body.
-func (c *cleaner) mkdocsBody(line string) string {
+// (four spaces or a tab, Python-Markdown's) and says whether line is in
+// one; a line indented less that is not blank ends the body.
+func (c *cleaner) mkdocsBody(line string) (string, bool) {
 	if !c.inMkdocsBody {
-		return line
+		return line, false
 	}
 	switch {
 	case strings.HasPrefix(line, "    "):
-		return line[4:]
+		return line[4:], true
 	case strings.HasPrefix(line, "\t"):
-		return line[1:]
+		return line[1:], true
 	case strings.TrimSpace(line) == "":
-		return line
+		return line, true
 	}
 	c.inMkdocsBody = false
-	return line
+	return line, false
 }
 
 // openTagStart is a JSX element opened at the start of a line whose

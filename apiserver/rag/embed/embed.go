@@ -56,12 +56,6 @@ type OpenAI struct {
 	// floats is set once a server showed it does not serve base64: its
 	// later batches ask for floats at once rather than pay two requests.
 	floats atomic.Bool
-	// dims is the length of the first vector this embedder received,
-	// which every later one must have: go-openai's base64 decoding drops
-	// bytes short of a whole float without a word, and a question is
-	// embedded on its own, so only a length kept across calls catches a
-	// short one before the store mistakes it for another model's.
-	dims atomic.Int64
 
 	// Log receives the switch to floats (nil: discarded); set it before
 	// the first Embed.
@@ -103,6 +97,7 @@ func (e *OpenAI) Model() string { return e.model }
 // Embed implements Embedder.
 func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, 0, len(texts))
+	dims := 0 // the first vector's length, which every other must have
 	for start := 0; start < len(texts); start += e.batch {
 		end := min(start+e.batch, len(texts))
 		res, err := e.embedBatch(ctx, texts[start:end])
@@ -119,12 +114,18 @@ func (e *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 			}
 			// A store holds vectors of one length: a short or empty one
 			// would be compared with the others as if it were whole.
-			n := int64(len(d.Embedding))
-			if n > 0 {
-				e.dims.CompareAndSwap(0, n)
+			// A store holds vectors of one length: a short one (go-openai's
+			// base64 decoding drops bytes short of a whole float without a
+			// word) or an empty one would be compared with the others as if
+			// it were whole. Within one call only: a length kept across
+			// calls would refuse every question until a restart once the
+			// model behind the name changed and the docs were re-ingested;
+			// a question alone is checked by the store's dimensions.
+			if dims == 0 {
+				dims = len(d.Embedding)
 			}
-			if want := e.dims.Load(); n == 0 || n != want {
-				return nil, fmt.Errorf("embeddings response: vector %d has %d dimensions, this model's earlier ones %d", start+d.Index, n, want)
+			if n := len(d.Embedding); n == 0 || n != dims {
+				return nil, fmt.Errorf("embeddings response: vector %d has %d dimensions, the first %d", start+d.Index, n, dims)
 			}
 			batch[d.Index] = Normalize(d.Embedding)
 		}
