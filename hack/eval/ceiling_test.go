@@ -17,6 +17,21 @@ import (
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 )
 
+// diagnosticStore serves the fictional docs offline, as make eval does,
+// and opens the store it ingested, for the diagnostics that look inside
+// the ranking: the served API and a token, the pool (closed with t) and
+// the lexical store.
+func diagnosticStore(t *testing.T) (api, token string, pool *pgxpool.Pool, store *pgstore.Store) {
+	t.Helper()
+	api, token = serve(t, offline, driftwood)
+	pool, err := pgxpool.New(context.Background(), os.Getenv(envvar.DatabaseURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return api, token, pool, pgstore.New(pool, pgstore.Options{Lexical: true})
+}
+
 // TestLexicalCeiling is a one-off diagnostic, not part of make eval:
 //
 //	go test -tags eval -count=1 -run '^TestLexicalCeiling$' -v ./hack/eval/
@@ -33,14 +48,8 @@ import (
 // BM25F already ranks the right page first, the miss is the relevance
 // threshold's or the answer's, not the ranking's.
 func TestLexicalCeiling(t *testing.T) {
-	api, token := serve(t, offline, driftwood)
+	api, token, pool, store := diagnosticStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := pgstore.New(pool, pgstore.Options{Lexical: true})
 	chunks := loadChunks(t, pool)
 	for _, set := range sets {
 		t.Run(set.file, func(t *testing.T) {

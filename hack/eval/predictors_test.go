@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -15,10 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatbackend/chatbackend/apiserver/config"
-	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/rag/embed"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
-	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 )
 
 // TestAbstentionPredictors is a one-off diagnostic, not part of make eval:
@@ -50,14 +47,8 @@ import (
 // was seen: k = 5 (RAG_TOP_K) for WIG, k = 10 for NQC and clarity, clarity
 // smoothed with 0.6 of the document's model.
 func TestAbstentionPredictors(t *testing.T) {
-	api, token := serve(t, offline, driftwood)
+	api, token, pool, store := diagnosticStore(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := pgstore.New(pool, pgstore.Options{Lexical: true})
 	coll := loadCollection(t, pool)
 	var calib map[string]cut
 	for _, file := range []string{"questions.yaml", "heldout.yaml"} {
