@@ -150,7 +150,7 @@ eval: test-deps-apiserver ## Answer quality, offline and hybrid (local sentence 
 
 # Opt-in, not in make test or CI: it downloads a 56 MB module the first time.
 .PHONY: eval-corpus
-eval-corpus: test-deps-apiserver ## Answer quality on a real docs tree: Argo CD's (its Go module, via the proxy), ingested twice and asked hack/eval/corpus-argocd.yaml through the real serve, offline (EVAL_CORPUS_HYBRID=1 adds hybrid: about 11 min more).
+eval-corpus: test-deps-apiserver ## Answer quality on a real docs tree: Argo CD's (its Go module, via the proxy), ingested twice and asked hack/eval/corpus-argocd.yaml through the real serve, offline (EVAL_CORPUS_HYBRID=1 adds hybrid: about 11 min more; EVAL_CORPUS_SET=corpus-argocd-dev.yaml asks the development set instead and diagnoses its misses).
 	EVAL_CORPUS=1 go test -tags eval -count=1 -timeout 30m -run '^TestCorpus$$' -v ./hack/eval/ | grep -v '^=== '
 
 FUZZTIME ?= 10s

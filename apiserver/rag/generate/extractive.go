@@ -30,6 +30,16 @@ func (e Extractive) AgentType() string { return "rag-extractive" }
 
 var sentenceEnd = regexp.MustCompile(`([.!?])\s+`)
 
+// Markdown a passage keeps verbatim (chunks are the page's source) that a
+// quote must not: a blockquote's markers (GitHub alerts' bodies), a list
+// item's marker, and an image, which a reader sees as a picture, not as
+// "![Argo CD Terminal](../assets/terminal.png)".
+var (
+	quoteMarker = regexp.MustCompile(`^(?:>\s?)+`)
+	listMarker  = regexp.MustCompile(`^(?:[-*+]|\d{1,9}[.)])\s+`)
+	image       = regexp.MustCompile(`!\[[^\]]*\]\([^)]*\)`)
+)
+
 // unit is a sentence or a fenced code block of a passage.
 type unit struct {
 	text string
@@ -293,9 +303,20 @@ func splitUnits(text string) []unit {
 			flush()
 			fence = trimmed[:3]
 			code = []string{line}
-		case trimmed == "":
-			flush()
 		default:
+			trimmed = strings.TrimSpace(image.ReplaceAllString(quoteMarker.ReplaceAllString(trimmed, ""), ""))
+			// A list item is a sentence of its own: joined to the line
+			// before, "... marked as failed\n2. Apply ..." was quoted as
+			// "... marked as failed 2.", its number cut off as the end of a
+			// sentence.
+			if item := listMarker.ReplaceAllString(trimmed, ""); item != trimmed {
+				flush()
+				trimmed = item
+			}
+			if trimmed == "" {
+				flush()
+				continue
+			}
 			para = append(para, trimmed)
 		}
 	}

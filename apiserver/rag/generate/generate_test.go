@@ -551,3 +551,38 @@ func TestExtractiveQuotesAPassageFoundForItsMeaning(t *testing.T) {
 	g.Expect(res.Cited).To(Equal([]int{1}))
 	g.Expect(res.Grounded).To(BeTrue())
 }
+
+// Chunks keep their page's Markdown; a quote must not: real docs (Argo CD's
+// mkdocs pages, issue #13) had numbered lists quoted as "... marked as
+// failed 2.", images as "![Argo CD Terminal](../assets/terminal.png)" and
+// a GitHub alert's lines with their "> " markers.
+func TestExtractiveQuotesMarkdownAsAReaderSeesIt(t *testing.T) {
+	g := NewWithT(t)
+	ps := []generate.Passage{{Title: "Sync phases", URL: "https://d.io/docs/sync", Text: "![Phases](../assets/phases.png)\n\n" +
+		"During a sync Argo CD does the following:\n\n" +
+		"1. Apply the PreSync hooks. If any of them fails the sync is marked as failed\n" +
+		"2. Apply the manifests\n\n" +
+		"Note:\n> A hook that fails stops the sync.\n> Its resources are kept."}}
+	weights := map[string]float64{term("hook"): 2, term("fail"): 2, term("sync"): 0.8, term("phase"): 2, term("presync"): 3, term("kept"): 3}
+	res, err := generate.Extractive{MaxSentences: 5}.Generate(context.Background(), generate.Request{
+		Question: "What happens when a PreSync hook fails?", Passages: ps, Weights: weights,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("> If any of them fails the sync is marked as failed [1]"))
+	g.Expect(res.Text).NotTo(ContainSubstring("failed 2."))
+	g.Expect(res.Text).NotTo(ContainSubstring("1. Apply"))
+	g.Expect(res.Text).NotTo(ContainSubstring("> >"))
+
+	res, err = generate.Extractive{MaxSentences: 5}.Generate(context.Background(), generate.Request{
+		Question: "Which phases are there?", Passages: ps, Weights: weights,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).NotTo(ContainSubstring("assets/phases.png"))
+
+	res, err = generate.Extractive{MaxSentences: 5}.Generate(context.Background(), generate.Request{
+		Question: "Are the resources of a failed hook kept?", Passages: ps, Weights: weights,
+	}, func(string) error { return nil })
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Text).To(ContainSubstring("> Note: A hook that fails stops the sync. [1]"))
+	g.Expect(res.Text).NotTo(ContainSubstring("> > "))
+}
