@@ -24,12 +24,20 @@ import (
 func diagnosticStore(t *testing.T) (api, token string, pool *pgxpool.Pool, store *pgstore.Store) {
 	t.Helper()
 	api, token = serve(t, offline, driftwood)
+	pool, store = servedStore(t)
+	return api, token, pool, store
+}
+
+// servedStore opens the lexical store the last serve ingested into (its
+// DATABASE_URL), with its pool, closed with t.
+func servedStore(t *testing.T) (*pgxpool.Pool, *pgstore.Store) {
+	t.Helper()
 	pool, err := pgxpool.New(context.Background(), os.Getenv(envvar.DatabaseURL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return api, token, pool, pgstore.New(pool, pgstore.Options{Lexical: true})
+	return pool, pgstore.New(pool, pgstore.Options{Lexical: true})
 }
 
 // TestLexicalCeiling is a one-off diagnostic, not part of make eval:

@@ -14,11 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/chatbackend/chatbackend/apiserver/envvar"
 	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore"
-	"github.com/chatbackend/chatbackend/apiserver/rag/vectorstore/pgstore"
 )
 
 // TestCorpus runs a question set over a real project's docs, not written
@@ -85,12 +81,7 @@ func devSet(file string) set {
 // vocabulary miss from a ranking, threshold, chunking or answer one.
 func diagnose(t *testing.T, api, token string, c corpus, file string) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv(envvar.DatabaseURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	store := pgstore.New(pool, pgstore.Options{Lexical: true})
+	pool, store := servedStore(t)
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM rag_chunks`).Scan(&n); err != nil {
 		t.Fatal(err)
